@@ -1,0 +1,498 @@
+/*
+ * cfg.c - load and validate otpenroll.conf.
+ *
+ * inih does the INI syntax.  It is fed through our own line reader, which
+ * counts lines (so every message can name one), refuses over-long lines
+ * instead of letting inih split them, and refuses NUL bytes.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "cfg.h"
+#include "util.h"
+
+enum vtype { V_STR, V_UINT, V_ENUM };
+
+struct keydef {
+	const char *key;
+	enum vtype type;
+	uint64_t min, max;   /* V_UINT */
+	const char *enums;   /* V_ENUM: '|'-separated */
+};
+
+#define STR(k) { k, V_STR, 0, 0, NULL }
+#define UINT(k, lo, hi) { k, V_UINT, lo, hi, NULL }
+#define ENUM(k, e) { k, V_ENUM, 0, 0, e }
+#define END { NULL, V_STR, 0, 0, NULL }
+
+static const struct keydef store_keys[] = {
+	STR("url"), STR("key_file"), END
+};
+static const struct keydef otp_keys[] = {
+	UINT("window", 0, 100), UINT("max_fail", 1, 1000),
+	UINT("lock_seconds", 0, 30 * 86400), STR("issuer"), END
+};
+static const struct keydef enroll_keys[] = {
+	STR("default_ca"), UINT("grant_ttl", 0, 86400), STR("key_types"),
+	UINT("max_tokens_per_user", 0, 10000),
+	ENUM("attestation", "ignore|verify|require"), STR("attestation_ca_dir"),
+	END
+};
+static const struct keydef users_keys[] = { STR("email"), END };
+static const struct keydef events_keys[] = {
+	STR("dir"), STR("handler_dir"), UINT("max_attempts", 1, 1000), END
+};
+static const struct keydef daemon_keys[] = {
+	STR("socket"), STR("admin_group"), UINT("poll_interval", 1, 86400), END
+};
+static const struct keydef smtp_keys[] = {
+	STR("host"), UINT("port", 1, 65535), ENUM("tls", "none|starttls|tls"),
+	STR("username"), STR("password_file"), STR("from"),
+	UINT("timeout", 1, 600), END
+};
+static const struct keydef ca_local_keys[] = {
+	ENUM("type", "local|cmp|ejbca-rest"), STR("dir"),
+	ENUM("approval", "auto|manual"), UINT("validity_days", 1, 36500),
+	STR("subject"), END
+};
+static const struct keydef ca_cmp_keys[] = {
+	ENUM("type", "local|cmp|ejbca-rest"), STR("url"), STR("trusted"),
+	STR("secret_file"), STR("reference"), STR("client_cert"),
+	STR("client_key"), STR("recipient"), ENUM("command", "ir|cr|p10cr"),
+	STR("subject"), UINT("timeout", 1, 600), END
+};
+static const struct keydef ca_ejbca_keys[] = {
+	ENUM("type", "local|cmp|ejbca-rest"), STR("url"), STR("client_pkcs12"),
+	STR("client_pkcs12_password_file"), STR("oauth_token_url"),
+	STR("oauth_client_id"), STR("oauth_client_secret_file"),
+	STR("oauth_scope"), STR("trusted_ca"), STR("trusted_serial"),
+	ENUM("tls_min_version", "1.2|1.3"), STR("tls_ciphers"),
+	STR("tls13_ciphers"), STR("certificate_profile"),
+	STR("end_entity_profile"), STR("ca_name"), STR("subject"),
+	UINT("timeout", 1, 600), END
+};
+/* Until a [ca] section's type is known, any CA key is accepted; the
+ * section is checked against its type's table once the file is read. */
+static const struct keydef *const ca_tables[] = {
+	ca_local_keys, ca_cmp_keys, ca_ejbca_keys, NULL
+};
+static const char *const ca_types[] = { "local", "cmp", "ejbca-rest", NULL };
+
+struct secdef {
+	const char *name;
+	bool named; /* "[smtp NAME]" */
+	const struct keydef *keys;
+};
+
+static const struct secdef sections[] = {
+	{ "store", false, store_keys },
+	{ "otp", false, otp_keys },
+	{ "enroll", false, enroll_keys },
+	{ "users", false, users_keys },
+	{ "events", false, events_keys },
+	{ "daemon", false, daemon_keys },
+	{ "smtp", true, smtp_keys },
+	{ "ca", true, NULL },
+	{ NULL, false, NULL }
+};
+
+struct parse {
+	struct cfg *cfg;
+	const char *p, *end; /* unread input */
+	int line;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static void
+perr(struct parse *ps, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+perr(struct parse *ps, int line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (ps->failed)
+		return; /* the first error is the one worth reading */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(ps->err, ps->errlen, "%s line %d: %s", ps->cfg->path, line, msg);
+	ps->failed = true;
+}
+
+/* fgets-like reader for inih over the in-memory file. */
+static char *
+reader(char *str, int num, void *stream)
+{
+	struct parse *ps = stream;
+	const char *nl;
+	size_t len;
+
+	if (ps->failed || ps->p >= ps->end)
+		return NULL;
+	ps->line++;
+	nl = memchr(ps->p, '\n', (size_t)(ps->end - ps->p));
+	len = nl ? (size_t)(nl - ps->p) : (size_t)(ps->end - ps->p);
+	if (memchr(ps->p, '\0', len) != NULL) {
+		perr(ps, ps->line, "NUL byte in line");
+		return NULL;
+	}
+	if (len > CFG_MAX_LINE || len + 2 > (size_t)num) {
+		perr(ps, ps->line, "line longer than %d characters", CFG_MAX_LINE);
+		return NULL;
+	}
+	memcpy(str, ps->p, len);
+	str[len] = '\n';
+	str[len + 1] = '\0';
+	ps->p += len + (nl ? 1 : 0);
+	return str;
+}
+
+static const struct secdef *
+find_secdef(const char *section, const char **instance)
+{
+	for (const struct secdef *d = sections; d->name; d++) {
+		size_t n = strlen(d->name);
+		if (!d->named && strcmp(section, d->name) == 0) {
+			*instance = NULL;
+			return d;
+		}
+		if (d->named && strncmp(section, d->name, n) == 0 &&
+		    section[n] == ' ' && section[n + 1] != '\0') {
+			*instance = section + n + 1;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+static const struct keydef *
+find_key(const struct keydef *keys, const char *key)
+{
+	for (; keys->key; keys++)
+		if (strcmp(keys->key, key) == 0)
+			return keys;
+	return NULL;
+}
+
+static bool
+enum_has(const char *list, const char *v)
+{
+	size_t n = strlen(v);
+
+	for (const char *p = list; *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && strncmp(p, v, n) == 0)
+			return true;
+		if (!bar)
+			break;
+		p = bar + 1;
+	}
+	return false;
+}
+
+/* Check one value against its definition; empty means "default". */
+static bool
+check_value(struct parse *ps, int line, const char *section,
+	    const struct keydef *def, const char *value)
+{
+	uint64_t v;
+
+	if (*value == '\0')
+		return true;
+	switch (def->type) {
+	case V_STR:
+		return true;
+	case V_UINT:
+		if (util_parse_uint(value, def->min, def->max, &v) != 0) {
+			perr(ps, line, "[%s] %s: \"%s\" is not a number from %llu to %llu",
+			     section, def->key, value,
+			     (unsigned long long)def->min,
+			     (unsigned long long)def->max);
+			return false;
+		}
+		return true;
+	case V_ENUM:
+		if (!enum_has(def->enums, value)) {
+			perr(ps, line, "[%s] %s: \"%s\" is not one of %s",
+			     section, def->key, value, def->enums);
+			return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+static struct cfg_section *
+get_section(struct cfg *cfg, const char *name, int line)
+{
+	struct cfg_section *s, *n;
+
+	for (size_t i = 0; i < cfg->nsec; i++)
+		if (strcmp(cfg->sec[i].name, name) == 0)
+			return &cfg->sec[i];
+	n = realloc(cfg->sec, (cfg->nsec + 1) * sizeof(*n));
+	if (n == NULL)
+		return NULL;
+	cfg->sec = n;
+	s = &cfg->sec[cfg->nsec];
+	memset(s, 0, sizeof(*s));
+	if ((s->name = strdup(name)) == NULL)
+		return NULL;
+	s->line = line;
+	cfg->nsec++;
+	return s;
+}
+
+static int
+handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse *ps = user;
+	const struct secdef *sd;
+	const struct keydef *kd = NULL;
+	const char *instance;
+	struct cfg_section *s;
+	struct cfg_kv *kv;
+
+	if (ps->failed)
+		return 0;
+	if (*section == '\0') {
+		perr(ps, ps->line, "key \"%s\" outside any [section]", key);
+		return 0;
+	}
+	if ((sd = find_secdef(section, &instance)) == NULL) {
+		perr(ps, ps->line, "unknown section [%s]", section);
+		return 0;
+	}
+	if (sd->keys)
+		kd = find_key(sd->keys, key);
+	else /* [ca NAME]: any CA key for now, checked by type later */
+		for (size_t i = 0; ca_tables[i] && kd == NULL; i++)
+			kd = find_key(ca_tables[i], key);
+	if (kd == NULL) {
+		perr(ps, ps->line, "[%s] unknown key \"%s\"", section, key);
+		return 0;
+	}
+	if (!check_value(ps, ps->line, section, kd, value))
+		return 0;
+	if ((s = get_section(ps->cfg, section, ps->line)) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < s->nkv; i++)
+		if (strcmp(s->kv[i].key, key) == 0) {
+			perr(ps, ps->line, "[%s] %s set twice (first on line %d)",
+			     section, key, s->kv[i].line);
+			return 0;
+		}
+	if ((kv = realloc(s->kv, (s->nkv + 1) * sizeof(*kv))) == NULL)
+		goto nomem;
+	s->kv = kv;
+	kv = &s->kv[s->nkv];
+	kv->key = strdup(key);
+	kv->value = strdup(value);
+	kv->line = ps->line;
+	if (kv->key == NULL || kv->value == NULL) {
+		free(kv->key);
+		free(kv->value);
+		goto nomem;
+	}
+	s->nkv++;
+	return 1;
+nomem:
+	perr(ps, ps->line, "out of memory");
+	return 0;
+}
+
+static const struct cfg_kv *
+section_kv(const struct cfg_section *s, const char *key)
+{
+	for (size_t i = 0; i < s->nkv; i++)
+		if (strcmp(s->kv[i].key, key) == 0)
+			return &s->kv[i];
+	return NULL;
+}
+
+/* A [ca NAME] section needs a type, and only that type's keys. */
+static bool
+check_ca_section(struct parse *ps, const struct cfg_section *s)
+{
+	const struct cfg_kv *type = section_kv(s, "type");
+	const struct keydef *keys = NULL;
+
+	if (type == NULL || *type->value == '\0') {
+		perr(ps, s->line, "[%s] needs a type (local, cmp or ejbca-rest)",
+		     s->name);
+		return false;
+	}
+	for (size_t i = 0; ca_types[i]; i++)
+		if (strcmp(ca_types[i], type->value) == 0)
+			keys = ca_tables[i];
+	for (size_t i = 0; i < s->nkv; i++)
+		if (find_key(keys, s->kv[i].key) == NULL) {
+			perr(ps, s->kv[i].line,
+			     "[%s] key \"%s\" does not apply to type %s",
+			     s->name, s->kv[i].key, type->value);
+			return false;
+		}
+	return true;
+}
+
+void
+cfg_free(struct cfg *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nsec; i++) {
+		for (size_t j = 0; j < cfg->sec[i].nkv; j++) {
+			free(cfg->sec[i].kv[j].key);
+			free(cfg->sec[i].kv[j].value);
+		}
+		free(cfg->sec[i].kv);
+		free(cfg->sec[i].name);
+	}
+	free(cfg->sec);
+	free(cfg->path);
+	free(cfg);
+}
+
+static struct cfg *
+parse_buffer(const char *name, const char *text, size_t len, char *err,
+	     size_t errlen)
+{
+	struct parse ps = { 0 };
+	int rc;
+
+	ps.err = err;
+	ps.errlen = errlen;
+	if ((ps.cfg = calloc(1, sizeof(*ps.cfg))) == NULL ||
+	    (ps.cfg->path = strdup(name)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		cfg_free(ps.cfg);
+		return NULL;
+	}
+	ps.p = text;
+	ps.end = text + len;
+	rc = ini_parse_stream(reader, &ps, handler, &ps);
+	if (rc > 0 && !ps.failed)
+		perr(&ps, rc, "syntax error: expected \"key = value\" or \"[section]\"");
+	else if (rc < 0 && !ps.failed)
+		perr(&ps, ps.line, "cannot parse");
+	for (size_t i = 0; i < ps.cfg->nsec && !ps.failed; i++)
+		if (strncmp(ps.cfg->sec[i].name, "ca ", 3) == 0)
+			check_ca_section(&ps, &ps.cfg->sec[i]);
+	if (ps.failed) {
+		cfg_free(ps.cfg);
+		return NULL;
+	}
+	return ps.cfg;
+}
+
+struct cfg *
+cfg_load_string(const char *name, const char *text, char *err, size_t errlen)
+{
+	return parse_buffer(name, text, strlen(text), err, errlen);
+}
+
+struct cfg *
+cfg_load(const char *path, char *err, size_t errlen)
+{
+	struct cfg *cfg = NULL;
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t r;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > CFG_MAX_FILE) {
+		snprintf(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE);
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		r = read(fd, buf + len, (size_t)st.st_size - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(err, errlen, "%s: %s", path,
+				 r < 0 ? strerror(errno) : "file shrank while reading");
+			goto out;
+		}
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	cfg = parse_buffer(path, buf, len, err, errlen);
+out:
+	free(buf);
+	close(fd);
+	return cfg;
+}
+
+const struct cfg_section *
+cfg_section(const struct cfg *cfg, const char *name)
+{
+	if (cfg == NULL)
+		return NULL;
+	for (size_t i = 0; i < cfg->nsec; i++)
+		if (strcmp(cfg->sec[i].name, name) == 0)
+			return &cfg->sec[i];
+	return NULL;
+}
+
+const char *
+cfg_get(const struct cfg *cfg, const char *section, const char *key)
+{
+	const struct cfg_section *s = cfg_section(cfg, section);
+	const struct cfg_kv *kv;
+
+	if (s == NULL || (kv = section_kv(s, key)) == NULL || *kv->value == '\0')
+		return NULL;
+	return kv->value;
+}
+
+const char *
+cfg_str(const struct cfg *cfg, const char *section, const char *key,
+	const char *def)
+{
+	const char *v = cfg_get(cfg, section, key);
+	return v ? v : def;
+}
+
+uint64_t
+cfg_uint(const struct cfg *cfg, const char *section, const char *key,
+	 uint64_t def)
+{
+	const char *v = cfg_get(cfg, section, key);
+	uint64_t n;
+
+	/* Validated at load; a failure here means the key is not numeric. */
+	if (v == NULL || util_parse_uint(v, 0, UINT64_MAX, &n) != 0)
+		return def;
+	return n;
+}

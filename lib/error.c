@@ -1,0 +1,80 @@
+/* error.c - fixed descriptions of return codes and the context's detail. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * No default case: a code added to oe_rc and forgotten here is a compiler
+ * warning, and tests/unit/test_errors.c walks every code.
+ */
+const char *
+oe_strerror(oe_rc rc)
+{
+	switch (rc) {
+	case OE_OK:
+		return "success";
+	case OE_ENOMEM:
+		return "out of memory";
+	case OE_EINVAL:
+		return "invalid argument";
+	case OE_ECONFIG:
+		return "configuration error";
+	case OE_EIO:
+		return "file or system error";
+	case OE_ESTORE:
+		return "store error";
+	case OE_ECRYPTO:
+		return "cryptographic failure";
+	case OE_EKEY:
+		return "key file error";
+	case OE_ENOTFOUND:
+		return "not found";
+	case OE_EEXISTS:
+		return "already exists";
+	case OE_EAUTH:
+		return "authentication failed";
+	case OE_ELOCKED:
+		return "token locked";
+	case OE_ENOTOKEN:
+		return "no active OTP token";
+	case OE_EPARSE:
+		return "malformed input";
+	case OE_ELIMIT:
+		return "limit exceeded";
+	case OE_EBUSY:
+		return "store busy";
+	case OE_EPERM:
+		return "not permitted";
+	case OE_ESCHEMA:
+		return "store schema error";
+	}
+	return "unknown error";
+}
+
+oe_rc
+ctx_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx == NULL)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+ctx_clear_error(oe_ctx *ctx)
+{
+	ctx->errmsg[0] = '\0';
+}
+
+const char *
+oe_ctx_errmsg(const oe_ctx *ctx)
+{
+	return ctx ? ctx->errmsg : "";
+}

@@ -1,0 +1,44 @@
+/*
+ * internal.h - the context shared by the library's files.
+ *
+ * Naming: oe_ is the public API (lib/otpenroll.h, the only exported
+ * symbols); cross-file internal functions carry their file's prefix
+ * (cfg_, store_, seal_, otp_, tok_, audit_, event_, ctx_); static
+ * helpers have none.
+ */
+#ifndef OE_INTERNAL_H
+#define OE_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "otpenroll.h"
+#include "keyfile.h"
+
+struct cfg;
+struct store;
+
+struct oe_ctx {
+	struct cfg *cfg;
+	struct store *store;
+	unsigned char key[OE_KEY_LEN]; /* store key, from key_file */
+	bool have_key;
+	char actor[64];
+	char errmsg[512];
+};
+
+/* Record the detail of an error and return rc, curl failf-style:
+ * `return ctx_fail(ctx, OE_ECONFIG, "%s line %d: ...", ...);` */
+oe_rc ctx_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ctx_clear_error(oe_ctx *ctx);
+
+/* Open the store (and key) if not open yet. */
+oe_rc ctx_store(oe_ctx *ctx, struct store **out);
+
+/* Settings with their defaults applied, read by the library's files. */
+unsigned ctx_otp_window(const oe_ctx *ctx);
+unsigned ctx_otp_max_fail(const oe_ctx *ctx);
+unsigned ctx_otp_lock_seconds(const oe_ctx *ctx);
+unsigned ctx_grant_ttl(const oe_ctx *ctx);
+
+#endif

@@ -1,0 +1,71 @@
+/* otp.c - code generation and constant-time matching. */
+#include "config.h"
+
+#include <string.h>
+
+#include <liboath/oath.h>
+#include <openssl/crypto.h>
+
+#include "otp.h"
+
+int
+otp_generate(const unsigned char *secret, size_t len, uint64_t factor,
+	     unsigned digits, char out[OTP_MAX_DIGITS + 1])
+{
+	if (digits != 6 && digits != 7 && digits != 8)
+		return -1;
+	if (oath_hotp_generate((const char *)secret, len, factor, digits, false,
+			       OATH_HOTP_DYNAMIC_TRUNCATION, out) != OATH_OK)
+		return -1;
+	return 0;
+}
+
+uint64_t
+otp_totp_step(time_t now, unsigned period)
+{
+	if (now < 0 || period == 0)
+		return 0;
+	return (uint64_t)now / period;
+}
+
+bool
+otp_well_formed(const char *code, unsigned digits)
+{
+	size_t n = strnlen(code, OTP_MAX_INPUT + 1);
+
+	if (n != digits)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (code[i] < '0' || code[i] > '9')
+			return false;
+	return true;
+}
+
+int
+otp_match(const unsigned char *secret, size_t len, unsigned digits,
+	  uint64_t from, uint64_t to, const char *code, uint64_t *factor)
+{
+	char want[OTP_MAX_DIGITS + 1];
+	char given[OTP_MAX_DIGITS + 1] = { 0 };
+	int found = 0;
+
+	if (!otp_well_formed(code, digits))
+		return 0;
+	memcpy(given, code, digits);
+	for (uint64_t f = from; f <= to; f++) {
+		if (otp_generate(secret, len, f, digits, want) != 0) {
+			OPENSSL_cleanse(want, sizeof(want));
+			return -1;
+		}
+		/* No early exit: the first match wins, the scan goes on. */
+		if (CRYPTO_memcmp(want, given, digits) == 0 && !found) {
+			found = 1;
+			*factor = f;
+		}
+		if (f == UINT64_MAX)
+			break;
+	}
+	OPENSSL_cleanse(want, sizeof(want));
+	OPENSSL_cleanse(given, sizeof(given));
+	return found;
+}

@@ -1,0 +1,202 @@
+/*
+ * otpenroll.h - public API of libotpenroll
+ *
+ * libotpenroll keeps OTP and certificate tokens in a store, verifies
+ * one-time passwords with replay protection and records what happened in
+ * an audit log and an event outbox.  It never talks to a user: every
+ * function returns an oe_rc and leaves a human-readable detail on the
+ * context (oe_ctx_errmsg()).
+ *
+ * Ownership: out-parameters are set to NULL on entry and filled only on
+ * success; everything handed out is freed with the matching oe_*_free().
+ */
+#ifndef OTPENROLL_H
+#define OTPENROLL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OE_DEFAULT_CONFIG "/etc/otpenroll/otpenroll.conf"
+
+/*
+ * Return codes: 0 is success, errors are negative.  When adding a code,
+ * also add it to oe_strerror() in lib/error.c (the switch has no default,
+ * so the compiler points at it) and move OE_RC_LAST.
+ */
+typedef enum oe_rc {
+	OE_OK = 0,
+	OE_ENOMEM = -1,    /* out of memory */
+	OE_EINVAL = -2,    /* invalid argument */
+	OE_ECONFIG = -3,   /* configuration error */
+	OE_EIO = -4,       /* file or system error */
+	OE_ESTORE = -5,    /* store (database) error */
+	OE_ECRYPTO = -6,   /* cryptographic failure */
+	OE_EKEY = -7,      /* key file missing, unsafe or not the store's key */
+	OE_ENOTFOUND = -8, /* no such token, user or entry */
+	OE_EEXISTS = -9,   /* already exists */
+	OE_EAUTH = -10,    /* wrong or replayed one-time password */
+	OE_ELOCKED = -11,  /* token locked after too many failures */
+	OE_ENOTOKEN = -12, /* user has no active OTP token */
+	OE_EPARSE = -13,   /* malformed input */
+	OE_ELIMIT = -14,   /* a size or count limit was exceeded */
+	OE_EBUSY = -15,    /* store busy for too long */
+	OE_EPERM = -16,    /* operation not permitted */
+	OE_ESCHEMA = -17,  /* store not initialised or from a newer version */
+} oe_rc;
+#define OE_RC_LAST OE_ESCHEMA
+
+/* Short fixed description of a code ("configuration error"). */
+const char *oe_strerror(oe_rc rc);
+
+/* Library version string, e.g. "0.1.0". */
+const char *oe_version(void);
+
+/* ---- context ---------------------------------------------------------- */
+
+typedef struct oe_ctx oe_ctx;
+
+/* A new context with no configuration; NULL when out of memory. */
+oe_ctx *oe_ctx_new(void);
+void oe_ctx_free(oe_ctx *ctx);
+
+/* Load and validate a configuration file (NULL: OE_DEFAULT_CONFIG). */
+oe_rc oe_ctx_load_config(oe_ctx *ctx, const char *path);
+
+/* Detail of the last error on this context ("" when none). */
+const char *oe_ctx_errmsg(const oe_ctx *ctx);
+
+/* Who acts, for the audit log ("pam", "root", "uid 1000"). */
+oe_rc oe_ctx_set_actor(oe_ctx *ctx, const char *actor);
+
+/* A configuration value as written, or NULL; section "ca local" etc. */
+const char *oe_config_get(const oe_ctx *ctx, const char *section,
+			  const char *key);
+
+/*
+ * Open the store and key named in the configuration.  Every function
+ * below opens it on first use; calling this first only separates
+ * "cannot open" from later errors.  A store with an older schema is
+ * migrated in one transaction.
+ */
+oe_rc oe_ctx_open_store(oe_ctx *ctx);
+
+/*
+ * Create the key file (0600) if it is missing, create or migrate the
+ * schema and bind the store to the key.  *created_key tells whether a
+ * new key was written.
+ */
+oe_rc oe_init(oe_ctx *ctx, bool *created_key);
+
+/* ---- tokens ------------------------------------------------------------ */
+
+typedef struct oe_token {
+	char *serial;
+	char *type;          /* "hotp", "totp", "certificate" */
+	char *user;          /* owner */
+	char *rollout_state; /* "enrolled", "pending", ... */
+	char *description;
+	bool active;
+	bool locked;         /* locked_until is in the future */
+	int failcount;
+	unsigned digits;     /* OTP tokens */
+	unsigned period;     /* TOTP tokens */
+	uint64_t counter;    /* next acceptable HOTP counter / TOTP step */
+	time_t locked_until; /* 0 when never locked */
+	time_t last_auth;    /* 0 when never used */
+	time_t created;
+	time_t updated;
+} oe_token;
+
+void oe_token_free(oe_token *tok);
+void oe_token_list_free(oe_token **list, size_t n);
+
+typedef struct oe_otp_params {
+	const char *user;
+	const char *type;            /* "totp" or "hotp" */
+	const unsigned char *secret; /* NULL: 20 random bytes */
+	size_t secret_len;
+	unsigned digits;             /* 6 or 8; 0: 6 */
+	unsigned period;             /* TOTP step in seconds; 0: 30 */
+	uint64_t counter;            /* HOTP start counter */
+	const char *description;     /* may be NULL */
+} oe_otp_params;
+
+/*
+ * Enroll an OTP token.  *serial and *uri (an otpauth:// URI holding the
+ * secret, for the authenticator app) are the caller's to free.
+ */
+oe_rc oe_token_add_otp(oe_ctx *ctx, const oe_otp_params *p, char **serial,
+		       char **uri);
+
+oe_rc oe_token_get(oe_ctx *ctx, const char *serial, oe_token **out);
+
+/* All tokens, or one user's (user != NULL), ordered by serial. */
+oe_rc oe_token_list(oe_ctx *ctx, const char *user, oe_token ***out,
+		    size_t *n);
+
+oe_rc oe_token_set_active(oe_ctx *ctx, const char *serial, bool active);
+oe_rc oe_token_delete(oe_ctx *ctx, const char *serial);
+/* Clear the fail counter and any lock. */
+oe_rc oe_token_unlock(oe_ctx *ctx, const char *serial);
+
+/*
+ * Import a pam_oath usersfile in one transaction: every line becomes a
+ * token, with its counter and last-used state carried over, or nothing
+ * is imported.  *imported counts the tokens.
+ */
+oe_rc oe_token_import_usersfile(oe_ctx *ctx, const char *path,
+				size_t *imported);
+
+/* ---- authentication ---------------------------------------------------- */
+
+typedef struct oe_auth_info {
+	char serial[64]; /* token that matched, or the last one tried */
+	int failcount;   /* after this attempt */
+	bool locked;     /* this attempt locked the token, or it was locked */
+	time_t locked_until;
+} oe_auth_info;
+
+/*
+ * Check a one-time password for a user against the user's active OTP
+ * tokens.  On success the code can never be accepted again (an atomic
+ * compare-and-set of the counter, committed durably before returning)
+ * and an enrollment grant is recorded.  Returns OE_OK, OE_EAUTH,
+ * OE_ELOCKED, OE_ENOTOKEN, or an error reaching the store.
+ */
+oe_rc oe_auth_otp(oe_ctx *ctx, const char *user, const char *code,
+		  oe_auth_info *info);
+
+/* Whether the user has at least one active OTP token. */
+oe_rc oe_user_has_otp(oe_ctx *ctx, const char *user, bool *has);
+
+/* The user's enrollment grant: OE_OK with its expiry, or OE_ENOTFOUND. */
+oe_rc oe_grant_check(oe_ctx *ctx, const char *user, time_t *expires);
+
+/* ---- audit ------------------------------------------------------------- */
+
+typedef struct oe_audit_entry {
+	int64_t id;
+	time_t time;
+	const char *actor;
+	const char *action; /* "auth", "token_add", "token_lock", ... */
+	const char *user;
+	const char *serial;
+	const char *result; /* "success", "failure" */
+	const char *detail;
+} oe_audit_entry;
+
+/* Calls fn for each entry with time >= since, oldest first; a non-zero
+ * return from fn stops the walk. */
+typedef int (*oe_audit_fn)(const oe_audit_entry *e, void *arg);
+oe_rc oe_audit_list(oe_ctx *ctx, time_t since, oe_audit_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OTPENROLL_H */

@@ -1,0 +1,174 @@
+/*
+ * schema.c - create and migrate the store schema.
+ *
+ * Migrations are portable SQL; "%PK%" stands for the backend's
+ * auto-numbered primary key.  Each step runs in the same transaction as
+ * the version bump, so a store is never half-migrated.  To change the
+ * schema, append a step and raise STORE_SCHEMA_VERSION in store.h.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+static const char *const migration_1[] = {
+	"CREATE TABLE users ("
+	" name TEXT PRIMARY KEY,"
+	" email TEXT)",
+	"CREATE TABLE tokens ("
+	" serial TEXT PRIMARY KEY,"
+	" type TEXT NOT NULL CHECK (type IN ('hotp', 'totp', 'certificate')),"
+	" owner TEXT NOT NULL,"
+	" active INTEGER NOT NULL DEFAULT 1,"
+	" rollout_state TEXT NOT NULL,"
+	" description TEXT NOT NULL DEFAULT '',"
+	" secret BLOB,"
+	" digits INTEGER NOT NULL DEFAULT 0,"
+	" period INTEGER NOT NULL DEFAULT 0,"
+	" counter BIGINT NOT NULL DEFAULT 0,"
+	" failcount INTEGER NOT NULL DEFAULT 0,"
+	" locked_until BIGINT NOT NULL DEFAULT 0,"
+	" last_auth BIGINT NOT NULL DEFAULT 0,"
+	" created BIGINT NOT NULL,"
+	" updated BIGINT NOT NULL)",
+	"CREATE INDEX tokens_owner ON tokens (owner, type)",
+	"CREATE TABLE grants ("
+	" username TEXT PRIMARY KEY,"
+	" expires BIGINT NOT NULL)",
+	"CREATE TABLE audit ("
+	" id %PK%,"
+	" time BIGINT NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" username TEXT,"
+	" serial TEXT,"
+	" result TEXT NOT NULL,"
+	" detail TEXT)",
+	"CREATE INDEX audit_time ON audit (time)",
+	/* Events are written here in the transaction of the change that
+	 * caused them; the dispatcher delivers them later. */
+	"CREATE TABLE outbox ("
+	" id %PK%,"
+	" event TEXT NOT NULL,"
+	" created BIGINT NOT NULL,"
+	" payload TEXT NOT NULL,"
+	" delivery_id TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'queued',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt BIGINT NOT NULL,"
+	" last_error TEXT)",
+	"CREATE INDEX outbox_due ON outbox (state, next_attempt)",
+	NULL
+};
+
+static const char *const *const migrations[] = {
+	migration_1,
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+	       "one migration per schema version");
+
+static int
+row_value(void *arg, const struct store_val *col, int ncol)
+{
+	char **out = arg;
+
+	if (ncol > 0 && col[0].type == SV_TEXT)
+		*out = strdup(col[0].s);
+	return 1;
+}
+
+oe_rc
+store_meta_get(struct store *st, const char *name, char **value)
+{
+	struct store_val arg[] = { SV_T(name) };
+
+	*value = NULL;
+	return store_query(st, "SELECT value FROM meta WHERE name = ?", arg, 1,
+			   row_value, value);
+}
+
+oe_rc
+store_meta_set(struct store *st, const char *name, const char *value)
+{
+	struct store_val arg[] = { SV_T(name), SV_T(value) };
+
+	return store_exec(st,
+			  "INSERT INTO meta (name, value) VALUES (?, ?)"
+			  " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+			  arg, 2, NULL);
+}
+
+static oe_rc
+read_version(struct store *st, long *version)
+{
+	char *v = NULL;
+	oe_rc rc;
+
+	*version = 0;
+	if ((rc = store_meta_get(st, "schema_version", &v)) != OE_OK)
+		return rc;
+	if (v)
+		*version = strtol(v, NULL, 10);
+	free(v);
+	return OE_OK;
+}
+
+static oe_rc
+run_step(struct store *st, const char *sql)
+{
+	const char *pk = strstr(sql, "%PK%");
+	char buf[2048];
+
+	if (pk == NULL)
+		return store_exec(st, sql, NULL, 0, NULL);
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(pk - sql), sql,
+		 st->ops->serial_pk, pk + 4);
+	return store_exec(st, buf, NULL, 0, NULL);
+}
+
+oe_rc
+store_schema_apply(struct store *st, int create)
+{
+	long version = 0;
+	char num[16];
+	oe_rc rc;
+
+	/* Fast path, no write lock: an up-to-date store. */
+	if (read_version(st, &version) == OE_OK && version == STORE_SCHEMA_VERSION)
+		return OE_OK;
+	if ((rc = store_begin(st)) != OE_OK)
+		return rc;
+	if ((rc = store_exec(st, "CREATE TABLE IF NOT EXISTS meta ("
+			     " name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+			     NULL, 0, NULL)) != OE_OK ||
+	    (rc = read_version(st, &version)) != OE_OK)
+		goto bad;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(st->err, sizeof(st->err),
+			 "store schema version %ld is newer than this otpenroll (%d)",
+			 version, STORE_SCHEMA_VERSION);
+		rc = OE_ESCHEMA;
+		goto bad;
+	}
+	if (version == 0 && !create) {
+		snprintf(st->err, sizeof(st->err),
+			 "store is not initialised; run `otpenroll init` first");
+		rc = OE_ESCHEMA;
+		goto bad;
+	}
+	for (; version < STORE_SCHEMA_VERSION; version++)
+		for (const char *const *sql = migrations[version]; *sql; sql++)
+			if ((rc = run_step(st, *sql)) != OE_OK)
+				goto bad;
+	snprintf(num, sizeof(num), "%d", STORE_SCHEMA_VERSION);
+	if ((rc = store_meta_set(st, "schema_version", num)) != OE_OK)
+		goto bad;
+	return store_commit(st);
+bad:
+	store_rollback(st);
+	return rc;
+}

@@ -1,0 +1,93 @@
+/*
+ * store.h - the store behind one ops table.
+ *
+ * Callers write portable SQL with '?' placeholders; a backend translates
+ * what it must (PostgreSQL wants $1..$n).  Every change that must not be
+ * replayed runs inside store_begin()/store_commit(): begin takes the
+ * write lock up front, so a read-check-update sequence in one transaction
+ * is a compare-and-set even before the UPDATE's own WHERE guard.
+ */
+#ifndef OE_STORE_H
+#define OE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "otpenroll.h"
+
+enum store_type { SV_NULL, SV_INT, SV_TEXT, SV_BLOB };
+
+struct store_val {
+	enum store_type type;
+	int64_t i;
+	const char *s;
+	const unsigned char *b;
+	size_t len;
+};
+
+#define SV_I(x) ((struct store_val){ .type = SV_INT, .i = (int64_t)(x) })
+#define SV_T(x) store_text(x)
+#define SV_B(p, n) ((struct store_val){ .type = SV_BLOB, .b = (p), .len = (n) })
+
+/* A text argument; NULL binds SQL NULL. */
+static inline struct store_val
+store_text(const char *s)
+{
+	return (struct store_val){ .type = s ? SV_TEXT : SV_NULL, .s = s };
+}
+
+/* Called per row; non-zero stops the query (and is not an error). */
+typedef int (*store_row_fn)(void *arg, const struct store_val *col, int ncol);
+
+struct store;
+
+struct store_ops {
+	const char *scheme; /* "sqlite" as in "sqlite:PATH" */
+	oe_rc (*open)(struct store **out, const char *location, int create,
+		      char *err, size_t errlen);
+	void (*close)(struct store *st);
+	oe_rc (*begin)(struct store *st);
+	oe_rc (*commit)(struct store *st);
+	oe_rc (*rollback)(struct store *st);
+	oe_rc (*exec)(struct store *st, const char *sql,
+		      const struct store_val *arg, int narg, int64_t *changes);
+	oe_rc (*query)(struct store *st, const char *sql,
+		       const struct store_val *arg, int narg, store_row_fn fn,
+		       void *fnarg);
+	/* DDL spelling of an auto-numbered primary key column. */
+	const char *serial_pk;
+};
+
+/* Every backend starts with this. */
+struct store {
+	const struct store_ops *ops;
+	char err[256]; /* detail of the last failure */
+	int in_tx;
+};
+
+/* Open by URL ("sqlite:/path"); create: allow creating a new store. */
+oe_rc store_open(const char *url, int create, struct store **out, char *err,
+		 size_t errlen);
+void store_close(struct store *st);
+
+oe_rc store_begin(struct store *st);
+oe_rc store_commit(struct store *st);
+/* Safe to call when no transaction is open. */
+void store_rollback(struct store *st);
+oe_rc store_exec(struct store *st, const char *sql,
+		 const struct store_val *arg, int narg, int64_t *changes);
+oe_rc store_query(struct store *st, const char *sql,
+		  const struct store_val *arg, int narg, store_row_fn fn,
+		  void *fnarg);
+const char *store_errmsg(const struct store *st);
+
+/* Schema (lib/store/schema.c): create or migrate; version in meta. */
+#define STORE_SCHEMA_VERSION 1
+oe_rc store_schema_apply(struct store *st, int create);
+/* Read and write the meta table. */
+oe_rc store_meta_get(struct store *st, const char *name, char **value);
+oe_rc store_meta_set(struct store *st, const char *name, const char *value);
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

@@ -1,0 +1,499 @@
+/* token.c - token lifecycle: add, list, show, enable, disable, delete, unlock. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <liboath/oath.h>
+#include <openssl/crypto.h>
+
+#include "audit.h"
+#include "cfg.h"
+#include "event.h"
+#include "seal.h"
+#include "token.h"
+#include "util.h"
+
+static char *
+text_dup(const struct store_val *v)
+{
+	return strdup(v->type == SV_TEXT ? v->s : "");
+}
+
+int
+tok_from_row(const struct store_val *col, int ncol, struct tok_row *row)
+{
+	oe_token *t = &row->t;
+
+	memset(row, 0, sizeof(*row));
+	if (ncol < 15)
+		return -1;
+	t->serial = text_dup(&col[0]);
+	t->type = text_dup(&col[1]);
+	t->user = text_dup(&col[2]);
+	t->rollout_state = text_dup(&col[3]);
+	t->description = text_dup(&col[4]);
+	t->active = col[5].i != 0;
+	t->failcount = (int)col[6].i;
+	t->digits = (unsigned)col[7].i;
+	t->period = (unsigned)col[8].i;
+	t->counter = (uint64_t)col[9].i;
+	t->locked_until = (time_t)col[10].i;
+	t->last_auth = (time_t)col[11].i;
+	t->created = (time_t)col[12].i;
+	t->updated = (time_t)col[13].i;
+	t->locked = t->locked_until > time(NULL);
+	if (col[14].type == SV_BLOB && col[14].len > 0) {
+		if ((row->sealed = malloc(col[14].len)) == NULL)
+			goto nomem;
+		memcpy(row->sealed, col[14].b, col[14].len);
+		row->sealed_len = col[14].len;
+	}
+	if (!t->serial || !t->type || !t->user || !t->rollout_state || !t->description)
+		goto nomem;
+	return 0;
+nomem:
+	tok_row_clear(row);
+	return -1;
+}
+
+static void
+token_fields_free(oe_token *t)
+{
+	free(t->serial);
+	free(t->type);
+	free(t->user);
+	free(t->rollout_state);
+	free(t->description);
+}
+
+void
+tok_row_clear(struct tok_row *row)
+{
+	token_fields_free(&row->t);
+	free(row->sealed);
+	memset(row, 0, sizeof(*row));
+}
+
+void
+oe_token_free(oe_token *tok)
+{
+	if (tok == NULL)
+		return;
+	token_fields_free(tok);
+	free(tok);
+}
+
+void
+oe_token_list_free(oe_token **list, size_t n)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		oe_token_free(list[i]);
+	free(list);
+}
+
+oe_rc
+tok_new_serial(const char *type, char out[TOK_SERIAL_MAX])
+{
+	unsigned char rnd[6];
+	char hex[13];
+	const char *prefix = strcmp(type, "hotp") == 0 ? "HOTP"
+			     : strcmp(type, "totp") == 0 ? "TOTP"
+							  : "CERT";
+
+	if (util_random(rnd, sizeof(rnd)) != 0)
+		return OE_ECRYPTO;
+	util_hex(rnd, sizeof(rnd), hex);
+	snprintf(out, TOK_SERIAL_MAX, "%s%s", prefix, hex);
+	return OE_OK;
+}
+
+void
+tok_secret_aad(const char *serial, char out[TOK_SERIAL_MAX + 16])
+{
+	snprintf(out, TOK_SERIAL_MAX + 16, "otp-secret:%s", serial);
+}
+
+oe_rc
+tok_check_otp_params(oe_ctx *ctx, const oe_otp_params *p, size_t secret_len)
+{
+	if (p == NULL || p->type == NULL)
+		return ctx_fail(ctx, OE_EINVAL, "token type missing");
+	if (!util_valid_user(p->user))
+		return ctx_fail(ctx, OE_EINVAL,
+				"invalid user name \"%s\" (1-64 characters, no spaces, ':' or '/')",
+				p->user ? p->user : "");
+	if (strcmp(p->type, "totp") != 0 && strcmp(p->type, "hotp") != 0)
+		return ctx_fail(ctx, OE_EINVAL, "token type \"%s\" is not totp or hotp",
+				p->type);
+	if (p->digits != 0 && (p->digits < 6 || p->digits > 8))
+		return ctx_fail(ctx, OE_EINVAL, "digits must be 6, 7 or 8, not %u",
+				p->digits);
+	if (p->period > 3600)
+		return ctx_fail(ctx, OE_EINVAL, "period %u is longer than an hour", p->period);
+	if (secret_len < TOK_SECRET_MIN || secret_len > TOK_SECRET_MAX)
+		return ctx_fail(ctx, OE_EINVAL, "secret must be %d to %d bytes, not %zu",
+				TOK_SECRET_MIN, TOK_SECRET_MAX, secret_len);
+	if (p->description && strlen(p->description) > 256)
+		return ctx_fail(ctx, OE_EINVAL, "description longer than 256 characters");
+	return OE_OK;
+}
+
+oe_rc
+tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
+	       const unsigned char *secret, size_t secret_len,
+	       char serial[TOK_SERIAL_MAX])
+{
+	char aad[TOK_SERIAL_MAX + 16];
+	unsigned char *sealed = NULL;
+	size_t sealed_len;
+	unsigned digits = p->digits ? p->digits : 6;
+	unsigned period = strcmp(p->type, "totp") == 0 ? (p->period ? p->period : 30) : 0;
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	time_t now = time(NULL);
+	oe_rc rc;
+
+	/* A serial that collides is drawn again; 48 random bits make a
+	 * second collision vanishingly rare. */
+	for (int tries = 0; tries < 4; tries++) {
+		if ((rc = tok_new_serial(p->type, serial)) != OE_OK)
+			return ctx_fail(ctx, rc, "no random bytes for a serial");
+		tok_secret_aad(serial, aad);
+		if (seal_encrypt(ctx->key, aad, secret, secret_len, &sealed, &sealed_len) != 0)
+			return ctx_fail(ctx, OE_ECRYPTO, "cannot encrypt the token secret");
+		struct store_val arg[] = {
+			SV_T(serial), SV_T(p->type), SV_T(p->user),
+			SV_T(p->description ? p->description : ""),
+			SV_B(sealed, sealed_len), SV_I(digits), SV_I(period),
+			SV_I(p->counter), SV_I(now), SV_I(now),
+		};
+		rc = store_exec(st,
+				"INSERT INTO tokens (serial, type, owner, rollout_state, description,"
+				" secret, digits, period, counter, created, updated)"
+				" VALUES (?, ?, ?, 'enrolled', ?, ?, ?, ?, ?, ?, ?)",
+				arg, 10, NULL);
+		free(sealed);
+		sealed = NULL;
+		if (rc != OE_EEXISTS)
+			break;
+	}
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = audit_add(ctx, st, "token_add", p->user, serial, "success", p->type)) != OE_OK)
+		return rc;
+	ev.user = p->user;
+	ev.serial = serial;
+	ev.tokentype = p->type;
+	ev.rollout_state = "enrolled";
+	return event_emit(ctx, st, "token_init", &ev);
+}
+
+/* RFC 3986 unreserved characters pass; everything else is %XX. */
+static void
+uri_escape(char *out, size_t outlen, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 4 < outlen; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, outlen - o, "%%%02X", c);
+	}
+	out[o] = '\0';
+}
+
+static char *
+make_uri(const oe_ctx *ctx, const oe_otp_params *p, const unsigned char *secret,
+	 size_t secret_len)
+{
+	char issuer[128], user[200], *b32 = NULL, *uri = NULL;
+	size_t b32len;
+	unsigned digits = p->digits ? p->digits : 6;
+	unsigned period = p->period ? p->period : 30;
+	int n;
+
+	uri_escape(issuer, sizeof(issuer), cfg_str(ctx->cfg, "otp", "issuer", "otpenroll"));
+	uri_escape(user, sizeof(user), p->user);
+	if (oath_base32_encode((const char *)secret, secret_len, &b32, &b32len) != OATH_OK)
+		return NULL;
+	/* Authenticator apps expect base32 without padding. */
+	while (b32len > 0 && b32[b32len - 1] == '=')
+		b32[--b32len] = '\0';
+	if (strcmp(p->type, "totp") == 0)
+		n = asprintf(&uri,
+			     "otpauth://totp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%u&period=%u",
+			     issuer, user, b32, issuer, digits, period);
+	else
+		n = asprintf(&uri,
+			     "otpauth://hotp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%u&counter=%llu",
+			     issuer, user, b32, issuer, digits,
+			     (unsigned long long)p->counter);
+	OPENSSL_cleanse(b32, b32len);
+	free(b32);
+	return n < 0 ? NULL : uri;
+}
+
+oe_rc
+oe_token_add_otp(oe_ctx *ctx, const oe_otp_params *p, char **serial_out,
+		 char **uri_out)
+{
+	unsigned char random_secret[20];
+	const unsigned char *secret;
+	size_t secret_len;
+	char serial[TOK_SERIAL_MAX];
+	char *uri = NULL, *s = NULL;
+	struct store *st;
+	oe_rc rc;
+
+	if (serial_out)
+		*serial_out = NULL;
+	if (uri_out)
+		*uri_out = NULL;
+	if (ctx == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if (p && p->secret) {
+		secret = p->secret;
+		secret_len = p->secret_len;
+	} else {
+		if (util_random(random_secret, sizeof(random_secret)) != 0)
+			return ctx_fail(ctx, OE_ECRYPTO, "no random bytes for a secret");
+		secret = random_secret;
+		secret_len = sizeof(random_secret);
+	}
+	if ((rc = tok_check_otp_params(ctx, p, secret_len)) != OE_OK)
+		goto out;
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		goto out;
+	if ((uri = make_uri(ctx, p, secret, secret_len)) == NULL) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "cannot build the otpauth URI");
+		goto out;
+	}
+	if ((rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if ((rc = tok_insert_otp(ctx, st, p, secret, secret_len, serial)) != OE_OK) {
+		store_rollback(st);
+		goto out;
+	}
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if ((s = strdup(serial)) == NULL) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (serial_out) {
+		*serial_out = s;
+		s = NULL;
+	}
+	if (uri_out) {
+		*uri_out = uri;
+		uri = NULL;
+	}
+out:
+	free(s);
+	if (uri)
+		util_free_secret(uri, strlen(uri));
+	OPENSSL_cleanse(random_secret, sizeof(random_secret));
+	return rc;
+}
+
+struct collect {
+	oe_token **list;
+	size_t n, cap;
+	int nomem;
+};
+
+static int
+collect_row(void *arg, const struct store_val *col, int ncol)
+{
+	struct collect *c = arg;
+	struct tok_row row;
+	oe_token *t;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		oe_token **l = realloc(c->list, cap * sizeof(*l));
+		if (l == NULL)
+			goto nomem;
+		c->list = l;
+		c->cap = cap;
+	}
+	if (tok_from_row(col, ncol, &row) != 0)
+		goto nomem;
+	free(row.sealed); /* secrets never leave the library */
+	if ((t = malloc(sizeof(*t))) == NULL) {
+		token_fields_free(&row.t);
+		goto nomem;
+	}
+	*t = row.t;
+	c->list[c->n++] = t;
+	return 0;
+nomem:
+	c->nomem = 1;
+	return 1;
+}
+
+oe_rc
+oe_token_list(oe_ctx *ctx, const char *user, oe_token ***out, size_t *n)
+{
+	struct collect c = { 0 };
+	struct store_val arg[] = { SV_T(user) };
+	struct store *st;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (n)
+		*n = 0;
+	if (ctx == NULL || out == NULL || n == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if (user)
+		rc = store_query(st, "SELECT " TOK_COLUMNS " FROM tokens WHERE owner = ? ORDER BY serial",
+				 arg, 1, collect_row, &c);
+	else
+		rc = store_query(st, "SELECT " TOK_COLUMNS " FROM tokens ORDER BY serial",
+				 NULL, 0, collect_row, &c);
+	if (rc == OE_OK && c.nomem)
+		rc = OE_ENOMEM;
+	if (rc != OE_OK) {
+		oe_token_list_free(c.list, c.n);
+		return ctx_fail(ctx, rc, "%s", rc == OE_ENOMEM ? "out of memory" : store_errmsg(st));
+	}
+	*out = c.list;
+	*n = c.n;
+	return OE_OK;
+}
+
+oe_rc
+oe_token_get(oe_ctx *ctx, const char *serial, oe_token **out)
+{
+	struct collect c = { 0 };
+	struct store_val arg[] = { SV_T(serial) };
+	struct store *st;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (ctx == NULL || serial == NULL || out == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	rc = store_query(st, "SELECT " TOK_COLUMNS " FROM tokens WHERE serial = ?", arg, 1,
+			 collect_row, &c);
+	if (rc == OE_OK && c.nomem)
+		rc = OE_ENOMEM;
+	if (rc != OE_OK) {
+		oe_token_list_free(c.list, c.n);
+		return ctx_fail(ctx, rc, "%s", rc == OE_ENOMEM ? "out of memory" : store_errmsg(st));
+	}
+	if (c.n == 0) {
+		free(c.list);
+		return ctx_fail(ctx, OE_ENOTFOUND, "no token with serial %s", serial);
+	}
+	*out = c.list[0];
+	free(c.list);
+	return OE_OK;
+}
+
+/*
+ * Run one UPDATE or DELETE on a token in its own transaction, with an
+ * audit row and optionally an event carrying the token's snapshot.
+ */
+static oe_rc
+change_token(oe_ctx *ctx, const char *serial, const char *sql,
+	     const struct store_val *arg, int narg, const char *action,
+	     const char *event)
+{
+	struct collect c = { 0 };
+	struct store_val key[] = { SV_T(serial) };
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	struct store *st;
+	int64_t changes = 0;
+	oe_rc rc;
+
+	if (ctx == NULL || serial == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	rc = store_query(st, "SELECT " TOK_COLUMNS " FROM tokens WHERE serial = ?", key, 1,
+			 collect_row, &c);
+	if (rc != OE_OK || c.nomem) {
+		rc = ctx_fail(ctx, rc != OE_OK ? rc : OE_ENOMEM, "%s",
+			      rc != OE_OK ? store_errmsg(st) : "out of memory");
+		goto bad;
+	}
+	if (c.n == 0) {
+		rc = ctx_fail(ctx, OE_ENOTFOUND, "no token with serial %s", serial);
+		goto bad;
+	}
+	if ((rc = store_exec(st, sql, arg, narg, &changes)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto bad;
+	}
+	if ((rc = audit_add(ctx, st, action, c.list[0]->user, serial, "success", NULL)) != OE_OK)
+		goto bad;
+	if (event) {
+		ev.user = c.list[0]->user;
+		ev.serial = serial;
+		ev.tokentype = c.list[0]->type;
+		ev.rollout_state = c.list[0]->rollout_state;
+		if ((rc = event_emit(ctx, st, event, &ev)) != OE_OK)
+			goto bad;
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	oe_token_list_free(c.list, c.n);
+	return rc;
+bad:
+	store_rollback(st);
+	oe_token_list_free(c.list, c.n);
+	return rc;
+}
+
+oe_rc
+oe_token_set_active(oe_ctx *ctx, const char *serial, bool active)
+{
+	struct store_val arg[] = { SV_I(active ? 1 : 0), SV_I(time(NULL)), SV_T(serial) };
+
+	return change_token(ctx, serial,
+			    "UPDATE tokens SET active = ?, updated = ? WHERE serial = ?",
+			    arg, 3, active ? "token_enable" : "token_disable", NULL);
+}
+
+oe_rc
+oe_token_delete(oe_ctx *ctx, const char *serial)
+{
+	struct store_val arg[] = { SV_T(serial) };
+
+	return change_token(ctx, serial, "DELETE FROM tokens WHERE serial = ?", arg, 1,
+			    "token_delete", "token_delete");
+}
+
+oe_rc
+oe_token_unlock(oe_ctx *ctx, const char *serial)
+{
+	struct store_val arg[] = { SV_I(time(NULL)), SV_T(serial) };
+
+	return change_token(ctx, serial,
+			    "UPDATE tokens SET failcount = 0, locked_until = 0, updated = ?"
+			    " WHERE serial = ?",
+			    arg, 2, "token_unlock", NULL);
+}

@@ -1,0 +1,122 @@
+/* util.c - small helpers shared by the library's files. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "util.h"
+
+char *
+util_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int
+util_random(void *buf, size_t len)
+{
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+void
+util_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+util_unhex(const char *hex, unsigned char *out, size_t outlen)
+{
+	if (strlen(hex) != 2 * outlen)
+		return -1;
+	for (size_t i = 0; i < outlen; i++) {
+		int hi = hexval((unsigned char)hex[2 * i]);
+		int lo = hexval((unsigned char)hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+unsigned char *
+util_unhex_alloc(const char *hex, size_t *len)
+{
+	size_t n = strlen(hex);
+	unsigned char *out;
+
+	*len = 0;
+	if (n == 0 || n % 2 != 0)
+		return NULL;
+	if ((out = malloc(n / 2)) == NULL)
+		return NULL;
+	if (util_unhex(hex, out, n / 2) != 0) {
+		util_free_secret(out, n / 2);
+		return NULL;
+	}
+	*len = n / 2;
+	return out;
+}
+
+int
+util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+bool
+util_valid_user(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || (n = strlen(s)) == 0 || n > 64)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= ' ' || c == 0x7f || c == ':' || c == '/')
+			return false;
+	}
+	return true;
+}
+
+void
+util_free_secret(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
