@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# Debian packages otpenroll needs to build and test; sourced by
+# scripts/check and scripts/demo.  Installs what is missing when run as
+# root, otherwise says what to install.
+OE_PACKAGES=(
+	build-essential autoconf automake libtool autoconf-archive pkg-config
+	liboath-dev libsqlite3-dev libssl-dev libinih-dev libjansson-dev
+	libqrencode-dev libpam0g-dev
+	libcmocka-dev libpam-wrapper libpamtest0-dev pamtester oathtool
+	libpam-oath sqlite3 openssl python3 clang libclang-rt-14-dev
+	util-linux valgrind
+)
+
+oe_install_deps() {
+	local missing=() p
+	for p in "${OE_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing Debian packages (install as root): ${missing[*]}" >&2
+		return 1
+	fi
+	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
