@@ -314,16 +314,6 @@ oe_user_has_otp(oe_ctx *ctx, const char *user, bool *has)
 	return OE_OK;
 }
 
-static int
-first_int(void *arg, const struct store_val *col, int ncol)
-{
-	int64_t *v = arg;
-
-	if (ncol > 0 && col[0].type == SV_INT)
-		*v = col[0].i;
-	return 1;
-}
-
 oe_rc
 oe_grant_check(oe_ctx *ctx, const char *user, time_t *expires)
 {
@@ -339,8 +329,8 @@ oe_grant_check(oe_ctx *ctx, const char *user, time_t *expires)
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		return rc;
-	rc = store_query(st, "SELECT expires FROM grants WHERE username = ?", arg, 1,
-			 first_int, &until);
+	rc = store_query_int(st, "SELECT expires FROM grants WHERE username = ?", arg, 1,
+			     &until);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	if (until <= time(NULL))

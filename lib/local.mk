@@ -30,7 +30,14 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/token.c lib/token.h \
 	lib/import.c \
 	lib/audit.c lib/audit.h \
-	lib/event.c lib/event.h
+	lib/event.c lib/event.h \
+	lib/csr.c lib/csr.h \
+	lib/p12.c lib/p12.h \
+	lib/cert.c \
+	lib/ca/ca.c lib/ca/ca.h \
+	lib/ca/dn.c \
+	lib/ca/local.c lib/ca/local.h \
+	lib/ca/x509check.c lib/ca/x509check.h
 
 lib_LTLIBRARIES += lib/libotpenroll.la
 lib_libotpenroll_la_SOURCES =

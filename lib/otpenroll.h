@@ -178,6 +178,73 @@ oe_rc oe_user_has_otp(oe_ctx *ctx, const char *user, bool *has);
 /* The user's enrollment grant: OE_OK with its expiry, or OE_ENOTFOUND. */
 oe_rc oe_grant_check(oe_ctx *ctx, const char *user, time_t *expires);
 
+/* ---- certificates ------------------------------------------------------ */
+
+typedef struct oe_cert_req {
+	const char *user;
+	const char *ca;                    /* NULL: [enroll] default_ca */
+	const unsigned char *csr;          /* PEM or DER PKCS#10, or NULL */
+	size_t csr_len;
+	const unsigned char *attestation;  /* PEM bundle or DER, optional */
+	size_t attestation_len;
+	const char *key_type;              /* csr == NULL: generate this key
+					    * (ec256, rsa2048, rsa3072) */
+} oe_cert_req;
+
+typedef struct oe_cert {
+	char *serial;          /* token serial */
+	char *user;
+	char *ca;              /* NULL for an uploaded certificate */
+	char *rollout_state;   /* enrolled, pending, denied, failed, revoked */
+	char *subject;         /* RFC 4514 form */
+	char *cert_serial;     /* hex, once issued */
+	time_t not_after;
+	char *cert_pem;        /* once issued */
+	char *message;         /* the CA's word when not issued */
+	/* A key generated on the server, once issued: handed out once. */
+	unsigned char *pkcs12;
+	size_t pkcs12_len;
+	char *pkcs12_password;
+} oe_cert;
+
+void oe_cert_free(oe_cert *cert);
+
+/*
+ * Request a certificate token for req->user through a CA connector.
+ * OE_OK with rollout_state "enrolled" (cert_pem set) or "pending";
+ * OE_EPERM when the CA or the policy refused it, OE_EPARSE for a bad
+ * request.  Nothing is left behind when the request is refused before
+ * it reaches the CA.
+ */
+oe_rc oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out);
+
+/* A certificate token's state and certificate; with a server-generated
+ * key the PKCS#12 is built now, returned once, and the key forgotten. */
+oe_rc oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out);
+
+/* Record an existing certificate (PEM or DER) as the user's token. */
+oe_rc oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data,
+		     size_t len, oe_cert **out);
+
+/* Revoke a token: a certificate at its CA (reason as in RFC 5280, e.g.
+ * "keyCompromise"; NULL: unspecified), an OTP token by disabling it. */
+oe_rc oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason);
+
+/* ---- certificate authorities ------------------------------------------- */
+
+/* Create the key and self-signed certificate of [ca NAME] (type local);
+ * key_type ec256 (NULL) or rsa3072. */
+oe_rc oe_ca_init(oe_ctx *ctx, const char *name, const char *subject_dn,
+		 const char *key_type);
+/* Issue (approve) or refuse (deny) a request pending manual approval. */
+oe_rc oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out);
+oe_rc oe_ca_deny(oe_ctx *ctx, const char *serial);
+/* The CA's CRL, PEM or DER; *out is the caller's to free. */
+oe_rc oe_ca_crl(oe_ctx *ctx, const char *name, bool der, unsigned char **out,
+		size_t *len);
+/* A one-line health report of a CA connector into *report. */
+oe_rc oe_ca_check(oe_ctx *ctx, const char *name, char **report);
+
 /* ---- audit ------------------------------------------------------------- */
 
 typedef struct oe_audit_entry {

@@ -64,8 +64,38 @@ static const char *const migration_1[] = {
 	NULL
 };
 
+/* Certificate tokens and the local CA's own records. */
+static const char *const migration_2[] = {
+	"ALTER TABLE tokens ADD COLUMN ca TEXT",
+	"ALTER TABLE tokens ADD COLUMN subject TEXT",
+	"ALTER TABLE tokens ADD COLUMN cert TEXT",
+	"ALTER TABLE tokens ADD COLUMN cert_serial TEXT",
+	"ALTER TABLE tokens ADD COLUMN not_after BIGINT NOT NULL DEFAULT 0",
+	/* The PKCS#10 request, kept while the CA has not answered. */
+	"ALTER TABLE tokens ADD COLUMN request TEXT",
+	/* The connector's state for polling a pending request. */
+	"ALTER TABLE tokens ADD COLUMN ca_cookie TEXT",
+	"ALTER TABLE tokens ADD COLUMN next_poll BIGINT NOT NULL DEFAULT 0",
+	"ALTER TABLE tokens ADD COLUMN key_type TEXT",
+	"ALTER TABLE tokens ADD COLUMN revoke_reason TEXT",
+	"ALTER TABLE tokens ADD COLUMN status_message TEXT",
+	"CREATE INDEX tokens_state ON tokens (rollout_state, next_poll)",
+	"CREATE TABLE local_ca_certs ("
+	" ca TEXT NOT NULL,"
+	" serial TEXT NOT NULL,"
+	" token TEXT,"
+	" subject TEXT NOT NULL,"
+	" issued BIGINT NOT NULL,"
+	" not_after BIGINT NOT NULL,"
+	" revoked BIGINT NOT NULL DEFAULT 0,"
+	" reason INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (ca, serial))",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
+	migration_2,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -83,6 +83,23 @@ store_query(struct store *st, const char *sql, const struct store_val *arg,
 	return st->ops->query(st, sql, arg, narg, fn, fnarg);
 }
 
+static int
+first_int(void *arg, const struct store_val *col, int ncol)
+{
+	int64_t *out = arg;
+
+	if (ncol > 0 && col[0].type == SV_INT)
+		*out = col[0].i;
+	return 1;
+}
+
+oe_rc
+store_query_int(struct store *st, const char *sql, const struct store_val *arg,
+		int narg, int64_t *out)
+{
+	return st->ops->query(st, sql, arg, narg, first_int, out);
+}
+
 const char *
 store_errmsg(const struct store *st)
 {

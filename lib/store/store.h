@@ -79,10 +79,14 @@ oe_rc store_exec(struct store *st, const char *sql,
 oe_rc store_query(struct store *st, const char *sql,
 		  const struct store_val *arg, int narg, store_row_fn fn,
 		  void *fnarg);
+/* The first column of the first row as an integer; *out untouched when
+ * there is no row. */
+oe_rc store_query_int(struct store *st, const char *sql,
+		      const struct store_val *arg, int narg, int64_t *out);
 const char *store_errmsg(const struct store *st);
 
 /* Schema (lib/store/schema.c): create or migrate; version in meta. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 oe_rc store_schema_apply(struct store *st, int create);
 /* Read and write the meta table. */
 oe_rc store_meta_get(struct store *st, const char *name, char **value);

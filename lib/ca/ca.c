@@ -1,0 +1,85 @@
+/* ca.c - pick a connector by type; shared helpers for all of them. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca.h"
+#include "cfg.h"
+#include "store/store.h"
+
+static const struct ca_ops *const connectors[] = {
+	&ca_local_ops,
+	NULL
+};
+
+static const char *const reasons[] = {
+	/* RFC 5280 5.3.1; 7 is unused. */
+	"unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
+	"superseded", "cessationOfOperation", "certificateHold", NULL,
+	"removeFromCRL", "privilegeWithdrawn", "aACompromise",
+};
+
+int
+ca_reason_code(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	for (int i = 0; i < (int)(sizeof(reasons) / sizeof(reasons[0])); i++)
+		if (reasons[i] && strcasecmp(reasons[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+ca_reason_name(int code)
+{
+	if (code < 0 || code >= (int)(sizeof(reasons) / sizeof(reasons[0])) ||
+	    reasons[code] == NULL)
+		return "unspecified";
+	return reasons[code];
+}
+
+oe_rc
+ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out)
+{
+	const struct cfg_section *sec;
+	const char *type;
+	char section[128];
+
+	struct store *st;
+	oe_rc rc;
+
+	*out = NULL;
+	/* Connectors need the store and its key (CA key, secrets). */
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if (name == NULL)
+		name = cfg_str(ctx->cfg, "enroll", "default_ca", "local");
+	snprintf(section, sizeof(section), "ca %s", name);
+	if ((sec = cfg_section(ctx->cfg, section)) == NULL)
+		return ctx_fail(ctx, OE_ECONFIG, "%s: no [ca %s] section", ctx->cfg->path, name);
+	type = cfg_get(ctx->cfg, section, "type");
+	for (size_t i = 0; connectors[i]; i++)
+		if (strcmp(connectors[i]->type, type) == 0)
+			return connectors[i]->open(ctx, name, sec, out);
+	return ctx_fail(ctx, OE_ECONFIG, "%s line %d: [ca %s] type %s is not available in this build",
+			ctx->cfg->path, sec->line, name, type);
+}
+
+void
+ca_close(struct ca_conn *conn)
+{
+	if (conn)
+		conn->ops->close(conn);
+}
+
+void
+ca_reply_clear(struct ca_reply *reply)
+{
+	X509_free(reply->cert);
+	X509_free(reply->issuer);
+	free(reply->cookie);
+	memset(reply, 0, sizeof(*reply));
+}

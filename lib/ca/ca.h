@@ -1,0 +1,92 @@
+/*
+ * ca.h - CA connectors behind one ops table.
+ *
+ * A connector turns a verified certificate request into one of a small
+ * set of outcomes (certmonger's vocabulary): issued, pending (with a
+ * cookie to resume from and a delay before asking again), rejected,
+ * unreachable (retry later) or unconfigured (fix the configuration).
+ * The token code never knows which connector it talks to; a connector is
+ * chosen by the `type` of a [ca NAME] section.
+ */
+#ifndef OE_CA_H
+#define OE_CA_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "internal.h"
+
+struct cfg_section;
+
+enum ca_result {
+	CA_ISSUED,
+	CA_PENDING,
+	CA_REJECTED,
+	CA_UNREACHABLE,
+	CA_UNCONFIGURED,
+};
+
+struct ca_request {
+	const char *user;
+	const char *token_serial;
+	X509_REQ *csr;       /* signature already verified */
+	X509_NAME *subject;  /* from the [ca] subject template, never the CSR */
+};
+
+struct ca_reply {
+	enum ca_result result;
+	X509 *cert;          /* CA_ISSUED */
+	X509 *issuer;        /* CA_ISSUED, when known: the issuing CA */
+	char *cookie;        /* CA_PENDING: opaque state for poll(); malloc'd */
+	unsigned delay;      /* CA_PENDING: seconds before polling again */
+	char message[256];   /* why, for anything but CA_ISSUED */
+};
+
+/* RFC 5280 CRLReason values we accept by name. */
+int ca_reason_code(const char *name);       /* -1 when unknown */
+const char *ca_reason_name(int code);
+
+struct ca_conn;
+
+struct ca_ops {
+	const char *type; /* "local", "cmp", "ejbca-rest" */
+	/* Check the section and prepare; errors name the section and key. */
+	oe_rc (*open)(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
+		      struct ca_conn **out);
+	void (*close)(struct ca_conn *conn);
+	oe_rc (*submit)(struct ca_conn *conn, const struct ca_request *req,
+			struct ca_reply *reply);
+	/* Optional: resume a pending request. */
+	oe_rc (*poll)(struct ca_conn *conn, const char *cookie,
+		      struct ca_reply *reply);
+	/* Optional: revoke an issued certificate with a CRLReason code. */
+	oe_rc (*revoke)(struct ca_conn *conn, X509 *cert, int reason);
+	/* Optional: the CA's current CRL, DER or PEM. */
+	oe_rc (*crl)(struct ca_conn *conn, int der, unsigned char **out,
+		     size_t *len);
+	/* Optional: a human-readable health report into buf. */
+	oe_rc (*check)(struct ca_conn *conn, char *buf, size_t len);
+};
+
+/* Every connector instance starts with this. */
+struct ca_conn {
+	const struct ca_ops *ops;
+	oe_ctx *ctx;
+	char *name;
+};
+
+/* Open the connector for [ca NAME] (NULL: [enroll] default_ca). */
+oe_rc ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out);
+void ca_close(struct ca_conn *conn);
+void ca_reply_clear(struct ca_reply *reply);
+
+/* "CN={user},O=Example" or "/CN={user}/O=Example" with tags filled in. */
+oe_rc ca_subject(oe_ctx *ctx, const char *tmpl, const char *user,
+		 X509_NAME **out);
+/* Parse a DN in slash or RFC 4514 form. */
+X509_NAME *ca_parse_dn(const char *dn, char *err, size_t errlen);
+
+extern const struct ca_ops ca_local_ops;
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * x509check.h - checks on certificates that are not ours to issue:
+ * hardware attestation certificates and client credentials for remote CAs.
+ */
+#ifndef OE_X509CHECK_H
+#define OE_X509CHECK_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "internal.h"
+
+/*
+ * The attestation (PEM bundle: the attestation certificate first, then
+ * any intermediates, or one DER certificate) must chain to a trust
+ * anchor in anchor_dir (*.pem, *.crt), be within its validity and carry
+ * the same public key as the request.
+ */
+oe_rc x509_check_attestation(oe_ctx *ctx, const unsigned char *data, size_t len,
+			     const char *anchor_dir, EVP_PKEY *csr_key);
+
+/*
+ * A client certificate must have Key Usage digitalSignature (plus
+ * keyEncipherment for an RSA key) and Extended Key Usage clientAuth.
+ * Returns 0 when it does, else -1 with what is missing in why.
+ */
+int x509_check_client_cert(X509 *cert, char *why, size_t len);
+
+#endif

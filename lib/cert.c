@@ -1,0 +1,1047 @@
+/*
+ * cert.c - certificate tokens: request (user's CSR, optionally attested,
+ * or a key generated here), upload, fetch, approve, deny, revoke.
+ *
+ * A connector is never called inside a store transaction (a remote CA
+ * may take seconds).  The outcome is then written in one transaction
+ * with its audit row and event; a state change of an existing token is a
+ * compare-and-set on rollout_state, so two admins approving at once, or
+ * an approval racing a poll, change it once.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "ca/ca.h"
+#include "ca/local.h"
+#include "ca/x509check.h"
+#include "cfg.h"
+#include "csr.h"
+#include "event.h"
+#include "p12.h"
+#include "store/store.h"
+#include "token.h"
+#include "util.h"
+
+#define CERT_COLUMNS                                                       \
+	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
+	" request, ca_cookie, secret, status_message"
+
+struct cert_row {
+	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
+	time_t not_after;
+	char *request, *cookie, *message;
+	unsigned char *key; /* sealed server-generated key, or NULL */
+	size_t key_len;
+	int found, nomem;
+};
+
+static char *
+col_text(const struct store_val *v, int *nomem)
+{
+	char *s;
+
+	if (v->type != SV_TEXT)
+		return NULL;
+	if ((s = strdup(v->s)) == NULL)
+		*nomem = 1;
+	return s;
+}
+
+static int
+cert_row_fill(void *arg, const struct store_val *col, int ncol)
+{
+	struct cert_row *r = arg;
+
+	if (ncol < 12)
+		return 1;
+	r->found = 1;
+	r->serial = col_text(&col[0], &r->nomem);
+	r->user = col_text(&col[1], &r->nomem);
+	r->ca = col_text(&col[2], &r->nomem);
+	r->state = col_text(&col[3], &r->nomem);
+	r->subject = col_text(&col[4], &r->nomem);
+	r->cert = col_text(&col[5], &r->nomem);
+	r->cert_serial = col_text(&col[6], &r->nomem);
+	r->not_after = (time_t)col[7].i;
+	r->request = col_text(&col[8], &r->nomem);
+	r->cookie = col_text(&col[9], &r->nomem);
+	if (col[10].type == SV_BLOB && col[10].len > 0) {
+		if ((r->key = malloc(col[10].len)) == NULL)
+			r->nomem = 1;
+		else
+			memcpy(r->key, col[10].b, r->key_len = col[10].len);
+	}
+	r->message = col_text(&col[11], &r->nomem);
+	return 1;
+}
+
+static void
+cert_row_clear(struct cert_row *r)
+{
+	free(r->serial);
+	free(r->user);
+	free(r->ca);
+	free(r->state);
+	free(r->subject);
+	free(r->cert);
+	free(r->cert_serial);
+	free(r->request);
+	free(r->cookie);
+	free(r->message);
+	if (r->key)
+		util_free_secret(r->key, r->key_len);
+	memset(r, 0, sizeof(*r));
+}
+
+static oe_rc
+cert_row_load(oe_ctx *ctx, struct store *st, const char *serial, struct cert_row *r)
+{
+	struct store_val arg[] = { SV_T(serial) };
+	oe_rc rc;
+
+	memset(r, 0, sizeof(*r));
+	rc = store_query(st, "SELECT " CERT_COLUMNS " FROM tokens WHERE serial = ? AND type = 'certificate'",
+			 arg, 1, cert_row_fill, r);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (r->nomem) {
+		cert_row_clear(r);
+		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	}
+	if (!r->found)
+		return ctx_fail(ctx, OE_ENOTFOUND, "no certificate token with serial %s", serial);
+	return OE_OK;
+}
+
+void
+oe_cert_free(oe_cert *c)
+{
+	if (c == NULL)
+		return;
+	free(c->serial);
+	free(c->user);
+	free(c->ca);
+	free(c->rollout_state);
+	free(c->subject);
+	free(c->cert_serial);
+	free(c->cert_pem);
+	free(c->message);
+	if (c->pkcs12)
+		util_free_secret(c->pkcs12, c->pkcs12_len);
+	if (c->pkcs12_password)
+		util_free_secret(c->pkcs12_password, strlen(c->pkcs12_password));
+	free(c);
+}
+
+/* ---- small X.509 helpers ---- */
+
+static char *
+name_text(X509_NAME *name)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	BUF_MEM *m;
+	char *s = NULL;
+
+	if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+		BIO_get_mem_ptr(b, &m);
+		if ((s = malloc(m->length + 1)) != NULL) {
+			memcpy(s, m->data, m->length);
+			s[m->length] = '\0';
+		}
+	}
+	BIO_free(b);
+	return s;
+}
+
+static char *
+pem_of(int (*write)(BIO *, void *), void *obj)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	BUF_MEM *m;
+	char *s = NULL;
+
+	if (b && write(b, obj)) {
+		BIO_get_mem_ptr(b, &m);
+		if ((s = malloc(m->length + 1)) != NULL) {
+			memcpy(s, m->data, m->length);
+			s[m->length] = '\0';
+		}
+	}
+	BIO_free(b);
+	return s;
+}
+
+static int
+write_cert(BIO *b, void *x)
+{
+	return PEM_write_bio_X509(b, x);
+}
+
+static int
+write_req(BIO *b, void *x)
+{
+	return PEM_write_bio_X509_REQ(b, x);
+}
+
+static char *
+serial_text(X509 *cert)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL, *s = util_strdup(hex);
+
+	BN_free(bn);
+	OPENSSL_free(hex);
+	return s;
+}
+
+static time_t
+not_after_of(X509 *cert)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+static void
+iso_time(time_t t, char out[32])
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL)
+		out[0] = '\0';
+	else
+		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static X509 *
+cert_from_pem(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+	BIO_free(b);
+	return x;
+}
+
+static X509_REQ *
+req_from_pem(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509_REQ *x = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+
+	BIO_free(b);
+	return x;
+}
+
+/* ---- results ---- */
+
+static oe_rc
+result_from_row(oe_ctx *ctx, const struct cert_row *r, oe_cert **out)
+{
+	oe_cert *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (c == NULL)
+		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	c->serial = util_strdup(r->serial);
+	c->user = util_strdup(r->user);
+	c->ca = util_strdup(r->ca);
+	c->rollout_state = util_strdup(r->state);
+	c->subject = util_strdup(r->subject);
+	c->cert_serial = util_strdup(r->cert_serial);
+	c->cert_pem = util_strdup(r->cert);
+	c->message = util_strdup(r->message);
+	c->not_after = r->not_after;
+	if (!c->serial || !c->user || !c->rollout_state) {
+		oe_cert_free(c);
+		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	}
+	*out = c;
+	return OE_OK;
+}
+
+static void
+fields_of(const struct cert_row *r, const char *old_state, struct event_fields *ev,
+	  char not_after[32])
+{
+	iso_time(r->not_after, not_after);
+	ev->user = r->user;
+	ev->serial = r->serial;
+	ev->tokentype = "certificate";
+	ev->rollout_state = r->state;
+	ev->old_rollout_state = old_state;
+	ev->ca = r->ca;
+	ev->subject = r->subject;
+	ev->not_after = not_after[0] ? not_after : NULL;
+}
+
+/* ---- request ---- */
+
+static oe_rc
+check_quota(oe_ctx *ctx, struct store *st, const char *user)
+{
+	struct store_val arg[] = { SV_T(user) };
+	uint64_t max = cfg_uint(ctx->cfg, "enroll", "max_tokens_per_user", 5);
+	int64_t n = 0;
+	oe_rc rc;
+
+	rc = store_query_int(st,
+			     "SELECT COUNT(*) FROM tokens WHERE owner = ? AND type = 'certificate'"
+			     " AND rollout_state IN ('pending', 'enrolled', 'failed')",
+			     arg, 1, &n);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((uint64_t)n >= max)
+		return ctx_fail(ctx, OE_ELIMIT,
+				"%s already has %lld certificate tokens ([enroll] max_tokens_per_user = %llu)",
+				user, (long long)n, (unsigned long long)max);
+	return OE_OK;
+}
+
+/* The attestation policy of [enroll]. */
+static oe_rc
+check_attestation(oe_ctx *ctx, const oe_cert_req *req, EVP_PKEY *key)
+{
+	const char *mode = cfg_str(ctx->cfg, "enroll", "attestation", "ignore");
+	const char *dir = cfg_str(ctx->cfg, "enroll", "attestation_ca_dir",
+				  "/etc/otpenroll/attestation-ca.d");
+
+	if (strcmp(mode, "ignore") == 0)
+		return OE_OK;
+	if (req->attestation == NULL || req->attestation_len == 0) {
+		if (strcmp(mode, "require") == 0)
+			return ctx_fail(ctx, OE_EPERM,
+					"an attestation certificate is required ([enroll] attestation = require)");
+		return OE_OK;
+	}
+	return x509_check_attestation(ctx, req->attestation, req->attestation_len, dir, key);
+}
+
+static oe_rc
+render_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **out)
+{
+	char section[160];
+
+	snprintf(section, sizeof(section), "ca %s", ca);
+	return ca_subject(ctx, cfg_str(ctx->cfg, section, "subject", "CN={user}"), user, out);
+}
+
+struct outcome {
+	const char *state;
+	char *cert_pem, *cert_serial, *subject, *cookie, *request;
+	time_t not_after, next_poll;
+	unsigned char *key;
+	size_t key_len;
+	const char *message;
+};
+
+static void
+outcome_clear(struct outcome *o)
+{
+	free(o->cert_pem);
+	free(o->cert_serial);
+	free(o->subject);
+	free(o->cookie);
+	free(o->request);
+	free(o->key);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Insert the new token with its outcome, audit row and token_init. */
+static oe_rc
+insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
+		  const char *ca, const char *key_type, const struct outcome *o)
+{
+	time_t now = time(NULL);
+	struct store_val arg[] = {
+		SV_T(serial), SV_T(user), SV_T(o->state), SV_T(ca), SV_T(o->subject),
+		SV_T(o->cert_pem), SV_T(o->cert_serial), SV_I(o->not_after),
+		SV_T(o->request), SV_T(o->cookie), SV_I(o->next_poll),
+		o->key ? SV_B(o->key, o->key_len) : SV_T(NULL), SV_T(key_type),
+		SV_T(o->message), SV_I(now), SV_I(now),
+	};
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	struct cert_row r = { 0 };
+	char na[32];
+	oe_rc rc;
+
+	rc = store_exec(st,
+			"INSERT INTO tokens (serial, type, owner, rollout_state, ca, subject, cert,"
+			" cert_serial, not_after, request, ca_cookie, next_poll, secret, key_type,"
+			" status_message, created, updated)"
+			" VALUES (?, 'certificate', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			arg, 16, NULL);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = audit_add(ctx, st, "cert_request", user, serial,
+			    strcmp(o->state, "denied") == 0 ? "failure" : "success",
+			    o->state)) != OE_OK)
+		return rc;
+	r.serial = (char *)serial;
+	r.user = (char *)user;
+	r.ca = (char *)ca;
+	r.state = (char *)o->state;
+	r.subject = o->subject;
+	r.not_after = o->not_after;
+	fields_of(&r, NULL, &ev, na);
+	return event_emit(ctx, st, "token_init", &ev);
+}
+
+/* Turn a connector reply into the token's outcome. */
+static oe_rc
+apply_reply(oe_ctx *ctx, struct ca_reply *reply, struct outcome *o)
+{
+	time_t now = time(NULL);
+
+	switch (reply->result) {
+	case CA_ISSUED:
+		o->state = "enrolled";
+		o->cert_pem = pem_of(write_cert, reply->cert);
+		o->cert_serial = serial_text(reply->cert);
+		o->not_after = not_after_of(reply->cert);
+		free(o->subject);
+		o->subject = name_text(X509_get_subject_name(reply->cert));
+		if (!o->cert_pem || !o->cert_serial || !o->subject)
+			return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		/* The request and a generated key are no longer needed. */
+		free(o->request);
+		o->request = NULL;
+		return OE_OK;
+	case CA_PENDING:
+		o->state = "pending";
+		o->cookie = reply->cookie;
+		reply->cookie = NULL;
+		o->next_poll = reply->delay ? now + reply->delay : 0;
+		o->message = reply->message;
+		return OE_OK;
+	case CA_REJECTED:
+		o->state = "denied";
+		o->message = reply->message;
+		free(o->request);
+		o->request = NULL;
+		return OE_OK;
+	case CA_UNREACHABLE:
+		/* Kept with its request, and retried by the poller. */
+		o->state = "failed";
+		o->next_poll = now + 60;
+		o->message = reply->message;
+		return OE_OK;
+	case CA_UNCONFIGURED:
+		return ctx_fail(ctx, OE_ECONFIG, "%s", reply->message);
+	}
+	return ctx_fail(ctx, OE_EINVAL, "unknown connector result");
+}
+
+oe_rc
+oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
+{
+	char serial[TOK_SERIAL_MAX], ca_cfg[128];
+	struct ca_request creq = { 0 };
+	struct ca_reply reply = { 0 };
+	struct outcome o = { 0 };
+	struct ca_conn *conn = NULL;
+	struct cert_row r = { 0 };
+	X509_REQ *csr = NULL;
+	EVP_PKEY *key = NULL; /* generated here */
+	X509_NAME *subject = NULL;
+	const char *ca;
+	struct store *st;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (ctx == NULL || req == NULL || out == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if (!util_valid_user(req->user))
+		return ctx_fail(ctx, OE_EINVAL, "invalid user name");
+	if ((req->csr == NULL) == (req->key_type == NULL))
+		return ctx_fail(ctx, OE_EINVAL, "give either a certificate request or a key type");
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	ca = req->ca ? req->ca : cfg_str(ctx->cfg, "enroll", "default_ca", "local");
+	snprintf(ca_cfg, sizeof(ca_cfg), "%s", ca);
+	if ((rc = check_quota(ctx, st, req->user)) != OE_OK)
+		return rc;
+	if ((rc = ca_open(ctx, ca_cfg, &conn)) != OE_OK ||
+	    (rc = render_subject(ctx, ca_cfg, req->user, &subject)) != OE_OK)
+		goto out;
+	if (req->csr) {
+		if ((rc = csr_parse(ctx, req->csr, req->csr_len, &csr)) != OE_OK ||
+		    (rc = csr_check_key(ctx, X509_REQ_get0_pubkey(csr))) != OE_OK ||
+		    (rc = check_attestation(ctx, req, X509_REQ_get0_pubkey(csr))) != OE_OK)
+			goto out;
+	} else {
+		const char *allowed = cfg_str(ctx->cfg, "enroll", "key_types", "ec256, rsa2048, rsa3072");
+		if (!csr_list_has(allowed, req->key_type)) {
+			rc = ctx_fail(ctx, OE_EPERM, "key type %s is not allowed here ([enroll] key_types = %s)",
+				      req->key_type, allowed);
+			goto out;
+		}
+		if ((rc = p12_generate_key(ctx, req->key_type, &key)) != OE_OK ||
+		    (rc = p12_make_csr(ctx, key, subject, &csr)) != OE_OK)
+			goto out;
+	}
+	if ((rc = tok_new_serial("certificate", serial)) != OE_OK) {
+		ctx_fail(ctx, rc, "no random bytes for a serial");
+		goto out;
+	}
+	o.subject = name_text(subject);
+	o.request = pem_of(write_req, csr);
+	if (o.subject == NULL || o.request == NULL) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		goto out;
+	}
+	creq.user = req->user;
+	creq.token_serial = serial;
+	creq.csr = csr;
+	creq.subject = subject;
+	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
+	    (rc = apply_reply(ctx, &reply, &o)) != OE_OK)
+		goto out;
+	/* A generated key waits, sealed, for a certificate still to come. */
+	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
+	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
+		goto out;
+	if ((rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if ((rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o)) != OE_OK) {
+		store_rollback(st);
+		goto out;
+	}
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	r.serial = serial;
+	r.user = (char *)req->user;
+	r.ca = ca_cfg;
+	r.state = (char *)o.state;
+	r.subject = o.subject;
+	r.cert = o.cert_pem;
+	r.cert_serial = o.cert_serial;
+	r.not_after = o.not_after;
+	r.message = (char *)o.message;
+	if ((rc = result_from_row(ctx, &r, out)) != OE_OK)
+		goto out;
+	if (strcmp(o.state, "denied") == 0)
+		rc = ctx_fail(ctx, OE_EPERM, "[ca %s] refused the request: %s", ca_cfg,
+			      o.message ? o.message : "no reason given");
+	else if (key && reply.cert)
+		rc = p12_build(ctx, key, reply.cert, reply.issuer, req->user, &(*out)->pkcs12,
+			       &(*out)->pkcs12_len, &(*out)->pkcs12_password);
+	if (rc != OE_OK) {
+		oe_cert_free(*out);
+		*out = NULL;
+	}
+out:
+	outcome_clear(&o);
+	ca_reply_clear(&reply);
+	EVP_PKEY_free(key);
+	X509_REQ_free(csr);
+	X509_NAME_free(subject);
+	ca_close(conn);
+	return rc;
+}
+
+/* ---- state changes of an existing certificate token ---- */
+
+/*
+ * Move r from r->state to new_state in the open transaction, writing
+ * `set` (extra "col = ?, " assignments with their arguments first), the
+ * audit row and token_rollout_state (plus `extra_event` if given).
+ */
+static oe_rc
+transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *new_state,
+	   const char *set, const struct store_val *setarg, int nset, const char *action,
+	   const char *extra_event)
+{
+	struct store_val arg[16];
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	char sql[512], na[32], *old = r->state;
+	int64_t changes = 0;
+	int n = 0;
+	oe_rc rc;
+
+	if (nset > 12)
+		return ctx_fail(ctx, OE_EINVAL, "too many columns");
+	snprintf(sql, sizeof(sql),
+		 "UPDATE tokens SET %srollout_state = ?, updated = ? WHERE serial = ? AND rollout_state = ?",
+		 set ? set : "");
+	for (int i = 0; i < nset; i++)
+		arg[n++] = setarg[i];
+	arg[n++] = SV_T(new_state);
+	arg[n++] = SV_I(time(NULL));
+	arg[n++] = SV_T(r->serial);
+	arg[n++] = SV_T(old);
+	if ((rc = store_exec(st, sql, arg, n, &changes)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (changes != 1)
+		return ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile; try again", r->serial);
+	if ((rc = audit_add(ctx, st, action, r->user, r->serial, "success", new_state)) != OE_OK)
+		return rc;
+	r->state = (char *)new_state;
+	fields_of(r, old, &ev, na);
+	rc = event_emit(ctx, st, "token_rollout_state", &ev);
+	if (rc == OE_OK && extra_event)
+		rc = event_emit(ctx, st, extra_event, &ev);
+	r->state = old;
+	return rc;
+}
+
+/* Record a certificate that arrived for a pending (or failed) request. */
+static oe_rc
+record_issued_cert(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
+		   const char *action)
+{
+	char *pem = pem_of(write_cert, cert), *hex = serial_text(cert);
+	char *subject = name_text(X509_get_subject_name(cert));
+	time_t na = not_after_of(cert);
+	oe_rc rc;
+
+	if (!pem || !hex || !subject) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		goto out;
+	}
+	{
+		struct store_val set[] = { SV_T(pem), SV_T(hex), SV_I(na), SV_T(subject) };
+		rc = transition(ctx, st, r, "enrolled",
+				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
+				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
+				set, 4, action, NULL);
+	}
+out:
+	free(pem);
+	free(hex);
+	free(subject);
+	return rc;
+}
+
+oe_rc
+oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
+{
+	struct cert_row r;
+	struct ca_conn *conn = NULL;
+	X509_REQ *csr = NULL;
+	X509_NAME *subject = NULL;
+	X509 *cert = NULL;
+	struct store *st;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (ctx == NULL || serial == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = cert_row_load(ctx, st, serial, &r)) != OE_OK)
+		return rc;
+	if (strcmp(r.state, "pending") != 0 || r.request == NULL) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s is %s, not pending", serial, r.state);
+		goto out;
+	}
+	if ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK)
+		goto out;
+	if (conn->ops != &ca_local_ops || r.cookie == NULL || strcmp(r.cookie, "manual") != 0) {
+		rc = ctx_fail(ctx, OE_EPERM,
+			      "token %s waits for [ca %s] itself; approve it there (ca poll picks it up)",
+			      serial, r.ca);
+		goto out;
+	}
+	if ((csr = req_from_pem(r.request)) == NULL) {
+		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", serial);
+		goto out;
+	}
+	if ((rc = render_subject(ctx, r.ca, r.user, &subject)) != OE_OK ||
+	    (rc = local_issue(conn, csr, subject, serial, &cert)) != OE_OK)
+		goto out;
+	if ((rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if ((rc = record_issued_cert(ctx, st, &r, cert, "ca_approve")) != OE_OK) {
+		store_rollback(st);
+		goto out;
+	}
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if (out) {
+		cert_row_clear(&r);
+		if ((rc = cert_row_load(ctx, st, serial, &r)) == OE_OK)
+			rc = result_from_row(ctx, &r, out);
+	}
+out:
+	cert_row_clear(&r);
+	X509_free(cert);
+	X509_NAME_free(subject);
+	X509_REQ_free(csr);
+	ca_close(conn);
+	return rc;
+}
+
+oe_rc
+oe_ca_deny(oe_ctx *ctx, const char *serial)
+{
+	struct cert_row r;
+	struct store *st;
+	oe_rc rc;
+
+	if (ctx == NULL || serial == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = cert_row_load(ctx, st, serial, &r)) != OE_OK)
+		goto bad;
+	if (strcmp(r.state, "pending") != 0) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s is %s, not pending", serial, r.state);
+		goto bad;
+	}
+	{
+		struct store_val set[] = { SV_T("denied by an administrator") };
+		rc = transition(ctx, st, &r, "denied",
+				"request = NULL, ca_cookie = NULL, secret = NULL, status_message = ?, ",
+				set, 1, "ca_deny", NULL);
+	}
+	if (rc != OE_OK)
+		goto bad;
+	if ((rc = store_commit(st)) != OE_OK)
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	cert_row_clear(&r);
+	return rc;
+bad:
+	store_rollback(st);
+	cert_row_clear(&r);
+	return rc;
+}
+
+oe_rc
+oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
+{
+	struct cert_row r;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	struct ca_conn *conn = NULL;
+	struct store *st;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (ctx == NULL || serial == NULL || out == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = cert_row_load(ctx, st, serial, &r)) != OE_OK)
+		return rc;
+	if ((rc = result_from_row(ctx, &r, out)) != OE_OK)
+		goto out;
+	if (strcmp(r.state, "enrolled") != 0 || r.key == NULL || r.cert == NULL)
+		goto out;
+	/* The key generated here leaves once, inside the PKCS#12. */
+	if ((rc = p12_unseal_key(ctx, r.key, r.key_len, serial, &key)) != OE_OK)
+		goto bad;
+	if ((cert = cert_from_pem(r.cert)) == NULL) {
+		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
+		goto bad;
+	}
+	if (r.ca && ca_open(ctx, r.ca, &conn) != OE_OK)
+		conn = NULL; /* the chain is a convenience; the CA may be gone */
+	if ((rc = p12_build(ctx, key, cert,
+			    conn && conn->ops == &ca_local_ops ? local_ca_cert(conn) : NULL,
+			    r.user, &(*out)->pkcs12, &(*out)->pkcs12_len,
+			    &(*out)->pkcs12_password)) != OE_OK)
+		goto bad;
+	{
+		struct store_val arg[] = { SV_I(time(NULL)), SV_T(serial) };
+		if ((rc = store_begin(st)) != OE_OK ||
+		    (rc = store_exec(st, "UPDATE tokens SET secret = NULL, updated = ? WHERE serial = ?",
+				     arg, 2, NULL)) != OE_OK ||
+		    (rc = audit_add(ctx, st, "cert_fetch_pkcs12", r.user, serial, "success",
+				    "generated key handed out and erased")) != OE_OK ||
+		    (rc = store_commit(st)) != OE_OK) {
+			if (*ctx->errmsg == '\0')
+				ctx_fail(ctx, rc, "%s", store_errmsg(st));
+			store_rollback(st);
+			goto bad;
+		}
+	}
+	goto out;
+bad:
+	oe_cert_free(*out);
+	*out = NULL;
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ca_close(conn);
+	cert_row_clear(&r);
+	return rc;
+}
+
+oe_rc
+oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t len,
+	       oe_cert **out)
+{
+	char serial[TOK_SERIAL_MAX];
+	struct outcome o = { 0 };
+	struct cert_row r = { 0 };
+	X509 *cert = NULL;
+	struct store *st;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (ctx == NULL || data == NULL || out == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if (!util_valid_user(user))
+		return ctx_fail(ctx, OE_EINVAL, "invalid user name");
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = csr_parse_cert(ctx, "uploaded certificate", data, len, &cert)) != OE_OK ||
+	    (rc = csr_check_key(ctx, X509_get0_pubkey(cert))) != OE_OK ||
+	    (rc = check_quota(ctx, st, user)) != OE_OK)
+		goto out;
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+		rc = ctx_fail(ctx, OE_EPERM, "uploaded certificate has expired");
+		goto out;
+	}
+	o.state = "enrolled";
+	o.cert_pem = pem_of(write_cert, cert);
+	o.cert_serial = serial_text(cert);
+	o.subject = name_text(X509_get_subject_name(cert));
+	o.not_after = not_after_of(cert);
+	if (!o.cert_pem || !o.cert_serial || !o.subject) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = tok_new_serial("certificate", serial)) != OE_OK) {
+		ctx_fail(ctx, rc, "no random bytes for a serial");
+		goto out;
+	}
+	if ((rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if ((rc = insert_cert_token(ctx, st, serial, user, NULL, NULL, &o)) != OE_OK) {
+		store_rollback(st);
+		goto out;
+	}
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if ((rc = cert_row_load(ctx, st, serial, &r)) == OE_OK)
+		rc = result_from_row(ctx, &r, out);
+out:
+	cert_row_clear(&r);
+	outcome_clear(&o);
+	X509_free(cert);
+	return rc;
+}
+
+/* An OTP token is revoked by switching it off for good. */
+static oe_rc
+revoke_otp(oe_ctx *ctx, struct store *st, const char *serial)
+{
+	oe_token *t = NULL;
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	struct store_val arg[] = { SV_I(time(NULL)), SV_T(serial) };
+	int64_t changes = 0;
+	oe_rc rc;
+
+	if ((rc = oe_token_get(ctx, serial, &t)) != OE_OK)
+		return rc;
+	if ((rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	rc = store_exec(st,
+			"UPDATE tokens SET active = 0, rollout_state = 'revoked', updated = ?"
+			" WHERE serial = ? AND rollout_state <> 'revoked'",
+			arg, 2, &changes);
+	if (rc != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto bad;
+	}
+	if (changes != 1) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s is already revoked", serial);
+		goto bad;
+	}
+	ev.user = t->user;
+	ev.serial = serial;
+	ev.tokentype = t->type;
+	ev.rollout_state = "revoked";
+	ev.old_rollout_state = t->rollout_state;
+	if ((rc = audit_add(ctx, st, "token_revoke", t->user, serial, "success", NULL)) != OE_OK ||
+	    (rc = event_emit(ctx, st, "token_rollout_state", &ev)) != OE_OK ||
+	    (rc = event_emit(ctx, st, "token_revoke", &ev)) != OE_OK)
+		goto bad;
+	if ((rc = store_commit(st)) != OE_OK)
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	goto out;
+bad:
+	store_rollback(st);
+out:
+	oe_token_free(t);
+	return rc;
+}
+
+oe_rc
+oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
+{
+	struct cert_row r;
+	struct ca_conn *conn = NULL;
+	X509 *cert = NULL;
+	struct store *st;
+	int code;
+	oe_rc rc;
+
+	if (ctx == NULL || serial == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((code = ca_reason_code(reason)) < 0)
+		return ctx_fail(ctx, OE_EINVAL,
+				"reason %s is not an RFC 5280 reason (unspecified, keyCompromise, "
+				"affiliationChanged, superseded, cessationOfOperation, ...)",
+				reason);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	rc = cert_row_load(ctx, st, serial, &r);
+	if (rc == OE_ENOTFOUND)
+		return revoke_otp(ctx, st, serial);
+	if (rc != OE_OK)
+		return rc;
+	if (strcmp(r.state, "enrolled") != 0 || r.cert == NULL) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s is %s; only an issued certificate can be revoked",
+			      serial, r.state);
+		goto out;
+	}
+	if ((cert = cert_from_pem(r.cert)) == NULL) {
+		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
+		goto out;
+	}
+	/* An uploaded certificate has no CA of ours to tell. */
+	if (r.ca && ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK ||
+		     (conn->ops->revoke &&
+		      (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)))
+		goto out;
+	if ((rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	{
+		struct store_val set[] = { SV_T(ca_reason_name(code)) };
+		rc = transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, ", set, 1,
+				"token_revoke", "token_revoke");
+	}
+	if (rc != OE_OK) {
+		store_rollback(st);
+		goto out;
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+out:
+	X509_free(cert);
+	ca_close(conn);
+	cert_row_clear(&r);
+	return rc;
+}
+
+/* ---- CA administration ---- */
+
+oe_rc
+oe_ca_init(oe_ctx *ctx, const char *name, const char *subject_dn, const char *key_type)
+{
+	struct ca_conn *conn = NULL;
+	struct store *st;
+	oe_rc rc;
+
+	if (ctx == NULL || name == NULL || subject_dn == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK || (rc = ca_open(ctx, name, &conn)) != OE_OK)
+		return rc;
+	if (conn->ops != &ca_local_ops)
+		rc = ctx_fail(ctx, OE_EINVAL, "[ca %s] is of type %s; only a local CA is created here",
+			      name, conn->ops->type);
+	else
+		rc = local_ca_create(conn, subject_dn, key_type, 3650);
+	if (rc == OE_OK) {
+		if ((rc = store_begin(st)) == OE_OK &&
+		    (rc = audit_add(ctx, st, "ca_init", NULL, NULL, "success", name)) == OE_OK)
+			rc = store_commit(st);
+		else
+			store_rollback(st);
+	}
+	ca_close(conn);
+	return rc;
+}
+
+oe_rc
+oe_ca_crl(oe_ctx *ctx, const char *name, bool der, unsigned char **out, size_t *len)
+{
+	struct ca_conn *conn = NULL;
+	oe_rc rc;
+
+	if (out)
+		*out = NULL;
+	if (len)
+		*len = 0;
+	if (ctx == NULL || name == NULL || out == NULL || len == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ca_open(ctx, name, &conn)) != OE_OK)
+		return rc;
+	if (conn->ops->crl == NULL)
+		rc = ctx_fail(ctx, OE_EPERM, "[ca %s] (%s) publishes its own CRL", name,
+			      conn->ops->type);
+	else
+		rc = conn->ops->crl(conn, der, out, len);
+	ca_close(conn);
+	return rc;
+}
+
+oe_rc
+oe_ca_check(oe_ctx *ctx, const char *name, char **report)
+{
+	struct ca_conn *conn = NULL;
+	char buf[1024] = "";
+	oe_rc rc;
+
+	if (report)
+		*report = NULL;
+	if (ctx == NULL || name == NULL || report == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ca_open(ctx, name, &conn)) != OE_OK)
+		return rc;
+	if (conn->ops->check == NULL)
+		snprintf(buf, sizeof(buf), "[ca %s] (%s): configuration accepted", name,
+			 conn->ops->type);
+	else
+		rc = conn->ops->check(conn, buf, sizeof(buf));
+	ca_close(conn);
+	if (rc == OE_OK && (*report = strdup(buf)) == NULL)
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	return rc;
+}
