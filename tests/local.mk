@@ -10,3 +10,5 @@ include tests/pam/local.mk
 include tests/cli/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
+include tests/cert/local.mk
+include tests/bench/cert/local.mk
