@@ -111,6 +111,11 @@ typedef struct oe_token {
 	time_t last_auth;    /* 0 when never used */
 	time_t created;
 	time_t updated;
+	/* Certificate tokens (NULL / 0 otherwise). */
+	char *ca;
+	char *subject;
+	char *cert_serial;
+	time_t not_after;
 } oe_token;
 
 void oe_token_free(oe_token *tok);

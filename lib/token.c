@@ -29,7 +29,7 @@ tok_from_row(const struct store_val *col, int ncol, struct tok_row *row)
 	oe_token *t = &row->t;
 
 	memset(row, 0, sizeof(*row));
-	if (ncol < 15)
+	if (ncol < 19)
 		return -1;
 	t->serial = text_dup(&col[0]);
 	t->type = text_dup(&col[1]);
@@ -46,6 +46,12 @@ tok_from_row(const struct store_val *col, int ncol, struct tok_row *row)
 	t->created = (time_t)col[12].i;
 	t->updated = (time_t)col[13].i;
 	t->locked = t->locked_until > time(NULL);
+	/* Optional text columns: NULL stays NULL. */
+	if ((col[15].type == SV_TEXT && (t->ca = strdup(col[15].s)) == NULL) ||
+	    (col[16].type == SV_TEXT && (t->subject = strdup(col[16].s)) == NULL) ||
+	    (col[17].type == SV_TEXT && (t->cert_serial = strdup(col[17].s)) == NULL))
+		goto nomem;
+	t->not_after = (time_t)col[18].i;
 	if (col[14].type == SV_BLOB && col[14].len > 0) {
 		if ((row->sealed = malloc(col[14].len)) == NULL)
 			goto nomem;
@@ -68,6 +74,9 @@ token_fields_free(oe_token *t)
 	free(t->user);
 	free(t->rollout_state);
 	free(t->description);
+	free(t->ca);
+	free(t->subject);
+	free(t->cert_serial);
 }
 
 void

@@ -8,7 +8,8 @@
 /* Columns read by tok_from_row(), in order. */
 #define TOK_COLUMNS                                                         \
 	"serial, type, owner, rollout_state, description, active, failcount," \
-	" digits, period, counter, locked_until, last_auth, created, updated, secret"
+	" digits, period, counter, locked_until, last_auth, created, updated, secret," \
+	" ca, subject, cert_serial, not_after"
 
 #define TOK_SECRET_MIN 10 /* bytes; RFC 4226 asks for 16, old tokens have less */
 #define TOK_SECRET_MAX 64

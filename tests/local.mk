@@ -11,4 +11,5 @@ include tests/cli/local.mk
 include tests/fuzz/local.mk
 include tests/bench/local.mk
 include tests/cert/local.mk
+include tests/daemon/local.mk
 include tests/bench/cert/local.mk

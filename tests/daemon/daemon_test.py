@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""End-to-end tests of otpenrolld over its Unix socket.
+
+Starts the built daemon on a temporary store with a local CA, under
+pam_wrapper so the OTP check runs the built pam_otpenroll.so, and talks
+to it as root and as a real non-root user (created when missing), with
+well-formed and malformed requests.  Needs root (to create the user and
+to run clients under other uids); skips otherwise.
+"""
+import base64
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP_BUILD = os.environ.get("top_builddir", os.getcwd())
+TEST_USER = "oe-test-user"
+OTHER_USER = "oe-test-other"
+HOTP_KEY = "3132333435363738393031323334353637383930"
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def frame(obj):
+    body = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
+    return struct.pack(">I", len(body)) + body
+
+
+def recv_msg(s):
+    hdr = b""
+    while len(hdr) < 4:
+        chunk = s.recv(4 - len(hdr))
+        if not chunk:
+            return None
+        hdr += chunk
+    (n,) = struct.unpack(">I", hdr)
+    body = b""
+    while len(body) < n:
+        chunk = s.recv(n - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return json.loads(body)
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(path)
+    return s
+
+
+def call(path, req, otp=None):
+    """One request; answers an OTP prompt with otp if given."""
+    s = connect(path)
+    try:
+        s.sendall(frame(req))
+        reply = recv_msg(s)
+        if reply and reply.get("status") == "otp_required":
+            if otp is None:
+                return reply
+            s.sendall(frame({"v": 1, "op": "otp", "code": otp}))
+            reply = recv_msg(s)
+        return reply
+    finally:
+        s.close()
+
+
+def as_user(user, fn):
+    """Run fn() in a child process under user's uid; return its result."""
+    pw = pwd.getpwnam(user)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            out = json.dumps(fn())
+        except Exception as e:  # report, do not hide
+            out = json.dumps({"exception": repr(e)})
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+def ensure_user(name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name)
+
+
+def hotp(counter):
+    return run("oathtool", "--hotp", "-c", str(counter), HOTP_KEY).strip()
+
+
+def make_csr(tmp, name, key="ec"):
+    keyf, csrf = os.path.join(tmp, name + ".key"), os.path.join(tmp, name + ".csr")
+    if key == "ec":
+        run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", keyf, "-subj", "/CN=whatever", "-out", csrf)
+    else:
+        run("openssl", "req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", keyf,
+            "-subj", "/CN=weak", "-out", csrf)
+    with open(csrf, "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root to create a test user and act as it")
+        return 77
+    daemon = os.path.join(TOP_BUILD, "tools", ".libs", "otpenrolld")
+    if not os.path.exists(daemon):
+        daemon = os.path.join(TOP_BUILD, "tools", "otpenrolld")
+    module = os.path.join(TOP_BUILD, "pam_module", ".libs", "pam_otpenroll.so")
+    cli_lib = os.path.join(TOP_BUILD, "lib", ".libs")
+    for tool in ("oathtool", "openssl"):
+        if shutil.which(tool) is None:
+            print("SKIP: %s missing" % tool)
+            return 77
+    ensure_user(TEST_USER)
+    ensure_user(OTHER_USER)
+
+    tmp = tempfile.mkdtemp(prefix="oe-daemon-")
+    os.chmod(tmp, 0o755)  # the test user reaches the socket through it
+    conf = os.path.join(tmp, "otpenroll.conf")
+    sock = os.path.join(tmp, "run", "otpenroll.sock")
+    with open(conf, "w") as f:
+        f.write(f"""[store]
+url = sqlite:{tmp}/state/oe.db
+key_file = {tmp}/state/secret.key
+[otp]
+window = 5
+[enroll]
+default_ca = local
+grant_ttl = 600
+[ca local]
+type = local
+dir = {tmp}/state/ca
+subject = CN={{user}},O=Test
+[ca manual]
+type = local
+dir = {tmp}/state/ca2
+approval = manual
+[daemon]
+socket = {sock}
+""")
+    os.makedirs(os.path.join(tmp, "pam.d"))
+    with open(os.path.join(tmp, "pam.d", "otpenroll"), "w") as f:
+        f.write(f"auth required {module} config={conf}\n"
+                "account required /lib/x86_64-linux-gnu/security/pam_permit.so\n")
+
+    env = dict(os.environ, LD_LIBRARY_PATH=cli_lib)
+    # Store, key, both CAs and the user's HOTP token, through the library.
+    helper = os.path.join(TOP_BUILD, "tests", "daemon", "daemon_setup")
+    run(helper, conf, TEST_USER, HOTP_KEY, env=env)
+
+    denv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
+                PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
+    log = open(os.path.join(tmp, "daemon.log"), "w")
+    proc = subprocess.Popen([daemon, "-c", conf], env=denv, stderr=log)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        check(os.path.exists(sock), "daemon creates its socket")
+
+        # Root: no OTP gate, acts directly.
+        r = call(sock, {"v": 1, "op": "cert_request", "csr_b64": make_csr(tmp, "root")})
+        check(r and r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled",
+              "root request is issued at once: %s" % r)
+        if r and r.get("status") == "ok":
+            pem = os.path.join(tmp, "root.pem")
+            with open(pem, "w") as f:
+                f.write(r["cert"]["cert_pem"])
+            v = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile",
+                                os.path.join(tmp, "state", "ca", "ca.pem"), pem],
+                               capture_output=True, text=True)
+            check(v.returncode == 0, "issued certificate verifies: " + v.stdout.strip())
+
+        # Malformed input: each gets an error reply or a closed socket, and
+        # the daemon keeps serving.
+        bad = [
+            (b"\x00\x00\x00\x00", "zero length"),
+            (struct.pack(">I", 10 * 1024 * 1024), "oversized length"),
+            (frame(b"not json"), "not JSON"),
+            (frame(b"[1,2,3]"), "a JSON array"),
+            (frame({"v": 2, "op": "cert_list"}), "wrong version"),
+            (frame({"v": 1, "op": "format_disk"}), "unknown op"),
+            (frame({"v": 1}), "no op"),
+            (frame({"v": 1, "op": "cert_request", "csr_b64": "!!!"}), "bad base64"),
+            (frame({"v": 1, "op": "cert_request", "csr_b64": base64.b64encode(b"junk").decode()}),
+             "garbage CSR"),
+            (frame({"v": 1, "op": "cert_request", "key_type": "rsa512"}), "unknown key type"),
+            (struct.pack(">I", 100) + b'{"v":1', "truncated body"),
+        ]
+        for data, what in bad:
+            s = connect(sock)
+            s.sendall(data)
+            if what == "truncated body":
+                s.shutdown(socket.SHUT_WR)
+            reply = recv_msg(s)
+            s.close()
+            check(reply is None or reply.get("status") == "error",
+                  "malformed request (%s) refused: %s" % (what, reply and reply.get("error")))
+        r = call(sock, {"v": 1, "op": "cert_list"})
+        check(r and r.get("status") == "ok", "daemon still serves after malformed requests")
+
+        # A weak key is refused with a clear message.
+        r = call(sock, {"v": 1, "op": "cert_request", "csr_b64": make_csr(tmp, "weak", "rsa")})
+        check(r and r.get("status") == "error" and "weak" in r.get("error", ""),
+              "RSA-1024 request refused: %s" % (r and r.get("error")))
+
+        # A real non-root user: without a grant the daemon asks for an OTP.
+        csr = make_csr(tmp, "user")
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_request", "csr_b64": csr}))
+        check(r.get("status") == "otp_required", "user without a grant is asked for an OTP")
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_request", "csr_b64": csr},
+                                            otp="000000"))
+        check(r.get("status") == "error" and "refused" in r.get("error", ""),
+              "wrong OTP refused: %s" % r.get("error"))
+        code = hotp(0)
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_request", "csr_b64": csr},
+                                            otp=code))
+        check(r.get("status") == "ok" and r["cert"]["user"] == TEST_USER
+              and r["cert"]["rollout_state"] == "enrolled",
+              "right OTP: certificate issued for the user: %s" % r.get("error"))
+        serial = r.get("cert", {}).get("serial")
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_request",
+                                                   "key_type": "ec256"}))
+        check(r.get("status") == "ok" and r["cert"].get("pkcs12_b64")
+              and r["cert"].get("pkcs12_password"),
+              "within the grant no OTP is asked; generated key comes as PKCS#12")
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_list"}))
+        check(r.get("status") == "ok" and len(r["certs"]) == 2
+              and all(c["user"] == TEST_USER for c in r["certs"]),
+              "user lists only their own certificates")
+
+        # Reaching for another user's token, or acting for another user.
+        r = call(sock, {"v": 1, "op": "cert_list"})
+        root_serial = [c["serial"] for c in r["certs"]][0]
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch",
+                                                   "serial": root_serial}))
+        check(r.get("status") == "error", "user cannot fetch root's token")
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_list"}))
+        check(r.get("status") == "ok" and r["certs"] == [], "another user sees no tokens")
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial},
+                                             otp="123456"))
+        check(r.get("status") == "error", "another user cannot fetch the user's token")
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_list", "user": "root"}))
+        check(r.get("status") == "error" and "admin_group" in r.get("error", ""),
+              "user cannot act for root")
+        r = call(sock, {"v": 1, "op": "cert_list", "user": TEST_USER})
+        check(r.get("status") == "ok" and len(r["certs"]) == 2, "root may act for the user")
+
+        # Many clients at once.
+        socks = [connect(sock) for _ in range(24)]
+        for s in socks:
+            s.sendall(frame({"v": 1, "op": "cert_list"}))
+        replies = [recv_msg(s) for s in socks]
+        for s in socks:
+            s.close()
+        check(all(r and r.get("status") == "ok" for r in replies), "24 clients at once served")
+
+        # A client that connects and says nothing does not block others.
+        idle = connect(sock)
+        r = call(sock, {"v": 1, "op": "cert_list"})
+        check(r and r.get("status") == "ok", "an idle client does not block others")
+        idle.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = None
+        log.close()
+    check(rc == 0, "SIGTERM stops the daemon cleanly (exit %s)" % rc)
+    check(not os.path.exists(sock), "the socket is removed on exit")
+    if failures:
+        print(open(os.path.join(tmp, "daemon.log")).read())
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

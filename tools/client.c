@@ -1,0 +1,132 @@
+/* client.c - talk to otpenrolld: connect, ask, answer the OTP prompt. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "proto.h"
+
+int
+client_read_secret(const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	int tty = -1, echo_off = 0;
+	FILE *in = stdin;
+	size_t n;
+
+	if (isatty(STDIN_FILENO) && (tty = open("/dev/tty", O_RDWR | O_CLOEXEC)) >= 0) {
+		if (write(tty, prompt, strlen(prompt)) < 0) {
+			/* the prompt is a courtesy; reading still works */
+		}
+		if (tcgetattr(tty, &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+			quiet.c_lflag |= ICANON;
+			echo_off = tcsetattr(tty, TCSAFLUSH, &quiet) == 0;
+		}
+		in = fdopen(tty, "r");
+	}
+	if (in == NULL || fgets(buf, (int)len, in) == NULL) {
+		buf[0] = '\0';
+		n = 0;
+	} else {
+		n = strcspn(buf, "\r\n");
+		buf[n] = '\0';
+	}
+	if (tty >= 0) {
+		if (echo_off)
+			tcsetattr(tty, TCSAFLUSH, &old);
+		if (write(tty, "\n", 1) < 0) {
+			/* nothing to do */
+		}
+		if (in != stdin)
+			fclose(in); /* closes tty */
+		else
+			close(tty);
+	}
+	return n > 0 ? 0 : -1;
+}
+
+static int
+connect_to(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path %s is too long", path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		snprintf(err, errlen, "cannot reach otpenrolld at %s: %s%s", path, strerror(errno),
+			 errno == ENOENT || errno == ECONNREFUSED ? " (is otpenrolld running?)" : "");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+json_t *
+client_call(const char *socket_path, json_t *req, char *err, size_t errlen)
+{
+	json_t *reply = NULL;
+	int fd, asked = 0;
+
+	if ((fd = connect_to(socket_path, err, errlen)) < 0)
+		return NULL;
+	if (proto_send(fd, req, PROTO_TIMEOUT_MS, err, errlen) != 0)
+		goto out;
+	for (;;) {
+		const char *status;
+		char code[128];
+		json_t *answer;
+		int r;
+
+		/* The daemon may wait for a CA or a PAM stack: be patient. */
+		r = proto_recv(fd, &reply, PROTO_TIMEOUT_MS * 4, err, errlen);
+		if (r != 0) {
+			if (r == 1)
+				snprintf(err, errlen, "otpenrolld closed the connection without a reply");
+			reply = NULL;
+			goto out;
+		}
+		status = proto_str(reply, "status");
+		if (status == NULL || strcmp(status, "otp_required") != 0)
+			break;
+		if (asked++) {
+			snprintf(err, errlen, "otpenrolld asked for a one-time password twice");
+			json_decref(reply);
+			reply = NULL;
+			goto out;
+		}
+		if (client_read_secret(proto_str(reply, "prompt") ? proto_str(reply, "prompt")
+								  : "One-time password: ",
+				       code, sizeof(code)) != 0) {
+			snprintf(err, errlen, "no one-time password given");
+			json_decref(reply);
+			reply = NULL;
+			goto out;
+		}
+		json_decref(reply);
+		reply = NULL;
+		answer = json_pack("{s:i, s:s, s:s}", "v", PROTO_VERSION, "op", "otp", "code", code);
+		explicit_bzero(code, sizeof(code));
+		r = answer ? proto_send(fd, answer, PROTO_TIMEOUT_MS, err, errlen) : -1;
+		json_decref(answer);
+		if (r != 0)
+			goto out;
+	}
+out:
+	close(fd);
+	return reply;
+}

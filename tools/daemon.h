@@ -1,0 +1,31 @@
+/*
+ * daemon.h - otpenrolld's parts: the listener (otpenrolld.c), one
+ * client session (daemon_session.c) and the OTP check through PAM
+ * (daemon_pam.c).
+ */
+#ifndef OE_DAEMON_H
+#define OE_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "otpenroll.h"
+
+struct daemon_cfg {
+	const char *config_path;
+	const char *pam_service; /* "otpenroll" */
+};
+
+/* Serve one accepted connection in a child process; returns the exit
+ * status for that child. */
+int session_run(const struct daemon_cfg *dc, int fd);
+
+/* Check code for user through the PAM service; 0 on success, else -1
+ * with a reason (never the code) in why. */
+int daemon_pam_check(const char *service, const char *user, const char *code,
+		     char *why, size_t len);
+
+/* Log to stderr (journald) with a priority prefix systemd understands. */
+void daemon_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

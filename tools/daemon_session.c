@@ -1,0 +1,395 @@
+/*
+ * daemon_session.c - one client of otpenrolld, in its own process.
+ *
+ * Who the caller is comes from SO_PEERCRED.  What it may ask is the
+ * request table below: each operation says whether it needs a fresh OTP
+ * grant.  Acting for another user is for root and admin_group only.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "daemon.h"
+#include "proto.h"
+
+#define CSR_MAX (64 * 1024)
+
+struct session {
+	const struct daemon_cfg *dc;
+	oe_ctx *ctx;
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	char caller[64];   /* name of the peer's uid */
+	const char *user;  /* whom the request is for */
+	bool admin;        /* root or admin_group */
+};
+
+struct request {
+	const char *op;
+	bool gated; /* needs a fresh OTP grant of the caller */
+	json_t *(*run)(struct session *s, json_t *req);
+};
+
+static json_t *
+error_reply(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static json_t *
+error_reply(int exit_code, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error",
+			 "exit", exit_code, "error", msg);
+}
+
+static json_t *
+lib_error(struct session *s, oe_rc rc)
+{
+	const char *detail = oe_ctx_errmsg(s->ctx);
+	int code = rc == OE_ECONFIG ? 2 : 1;
+
+	return error_reply(code, "%s", *detail ? detail : oe_strerror(rc));
+}
+
+/* A JSON string or null. */
+static json_t *
+str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *
+cert_object(const oe_cert *c)
+{
+	json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
+			      "serial", str_or_null(c->serial), "user", str_or_null(c->user),
+			      "ca", str_or_null(c->ca), "rollout_state", str_or_null(c->rollout_state),
+			      "subject", str_or_null(c->subject),
+			      "cert_serial", str_or_null(c->cert_serial),
+			      "not_after", (json_int_t)c->not_after,
+			      "message", str_or_null(c->message));
+
+	if (o == NULL)
+		return NULL;
+	if (c->cert_pem)
+		json_object_set_new(o, "cert_pem", json_string(c->cert_pem));
+	if (c->pkcs12) {
+		char *b64 = proto_b64_encode(c->pkcs12, c->pkcs12_len);
+		if (b64 == NULL) {
+			json_decref(o);
+			return NULL;
+		}
+		json_object_set_new(o, "pkcs12_b64", json_string(b64));
+		json_object_set_new(o, "pkcs12_password", json_string(c->pkcs12_password));
+		explicit_bzero(b64, strlen(b64));
+		free(b64);
+	}
+	return o;
+}
+
+static json_t *
+ok_cert(const oe_cert *c)
+{
+	json_t *o = cert_object(c);
+
+	if (o == NULL)
+		return error_reply(1, "out of memory");
+	return json_pack("{s:i, s:s, s:o}", "v", PROTO_VERSION, "status", "ok", "cert", o);
+}
+
+/* Decode an optional base64 field; *bad set when present but invalid. */
+static unsigned char *
+b64_field(json_t *req, const char *key, size_t *len, bool *bad)
+{
+	const char *text = proto_str(req, key);
+	unsigned char *data;
+
+	*len = 0;
+	if (json_object_get(req, key) == NULL)
+		return NULL;
+	if (text == NULL || (data = proto_b64_decode(text, CSR_MAX, len)) == NULL) {
+		*bad = true;
+		return NULL;
+	}
+	return data;
+}
+
+static json_t *
+op_cert_request(struct session *s, json_t *req)
+{
+	oe_cert_req r = { 0 };
+	unsigned char *csr, *att;
+	oe_cert *c = NULL;
+	bool bad = false;
+	json_t *reply;
+	oe_rc rc;
+
+	csr = b64_field(req, "csr_b64", &r.csr_len, &bad);
+	att = b64_field(req, "attestation_b64", &r.attestation_len, &bad);
+	if (bad) {
+		reply = error_reply(2, "csr_b64 and attestation_b64 must be base64 of at most %d bytes",
+				    CSR_MAX);
+		goto out;
+	}
+	r.user = s->user;
+	r.csr = csr;
+	r.attestation = att;
+	r.key_type = proto_str(req, "key_type");
+	r.ca = proto_str(req, "ca");
+	if ((r.csr == NULL) == (r.key_type == NULL)) {
+		reply = error_reply(2, "give either csr_b64 or key_type");
+		goto out;
+	}
+	rc = oe_cert_request(s->ctx, &r, &c);
+	reply = rc == OE_OK ? ok_cert(c) : lib_error(s, rc);
+	daemon_log(rc == OE_OK ? LOG_INFO : LOG_NOTICE, "cert_request user=%s by=%s: %s%s%s",
+		   s->user, s->caller, rc == OE_OK ? c->rollout_state : "refused",
+		   rc == OE_OK ? " " : ": ", rc == OE_OK ? c->serial : oe_ctx_errmsg(s->ctx));
+out:
+	oe_cert_free(c);
+	free(csr);
+	free(att);
+	return reply;
+}
+
+/* The token must belong to the user the session acts for. */
+static json_t *
+check_owner(struct session *s, const char *serial)
+{
+	oe_token *t = NULL;
+	json_t *err = NULL;
+	oe_rc rc;
+
+	if (serial == NULL)
+		return error_reply(2, "serial missing");
+	rc = oe_token_get(s->ctx, serial, &t);
+	/* Someone else's token and no token look the same to the caller. */
+	if (rc == OE_ENOTFOUND || (rc == OE_OK && strcmp(t->user, s->user) != 0))
+		err = error_reply(1, "%s has no token %s", s->user, serial);
+	else if (rc != OE_OK)
+		err = lib_error(s, rc);
+	oe_token_free(t);
+	return err;
+}
+
+static json_t *
+op_cert_fetch(struct session *s, json_t *req)
+{
+	const char *serial = proto_str(req, "serial");
+	oe_cert *c = NULL;
+	json_t *reply;
+	oe_rc rc;
+
+	if ((reply = check_owner(s, serial)) != NULL)
+		return reply;
+	rc = oe_cert_fetch(s->ctx, serial, &c);
+	reply = rc == OE_OK ? ok_cert(c) : lib_error(s, rc);
+	oe_cert_free(c);
+	return reply;
+}
+
+static json_t *
+op_cert_upload(struct session *s, json_t *req)
+{
+	unsigned char *data;
+	size_t len = 0;
+	bool bad = false;
+	oe_cert *c = NULL;
+	json_t *reply;
+	oe_rc rc;
+
+	data = b64_field(req, "cert_b64", &len, &bad);
+	if (data == NULL)
+		return error_reply(2, "cert_b64 must be base64 of at most %d bytes", CSR_MAX);
+	rc = oe_cert_upload(s->ctx, s->user, data, len, &c);
+	reply = rc == OE_OK ? ok_cert(c) : lib_error(s, rc);
+	daemon_log(LOG_INFO, "cert_upload user=%s by=%s: %s", s->user, s->caller,
+		   rc == OE_OK ? c->serial : oe_ctx_errmsg(s->ctx));
+	oe_cert_free(c);
+	free(data);
+	return reply;
+}
+
+static json_t *
+op_cert_list(struct session *s, json_t *req)
+{
+	oe_token **list = NULL;
+	size_t n = 0;
+	json_t *arr;
+	oe_rc rc;
+
+	(void)req;
+	if ((rc = oe_token_list(s->ctx, s->user, &list, &n)) != OE_OK)
+		return lib_error(s, rc);
+	arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		oe_cert c = { 0 };
+		if (strcmp(list[i]->type, "certificate") != 0)
+			continue;
+		c.serial = list[i]->serial;
+		c.user = list[i]->user;
+		c.ca = list[i]->ca;
+		c.rollout_state = list[i]->rollout_state;
+		c.subject = list[i]->subject;
+		c.cert_serial = list[i]->cert_serial;
+		c.not_after = list[i]->not_after;
+		json_array_append_new(arr, cert_object(&c));
+	}
+	oe_token_list_free(list, n);
+	if (arr == NULL)
+		return error_reply(1, "out of memory");
+	return json_pack("{s:i, s:s, s:o}", "v", PROTO_VERSION, "status", "ok", "certs", arr);
+}
+
+static const struct request requests[] = {
+	{ "cert_request", true, op_cert_request },
+	{ "cert_fetch", true, op_cert_fetch },
+	{ "cert_upload", true, op_cert_upload },
+	{ "cert_list", false, op_cert_list },
+	{ NULL, false, NULL },
+};
+
+static bool
+in_admin_group(struct session *s)
+{
+	const char *group = oe_config_get(s->ctx, "daemon", "admin_group");
+	gid_t groups[256];
+	int n = 256;
+	struct group *gr;
+
+	if (group == NULL || (gr = getgrnam(group)) == NULL)
+		return false;
+	if (getgrouplist(s->caller, s->gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gr->gr_gid)
+			return true;
+	return false;
+}
+
+/* Ask for an OTP and check it through PAM; NULL when it passed. */
+static json_t *
+otp_gate(struct session *s)
+{
+	char err[256], why[256];
+	const char *code;
+	json_t *ask, *answer = NULL, *reply = NULL;
+
+	if (s->uid == 0 || oe_grant_check(s->ctx, s->caller, NULL) == OE_OK)
+		return NULL;
+	ask = json_pack("{s:i, s:s, s:s}", "v", PROTO_VERSION, "status", "otp_required",
+			"prompt", "One-time password: ");
+	if (ask == NULL || proto_send(s->fd, ask, PROTO_TIMEOUT_MS, err, sizeof(err)) != 0) {
+		json_decref(ask);
+		return error_reply(1, "cannot ask for a one-time password");
+	}
+	json_decref(ask);
+	/* A person types this: allow them the full timeout. */
+	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS * 4, err, sizeof(err)) != 0)
+		return error_reply(2, "no one-time password: %s", err);
+	code = proto_str(answer, "code");
+	if (code == NULL || !json_is_string(json_object_get(answer, "op")) ||
+	    strcmp(proto_str(answer, "op"), "otp") != 0)
+		reply = error_reply(2, "expected {\"op\": \"otp\", \"code\": ...}");
+	else if (daemon_pam_check(s->dc->pam_service, s->caller, code, why, sizeof(why)) != 0) {
+		daemon_log(LOG_NOTICE, "OTP check for %s failed: %s", s->caller, why);
+		reply = error_reply(1, "one-time password refused");
+	}
+	json_decref(answer); /* jansson does not wipe; the code is spent or wrong */
+	return reply;
+}
+
+static json_t *
+handle(struct session *s, json_t *req)
+{
+	const struct request *r;
+	const char *op = proto_str(req, "op"), *for_user = proto_str(req, "user");
+	json_t *refusal;
+
+	if (op == NULL)
+		return error_reply(2, "request has no op");
+	for (r = requests; r->op && strcmp(r->op, op) != 0; r++)
+		;
+	if (r->op == NULL)
+		return error_reply(2, "unknown op \"%s\"", op);
+	s->user = s->caller;
+	if (for_user && strcmp(for_user, s->caller) != 0) {
+		if (!s->admin)
+			return error_reply(1, "only root and members of admin_group may act for another user");
+		s->user = for_user;
+	}
+	if (r->gated && (refusal = otp_gate(s)) != NULL)
+		return refusal;
+	return r->run(s, req);
+}
+
+int
+session_run(const struct daemon_cfg *dc, int fd)
+{
+	struct session s = { .dc = dc, .fd = fd };
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[4096], err[256], actor[96];
+	json_t *req = NULL, *reply = NULL;
+	int r;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		daemon_log(LOG_ERR, "SO_PEERCRED: %s", strerror(errno));
+		return 1;
+	}
+	s.uid = cred.uid;
+	s.gid = cred.gid;
+	if (getpwuid_r(cred.uid, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || pwp == NULL) {
+		reply = error_reply(1, "uid %u has no user name", (unsigned)cred.uid);
+		goto send;
+	}
+	snprintf(s.caller, sizeof(s.caller), "%s", pw.pw_name);
+	if ((s.ctx = oe_ctx_new()) == NULL) {
+		reply = error_reply(1, "out of memory");
+		goto send;
+	}
+	if (oe_ctx_load_config(s.ctx, dc->config_path) != OE_OK) {
+		daemon_log(LOG_ERR, "%s", oe_ctx_errmsg(s.ctx));
+		reply = error_reply(1, "the daemon's configuration does not load");
+		goto send;
+	}
+	snprintf(actor, sizeof(actor), "otpenrolld:%s", s.caller);
+	oe_ctx_set_actor(s.ctx, actor);
+	s.admin = cred.uid == 0 || in_admin_group(&s);
+	r = proto_recv(fd, &req, PROTO_TIMEOUT_MS, err, sizeof(err));
+	if (r == 1)
+		goto out;
+	if (r != 0) {
+		daemon_log(LOG_NOTICE, "bad request from uid %u: %s", (unsigned)cred.uid, err);
+		reply = error_reply(2, "bad request: %s", err);
+		goto send;
+	}
+	reply = handle(&s, req);
+send:
+	if (reply == NULL)
+		reply = error_reply(1, "out of memory");
+	if (reply && proto_send(fd, reply, PROTO_TIMEOUT_MS, err, sizeof(err)) != 0)
+		daemon_log(LOG_NOTICE, "reply to uid %u: %s", (unsigned)cred.uid, err);
+out:
+	json_decref(req);
+	json_decref(reply);
+	oe_ctx_free(s.ctx);
+	return 0;
+}

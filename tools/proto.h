@@ -1,0 +1,34 @@
+/*
+ * proto.h - framing of the otpenrolld socket protocol (doc/protocol.md):
+ * a 4-byte big-endian length, then one JSON object with "v": 1.
+ */
+#ifndef OE_PROTO_H
+#define OE_PROTO_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define PROTO_VERSION 1
+#define PROTO_MAX_MSG (256 * 1024)
+#define PROTO_TIMEOUT_MS 30000
+
+/* Send msg; 0 on success, -1 with err set. */
+int proto_send(int fd, json_t *msg, int timeout_ms, char *err, size_t errlen);
+/* Receive one message; 0 on success (*msg is the caller's), 1 on a clean
+ * end of stream before any byte, -1 with err set. */
+int proto_recv(int fd, json_t **msg, int timeout_ms, char *err, size_t errlen);
+/* Validate a decoded message: an object with "v" == 1; 0 or -1 with err. */
+int proto_check(json_t *msg, char *err, size_t errlen);
+/* Parse a received frame body (for the fuzzer and proto_recv). */
+json_t *proto_parse(const char *buf, size_t len, char *err, size_t errlen);
+
+/* Base64 for binary fields; decode returns NULL on bad input or when
+ * the result would exceed max bytes. */
+char *proto_b64_encode(const unsigned char *data, size_t len);
+unsigned char *proto_b64_decode(const char *text, size_t max, size_t *len);
+
+/* The string field key of obj, or NULL when absent or not a string. */
+const char *proto_str(json_t *obj, const char *key);
+
+#endif
