@@ -1,0 +1,17 @@
+# pam_otpenroll.so: a thin module over the shared library; only the
+# pam_sm_* entry points are exported (pam_module/pam_otpenroll.sym).
+pammod_LTLIBRARIES = pam_module/pam_otpenroll.la
+pam_module_pam_otpenroll_la_SOURCES = pam_module/pam_otpenroll.c
+pam_module_pam_otpenroll_la_LIBADD = lib/libotpenroll.la $(PAM_LIBS)
+pam_module_pam_otpenroll_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
+	-no-undefined -export-symbols $(top_srcdir)/pam_module/pam_otpenroll.sym
+EXTRA_DIST += pam_module/pam_otpenroll.sym
+
+# PAM loads the .so; the libtool archive has no use there.
+install-exec-hook: install-pam-module-hook
+install-pam-module-hook:
+	rm -f $(DESTDIR)$(pammoddir)/pam_otpenroll.la
+uninstall-hook: uninstall-pam-module-hook
+uninstall-pam-module-hook:
+	rm -f $(DESTDIR)$(pammoddir)/pam_otpenroll.so
+.PHONY: install-pam-module-hook uninstall-pam-module-hook

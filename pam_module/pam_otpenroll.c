@@ -1,0 +1,209 @@
+/*
+ * pam_otpenroll.c - the PAM module: options, the conversation, one
+ * library call.
+ *
+ * auth required pam_otpenroll.so [config=FILE] [use_first_pass|try_first_pass]
+ *                                [nullok] [prompt=TEXT] [debug]
+ *
+ * Fails closed: an unknown option, an unreadable configuration or store
+ * gives PAM_SERVICE_ERR or PAM_AUTHINFO_UNAVAIL, never PAM_SUCCESS.  A
+ * user without a token is still prompted (unless nullok), so the module
+ * does not tell who is enrolled.  No code, secret or key is ever logged.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#define PAM_SM_AUTH
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "otpenroll.h"
+
+/* Replies longer than this are not codes; they are refused unread. */
+#define MAX_CODE 64
+#define DEFAULT_PROMPT "One-time password: "
+
+struct options {
+	const char *config;
+	const char *prompt;
+	bool use_first_pass;
+	bool try_first_pass;
+	bool nullok;
+	bool debug;
+};
+
+static int
+parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->prompt = DEFAULT_PROMPT;
+	for (int i = 0; i < argc; i++) {
+		if (strncmp(argv[i], "config=", 7) == 0 && argv[i][7] != '\0')
+			o->config = argv[i] + 7;
+		else if (strncmp(argv[i], "prompt=", 7) == 0 && argv[i][7] != '\0')
+			o->prompt = argv[i] + 7;
+		else if (strcmp(argv[i], "use_first_pass") == 0)
+			o->use_first_pass = true;
+		else if (strcmp(argv[i], "try_first_pass") == 0)
+			o->try_first_pass = true;
+		else if (strcmp(argv[i], "nullok") == 0)
+			o->nullok = true;
+		else if (strcmp(argv[i], "debug") == 0)
+			o->debug = true;
+		else {
+			/* A typo must not weaken the stack. */
+			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\"; refusing", argv[i]);
+			return -1;
+		}
+	}
+	if (o->use_first_pass && o->try_first_pass) {
+		pam_syslog(pamh, LOG_ERR, "use_first_pass and try_first_pass exclude each other");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strnlen(s, MAX_CODE + 1));
+		free(s);
+	}
+}
+
+/* Ask for the code; NULL when the conversation fails or is refused. */
+static char *
+ask(pam_handle_t *pamh, const struct options *o)
+{
+	char *resp = NULL;
+	size_t n;
+
+	if (pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &resp, "%s", o->prompt) != PAM_SUCCESS)
+		return NULL;
+	if (resp == NULL)
+		return NULL;
+	n = strnlen(resp, MAX_CODE + 1);
+	if (n > MAX_CODE) {
+		/* Only the first bytes are wiped: a huge reply holds no secret worth it. */
+		explicit_bzero(resp, MAX_CODE);
+		free(resp);
+		return strdup(""); /* counts as a wrong code, not as an error */
+	}
+	return resp;
+}
+
+static const char *
+service_of(pam_handle_t *pamh)
+{
+	const void *item = NULL;
+
+	if (pam_get_item(pamh, PAM_SERVICE, &item) != PAM_SUCCESS || item == NULL)
+		return "unknown";
+	return item;
+}
+
+/* Check one code; maps the library's answer to PAM. */
+static int
+check(pam_handle_t *pamh, const struct options *o, oe_ctx *ctx, const char *user,
+      const char *code)
+{
+	oe_auth_info info;
+	oe_rc rc = oe_auth_otp(ctx, user, code, &info);
+
+	switch (rc) {
+	case OE_OK:
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "user %s authenticated with token %s", user,
+				   info.serial);
+		return PAM_SUCCESS;
+	case OE_EAUTH:
+		pam_syslog(pamh, LOG_NOTICE, "user %s: wrong or reused code (token %s, %d failures%s)",
+			   user, info.serial, info.failcount, info.locked ? ", now locked" : "");
+		return PAM_AUTH_ERR;
+	case OE_ELOCKED:
+		pam_syslog(pamh, LOG_NOTICE, "user %s: token %s is locked", user, info.serial);
+		return PAM_MAXTRIES;
+	case OE_ENOTOKEN:
+		pam_syslog(pamh, LOG_NOTICE, "user %s has no active OTP token", user);
+		return PAM_AUTH_ERR;
+	default:
+		pam_syslog(pamh, LOG_ERR, "cannot check user %s: %s: %s", user, oe_strerror(rc),
+			   oe_ctx_errmsg(ctx));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+}
+
+PAM_EXTERN int
+pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct options o;
+	const char *user = NULL;
+	const void *authtok = NULL;
+	char actor[128], *code = NULL;
+	bool has = false;
+	oe_ctx *ctx = NULL;
+	oe_rc rc;
+	int ret;
+
+	(void)flags;
+	if (parse_options(pamh, argc, argv, &o) != 0)
+		return PAM_SERVICE_ERR;
+	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL || *user == '\0')
+		return PAM_USER_UNKNOWN;
+	if ((ctx = oe_ctx_new()) == NULL)
+		return PAM_BUF_ERR;
+	snprintf(actor, sizeof(actor), "pam:%s", service_of(pamh));
+	oe_ctx_set_actor(ctx, actor);
+	if ((rc = oe_ctx_load_config(ctx, o.config)) != OE_OK ||
+	    (rc = oe_ctx_open_store(ctx)) != OE_OK ||
+	    (rc = oe_user_has_otp(ctx, user, &has)) != OE_OK) {
+		pam_syslog(pamh, LOG_ERR, "%s: %s", oe_strerror(rc), oe_ctx_errmsg(ctx));
+		ret = PAM_AUTHINFO_UNAVAIL;
+		goto out;
+	}
+	if (!has && o.nullok) {
+		if (o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "user %s has no OTP token; nullok", user);
+		ret = PAM_IGNORE;
+		goto out;
+	}
+	if (o.use_first_pass || o.try_first_pass) {
+		if (pam_get_item(pamh, PAM_AUTHTOK, &authtok) == PAM_SUCCESS && authtok &&
+		    strnlen(authtok, MAX_CODE + 1) <= MAX_CODE) {
+			ret = check(pamh, &o, ctx, user, authtok);
+			if (ret == PAM_SUCCESS || o.use_first_pass || ret == PAM_AUTHINFO_UNAVAIL ||
+			    ret == PAM_MAXTRIES)
+				goto out;
+		} else if (o.use_first_pass) {
+			pam_syslog(pamh, LOG_NOTICE, "user %s: use_first_pass and no earlier token", user);
+			ret = PAM_AUTH_ERR;
+			goto out;
+		}
+	}
+	/* Asked even when the user has no token, so nobody learns who has one. */
+	if ((code = ask(pamh, &o)) == NULL) {
+		ret = PAM_CONV_ERR;
+		goto out;
+	}
+	ret = check(pamh, &o, ctx, user, code);
+out:
+	wipe_free(code);
+	oe_ctx_free(ctx);
+	return ret;
+}
+
+PAM_EXTERN int
+pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_SUCCESS;
+}
