@@ -1,0 +1,457 @@
+/*
+ * test_pam - pam_otpenroll through the real PAM library, loaded by
+ * pam_wrapper from a private service directory, driven by libpamtest.
+ * Codes come from oathtool, independently of our OTP code.
+ *
+ * The program re-executes itself with pam_wrapper preloaded, so it runs
+ * as a plain `make check` test.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpamtest.h>
+#include <security/pam_appl.h>
+
+#include "otpenroll.h"
+
+#define KEY_HEX "3132333435363738393031323334353637383930"
+#define PERMIT "/lib/x86_64-linux-gnu/security/pam_permit.so"
+#define SET_ITEMS "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so"
+
+static char tmp[256], conf[300], svcdir[300], module[4096];
+static char serial[64];
+
+static void
+write_file(const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+/* The code oathtool computes for HOTP counter n. */
+static void
+hotp(int n, char out[16])
+{
+	char cmd[256];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "oathtool --hotp -c %d " KEY_HEX, n);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(out, 16, p));
+	out[strcspn(out, "\n")] = '\0';
+	assert_int_equal(pclose(p), 0);
+}
+
+static void
+stack(const char *lines)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/otptest", svcdir);
+	write_file(path, "%s", lines);
+}
+
+/* Our module line with options. */
+static void
+stack_module(const char *opts, const char *after)
+{
+	char buf[8192];
+
+	snprintf(buf, sizeof(buf), "auth required %s config=%s %s\n%s", module, conf, opts,
+		 after ? after : "");
+	stack(buf);
+}
+
+struct conv {
+	const char *answer;
+	int prompts;
+};
+
+static int
+conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
+{
+	struct conv *c = data;
+	struct pam_response *r = calloc((size_t)n, sizeof(*r));
+
+	if (r == NULL)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++)
+		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF) {
+			c->prompts++;
+			r[i].resp = c->answer ? strdup(c->answer) : NULL;
+		}
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+/*
+ * pam_authenticate's result for user answering `answer` (NULL: no
+ * answer).  pam_wrapper copies the service directory when a process
+ * starts, so each authentication runs in a freshly executed child that
+ * sees the stack as it is now.
+ */
+static char self[4096];
+
+static int
+auth(const char *user, const char *answer, int *prompts)
+{
+	char buf[64] = "";
+	int fd[2], rv = -1, n = -1, st = 0;
+	ssize_t got;
+	pid_t pid;
+
+	assert_int_equal(pipe(fd), 0);
+	if ((pid = fork()) == 0) {
+		dup2(fd[1], STDOUT_FILENO);
+		close(fd[0]);
+		execl(self, self, "--auth-child", user, answer ? answer : "", answer ? "1" : "0",
+		      (char *)NULL);
+		_exit(99);
+	}
+	close(fd[1]);
+	got = read(fd[0], buf, sizeof(buf) - 1);
+	close(fd[0]);
+	waitpid(pid, &st, 0);
+	assert_true(got > 0);
+	buf[got] = '\0';
+	assert_int_equal(sscanf(buf, "%d %d", &rv, &n), 2);
+	if (prompts)
+		*prompts = n;
+	return rv;
+}
+
+/* The child side of auth(): one pam_authenticate, result on stdout. */
+static int
+auth_child(const char *user, const char *answer, int has_answer)
+{
+	struct pam_testcase t[] = { pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS) };
+	struct conv c = { has_answer ? answer : NULL, 0 };
+	enum pamtest_err e;
+
+	/* libpamtest 1.1's run_pamtest_conv macro misses a parenthesis. */
+	e = _pamtest_conv("otptest", user, conv_fn, &c, t, 1, NULL);
+	if (e != PAMTEST_ERR_OK && e != PAMTEST_ERR_CASE)
+		printf("%d %d\n", -1000 - (int)e, c.prompts);
+	else
+		printf("%d %d\n", t[0].op_rv, c.prompts);
+	return 0;
+}
+
+static oe_ctx *
+open_ctx(void)
+{
+	oe_ctx *ctx = oe_ctx_new();
+
+	assert_non_null(ctx);
+	assert_int_equal(oe_ctx_load_config(ctx, conf), OE_OK);
+	return ctx;
+}
+
+static oe_token *
+token(void)
+{
+	oe_ctx *ctx = open_ctx();
+	oe_token *t = NULL;
+
+	assert_int_equal(oe_token_get(ctx, serial, &t), OE_OK);
+	oe_ctx_free(ctx);
+	return t;
+}
+
+static int
+setup(void **state)
+{
+	unsigned char key[20] = "12345678901234567890";
+	oe_otp_params p = { .user = "alice", .type = "hotp", .secret = key, .secret_len = 20 };
+	char *s = NULL, *uri = NULL;
+	oe_ctx *ctx;
+
+	(void)state;
+	snprintf(tmp, sizeof(tmp), "/tmp/oe-pamtest.XXXXXX");
+	assert_non_null(mkdtemp(tmp));
+	snprintf(conf, sizeof(conf), "%s/oe.conf", tmp);
+	write_file(conf,
+		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "[otp]\nwindow = 2\nmax_fail = 3\nlock_seconds = 600\n",
+		   tmp, tmp);
+	ctx = open_ctx();
+	assert_int_equal(oe_init(ctx, NULL), OE_OK);
+	assert_int_equal(oe_token_add_otp(ctx, &p, &s, &uri), OE_OK);
+	snprintf(serial, sizeof(serial), "%s", s);
+	free(s);
+	free(uri);
+	oe_ctx_free(ctx);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[400];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_right_code_and_replay(void **state)
+{
+	char code[16];
+	oe_token *t;
+	oe_ctx *ctx;
+	int prompts;
+
+	(void)state;
+	stack_module("", NULL);
+	hotp(0, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	ctx = open_ctx();
+	assert_int_equal(oe_grant_check(ctx, "alice", NULL), OE_OK);
+	oe_ctx_free(ctx);
+	/* The same code again: refused, and it counts as a failure. */
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
+	t = token();
+	assert_int_equal(t->counter, 1);
+	assert_int_equal(t->failcount, 1);
+	oe_token_free(t);
+	/* Look-ahead: counter 2 is within the window of 2. */
+	hotp(2, code);
+	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
+	t = token();
+	assert_int_equal(t->counter, 3);
+	assert_int_equal(t->failcount, 0);
+	oe_token_free(t);
+	/* Beyond the window: refused. */
+	hotp(6, code);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
+}
+
+static void
+test_bad_input_changes_only_the_fail_count(void **state)
+{
+	static const char *const bad[] = { "", "abcdef", "12345", "1234567", "12 456",
+					   "123456\n", "-12345" };
+	char *huge;
+	oe_token *t;
+
+	(void)state;
+	stack_module("", NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* Unlock between tries so every input reaches the check. */
+		oe_ctx *ctx = open_ctx();
+		assert_int_equal(oe_token_unlock(ctx, serial), OE_OK);
+		oe_ctx_free(ctx);
+		assert_int_equal(auth("alice", bad[i], NULL), PAM_AUTH_ERR);
+		t = token();
+		assert_int_equal(t->counter, 0);
+		assert_int_equal(t->failcount, 1);
+		oe_token_free(t);
+	}
+	/* An oversized reply is refused without harm. */
+	huge = malloc(100001);
+	assert_non_null(huge);
+	memset(huge, '7', 100000);
+	huge[100000] = '\0';
+	assert_int_equal(auth("alice", huge, NULL), PAM_AUTH_ERR);
+	free(huge);
+	/* No reply at all. */
+	assert_int_not_equal(auth("alice", NULL, NULL), PAM_SUCCESS);
+	t = token();
+	assert_int_equal(t->counter, 0);
+	oe_token_free(t);
+}
+
+static void
+test_lockout_and_unlock(void **state)
+{
+	char code[16];
+	oe_token *t;
+	oe_ctx *ctx;
+
+	(void)state;
+	stack_module("", NULL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(auth("alice", "000000", NULL), PAM_AUTH_ERR);
+	t = token();
+	assert_true(t->locked);
+	assert_int_equal(t->failcount, 3);
+	oe_token_free(t);
+	hotp(0, code);
+	assert_int_equal(auth("alice", code, NULL), PAM_MAXTRIES);
+	t = token();
+	assert_int_equal(t->counter, 0); /* a locked token is not even asked */
+	oe_token_free(t);
+	ctx = open_ctx();
+	assert_int_equal(oe_token_unlock(ctx, serial), OE_OK);
+	oe_ctx_free(ctx);
+	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
+}
+
+static void
+test_user_without_token(void **state)
+{
+	int prompts = 0;
+
+	(void)state;
+	/* Prompted like everyone, then refused: nobody learns who is enrolled. */
+	stack_module("", "auth required " PERMIT "\n");
+	assert_int_equal(auth("bob", "123456", &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 1);
+	/* nullok: the module steps aside (PAM_IGNORE) and the stack decides. */
+	stack_module("nullok", "auth required " PERMIT "\n");
+	assert_int_equal(auth("bob", NULL, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 0);
+	/* nullok does not excuse a user who has a token. */
+	assert_int_equal(auth("alice", "000000", NULL), PAM_AUTH_ERR);
+	/* Alone in the stack, an ignoring module never yields success. */
+	stack_module("nullok", NULL);
+	assert_int_not_equal(auth("bob", NULL, NULL), PAM_SUCCESS);
+}
+
+static void
+test_first_pass(void **state)
+{
+	char code[16], line[8192];
+	int prompts = 0;
+
+	(void)state;
+	hotp(0, code);
+	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s use_first_pass\n",
+		 SET_ITEMS, module, conf);
+	stack(line);
+	setenv("PAM_AUTHTOK", code, 1);
+	assert_int_equal(auth("alice", "999999", &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 0);
+	/* use_first_pass with a wrong earlier token does not prompt. */
+	setenv("PAM_AUTHTOK", "000000", 1);
+	assert_int_equal(auth("alice", code, &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 0);
+	/* use_first_pass without an earlier token fails. */
+	unsetenv("PAM_AUTHTOK");
+	stack_module("use_first_pass", NULL);
+	assert_int_equal(auth("alice", code, &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 0);
+	/* try_first_pass falls back to the prompt. */
+	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s try_first_pass\n",
+		 SET_ITEMS, module, conf);
+	stack(line);
+	setenv("PAM_AUTHTOK", "000000", 1);
+	hotp(1, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	unsetenv("PAM_AUTHTOK");
+}
+
+static void
+test_fails_closed(void **state)
+{
+	char code[16], path[8192], bad[400];
+	oe_token *t;
+
+	(void)state;
+	hotp(0, code);
+	/* A mistyped option must not weaken the stack. */
+	stack_module("nulok", "auth required " PERMIT "\n");
+	assert_int_equal(auth("alice", code, NULL), PAM_SERVICE_ERR);
+	/* Missing configuration. */
+	snprintf(path, sizeof(path), "auth required %s config=%s/missing.conf\n", module, tmp);
+	stack(path);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* A configuration with an unknown key. */
+	snprintf(bad, sizeof(bad), "%s/bad.conf", tmp);
+	write_file(bad, "[store]\nurl = sqlite:%s/oe.db\nkeyfile = x\n", tmp);
+	snprintf(path, sizeof(path), "auth required %s config=%s\n", module, bad);
+	stack(path);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* A store that does not exist. */
+	write_file(bad, "[store]\nurl = sqlite:%s/none.db\nkey_file = %s/secret.key\n", tmp, tmp);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* A store file that is garbage. */
+	snprintf(path, sizeof(path), "%s/garbage.db", tmp);
+	write_file(path, "%s", "this is not a database, not at all, really not\n");
+	write_file(bad, "[store]\nurl = sqlite:%s/garbage.db\nkey_file = %s/secret.key\n", tmp, tmp);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* The wrong key file. */
+	snprintf(path, sizeof(path), "%s/other.key", tmp);
+	write_file(path, "%s\n", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+	chmod(path, 0600);
+	write_file(bad, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/other.key\n", tmp, tmp);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* A key file readable by others. */
+	chmod(path, 0644);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* None of that touched the token. */
+	t = token();
+	assert_int_equal(t->counter, 0);
+	assert_int_equal(t->failcount, 0);
+	oe_token_free(t);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_right_code_and_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input_changes_only_the_fail_count, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lockout_and_unlock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_without_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_pass, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fails_closed, setup, teardown),
+	};
+	const char *top = getenv("top_builddir");
+
+	if (system("command -v oathtool >/dev/null") != 0) {
+		fprintf(stderr, "SKIP: oathtool missing\n");
+		return 77;
+	}
+	/* pam_wrapper must be preloaded before the program starts. */
+	if (getenv("OE_PAMWRAP") == NULL) {
+		const char *asan = getenv("OE_ASAN_RUNTIME");
+		char preload[1024];
+		snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
+			 asan ? " " : "");
+		setenv("LD_PRELOAD", preload, 1);
+		setenv("PAM_WRAPPER", "1", 1);
+		setenv("OE_PAMWRAP", "1", 1);
+		snprintf(svcdir, sizeof(svcdir), "/tmp/oe-pamsvc.XXXXXX");
+		if (mkdtemp(svcdir) == NULL)
+			return 99;
+		setenv("PAM_WRAPPER_SERVICE_DIR", svcdir, 1);
+		execv("/proc/self/exe", argv);
+		return 99;
+	}
+	if (argc == 5 && strcmp(argv[1], "--auth-child") == 0)
+		return auth_child(argv[2], argv[3], argv[4][0] == '1');
+	if (readlink("/proc/self/exe", self, sizeof(self) - 1) < 0)
+		return 99;
+	snprintf(svcdir, sizeof(svcdir), "%s", getenv("PAM_WRAPPER_SERVICE_DIR"));
+	snprintf(module, sizeof(module), "%s/pam_module/.libs/pam_otpenroll.so", top ? top : ".");
+	{
+		int rc = cmocka_run_group_tests(tests, NULL, NULL);
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", svcdir);
+		if (system(cmd) != 0)
+			rc = rc ? rc : 1;
+		return rc;
+	}
+}
