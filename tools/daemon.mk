@@ -7,4 +7,4 @@ tools_otpenrolld_SOURCES = tools/otpenrolld.c tools/daemon.h \
 tools_otpenrolld_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CRYPTO_CFLAGS)
 tools_otpenrolld_LDADD = lib/libotpenroll.la $(JANSSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS)
 dist_man_MANS += doc/otpenrolld.8
-EXTRA_DIST += doc/protocol.md tools/client.c tools/client.h
+EXTRA_DIST += doc/protocol.md

@@ -1,0 +1,309 @@
+/* cli.c - shared plumbing of the otpenroll command. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+oe_ctx *
+cli_ctx(struct cli *cli, int *exit_code)
+{
+	oe_rc rc;
+
+	*exit_code = EXIT_DONE;
+	if (cli->ctx)
+		return cli->ctx;
+	if ((cli->ctx = oe_ctx_new()) == NULL) {
+		*exit_code = cli_error(cli, EXIT_REFUSED, "out of memory");
+		return NULL;
+	}
+	if (cli_is_root())
+		oe_ctx_set_actor(cli->ctx, "root");
+	if ((rc = oe_ctx_load_config(cli->ctx, cli->config)) != OE_OK) {
+		*exit_code = cli_fail(cli, rc);
+		oe_ctx_free(cli->ctx);
+		cli->ctx = NULL;
+		return NULL;
+	}
+	return cli->ctx;
+}
+
+int
+cli_fail(struct cli *cli, oe_rc rc)
+{
+	const char *detail = cli->ctx ? oe_ctx_errmsg(cli->ctx) : "";
+
+	fprintf(stderr, "%s: %s\n", cli->prog, *detail ? detail : oe_strerror(rc));
+	/* A configuration problem is the admin's to fix: usage/config exit. */
+	return rc == OE_ECONFIG ? EXIT_USAGE : EXIT_REFUSED;
+}
+
+int
+cli_error(struct cli *cli, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cli->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int
+cli_usage(struct cli *cli, const struct command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cli->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nUsage: otpenroll %s\nTry `otpenroll %s%s%s --help'.\n", cmd->usage,
+		cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name);
+	return EXIT_USAGE;
+}
+
+int
+cli_help(const struct command *cmd, const char *options)
+{
+	printf("Usage: otpenroll %s\n\n%s\n", cmd->usage, cmd->help);
+	if (options && *options)
+		printf("\n%s", options);
+	printf("\nGlobal options (before the command): -c FILE, --json.\n");
+	return EXIT_DONE;
+}
+
+bool
+cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+void
+cli_print_json(json_t *v)
+{
+	if (v == NULL) {
+		fprintf(stderr, "otpenroll: out of memory\n");
+		return;
+	}
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(v);
+}
+
+const char *
+cli_time(time_t t, char buf[32])
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL)
+		return "-";
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+json_t *
+cli_time_json(time_t t)
+{
+	char buf[32];
+
+	return t == 0 ? json_null() : json_string(cli_time(t, buf));
+}
+
+static json_t *
+jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *
+cli_token_json(const oe_token *t)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "serial", jstr(t->serial));
+	json_object_set_new(o, "type", jstr(t->type));
+	json_object_set_new(o, "user", jstr(t->user));
+	json_object_set_new(o, "active", json_boolean(t->active));
+	json_object_set_new(o, "rollout_state", jstr(t->rollout_state));
+	json_object_set_new(o, "failcount", json_integer(t->failcount));
+	json_object_set_new(o, "locked", json_boolean(t->locked));
+	json_object_set_new(o, "locked_until", cli_time_json(t->locked_until));
+	json_object_set_new(o, "description", jstr(t->description));
+	if (strcmp(t->type, "certificate") == 0) {
+		json_object_set_new(o, "ca", jstr(t->ca));
+		json_object_set_new(o, "subject", jstr(t->subject));
+		json_object_set_new(o, "cert_serial", jstr(t->cert_serial));
+		json_object_set_new(o, "not_after", cli_time_json(t->not_after));
+	} else {
+		json_object_set_new(o, "digits", json_integer(t->digits));
+		if (strcmp(t->type, "totp") == 0)
+			json_object_set_new(o, "period", json_integer(t->period));
+		json_object_set_new(o, "counter", json_integer((json_int_t)t->counter));
+		json_object_set_new(o, "last_auth", cli_time_json(t->last_auth));
+	}
+	json_object_set_new(o, "created", cli_time_json(t->created));
+	json_object_set_new(o, "updated", cli_time_json(t->updated));
+	return o;
+}
+
+json_t *
+cli_cert_json(const oe_cert *c)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "serial", jstr(c->serial));
+	json_object_set_new(o, "user", jstr(c->user));
+	json_object_set_new(o, "ca", jstr(c->ca));
+	json_object_set_new(o, "rollout_state", jstr(c->rollout_state));
+	json_object_set_new(o, "subject", jstr(c->subject));
+	json_object_set_new(o, "cert_serial", jstr(c->cert_serial));
+	json_object_set_new(o, "not_after", cli_time_json(c->not_after));
+	if (c->message)
+		json_object_set_new(o, "message", json_string(c->message));
+	if (c->pkcs12_password)
+		json_object_set_new(o, "pkcs12_password", json_string(c->pkcs12_password));
+	return o;
+}
+
+void
+cli_print_token(const oe_token *t)
+{
+	char b[32];
+
+	printf("serial:        %s\n", t->serial);
+	printf("type:          %s\n", t->type);
+	printf("user:          %s\n", t->user);
+	printf("active:        %s\n", t->active ? "yes" : "no");
+	printf("rollout_state: %s\n", t->rollout_state);
+	printf("failcount:     %d\n", t->failcount);
+	printf("locked:        %s", t->locked ? "yes" : "no");
+	if (t->locked)
+		printf(" (until %s)", cli_time(t->locked_until, b));
+	printf("\n");
+	if (*t->description)
+		printf("description:   %s\n", t->description);
+	if (strcmp(t->type, "certificate") == 0) {
+		printf("ca:            %s\n", t->ca ? t->ca : "- (uploaded)");
+		printf("subject:       %s\n", t->subject ? t->subject : "-");
+		printf("cert_serial:   %s\n", t->cert_serial ? t->cert_serial : "-");
+		printf("not_after:     %s\n", cli_time(t->not_after, b));
+	} else {
+		printf("digits:        %u\n", t->digits);
+		if (strcmp(t->type, "totp") == 0)
+			printf("period:        %u\n", t->period);
+		printf("counter:       %llu\n", (unsigned long long)t->counter);
+		printf("last_auth:     %s\n", cli_time(t->last_auth, b));
+	}
+	printf("created:       %s\n", cli_time(t->created, b));
+	printf("updated:       %s\n", cli_time(t->updated, b));
+}
+
+void
+cli_print_cert(const oe_cert *c)
+{
+	char b[32];
+
+	printf("serial:        %s\n", c->serial);
+	printf("user:          %s\n", c->user);
+	printf("rollout_state: %s\n", c->rollout_state);
+	printf("ca:            %s\n", c->ca ? c->ca : "-");
+	printf("subject:       %s\n", c->subject ? c->subject : "-");
+	if (c->cert_serial)
+		printf("cert_serial:   %s\n", c->cert_serial);
+	if (c->not_after)
+		printf("not_after:     %s\n", cli_time(c->not_after, b));
+	if (c->message)
+		printf("message:       %s\n", c->message);
+}
+
+unsigned char *
+cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len)
+{
+	unsigned char *buf = NULL;
+	struct stat st;
+	size_t off = 0;
+	int fd;
+
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_error(cli, EXIT_REFUSED, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		cli_error(cli, EXIT_REFUSED, "%s: not a regular file of at most %zu bytes", path, max);
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		goto out;
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			cli_error(cli, EXIT_REFUSED, "%s: read error", path);
+			free(buf);
+			buf = NULL;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	*len = off;
+out:
+	close(fd);
+	return buf;
+}
+
+int
+cli_write_file(struct cli *cli, const char *path, const void *data, size_t len, int mode)
+{
+	const unsigned char *p = data;
+	size_t off = 0;
+	int fd;
+
+	/* Replace only a regular file the caller already owns; never follow links. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
+	if (fchmod(fd, (mode_t)mode) != 0) {
+		close(fd);
+		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
+	}
+	while (off < len) {
+		ssize_t n = write(fd, p + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off != len || fsync(fd) != 0 || close(fd) != 0)
+		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+bool
+cli_is_root(void)
+{
+	return getuid() == 0;
+}

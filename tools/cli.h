@@ -1,0 +1,83 @@
+/*
+ * cli.h - what the otpenroll command's files share: global options, the
+ * command table entry, error reporting with the contract's exit codes,
+ * and output in text or JSON.
+ */
+#ifndef OE_CLI_H
+#define OE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "otpenroll.h"
+
+/* Exit codes (the contract). */
+#define EXIT_DONE 0
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_PENDING 3
+
+struct cli {
+	const char *config; /* -c FILE, $OTPENROLL_CONFIG, or NULL: default */
+	bool json;
+	const char *prog;   /* "otpenroll token add-otp", for messages */
+	oe_ctx *ctx;        /* loaded on demand by cli_ctx() */
+};
+
+struct command {
+	const char *group;  /* "token", or NULL for a top-level command */
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *usage;  /* the synopsis after "otpenroll " */
+	const char *help;   /* one line */
+};
+
+/* The configuration and store, loaded once; NULL after reporting why
+ * (*exit_code set). */
+oe_ctx *cli_ctx(struct cli *cli, int *exit_code);
+/* Report a library error on stderr; returns the exit code for it. */
+int cli_fail(struct cli *cli, oe_rc rc);
+/* Report an error on stderr; returns code. */
+int cli_error(struct cli *cli, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Usage error: message and a pointer to --help; returns EXIT_USAGE. */
+int cli_usage(struct cli *cli, const struct command *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Print a command's help on stdout; returns EXIT_DONE. */
+int cli_help(const struct command *cmd, const char *options);
+/* Parse --help anywhere in argv: 1 when present. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Print one JSON value on stdout (for --json), then free it. */
+void cli_print_json(json_t *v);
+/* ISO 8601 UTC, or "-" for 0. */
+const char *cli_time(time_t t, char buf[32]);
+json_t *cli_time_json(time_t t);
+
+/* Tokens and certificates as JSON objects or text. */
+json_t *cli_token_json(const oe_token *t);
+json_t *cli_cert_json(const oe_cert *c);
+void cli_print_token(const oe_token *t);
+void cli_print_cert(const oe_cert *c);
+
+/* Read a whole file (at most max bytes); NULL with a message printed. */
+unsigned char *cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len);
+/* Write data to path with mode (O_EXCL unless overwrite); 0 on success. */
+int cli_write_file(struct cli *cli, const char *path, const void *data, size_t len,
+		   int mode);
+
+/* Root (uid 0)? Admin commands work on the store directly. */
+bool cli_is_root(void);
+
+/* QR code of text on stdout when it is a terminal. */
+void qr_print(FILE *out, const char *text);
+
+/* Command groups. */
+extern const struct command token_commands[];
+extern const struct command admin_commands[];
+extern const struct command ca_commands[];
+extern const struct command cert_commands[];
+
+#endif
