@@ -1,0 +1,1 @@
+dist_man_MANS += doc/otpenroll.1 doc/pam_otpenroll.8
