@@ -403,9 +403,13 @@ parse_buffer(const char *name, const char *text, size_t len, char *err,
 }
 
 struct cfg *
-cfg_load_string(const char *name, const char *text, char *err, size_t errlen)
+cfg_load_mem(const char *name, const char *data, size_t len, char *err, size_t errlen)
 {
-	return parse_buffer(name, text, strlen(text), err, errlen);
+	if (len > CFG_MAX_FILE) {
+		snprintf(err, errlen, "%s: larger than %d bytes", name, CFG_MAX_FILE);
+		return NULL;
+	}
+	return parse_buffer(name, data, len, err, errlen);
 }
 
 struct cfg *

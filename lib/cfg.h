@@ -40,9 +40,9 @@ struct cfg {
  * "FILE line N: ..." into err.
  */
 struct cfg *cfg_load(const char *path, char *err, size_t errlen);
-/* Same, from a string (tests and fuzzing); name is used in messages. */
-struct cfg *cfg_load_string(const char *name, const char *text, char *err,
-			    size_t errlen);
+/* Same, from memory (tests and fuzzing); name is used in messages. */
+struct cfg *cfg_load_mem(const char *name, const char *data, size_t len, char *err,
+			 size_t errlen);
 void cfg_free(struct cfg *cfg);
 
 const struct cfg_section *cfg_section(const struct cfg *cfg, const char *name);

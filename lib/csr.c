@@ -86,6 +86,11 @@ csr_parse_cert(oe_ctx *ctx, const char *what, const unsigned char *data, size_t 
 	if (cert == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "%s: not an X.509 certificate (%s)", what,
 				ossl_reason());
+	if (X509_get0_pubkey(cert) == NULL) {
+		X509_free(cert);
+		return ctx_fail(ctx, OE_EPARSE, "%s: no usable public key (%s)", what,
+				ossl_reason());
+	}
 	*out = cert;
 	return OE_OK;
 }
@@ -141,6 +146,8 @@ csr_check_key(oe_ctx *ctx, EVP_PKEY *key)
 	const char *allowed = cfg_str(ctx->cfg, "enroll", "key_types", DEFAULT_KEY_TYPES);
 	char type[32];
 
+	if (key == NULL)
+		return ctx_fail(ctx, OE_EPARSE, "no usable public key");
 	if (*csr_key_type(key, type, sizeof(type)) == '\0') {
 		if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA)
 			return ctx_fail(ctx, OE_EPERM, "RSA key of %d bits is too weak (at least 2048)",

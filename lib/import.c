@@ -23,6 +23,7 @@
 
 #include <openssl/crypto.h>
 
+#include "import.h"
 #include "otp.h"
 #include "store/store.h"
 #include "token.h"
@@ -32,18 +33,6 @@
 #define IMPORT_MAX_FILE (256L * 1024 * 1024)
 /* How far from its timestamp a TOTP last-code is looked for. */
 #define LASTOTP_SEARCH 10
-
-struct uf_line {
-	char type[8];      /* "hotp" / "totp" */
-	unsigned digits;
-	unsigned period;
-	char *user;
-	unsigned char secret[TOK_SECRET_MAX];
-	size_t secret_len;
-	uint64_t counter;
-	const char *lastotp;
-	const char *stamp;
-};
 
 static int
 parse_type(const char *s, struct uf_line *l)
@@ -106,9 +95,8 @@ totp_next_step(const struct uf_line *l)
 	return step + 1;
 }
 
-/* Parse one non-comment line in place; NULL on success, else why not. */
-static const char *
-parse_line(char *line, struct uf_line *l)
+const char *
+import_parse_line(char *line, struct uf_line *l)
 {
 	static const char ws[] = " \t\r\n";
 	char *save = NULL, *type, *pin, *hex, *counter;
@@ -198,7 +186,7 @@ oe_token_import_usersfile(oe_ctx *ctx, const char *path, size_t *imported)
 		p += strspn(p, " \t\r\n");
 		if (*p == '\0' || *p == '#')
 			continue;
-		if ((why = parse_line(p, &l)) != NULL) {
+		if ((why = import_parse_line(p, &l)) != NULL) {
 			rc = ctx_fail(ctx, OE_EPARSE, "%s line %ld: %s", path, lineno, why);
 			goto bad;
 		}

@@ -28,7 +28,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/otp.c lib/otp.h \
 	lib/auth.c \
 	lib/token.c lib/token.h \
-	lib/import.c \
+	lib/import.c lib/import.h \
 	lib/audit.c lib/audit.h \
 	lib/event.c lib/event.h \
 	lib/csr.c lib/csr.h \

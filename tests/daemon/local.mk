@@ -6,9 +6,3 @@ tests_daemon_daemon_setup_LDADD = lib/libotpenroll.la
 TESTS += tests/daemon/daemon_test.py
 PY_LOG_COMPILER = /usr/bin/python3
 EXTRA_DIST += tests/daemon/daemon_test.py
-# The protocol fuzz target is built with clang by run-fuzz-proto.sh,
-# called from scripts/check with a time bound.
-EXTRA_DIST += tests/daemon/fuzz_proto.c tests/daemon/run-fuzz-proto.sh \
-	tests/daemon/corpus/fuzz_proto/list tests/daemon/corpus/fuzz_proto/request \
-	tests/daemon/corpus/fuzz_proto/csr tests/daemon/corpus/fuzz_proto/otp \
-	tests/daemon/corpus/fuzz_proto/short
