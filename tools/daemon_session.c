@@ -45,17 +45,29 @@ struct request {
 static json_t *
 error_reply(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Never NULL: callers treat "no refusal" as permission, so a reply that
+ * cannot be built (a message that is not UTF-8, no memory) must still
+ * refuse.  This runs in a per-client child; ending it refuses too.
+ */
 static json_t *
 error_reply(int exit_code, const char *fmt, ...)
 {
 	char msg[600];
+	json_t *r;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error",
-			 "exit", exit_code, "error", msg);
+	r = json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error", "exit",
+		      exit_code, "error", msg);
+	if (r == NULL)
+		r = json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error",
+			      "exit", exit_code, "error", "request refused");
+	if (r == NULL)
+		_exit(1);
+	return r;
 }
 
 static json_t *
@@ -283,36 +295,44 @@ in_admin_group(struct session *s)
 	return false;
 }
 
-/* Ask for an OTP and check it through PAM; NULL when it passed. */
-static json_t *
-otp_gate(struct session *s)
+/*
+ * Ask for an OTP and check it through PAM.  True only when the caller
+ * holds a grant or just passed the check; otherwise *refusal is set.
+ */
+static bool
+otp_gate(struct session *s, json_t **refusal)
 {
 	char err[256], why[256];
 	const char *code;
 	json_t *ask, *answer = NULL, *reply = NULL;
 
+	*refusal = NULL;
 	if (s->uid == 0 || oe_grant_check(s->ctx, s->caller, NULL) == OE_OK)
-		return NULL;
+		return true;
 	ask = json_pack("{s:i, s:s, s:s}", "v", PROTO_VERSION, "status", "otp_required",
 			"prompt", "One-time password: ");
 	if (ask == NULL || proto_send(s->fd, ask, PROTO_TIMEOUT_MS, err, sizeof(err)) != 0) {
 		json_decref(ask);
-		return error_reply(1, "cannot ask for a one-time password");
+		*refusal = error_reply(1, "cannot ask for a one-time password");
+		return false;
 	}
 	json_decref(ask);
 	/* A person types this: allow them the full timeout. */
-	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS * 4, err, sizeof(err)) != 0)
-		return error_reply(2, "no one-time password: %s", err);
+	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS * 4, err, sizeof(err)) != 0) {
+		*refusal = error_reply(2, "no one-time password given");
+		return false;
+	}
 	code = proto_str(answer, "code");
 	if (code == NULL || !json_is_string(json_object_get(answer, "op")) ||
-	    strcmp(proto_str(answer, "op"), "otp") != 0)
+	    strcmp(proto_str(answer, "op"), "otp") != 0) {
 		reply = error_reply(2, "expected {\"op\": \"otp\", \"code\": ...}");
-	else if (daemon_pam_check(s->dc->pam_service, s->caller, code, why, sizeof(why)) != 0) {
+	} else if (daemon_pam_check(s->dc->pam_service, s->caller, code, why, sizeof(why)) != 0) {
 		daemon_log(LOG_NOTICE, "OTP check for %s failed: %s", s->caller, why);
 		reply = error_reply(1, "one-time password refused");
 	}
 	json_decref(answer); /* jansson does not wipe; the code is spent or wrong */
-	return reply;
+	*refusal = reply;
+	return reply == NULL;
 }
 
 static json_t *
@@ -334,7 +354,7 @@ handle(struct session *s, json_t *req)
 			return error_reply(1, "only root and members of admin_group may act for another user");
 		s->user = for_user;
 	}
-	if (r->gated && (refusal = otp_gate(s)) != NULL)
+	if (r->gated && !otp_gate(s, &refusal))
 		return refusal;
 	return r->run(s, req);
 }

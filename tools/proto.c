@@ -159,8 +159,10 @@ proto_recv(int fd, json_t **msg, int timeout_ms, char *err, size_t errlen)
 	*msg = NULL;
 	deadline_in(&deadline, timeout_ms);
 	if (xfer(fd, hdr, 4, 0, &deadline, &done) != 0) {
-		if (done == 0 && errno == 0)
+		if (done == 0 && errno == 0) {
+			snprintf(err, errlen, "connection closed");
 			return 1;
+		}
 		snprintf(err, errlen, "%s", errno == ETIMEDOUT ? "timed out waiting for a message"
 					    : errno ? strerror(errno) : "truncated message header");
 		return -1;

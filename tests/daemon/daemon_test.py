@@ -244,6 +244,10 @@ socket = {sock}
         csr = make_csr(tmp, "user")
         r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_request", "csr_b64": csr}))
         check(r.get("status") == "otp_required", "user without a grant is asked for an OTP")
+        time.sleep(0.5)  # the daemon's side of that connection finishes
+        r = call(sock, {"v": 1, "op": "cert_list", "user": TEST_USER})
+        check(r and r.get("status") == "ok" and r["certs"] == [],
+              "walking away from the OTP prompt enrolls nothing")
         r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_request", "csr_b64": csr},
                                             otp="000000"))
         check(r.get("status") == "error" and "refused" in r.get("error", ""),
