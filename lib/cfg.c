@@ -114,6 +114,7 @@ struct parse {
 	char *err;
 	size_t errlen;
 	bool failed;
+	int fail_line;
 };
 
 static void
@@ -133,6 +134,7 @@ perr(struct parse *ps, int line, const char *fmt, ...)
 	va_end(ap);
 	snprintf(ps->err, ps->errlen, "%s line %d: %s", ps->cfg->path, line, msg);
 	ps->failed = true;
+	ps->fail_line = line;
 }
 
 /* fgets-like reader for inih over the in-memory file. */
@@ -388,8 +390,12 @@ parse_buffer(const char *name, const char *text, size_t len, char *err,
 	ps.p = text;
 	ps.end = text + len;
 	rc = ini_parse_stream(reader, &ps, handler, &ps);
-	if (rc > 0 && !ps.failed)
+	/* inih reports its first syntax error only at the end; an earlier
+	 * line is the one to name. */
+	if (rc > 0 && (!ps.failed || rc < ps.fail_line)) {
+		ps.failed = false;
 		perr(&ps, rc, "syntax error: expected \"key = value\" or \"[section]\"");
+	}
 	else if (rc < 0 && !ps.failed)
 		perr(&ps, ps.line, "cannot parse");
 	for (size_t i = 0; i < ps.cfg->nsec && !ps.failed; i++)

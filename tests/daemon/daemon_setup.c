@@ -4,6 +4,8 @@
  * token with a known secret for a user.
  * Usage: daemon_setup CONFIG USER HEXSECRET
  */
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,6 @@
 /* otp_setup CONFIG USER TYPE HEXKEY - init a store and add one OTP token. */
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,6 +6,8 @@
  * The program re-executes itself with pam_wrapper preloaded, so it runs
  * as a plain `make check` test.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

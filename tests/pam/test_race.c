@@ -3,6 +3,8 @@
  * handle, race the same valid HOTP code; exactly one may succeed, in
  * every one of ROUNDS rounds.
  */
+#include "config.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,1 +1,24 @@
-# tests/unit
+# cmocka unit tests; they link the convenience library, so internal
+# functions are reachable and the shipped code is what is tested.
+if HAVE_CMOCKA
+UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
+	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS)
+UNIT_LDADD = lib/libotpenroll-core.la $(CMOCKA_LIBS) $(LIB_DEP_LIBS)
+tests_unit_test_errors_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_errors_LDADD = $(UNIT_LDADD)
+tests_unit_test_cfg_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_cfg_LDADD = $(UNIT_LDADD)
+tests_unit_test_seal_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_seal_LDADD = $(UNIT_LDADD)
+tests_unit_test_otp_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_otp_LDADD = $(UNIT_LDADD)
+tests_unit_test_store_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_store_LDADD = $(UNIT_LDADD)
+tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_token_LDADD = $(UNIT_LDADD)
+tests_unit_test_import_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_import_LDADD = $(UNIT_LDADD)
+endif

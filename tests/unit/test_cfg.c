@@ -1,0 +1,135 @@
+/* test_cfg - the configuration parser: every key of the contract loads;
+ * every error names the file, the line and the key. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+
+static struct cfg *
+load(const char *text, char *err, size_t len)
+{
+	return cfg_load_mem("test.conf", text, strlen(text), err, len);
+}
+
+/* The error for text, which must fail. */
+static void
+fails(const char *text, const char *want1, const char *want2)
+{
+	char err[512] = "";
+	struct cfg *c = load(text, err, sizeof(err));
+
+	if (c != NULL)
+		fail_msg("accepted: %s", text);
+	if (strstr(err, want1) == NULL || (want2 && strstr(err, want2) == NULL))
+		fail_msg("error \"%s\" lacks \"%s\"/\"%s\"", err, want1, want2 ? want2 : "");
+}
+
+static void
+test_full_example(void **state)
+{
+	char err[512] = "", path[4096];
+	struct cfg *c;
+	const char *src = getenv("top_srcdir");
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/etc/otpenroll.conf", src ? src : "../..");
+	c = cfg_load(path, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(cfg_get(c, "store", "url"), "sqlite:/var/lib/otpenroll/otpenroll.db");
+	assert_int_equal(cfg_uint(c, "otp", "window", 0), 3);
+	assert_int_equal(cfg_uint(c, "otp", "max_fail", 0), 10);
+	assert_string_equal(cfg_get(c, "ca local", "approval"), "auto");
+	assert_string_equal(cfg_get(c, "users", "email"), "{user}@example.com");
+	/* Empty values mean "default". */
+	assert_null(cfg_get(c, "smtp default", "username"));
+	assert_string_equal(cfg_str(c, "smtp default", "username", "dflt"), "dflt");
+	assert_null(cfg_get(c, "nosuch", "key"));
+	assert_int_equal(cfg_uint(c, "otp", "absent", 42), 42);
+	cfg_free(c);
+}
+
+static void
+test_remote_ca_sections(void **state)
+{
+	char err[512] = "";
+	struct cfg *c = load("[ca ejbca]\ntype = ejbca-rest\nurl = https://e/v1\n"
+			     "client_pkcs12 = /x.p12\ntrusted_serial =\ntls_min_version = 1.3\n"
+			     "[ca cmp]\ntype = cmp\nurl = http://127.0.0.1:8080/pkix/\n"
+			     "recipient = /CN=Issuing CA\ncommand = p10cr\n",
+			     err, sizeof(err));
+
+	(void)state;
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(cfg_get(c, "ca cmp", "command"), "p10cr");
+	assert_null(cfg_get(c, "ca ejbca", "trusted_serial"));
+	cfg_free(c);
+}
+
+static void
+test_errors_name_line_and_key(void **state)
+{
+	(void)state;
+	fails("[store]\nurl = x\n[bogus]\nk = v\n", "test.conf line 4", "unknown section [bogus]");
+	fails("[store]\nurl = x\nkeyfile = y\n", "test.conf line 3", "unknown key \"keyfile\"");
+	fails("url = x\n", "line 1", "outside any [section]");
+	fails("[otp]\nwindow = 3\n\nwindow = 4\n", "line 4", "set twice (first on line 2)");
+	fails("[otp]\nwindow = 101\n", "line 2", "[otp] window");
+	fails("[otp]\nmax_fail = -1\n", "line 2", "max_fail");
+	fails("[otp]\nlock_seconds = ten\n", "line 2", "lock_seconds");
+	fails("[enroll]\nattestation = maybe\n", "line 2", "ignore|verify|require");
+	fails("[ca x]\ndir = /tmp\n", "line 2", "[ca x] needs a type");
+	fails("[ca x]\ntype = local\nclient_pkcs12 = /p\n", "line 3",
+	      "\"client_pkcs12\" does not apply to type local");
+	fails("[ca x]\ntype = acme\n", "line 2", "type");
+	fails("[smtp]\nhost = x\n", "line 2", "unknown section [smtp]");
+	fails("[store]\nthis line has no equals sign\n", "line 2", "syntax error");
+	fails("[store\nurl = x\n", "line 1", "syntax error");
+	{
+		char text[400];
+		memset(text, 0, sizeof(text));
+		strcpy(text, "[store]\nurl = ");
+		memset(text + strlen(text), 'a', 250);
+		fails(text, "line 2", "longer than");
+	}
+	{
+		static const char nul[] = "[store]\nurl = a\0b\n";
+		char err[256] = "";
+		assert_null(cfg_load_mem("test.conf", nul, sizeof(nul) - 1, err, sizeof(err)));
+		assert_non_null(strstr(err, "line 2: NUL byte"));
+	}
+}
+
+static void
+test_files(void **state)
+{
+	char err[512] = "";
+
+	(void)state;
+	assert_null(cfg_load("/nonexistent/otpenroll.conf", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/otpenroll.conf: No such file"));
+	assert_null(cfg_load("/tmp", err, sizeof(err)));
+	assert_non_null(strstr(err, "not a regular file"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_example),
+		cmocka_unit_test(test_remote_ca_sections),
+		cmocka_unit_test(test_errors_name_line_and_key),
+		cmocka_unit_test(test_files),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

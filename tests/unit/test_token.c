@@ -1,0 +1,283 @@
+/* test_token - the public API: init and keys, token lifecycle, OTP
+ * verification, outbox events in the same transaction. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <liboath/oath.h>
+
+#include "otpenroll.h"
+#include "store/store.h"
+#include "internal.h"
+
+static const unsigned char key20[] = "12345678901234567890";
+static char dir[64], conf[128], keyfile[128], db[128];
+
+static void
+write_conf(const char *extra)
+{
+	FILE *f = fopen(conf, "w");
+
+	assert_non_null(f);
+	fprintf(f, "[store]\nurl = sqlite:%s\nkey_file = %s\n[otp]\nwindow = 2\nmax_fail = 3\n%s",
+		db, keyfile, extra ? extra : "");
+	fclose(f);
+}
+
+static oe_ctx *
+ctx_new(void)
+{
+	oe_ctx *c = oe_ctx_new();
+
+	assert_non_null(c);
+	assert_int_equal(oe_ctx_load_config(c, conf), OE_OK);
+	return c;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/oe-token.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(conf, sizeof(conf), "%s/oe.conf", dir);
+	snprintf(keyfile, sizeof(keyfile), "%s/secret.key", dir);
+	snprintf(db, sizeof(db), "%s/oe.db", dir);
+	write_conf(NULL);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[256];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static char *
+add(oe_ctx *c, const char *user, const char *type)
+{
+	oe_otp_params p = { .user = user, .type = type, .secret = key20, .secret_len = 20 };
+	char *serial = NULL, *uri = NULL;
+
+	assert_int_equal(oe_token_add_otp(c, &p, &serial, &uri), OE_OK);
+	assert_non_null(strstr(uri, "secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"));
+	free(uri);
+	return serial;
+}
+
+static int64_t
+count(oe_ctx *c, const char *sql)
+{
+	struct store *st;
+	int64_t n = -1;
+
+	assert_int_equal(ctx_store(c, &st), OE_OK);
+	assert_int_equal(store_query_int(st, sql, NULL, 0, &n), OE_OK);
+	return n;
+}
+
+static void
+test_init_and_keys(void **state)
+{
+	struct stat sb;
+	bool created = false;
+	oe_ctx *c = ctx_new();
+	FILE *f;
+
+	(void)state;
+	/* Before init: a clear error, not a crash. */
+	assert_int_equal(oe_ctx_open_store(c), OE_ESCHEMA);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "otpenroll init"));
+	assert_int_equal(oe_init(c, &created), OE_OK);
+	assert_true(created);
+	assert_int_equal(stat(keyfile, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(oe_init(c, &created), OE_OK);
+	assert_false(created);
+	oe_ctx_free(c);
+	/* The key lost: init refuses to write a new one. */
+	rename(keyfile, "/tmp/oe-token-moved.key");
+	c = ctx_new();
+	assert_int_equal(oe_init(c, &created), OE_EKEY);
+	assert_int_equal(stat(keyfile, &sb), -1);
+	assert_int_equal(oe_ctx_open_store(c), OE_EKEY);
+	oe_ctx_free(c);
+	/* Another key: refused by the key check. */
+	f = fopen(keyfile, "w");
+	fputs("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", f);
+	fclose(f);
+	chmod(keyfile, 0600);
+	c = ctx_new();
+	assert_int_equal(oe_ctx_open_store(c), OE_EKEY);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "not the key"));
+	oe_ctx_free(c);
+	rename("/tmp/oe-token-moved.key", keyfile);
+	c = ctx_new();
+	assert_int_equal(oe_ctx_open_store(c), OE_OK);
+	oe_ctx_free(c);
+}
+
+static void
+test_lifecycle_and_events(void **state)
+{
+	oe_ctx *c = ctx_new();
+	oe_token **list = NULL, *t = NULL;
+	oe_otp_params bad = { .user = "bad user", .type = "totp" };
+	size_t n = 0;
+	char *s1, *s2;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s1 = add(c, "alice", "totp");
+	s2 = add(c, "bob", "hotp");
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_init'"), 2);
+	assert_int_equal(oe_token_list(c, NULL, &list, &n), OE_OK);
+	assert_int_equal(n, 2);
+	oe_token_list_free(list, n);
+	assert_int_equal(oe_token_list(c, "alice", &list, &n), OE_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0]->serial, s1);
+	assert_string_equal(list[0]->type, "totp");
+	assert_int_equal(list[0]->period, 30);
+	assert_int_equal(list[0]->digits, 6);
+	assert_string_equal(list[0]->rollout_state, "enrolled");
+	oe_token_list_free(list, n);
+	assert_int_equal(oe_token_set_active(c, s2, false), OE_OK);
+	assert_int_equal(oe_token_get(c, s2, &t), OE_OK);
+	assert_false(t->active);
+	oe_token_free(t);
+	assert_int_equal(oe_token_delete(c, s2), OE_OK);
+	assert_int_equal(oe_token_get(c, s2, &t), OE_ENOTFOUND);
+	assert_null(t);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_delete'"), 1);
+	assert_int_equal(oe_token_delete(c, "NOSUCH"), OE_ENOTFOUND);
+	/* Bad parameters are refused with nothing written. */
+	assert_int_equal(oe_token_add_otp(c, &bad, NULL, NULL), OE_EINVAL);
+	bad.user = "carol";
+	bad.type = "sms";
+	assert_int_equal(oe_token_add_otp(c, &bad, NULL, NULL), OE_EINVAL);
+	bad.type = "totp";
+	bad.digits = 9;
+	assert_int_equal(oe_token_add_otp(c, &bad, NULL, NULL), OE_EINVAL);
+	bad.digits = 6;
+	bad.secret = key20;
+	bad.secret_len = 4;
+	assert_int_equal(oe_token_add_otp(c, &bad, NULL, NULL), OE_EINVAL);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM tokens"), 1);
+	free(s1);
+	free(s2);
+	oe_ctx_free(c);
+}
+
+static void
+test_secret_not_in_clear(void **state)
+{
+	oe_ctx *c = ctx_new();
+	char *s, *buf;
+	size_t len;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s = add(c, "alice", "hotp");
+	oe_ctx_free(c);
+	f = fopen(db, "rb");
+	buf = malloc(1 << 20);
+	len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	assert_null(memmem(buf, len, key20, 20));
+	free(buf);
+	free(s);
+}
+
+static const char *
+hotp(uint64_t n)
+{
+	static char code[10];
+
+	assert_int_equal(oath_hotp_generate((const char *)key20, 20, n, 6, false,
+					    OATH_HOTP_DYNAMIC_TRUNCATION, code), OATH_OK);
+	return code;
+}
+
+static void
+test_verification(void **state)
+{
+	oe_ctx *c = ctx_new();
+	oe_auth_info info;
+	oe_token *t;
+	char *s, *st;
+	char now_code[10];
+	time_t expires = 0;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s = add(c, "alice", "hotp");
+	assert_int_equal(oe_grant_check(c, "alice", NULL), OE_ENOTFOUND);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	assert_string_equal(info.serial, s);
+	assert_int_equal(oe_grant_check(c, "alice", &expires), OE_OK);
+	assert_true(expires > time(NULL));
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_EAUTH); /* replay */
+	assert_int_equal(info.failcount, 1);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(3), &info), OE_OK);   /* look-ahead 2 */
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH); /* beyond */
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH);
+	assert_true(info.locked);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(4), &info), OE_ELOCKED);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_locked'"), 1);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'auth_success'"), 2);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_lock'"), 1);
+	assert_int_equal(oe_token_unlock(c, s), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(4), &info), OE_OK);
+	assert_int_equal(oe_token_get(c, s, &t), OE_OK);
+	assert_int_equal(t->failcount, 0);
+	assert_int_equal(t->counter, 5);
+	oe_token_free(t);
+	/* A disabled token is not used; a user without tokens gets ENOTOKEN. */
+	assert_int_equal(oe_token_set_active(c, s, false), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(5), &info), OE_ENOTOKEN);
+	assert_int_equal(oe_auth_otp(c, "nobody", "123456", &info), OE_ENOTOKEN);
+	/* TOTP now: accepted once. */
+	st = add(c, "tina", "totp");
+	assert_int_equal(oath_totp_generate((const char *)key20, 20, time(NULL), 30, 0, 6, now_code),
+			 OATH_OK);
+	assert_int_equal(oe_auth_otp(c, "tina", now_code, &info), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "tina", now_code, &info), OE_EAUTH);
+	free(s);
+	free(st);
+	oe_ctx_free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_init_and_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_and_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+	};
+	int rc;
+
+	oath_init();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	oath_done();
+	return rc;
+}
