@@ -82,7 +82,7 @@ bad:
 	explicit_bzero(text, n);
 	free(text);
 	free(bin);
-	cli_error(cli, EXIT_USAGE, "%s does not hold a hex secret", path);
+	cli_error(cli, EXIT_REFUSED, "%s does not hold a hex secret", path);
 	return NULL;
 }
 
@@ -192,7 +192,7 @@ add_otp(struct cli *cli, int argc, char **argv)
 		if ((secret = secret_from_hex(cli, hex, &secret_len)) == NULL)
 			return EXIT_USAGE;
 	} else if (file && (secret = secret_from_file(cli, file, &secret_len)) == NULL) {
-		return EXIT_USAGE;
+		return EXIT_REFUSED;
 	}
 	p.secret = secret;
 	p.secret_len = secret_len;

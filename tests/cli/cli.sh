@@ -1,0 +1,148 @@
+#!/bin/bash
+# The otpenroll command as an admin uses it: output, --json fields and
+# exit codes of every foundation command, config errors, pam_oath import.
+set -u
+build=${top_builddir:?}
+bin="$build/tools/otpenroll"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+conf="$tmp/oe.conf"
+cat >"$conf" <<CONF
+[store]
+url = sqlite:$tmp/oe.db
+key_file = $tmp/secret.key
+[otp]
+window = 1
+CONF
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+oe() { "$bin" -c "$conf" "$@"; }
+expect() { # expected-exit description command...
+	local want=$1 what=$2 got
+	shift 2
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"; else
+		bad "$what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+expect 0 "init" oe init
+grep -q "new key written" "$tmp/out" && ok "init says a key was written" || bad "init output"
+[ "$(stat -c %a "$tmp/secret.key")" = 600 ] && ok "key file is 0600" || bad "key mode"
+expect 0 "init again" oe init
+grep -q "new key" "$tmp/out" && bad "second init wrote a key" || ok "second init keeps the key"
+
+expect 0 "add-otp totp --json" oe --json token add-otp --user alice --type totp
+serial=$(json 'd["serial"]' <"$tmp/out")
+uri=$(json 'd["uri"]' <"$tmp/out")
+case "$uri" in
+otpauth://totp/otpenroll:alice\?secret=*\&digits=6\&period=30) ok "URI shape: $uri" ;;
+*) bad "URI shape: $uri" ;;
+esac
+grep -q '▀\|▄\|█' "$tmp/out" && bad "QR code printed without a terminal" || ok "no QR code without a terminal"
+if command -v script >/dev/null; then
+	script -qc "$bin -c $conf token add-otp --user qr --type hotp" /dev/null >"$tmp/tty" 2>&1
+	grep -q '▀\|▄' "$tmp/tty" && ok "QR code on a terminal" || bad "no QR code on a terminal"
+fi
+key=3132333435363738393031323334353637383930
+echo $key >"$tmp/k.hex"
+chmod 600 "$tmp/k.hex"
+expect 0 "add-otp hotp from a secret file" oe --json token add-otp --user bob --type hotp \
+	--digits 8 --secret-file "$tmp/k.hex"
+bob=$(json 'd["serial"]' <"$tmp/out")
+grep -q 'secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ' "$tmp/out" && ok "secret from the file" || bad "secret file"
+chmod 644 "$tmp/k.hex"
+expect 1 "a world-readable secret file is refused" oe token add-otp --user bob --type hotp --secret-file "$tmp/k.hex"
+expect 0 "--secret-hex works and warns" oe token add-otp --user carl --type totp --secret-hex $key
+grep -q "process list" "$tmp/err" && ok "warning about --secret-hex" || bad "no --secret-hex warning"
+expect 2 "bad --digits" oe token add-otp --user x --type totp --digits 7
+expect 2 "missing --type" oe token add-otp --user x
+expect 2 "bad type" oe token add-otp --user x --type sms
+expect 1 "invalid user name" oe token add-otp --user "a b" --type totp
+
+expect 0 "token list" oe token list
+head -1 "$tmp/out" | grep -q '^SERIAL *TYPE *USER *ACTIVE *STATE *FAILS *LOCKED' && ok "list header" || bad "list header"
+expect 0 "token list --json" oe --json token list
+[ "$(json 'len(d)' <"$tmp/out")" = 4 ] && ok "four tokens listed" || bad "token count"
+json 'sorted(d[0].keys())' <"$tmp/out" | grep -q "'active'.*'failcount'.*'locked'.*'rollout_state'.*'serial'.*'type'.*'user'" \
+	&& ok "token JSON has the contract's fields" || bad "token JSON fields"
+expect 0 "token list --user" oe --json token list --user alice
+[ "$(json 'len(d)' <"$tmp/out")" = 1 ] && ok "one token for alice" || bad "--user filter"
+expect 0 "token show" oe token show "$serial"
+grep -q "^type: *totp" "$tmp/out" && ok "show text" || bad "show text"
+expect 0 "disable" oe token disable "$serial"
+[ "$(oe --json token show "$serial" | json 'd["active"]')" = False ] && ok "disabled" || bad "disable"
+expect 0 "enable" oe token enable "$serial"
+expect 0 "unlock" oe token unlock "$bob"
+expect 1 "unknown serial" oe token show NOSUCH
+grep -q "no token with serial NOSUCH" "$tmp/err" && ok "unknown serial message" || bad "unknown serial message"
+expect 0 "delete" oe token delete "$bob"
+expect 1 "deleted is gone" oe token show "$bob"
+expect 0 "revoke an OTP token" oe token revoke "$serial"
+[ "$(oe --json token show "$serial" | json 'd["rollout_state"]')" = revoked ] && ok "revoked" || bad "revoke"
+expect 1 "revoke twice" oe token revoke "$serial"
+
+expect 2 "unknown command" oe frobnicate
+expect 2 "unknown token command" oe token frobnicate
+expect 2 "unknown option" oe token list --bogus
+expect 2 "no command" oe
+expect 0 "--version" oe --version
+for c in "" "init" "audit" "token" "token add-otp" "token import" "token list" "token show" \
+	"token enable" "token disable" "token delete" "token unlock" "token revoke" "ca init" \
+	"ca approve" "ca deny" "ca crl" "ca check" "cert request" "cert fetch" "cert list" \
+	"cert upload"; do
+	# shellcheck disable=SC2086
+	"$bin" $c --help >"$tmp/out" 2>&1 && grep -q "Usage: otpenroll" "$tmp/out" \
+		&& ok "--help: otpenroll $c" || bad "--help: otpenroll $c"
+done
+
+# Configuration errors: exit 2, file, line and key named.
+printf '[store]\nurl = sqlite:%s/oe.db\nkeyfile = x\n' "$tmp" >"$tmp/bad.conf"
+expect 2 "unknown key" "$bin" -c "$tmp/bad.conf" token list
+grep -q "bad.conf line 3: \[store\] unknown key \"keyfile\"" "$tmp/err" && ok "names file, line, key" || bad "config message: $(cat "$tmp/err")"
+expect 2 "missing config" "$bin" -c "$tmp/none.conf" token list
+OTPENROLL_CONFIG=$conf expect 0 "OTPENROLL_CONFIG" "$bin" token list
+
+# pam_oath usersfile import.
+cat >"$tmp/users" <<U
+# migrated from pam_oath
+HOTP dave - $key 3 969429
+HOTP/T30 erin - $key
+HOTP/E/8 fred - $key 10
+U
+expect 0 "import" oe --json token import "$tmp/users"
+[ "$(json 'd["imported"]' <"$tmp/out")" = 3 ] && ok "three imported" || bad "import count"
+[ "$(oe --json token list --user dave | json 'd[0]["counter"]')" = 4 ] && ok "HOTP counter carried over (+1 past the last code)" || bad "dave's counter"
+[ "$(oe --json token list --user fred | json 'd[0]["digits"]')" = 8 ] && ok "8 digits" || bad "fred's digits"
+printf 'HOTP gina - %s\nHOTP hank pin %s\n' $key $key >"$tmp/pin"
+expect 1 "a PIN line refuses the whole import" oe token import "$tmp/pin"
+grep -q "line 2" "$tmp/err" && ok "the line is named" || bad "PIN line message"
+[ "$(oe --json token list --user gina | json 'len(d)')" = 0 ] && ok "gina absent" || bad "partial import"
+printf 'HOTP ivan - nothex\n' >"$tmp/hex"
+expect 1 "malformed line" oe token import "$tmp/hex"
+grep -q "hex line 1: secret" "$tmp/err" && ok "bad secret named" || bad "bad secret message: $(cat "$tmp/err")"
+
+# 100,000 lines in one transaction.
+python3 - "$tmp/big" <<'PY'
+import sys, os
+with open(sys.argv[1], "w") as f:
+    for i in range(100000):
+        f.write("HOTP user%06d - %s %d\n" % (i, os.urandom(20).hex(), i % 50))
+PY
+start=$(date +%s.%N)
+expect 0 "import 100,000 lines" oe token import "$tmp/big"
+echo "     ($(cat "$tmp/out"); wall $(python3 -c "print(round($(date +%s.%N)-$start,2))") s)"
+[ "$(oe --json token list | json 'len(d)')" -ge 100003 ] && ok "all 100,000 there" || bad "big import count"
+
+# The audit log.
+expect 0 "audit" oe audit
+grep -q "token_add" "$tmp/out" && ok "audit has token_add" || bad "audit content"
+expect 0 "audit --since in the future" oe --json audit --since 2099-01-01
+[ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "--since filters" || bad "--since"
+expect 0 "audit --since 1h" oe --json audit --since 1h
+expect 2 "audit --since nonsense" oe audit --since yesterday-ish
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
