@@ -1,1 +1,3 @@
-# tests/cert
+# Certificate tokens end to end, checked with the openssl command.
+TESTS += tests/cert/cert.sh
+EXTRA_DIST += tests/cert/cert.sh

@@ -1,0 +1,297 @@
+#!/bin/bash
+# Certificate tokens end to end on the command line (root, --user), each
+# result checked with the openssl command: what the local CA issues, CSR
+# and key policy, attestation chains, server-generated PKCS#12, manual
+# approval, revocation and CRLs, uploads, events in the outbox.
+set -u
+build=${top_builddir:?}
+bin="$build/tools/otpenroll"
+for t in openssl sqlite3 python3; do
+	command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/anchors"
+conf="$tmp/oe.conf"
+write_conf() { # attestation mode
+	cat >"$conf" <<CONF
+[store]
+url = sqlite:$tmp/oe.db
+key_file = $tmp/secret.key
+[enroll]
+default_ca = local
+key_types = ec256, ec384, rsa2048, rsa3072
+max_tokens_per_user = 3
+attestation = $1
+attestation_ca_dir = $tmp/anchors
+[ca local]
+type = local
+dir = $tmp/ca
+subject = CN={user},O=Example
+validity_days = 30
+[ca rsa]
+type = local
+dir = $tmp/ca-rsa
+subject = /O=Example/CN={user}
+[ca manual]
+type = local
+dir = $tmp/ca2
+approval = manual
+CONF
+}
+write_conf ignore
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+oe() { "$bin" -c "$conf" "$@"; }
+expect() { # expected-exit description command...
+	local want=$1 what=$2 got
+	shift 2
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"; else
+		bad "$what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
+}
+has() { grep -q -- "$2" "$1" && ok "$3" || { bad "$3"; cat "$1"; }; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+tokens() { sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE type = 'certificate'"; }
+csr() { # name keyspec subject [der]
+	openssl req -new -newkey "$2" -nodes -keyout "$tmp/$1.key" -subj "$3" -out "$tmp/$1.csr" 2>/dev/null
+	[ "${4:-}" = der ] && openssl req -in "$tmp/$1.csr" -outform DER -out "$tmp/$1.csr"
+	return 0
+}
+openssl ecparam -name prime256v1 -out "$tmp/p256.pem"
+ec=ec:$tmp/p256.pem
+
+expect 0 "init" oe init
+expect 0 "ca init (EC, RFC 4514 DN)" oe ca init local --subject "CN=Example Users CA,O=Example"
+expect 0 "ca init (RSA, slash DN)" oe ca init rsa --subject "/O=Example/CN=Example RSA CA" --key-type rsa3072
+expect 0 "ca init (manual approval CA)" oe ca init manual --subject "CN=Manual CA"
+expect 1 "a second ca init is refused" oe ca init local --subject "CN=Again"
+expect 2 "ca init without --subject" oe ca init local
+openssl x509 -in "$tmp/ca/ca.pem" -noout -text >"$tmp/ca.txt"
+has "$tmp/ca.txt" "Basic Constraints: critical" "CA basicConstraints critical"
+has "$tmp/ca.txt" "CA:TRUE" "CA:TRUE"
+has "$tmp/ca.txt" "Certificate Sign, CRL Sign" "CA key usage keyCertSign, cRLSign"
+[ "$(openssl x509 -in "$tmp/ca/ca.pem" -noout -subject -nameopt RFC2253)" = "subject=CN=Example Users CA,O=Example" ] \
+	&& ok "RFC 4514 DN kept its meaning" || bad "DN: $(openssl x509 -in "$tmp/ca/ca.pem" -noout -subject -nameopt RFC2253)"
+[ "$(openssl x509 -in "$tmp/ca-rsa/ca.pem" -noout -subject -nameopt RFC2253)" = "subject=CN=Example RSA CA,O=Example" ] \
+	&& ok "slash DN in encoding order" || bad "slash DN"
+[ "$(stat -c %a "$tmp/ca/ca.key")" = 600 ] && ok "ca.key is 0600" || bad "ca.key mode"
+openssl pkey -in "$tmp/ca/ca.key" -passin pass: -noout 2>/dev/null && bad "ca.key opens without the store key" \
+	|| ok "ca.key is encrypted"
+expect 0 "ca check" oe ca check local
+
+# A user's CSR, EC in PEM: issued at once, subject from policy.
+csr alice "$ec" "/CN=root/O=Evil"
+expect 0 "request with an EC CSR" oe --json cert request --user alice --csr "$tmp/alice.csr" --out "$tmp/alice.pem"
+[ "$(json 'd["rollout_state"]' <"$tmp/out")" = enrolled ] && ok "enrolled" || bad "state"
+alice=$(json 'd["serial"]' <"$tmp/out")
+openssl verify -purpose sslclient -CAfile "$tmp/ca/ca.pem" "$tmp/alice.pem" >"$tmp/v" 2>&1 \
+	&& ok "openssl verify -purpose sslclient" || { bad "verify"; cat "$tmp/v"; }
+openssl x509 -in "$tmp/alice.pem" -noout -text >"$tmp/alice.txt"
+has "$tmp/alice.txt" "CA:FALSE" "CA:FALSE"
+grep -A1 "Basic Constraints" "$tmp/alice.txt" | grep -q critical && ok "basicConstraints critical" || bad "BC critical"
+grep -A1 "Key Usage: critical" "$tmp/alice.txt" | grep -qx " *Digital Signature" && ok "EC: digitalSignature only" || bad "EC key usage"
+has "$tmp/alice.txt" "TLS Web Client Authentication" "EKU clientAuth"
+has "$tmp/alice.txt" "Subject Key Identifier" "SKI"
+has "$tmp/alice.txt" "Authority Key Identifier" "AKI"
+[ "$(openssl x509 -in "$tmp/alice.pem" -noout -subject -nameopt RFC2253)" = "subject=CN=alice,O=Example" ] \
+	&& ok "subject from the template, not the CSR" || bad "subject"
+serial=$(openssl x509 -in "$tmp/alice.pem" -noout -serial | cut -d= -f2)
+[ ${#serial} -le 40 ] && [ ${#serial} -ge 30 ] && ok "random serial of ${#serial} hex digits" || bad "serial $serial"
+days=$(( ($(date -d "$(openssl x509 -in "$tmp/alice.pem" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))
+[ "$days" -ge 29 ] && [ "$days" -le 30 ] && ok "validity_days respected" || bad "validity $days"
+
+# RSA in DER: keyEncipherment too.
+csr bob rsa:2048 "/CN=bob" der
+expect 0 "request with an RSA DER CSR" oe cert request --user bob --csr "$tmp/bob.csr" --ca rsa --out "$tmp/bob.pem"
+openssl x509 -in "$tmp/bob.pem" -noout -text | grep -A1 "Key Usage: critical" | grep -q "Digital Signature, Key Encipherment" \
+	&& ok "RSA: digitalSignature + keyEncipherment" || bad "RSA key usage"
+openssl verify -purpose sslclient -CAfile "$tmp/ca-rsa/ca.pem" "$tmp/bob.pem" >/dev/null 2>&1 && ok "RSA cert verifies" || bad "RSA verify"
+
+# Refusals leave no token behind.
+before=$(tokens)
+csr t "$ec" "/CN=t" der
+python3 - "$tmp/t.csr" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read()); d[-5] ^= 0x01
+open(sys.argv[1], "wb").write(d)
+PY
+expect 1 "tampered CSR signature" oe cert request --user carol --csr "$tmp/t.csr"
+has "$tmp/err" "signature does not verify" "tamper message"
+csr weak rsa:1024 "/CN=w"
+expect 1 "RSA-1024" oe cert request --user carol --csr "$tmp/weak.csr"
+has "$tmp/err" "1024 bits is too weak" "weak key message"
+csr k1 ec:<(openssl ecparam -name secp256k1) "/CN=k1"
+expect 1 "secp256k1" oe cert request --user carol --csr "$tmp/k1.csr"
+csr big rsa:4096 "/CN=big"
+expect 1 "rsa4096 outside key_types" oe cert request --user carol --csr "$tmp/big.csr"
+has "$tmp/err" "key_types" "policy named"
+echo "not a csr" >"$tmp/junk.csr"
+expect 1 "garbage" oe cert request --user carol --csr "$tmp/junk.csr"
+expect 2 "neither --csr nor --generate" oe cert request --user carol
+[ "$(tokens)" = "$before" ] && ok "no token left behind by refusals" || bad "tokens left: $(tokens) vs $before"
+
+# Attestation: anchor -> intermediate -> attestation leaf for the CSR's key.
+mkca() { # name signer-or-self
+	openssl req -new -newkey "$ec" -nodes -keyout "$tmp/$1.key" -subj "/CN=$1" -out "$tmp/$1.req" 2>/dev/null
+	printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n' >"$tmp/ca.ext"
+	if [ "$2" = self ]; then
+		openssl x509 -req -in "$tmp/$1.req" -signkey "$tmp/$1.key" -days 30 -extfile "$tmp/ca.ext" -out "$tmp/$1.pem" 2>/dev/null
+	else
+		openssl x509 -req -in "$tmp/$1.req" -CA "$tmp/$2.pem" -CAkey "$tmp/$2.key" -CAcreateserial \
+			-days 30 -extfile "$tmp/ca.ext" -out "$tmp/$1.pem" 2>/dev/null
+	fi
+}
+attest() { # csr-name signer out [expired]
+	if [ "${4:-}" = expired ]; then
+		python3 - "$tmp/$1.csr" "$tmp/$2.pem" "$tmp/$2.key" "$tmp/$3" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+csr = x509.load_pem_x509_csr(open(sys.argv[1], "rb").read())
+ca = x509.load_pem_x509_certificate(open(sys.argv[2], "rb").read())
+key = serialization.load_pem_private_key(open(sys.argv[3], "rb").read(), None)
+t = datetime.datetime(2020, 1, 1)
+c = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject)
+     .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+     .not_valid_before(t).not_valid_after(t + datetime.timedelta(days=1))
+     .sign(key, hashes.SHA256()))
+open(sys.argv[4], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+PY
+	else
+		openssl x509 -req -in "$tmp/$1.csr" -CA "$tmp/$2.pem" -CAkey "$tmp/$2.key" -CAcreateserial \
+			-days 30 -out "$tmp/$3" 2>/dev/null
+	fi
+	cat "$tmp/inter.pem" >>"$tmp/$3"
+}
+mkca anchor self
+mkca inter anchor
+mkca rogue self
+cp "$tmp/anchor.pem" "$tmp/anchors/"
+write_conf verify
+for kind in ec rsa; do
+	spec=$ec
+	[ $kind = rsa ] && spec=rsa:2048
+	csr "att$kind" "$spec" "/CN=a"
+	csr "other$kind" "$spec" "/CN=o"
+	attest "att$kind" inter "good$kind.pem"
+	expect 0 "$kind: attestation chaining to the anchor" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/good$kind.pem"
+	attest "att$kind" rogue "rogue$kind.pem"
+	expect 1 "$kind: attestation from an unknown anchor" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/rogue$kind.pem"
+	attest "att$kind" inter "old$kind.pem" expired
+	expect 1 "$kind: expired attestation" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/old$kind.pem"
+	has "$tmp/err" "expired" "$kind: says expired"
+	attest "other$kind" inter "mismatch$kind.pem"
+	expect 1 "$kind: attestation for another key" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/mismatch$kind.pem"
+	has "$tmp/err" "another key" "$kind: says another key"
+done
+expect 0 "verify mode: no attestation is fine" oe cert request --user nobody1 --csr "$tmp/alice.csr"
+write_conf require
+expect 1 "require mode: no attestation refused" oe cert request --user nobody2 --csr "$tmp/alice.csr"
+has "$tmp/err" "required" "says required"
+write_conf ignore
+
+# A key generated on the server.
+for kt in ec256 rsa2048 rsa3072; do
+	expect 0 "generate $kt" oe --json cert request --user "gen$kt" --generate --key-type $kt --out "$tmp/$kt.p12"
+	pass=$(json 'd["pkcs12_password"]' <"$tmp/out")
+	gserial=$(json 'd["serial"]' <"$tmp/out")
+	[ "$(stat -c %a "$tmp/$kt.p12")" = 600 ] && ok "$kt: PKCS#12 file is 0600" || bad "p12 mode"
+	openssl pkcs12 -in "$tmp/$kt.p12" -passin "pass:$pass" -nodes -out "$tmp/$kt.all" 2>/dev/null \
+		&& ok "$kt: PKCS#12 opens with the shown password" || bad "$kt: PKCS#12 does not open"
+	openssl pkcs12 -in "$tmp/$kt.p12" -passin "pass:$pass" -info -noout 2>&1 | grep -q "AES-256-CBC" \
+		&& ok "$kt: AES-256 encryption" || bad "$kt: p12 cipher"
+	a=$(openssl x509 -in "$tmp/$kt.all" -noout -pubkey | openssl sha256)
+	b=$(openssl pkey -in "$tmp/$kt.all" -pubout | openssl sha256)
+	[ "$a" = "$b" ] && ok "$kt: key matches certificate" || bad "$kt: key mismatch"
+	[ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$gserial'")" ] \
+		&& ok "$kt: no key kept" || bad "$kt: key kept"
+done
+expect 2 "--key-type without --generate" oe cert request --user x --csr "$tmp/alice.csr" --key-type ec256
+
+# Manual approval: pending (exit 3), approve, fetch; deny.
+expect 3 "a manual CA leaves the request pending" oe --json cert request --user mona --csr "$tmp/alice.csr" --ca manual
+m1=$(json 'd["serial"]' <"$tmp/out")
+[ "$(json 'd["rollout_state"]' <"$tmp/out")" = pending ] && ok "pending" || bad "not pending"
+expect 0 "ca approve" oe ca approve "$m1"
+expect 0 "cert fetch" oe cert fetch "$m1" --user mona --out "$tmp/m1.pem"
+openssl verify -CAfile "$tmp/ca2/ca.pem" "$tmp/m1.pem" >/dev/null 2>&1 && ok "approved cert verifies" || bad "approved verify"
+expect 1 "approve twice" oe ca approve "$m1"
+expect 1 "fetching another user's token" oe cert fetch "$m1" --user alice
+expect 3 "second request pending" oe --json cert request --user mona --csr "$tmp/alice.csr" --ca manual
+m2=$(json 'd["serial"]' <"$tmp/out")
+expect 0 "ca deny" oe ca deny "$m2"
+[ "$(oe --json token show "$m2" | json 'd["rollout_state"]')" = denied ] && ok "denied" || bad "deny state"
+expect 1 "approve after deny" oe ca approve "$m2"
+expect 3 "generated key, pending" oe --json cert request --user nina --generate --ca manual
+m3=$(json 'd["serial"]' <"$tmp/out")
+sqlite3 "$tmp/oe.db" "SELECT hex(secret) FROM tokens WHERE serial = '$m3'" | grep -q . \
+	&& ok "the pending key is kept, sealed" || bad "no sealed key"
+expect 0 "approve it" oe ca approve "$m3"
+expect 0 "fetch gives the PKCS#12" oe --json cert fetch "$m3" --user nina --out "$tmp/m3.p12"
+pass=$(json 'd["pkcs12_password"]' <"$tmp/out")
+openssl pkcs12 -in "$tmp/m3.p12" -passin "pass:$pass" -nodes -noout 2>/dev/null && ok "it opens" || bad "m3 p12"
+expect 0 "fetch again" oe --json cert fetch "$m3" --user nina
+python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d)" \
+	&& ok "the PKCS#12 is handed out once" || bad "PKCS#12 twice"
+[ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m3'")" ] && ok "key erased after fetch" || bad "key kept"
+
+# Events in the outbox, from the same transactions.
+sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_init'" | grep -q "\"serial\":\"$m1\".*\|\"rollout_state\":\"pending\"" \
+	&& ok "token_init pending in the outbox" || bad "token_init event"
+sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_rollout_state'" | grep "$m1" | grep -q '"old_rollout_state":"pending".*"rollout_state":"enrolled"' \
+	&& ok "token_rollout_state pending -> enrolled" || bad "rollout_state event"
+sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_rollout_state'" | grep "$m2" | grep -q '"rollout_state":"denied"' \
+	&& ok "token_rollout_state -> denied" || bad "denied event"
+
+# Revocation and CRLs.
+expect 0 "revoke with keyCompromise" oe token revoke "$alice" --reason keyCompromise
+expect 1 "revoke again" oe token revoke "$alice"
+expect 2 "unknown reason" oe token revoke "$(oe --json token list --user bob | json 'd[0]["serial"]')" --reason grumpy
+expect 0 "ca crl" oe ca crl local --out "$tmp/crl.pem"
+openssl crl -in "$tmp/crl.pem" -noout -text >"$tmp/crl.txt"
+has "$tmp/crl.txt" "$serial" "the CRL lists the revoked serial"
+has "$tmp/crl.txt" "Key Compromise" "with its reason"
+openssl crl -in "$tmp/crl.pem" -CAfile "$tmp/ca/ca.pem" -noout 2>&1 | grep -q "verify OK" && ok "CRL signature verifies" || bad "CRL verify"
+n1=$(openssl crl -in "$tmp/crl.pem" -noout -crlnumber | cut -d= -f2)
+expect 0 "ca crl --der" oe ca crl local --der --out "$tmp/crl.der"
+n2=$(openssl crl -inform DER -in "$tmp/crl.der" -noout -crlnumber | cut -d= -f2)
+[ $((16#$n2)) -gt $((16#$n1)) ] && ok "CRL number grows ($n1 -> $n2)" || bad "CRL number $n1 $n2"
+sqlite3 "$tmp/oe.db" "SELECT event FROM outbox WHERE payload LIKE '%$alice%'" | grep -q token_revoke && ok "token_revoke event" || bad "revoke event"
+openssl verify -crl_check -CRLfile "$tmp/crl.pem" -CAfile "$tmp/ca/ca.pem" "$tmp/alice.pem" >/dev/null 2>&1 \
+	&& bad "revoked cert still verifies with the CRL" || ok "revoked cert fails verification with the CRL"
+
+# Uploads.
+expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursula
+[ "$(json 'd["rollout_state"]' <"$tmp/out")" = enrolled ] && ok "uploaded is enrolled" || bad "upload state"
+openssl req -x509 -new -newkey rsa:1024 -nodes -keyout /dev/null -subj /CN=w -days 2 -out "$tmp/weak.pem" 2>/dev/null
+expect 1 "upload a weak certificate" oe cert upload "$tmp/weak.pem" --user ursula
+python3 - "$tmp/old.pem" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+k = ec.generate_private_key(ec.SECP256R1())
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
+t = datetime.datetime(2020, 1, 1)
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(1).not_valid_before(t).not_valid_after(t + datetime.timedelta(days=1))
+     .sign(k, hashes.SHA256()))
+open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+PY
+expect 1 "upload an expired certificate" oe cert upload "$tmp/old.pem" --user ursula
+has "$tmp/err" "expired" "says expired"
+
+# At most max_tokens_per_user (3) open certificate tokens per user.
+for i in 1 2; do oe cert request --user quota --csr "$tmp/alice.csr" >/dev/null 2>&1; done
+oe cert request --user quota --csr "$tmp/alice.csr" >/dev/null 2>&1
+expect 1 "a fourth token is refused" oe cert request --user quota --csr "$tmp/alice.csr"
+has "$tmp/err" "max_tokens_per_user" "limit named"
+expect 0 "cert list --user" oe --json cert list --user quota
+[ "$(json 'len(d)' <"$tmp/out")" = 3 ] && ok "three listed" || bad "cert list count"
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
