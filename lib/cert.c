@@ -507,21 +507,25 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	creq.token_serial = serial;
 	creq.csr = csr;
 	creq.subject = subject;
-	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
-	    (rc = apply_reply(ctx, &reply, &o)) != OE_OK)
-		goto out;
-	/* A generated key waits, sealed, for a certificate still to come. */
-	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
-	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
-		goto out;
-	if ((rc = store_begin(st)) != OE_OK) {
+	/* A remote CA is asked outside any transaction (it may take
+	 * seconds); the local one inside ours, so one commit records both. */
+	if (conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	if ((rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o)) != OE_OK) {
-		store_rollback(st);
+	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
+	    (rc = apply_reply(ctx, &reply, &o)) != OE_OK)
+		goto bad_tx;
+	/* A generated key waits, sealed, for a certificate still to come. */
+	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
+	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
+		goto bad_tx;
+	if (!conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
+	if ((rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o)) != OE_OK)
+		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
@@ -547,6 +551,9 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		oe_cert_free(*out);
 		*out = NULL;
 	}
+	goto out;
+bad_tx:
+	store_rollback(st);
 out:
 	outcome_clear(&o);
 	ca_reply_clear(&reply);
@@ -666,14 +673,15 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", serial);
 		goto out;
 	}
-	if ((rc = render_subject(ctx, r.ca, r.user, &subject)) != OE_OK ||
-	    (rc = local_issue(conn, csr, subject, serial, &cert)) != OE_OK)
+	if ((rc = render_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
 		goto out;
+	/* The CA's record and the token's change commit together. */
 	if ((rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	if ((rc = record_issued_cert(ctx, st, &r, cert, "ca_approve")) != OE_OK) {
+	if ((rc = local_issue(conn, csr, subject, serial, &cert)) != OE_OK ||
+	    (rc = record_issued_cert(ctx, st, &r, cert, "ca_approve")) != OE_OK) {
 		store_rollback(st);
 		goto out;
 	}

@@ -41,6 +41,7 @@ oe_ctx_free(oe_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
+	ctx_close_cas(ctx);
 	store_close(ctx->store);
 	cfg_free(ctx->cfg);
 	OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
@@ -59,6 +60,7 @@ oe_ctx_load_config(oe_ctx *ctx, const char *path)
 		path = OE_DEFAULT_CONFIG;
 	if ((cfg = cfg_load(path, ctx->errmsg, sizeof(ctx->errmsg))) == NULL)
 		return OE_ECONFIG;
+	ctx_close_cas(ctx); /* they hold pointers into the old configuration */
 	cfg_free(ctx->cfg);
 	ctx->cfg = cfg;
 	/* A new configuration may name another store. */

@@ -16,10 +16,17 @@
 
 struct cfg;
 struct store;
+struct ca_conn;
+
+#define CTX_MAX_CA 16
 
 struct oe_ctx {
 	struct cfg *cfg;
 	struct store *store;
+	/* CA connectors opened so far, kept for the next request: loading a
+	 * CA key (and its passphrase derivation) once, not per certificate. */
+	struct ca_conn *ca[CTX_MAX_CA];
+	size_t nca;
 	unsigned char key[OE_KEY_LEN]; /* store key, from key_file */
 	bool have_key;
 	char actor[64];
@@ -31,6 +38,9 @@ struct oe_ctx {
 oe_rc ctx_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void ctx_clear_error(oe_ctx *ctx);
+
+/* Close the cached CA connectors (ca/ca.c). */
+void ctx_close_cas(oe_ctx *ctx);
 
 /* Open the store (and key) if not open yet. */
 oe_rc ctx_store(oe_ctx *ctx, struct store **out);

@@ -160,9 +160,11 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		return PAM_BUF_ERR;
 	snprintf(actor, sizeof(actor), "pam:%s", service_of(pamh));
 	oe_ctx_set_actor(ctx, actor);
+	/* Whether the user has a token matters only to nullok; otherwise
+	 * the check itself tells, and one query per login is saved. */
 	if ((rc = oe_ctx_load_config(ctx, o.config)) != OE_OK ||
 	    (rc = oe_ctx_open_store(ctx)) != OE_OK ||
-	    (rc = oe_user_has_otp(ctx, user, &has)) != OE_OK) {
+	    (o.nullok && (rc = oe_user_has_otp(ctx, user, &has)) != OE_OK)) {
 		pam_syslog(pamh, LOG_ERR, "%s: %s", oe_strerror(rc), oe_ctx_errmsg(ctx));
 		ret = PAM_AUTHINFO_UNAVAIL;
 		goto out;

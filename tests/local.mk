@@ -12,4 +12,3 @@ include tests/fuzz/local.mk
 include tests/bench/local.mk
 include tests/cert/local.mk
 include tests/daemon/local.mk
-include tests/bench/cert/local.mk

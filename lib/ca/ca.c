@@ -57,22 +57,44 @@ ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out)
 		return rc;
 	if (name == NULL)
 		name = cfg_str(ctx->cfg, "enroll", "default_ca", "local");
+	for (size_t i = 0; i < ctx->nca; i++)
+		if (strcmp(ctx->ca[i]->name, name) == 0) {
+			*out = ctx->ca[i];
+			return OE_OK;
+		}
 	snprintf(section, sizeof(section), "ca %s", name);
 	if ((sec = cfg_section(ctx->cfg, section)) == NULL)
 		return ctx_fail(ctx, OE_ECONFIG, "%s: no [ca %s] section", ctx->cfg->path, name);
 	type = cfg_get(ctx->cfg, section, "type");
 	for (size_t i = 0; connectors[i]; i++)
-		if (strcmp(connectors[i]->type, type) == 0)
-			return connectors[i]->open(ctx, name, sec, out);
+		if (strcmp(connectors[i]->type, type) == 0) {
+			if ((rc = connectors[i]->open(ctx, name, sec, out)) != OE_OK)
+				return rc;
+			if (ctx->nca < CTX_MAX_CA)
+				ctx->ca[ctx->nca++] = *out;
+			else
+				(*out)->uncached = 1;
+			return OE_OK;
+		}
 	return ctx_fail(ctx, OE_ECONFIG, "%s line %d: [ca %s] type %s is not available in this build",
 			ctx->cfg->path, sec->line, name, type);
 }
 
+/* Connectors live as long as their context; only one that did not fit
+ * in the cache is closed here. */
 void
 ca_close(struct ca_conn *conn)
 {
-	if (conn)
+	if (conn && conn->uncached)
 		conn->ops->close(conn);
+}
+
+void
+ctx_close_cas(oe_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nca; i++)
+		ctx->ca[i]->ops->close(ctx->ca[i]);
+	ctx->nca = 0;
 }
 
 void

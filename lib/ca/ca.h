@@ -51,6 +51,10 @@ struct ca_conn;
 
 struct ca_ops {
 	const char *type; /* "local", "cmp", "ejbca-rest" */
+	/* Works in-process on the store only, quickly: the caller may run
+	 * submit inside its own transaction, so the CA's record and the
+	 * token commit together (one durable commit, not two). */
+	int in_process;
 	/* Check the section and prepare; errors name the section and key. */
 	oe_rc (*open)(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
 		      struct ca_conn **out);
@@ -74,9 +78,11 @@ struct ca_conn {
 	const struct ca_ops *ops;
 	oe_ctx *ctx;
 	char *name;
+	int uncached; /* closed by ca_close() rather than with the context */
 };
 
-/* Open the connector for [ca NAME] (NULL: [enroll] default_ca). */
+/* The connector for [ca NAME] (NULL: [enroll] default_ca), opened on
+ * first use and kept by the context; ca_close() when done with it. */
 oe_rc ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out);
 void ca_close(struct ca_conn *conn);
 void ca_reply_clear(struct ca_reply *reply);

@@ -699,6 +699,7 @@ local_ca_cert(struct ca_conn *conn)
 
 const struct ca_ops ca_local_ops = {
 	.type = "local",
+	.in_process = 1,
 	.open = local_open,
 	.close = local_close,
 	.submit = local_submit,

@@ -1,0 +1,108 @@
+#!/bin/bash
+# Certificates issued by the in-process local CA against `openssl ca`
+# run once per request with an index.txt of 10,000 entries (the way a
+# local CA that shells out to openssl signs), same CSRs, same run.
+#   tests/bench/cert-bench.sh BUILD_DIR [COUNT] [MAX_SECONDS]
+set -eu
+build=$(cd "${1:?build dir}" && pwd)
+count=${2:-500}
+secs=${3:-20}
+src=$(cd "$(dirname "$0")/../.." && pwd)
+drv="$build/tests/bench/cert_bench"
+[ -x "$drv" ] || make -C "$build" tests/bench/cert_bench >/dev/null
+work=$(mktemp -d "$src/build-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+echo "filesystem: $(df -T "$work" | awk 'NR==2 {print $2}'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(openssl version)"
+printf '%-22s %6s %6s %9s %8s %8s\n' signer certs ok "certs/s" "p50 ms" "p99 ms"
+for kt in ec rsa; do
+	d="$work/$kt"
+	mkdir -p "$d/csr"
+	if [ $kt = ec ]; then spec="ec -pkeyopt ec_paramgen_curve:P-256"; ku=digitalSignature; cakey="ec -pkeyopt ec_paramgen_curve:P-256"; kname=ec256
+	else spec="rsa:2048"; ku="digitalSignature,keyEncipherment"; cakey="rsa:3072"; kname=rsa3072; fi
+	# The CSRs, made before anything is timed.
+	for i in $(seq 0 $((count - 1))); do
+		# shellcheck disable=SC2086
+		openssl req -new -newkey $spec -nodes -keyout /dev/null -subj "/CN=u$i" \
+			-out "$d/csr/$i.csr" 2>/dev/null
+	done
+	# Ours.
+	cat >"$d/oe.conf" <<CONF
+[store]
+url = sqlite:$d/oe.db
+key_file = $d/secret.key
+[enroll]
+max_tokens_per_user = 5
+[ca local]
+type = local
+dir = $d/ca
+subject = CN={user}
+CONF
+	"$build/tools/otpenroll" -c "$d/oe.conf" init >/dev/null
+	"$build/tools/otpenroll" -c "$d/oe.conf" ca init local --subject "CN=Bench CA" --key-type $kname >/dev/null
+	read -r done ok rate p50 p99 < <("$drv" "$d/oe.conf" "$d/csr" "$count" "$secs" || true)
+	printf '%-22s %6s %6s %9s %8s %8s\n' "otpenroll local ($kt)" "$done" "$ok" "$rate" "$p50" "$p99"
+	ours=$rate
+	bad=0
+	for pem in "$d"/csr/*.pem; do
+		openssl verify -purpose sslclient -CAfile "$d/ca/ca.pem" "$pem" >/dev/null 2>&1 || bad=$((bad + 1))
+	done
+	echo "                       sample of $(ls "$d"/csr/*.pem | wc -l) verified with openssl, $bad failed"
+	# openssl ca, once per request, index.txt of 10,000 entries.
+	o="$d/openssl"
+	mkdir -p "$o/newcerts"
+	# shellcheck disable=SC2086
+	openssl req -x509 -new -newkey $cakey -nodes -keyout "$o/ca.key" -subj "/CN=Bench CA" -days 30 \
+		-out "$o/ca.pem" 2>/dev/null
+	python3 - "$o/index.txt" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(10000):
+        f.write("V\t271231235959Z\t\t%040X\tunknown\t/CN=old%d\n" % (i + 1, i))
+PY
+	printf '%040X\n' 10001 >"$o/serial"
+	echo "unique_subject = no" >"$o/index.txt.attr"
+	cat >"$o/ca.cnf" <<CNF
+[ca]
+default_ca = bench
+[bench]
+dir = $o
+database = \$dir/index.txt
+new_certs_dir = \$dir/newcerts
+serial = \$dir/serial
+certificate = \$dir/ca.pem
+private_key = \$dir/ca.key
+default_md = sha256
+default_days = 365
+policy = anything
+x509_extensions = client
+unique_subject = no
+[anything]
+commonName = supplied
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,$ku
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+CNF
+	python3 - "$o" "$d/csr" "$count" "$secs" <<'PY'
+import subprocess, sys, time
+o, csrs, count, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+lat, ok, t0 = [], 0, time.monotonic()
+for i in range(count):
+    if time.monotonic() - t0 > secs:
+        break
+    s = time.monotonic()
+    r = subprocess.run(["openssl", "ca", "-config", o + "/ca.cnf", "-batch", "-notext",
+                        "-in", "%s/%d.csr" % (csrs, i), "-out", "%s/%d.pem" % (o, i)],
+                       capture_output=True)
+    lat.append((time.monotonic() - s) * 1000)
+    ok += r.returncode == 0
+t = time.monotonic() - t0
+lat.sort()
+print("%-22s %6d %6d %9.1f %8.3f %8.3f" % ("openssl ca (" + o.split("/")[-2] + ")", len(lat), ok,
+      len(lat) / t, lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
+open(o + "/rate", "w").write("%.3f" % (len(lat) / t))
+PY
+	python3 -c "print('%-22s ratio otpenroll/openssl ca: %.1fx' % ('', $ours / $(cat "$o/rate")))"
+done

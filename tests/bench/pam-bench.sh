@@ -1,0 +1,58 @@
+#!/bin/bash
+# pam_otpenroll against pam_oath, same machine, same run, same users:
+# authentications per second and latency at 1, 1,000 and 100,000 users,
+# and how many of 16 racing logins with one code each module accepts.
+#   tests/bench/pam-bench.sh BUILD_DIR [MAX_SECONDS]
+set -eu
+build=$(cd "${1:?build dir}" && pwd)
+secs=${2:-20}
+src=$(cd "$(dirname "$0")/../.." && pwd)
+drv="$build/tests/bench/pam_bench"
+oath=/lib/x86_64-linux-gnu/security/pam_oath.so
+[ -x "$drv" ] || make -C "$build" tests/bench/pam_bench >/dev/null
+[ -f "$oath" ] || { echo "pam_oath missing: apt-get install libpam-oath"; exit 1; }
+# A real disk, so durable commits cost what they cost.
+work=$(mktemp -d "$src/build-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/svc"
+pw() { LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/svc" "$@"; }
+echo "filesystem: $(df -T "$work" | awk 'NR==2 {print $2}'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '%-14s %7s %6s %6s %10s %8s %8s %8s\n' module users auths ok "auths/s" "p50 ms" "p99 ms" "max ms"
+for n in 1 1000 100000; do
+	d="$work/$n"
+	mkdir "$d"
+	"$drv" usersfile "$n" >"$d/users.oath"
+	chmod 600 "$d/users.oath"
+	printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n[otp]\nwindow = 3\nmax_fail = 1000\n' "$d" "$d" >"$d/oe.conf"
+	"$build/tools/otpenroll" -c "$d/oe.conf" init >/dev/null
+	"$build/tools/otpenroll" -c "$d/oe.conf" token import "$d/users.oath" >/dev/null
+	echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$d/oe.conf" >"$work/svc/oe$n"
+	echo "auth required $oath usersfile=$d/users.oath window=3" >"$work/svc/oath$n"
+	for m in oe oath; do
+		read -r done ok rate p50 p99 max < <(pw "$drv" auth "$m$n" "$n" 2000 "$secs" 2>/dev/null || true)
+		name=pam_otpenroll
+		[ $m = oath ] && name=pam_oath
+		printf '%-14s %7s %6s %6s %10s %8s %8s %8s\n' $name "$n" "$done" "$ok" "$rate" "$p50" "$p99" "$max"
+		eval "rate_${m}_$n=$rate"
+	done
+	python3 -c "print('%-14s %7s ratio pam_otpenroll/pam_oath: %.1fx' % ('', '$n', $(eval echo \$rate_oe_$n) / $(eval echo \$rate_oath_$n)))"
+done
+# A fresh user for the race: the runs above moved every counter.
+mkdir "$work/race"
+"$drv" usersfile 1 >"$work/race/users.oath"
+chmod 600 "$work/race/users.oath"
+cp "$work/race/users.oath" "$work/race/oath.users"
+printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n[otp]\nwindow = 3\nmax_fail = 1000\n' "$work/race" "$work/race" >"$work/race/oe.conf"
+"$build/tools/otpenroll" -c "$work/race/oe.conf" init >/dev/null
+"$build/tools/otpenroll" -c "$work/race/oe.conf" token import "$work/race/users.oath" >/dev/null 2>&1
+echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$work/race/oe.conf" >"$work/svc/oerace"
+echo "auth required $oath usersfile=$work/race/oath.users window=3" >"$work/svc/oathrace"
+echo
+echo "16 logins racing with one valid code, 20 rounds (rounds with exactly one success, total successes, most in a round):"
+for m in oe oath; do
+	read -r rounds one total most < <(pw "$drv" race "${m}race" 20 16 2>/dev/null)
+	name=pam_otpenroll
+	[ $m = oath ] && name=pam_oath
+	printf '%-14s %s/%s rounds exactly one; %s successes in all; at most %s in one round\n' \
+		$name "$one" "$rounds" "$total" "$most"
+done
