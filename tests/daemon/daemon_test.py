@@ -23,6 +23,7 @@ import time
 TOP_BUILD = os.environ.get("top_builddir", os.getcwd())
 TEST_USER = "oe-test-user"
 OTHER_USER = "oe-test-other"
+ADMIN_GROUP = "oe-test-admins"
 HOTP_KEY = "3132333435363738393031323334353637383930"
 failures = []
 
@@ -148,6 +149,9 @@ def main():
             return 77
     ensure_user(TEST_USER)
     ensure_user(OTHER_USER)
+    # OTHER_USER administers: it may act for TEST_USER, not the reverse.
+    subprocess.run(["groupadd", "-f", ADMIN_GROUP], check=True)
+    subprocess.run(["usermod", "-a", "-G", ADMIN_GROUP, OTHER_USER], check=True)
 
     tmp = tempfile.mkdtemp(prefix="oe-daemon-")
     os.chmod(tmp, 0o755)  # the test user reaches the socket through it
@@ -172,6 +176,7 @@ dir = {tmp}/state/ca2
 approval = manual
 [daemon]
 socket = {sock}
+admin_group = {ADMIN_GROUP}
 """)
     os.makedirs(os.path.join(tmp, "pam.d"))
     with open(os.path.join(tmp, "pam.d", "otpenroll"), "w") as f:
@@ -285,6 +290,49 @@ socket = {sock}
               "user cannot act for root")
         r = call(sock, {"v": 1, "op": "cert_list", "user": TEST_USER})
         check(r.get("status") == "ok" and len(r["certs"]) == 2, "root may act for the user")
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_list", "user": TEST_USER}))
+        check(r.get("status") == "ok" and len(r["certs"]) == 2,
+              "an admin_group member may act for the user")
+
+        # The command line through the daemon, as a user: the OTP comes from
+        # standard input (not a terminal), a manual CA makes it pending (3).
+        cli = os.path.join(TOP_BUILD, "tools", ".libs", "otpenroll")
+        cenv = dict(os.environ, LD_LIBRARY_PATH=cli_lib, OTPENROLL_SOCKET=sock)
+        keyfile = os.path.join(tmp, "other.hex")
+        with open(keyfile, "w") as f:
+            f.write(HOTP_KEY + "\n")
+        os.chmod(keyfile, 0o600)
+        run(cli, "-c", conf, "token", "add-otp", "--user", OTHER_USER, "--type", "hotp",
+            "--secret-file", keyfile, env=cenv)
+        csr_path = os.path.join(tmp, "other.csr")
+        with open(csr_path, "wb") as f:
+            f.write(base64.b64decode(make_csr(tmp, "other")))
+        os.chmod(csr_path, 0o644)
+
+        def cli_run(args, stdin):
+            p = subprocess.run([cli] + args, input=stdin, capture_output=True, text=True,
+                               env=cenv, cwd="/")
+            return {"rc": p.returncode, "out": p.stdout, "err": p.stderr}
+        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--csr", csr_path,
+                                                 "--ca", "manual"], "999999\n"))
+        check(r["rc"] == 1 and "refused" in r["err"], "CLI: wrong OTP on stdin refused: %s" % r)
+        code = hotp(0)
+        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--csr", csr_path,
+                                                 "--ca", "manual"], code + "\n"))
+        check(r["rc"] == 3 and json.loads(r["out"])["rollout_state"] == "pending",
+              "CLI: right OTP on stdin, manual CA: exit 3, pending: %s" % r)
+        pending = json.loads(r["out"])["serial"] if r["rc"] == 3 else "none"
+        run(cli, "-c", conf, "ca", "approve", pending, env=cenv)
+        out = os.path.join(tmp, "fetched.pem")
+        open(out, "w").close()
+        os.chown(out, pwd.getpwnam(OTHER_USER).pw_uid, -1)
+        r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", pending, "--out", out], ""))
+        check(r["rc"] == 0, "CLI: fetch after approval, within the grant: %s" % r)
+        v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(tmp, "state", "ca2",
+                            "ca.pem"), out], capture_output=True, text=True)
+        check(v.returncode == 0, "CLI: the fetched certificate verifies")
+        r = as_user(OTHER_USER, lambda: cli_run(["cert", "list"], ""))
+        check(r["rc"] == 0 and pending in r["out"], "CLI: cert list shows it")
 
         # Many clients at once.
         socks = [connect(sock) for _ in range(24)]
