@@ -8,7 +8,7 @@ OE_PACKAGES=(
 	libqrencode-dev libpam0g-dev
 	libcmocka-dev libpam-wrapper libpamtest0-dev pamtester oathtool
 	libpam-oath sqlite3 openssl python3 clang libclang-rt-14-dev
-	util-linux valgrind
+	util-linux valgrind passwd
 )
 
 oe_install_deps() {
