@@ -31,6 +31,8 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/import.c lib/import.h \
 	lib/audit.c lib/audit.h \
 	lib/event.c lib/event.h \
+	lib/users.c \
+	lib/outbox.c \
 	lib/csr.c lib/csr.h \
 	lib/p12.c lib/p12.h \
 	lib/cert.c \

@@ -250,6 +250,34 @@ oe_rc oe_ca_crl(oe_ctx *ctx, const char *name, bool der, unsigned char **out,
 /* A one-line health report of a CA connector into *report. */
 oe_rc oe_ca_check(oe_ctx *ctx, const char *name, char **report);
 
+/* ---- users ------------------------------------------------------------- */
+
+/* Set a user's mail address (NULL or "" removes it). */
+oe_rc oe_user_set_email(oe_ctx *ctx, const char *user, const char *email);
+/* A user's address: the one set, else [users] email with {user} filled
+ * in; OE_ENOTFOUND when neither gives one.  *email is the caller's. */
+oe_rc oe_user_email(oe_ctx *ctx, const char *user, char **email);
+
+/* ---- event outbox ------------------------------------------------------ */
+
+typedef struct oe_outbox_entry {
+	int64_t id;
+	const char *event;
+	time_t created;
+	const char *state;       /* "queued", "retrying", "delivered", "dead" */
+	int attempts;
+	time_t next_attempt;
+	const char *last_error;  /* "" when none */
+	const char *delivery_id; /* the same on every attempt (Message-ID) */
+	const char *payload;     /* JSON snapshot of the event */
+} oe_outbox_entry;
+
+typedef int (*oe_outbox_fn)(const oe_outbox_entry *e, void *arg);
+/* Entries in a state (NULL: all), oldest first. */
+oe_rc oe_outbox_list(oe_ctx *ctx, const char *state, oe_outbox_fn fn, void *arg);
+/* Queue a retrying or dead entry again, due now, its attempts reset. */
+oe_rc oe_outbox_retry(oe_ctx *ctx, int64_t id);
+
 /* ---- audit ------------------------------------------------------------- */
 
 typedef struct oe_audit_entry {

@@ -79,5 +79,6 @@ extern const struct command token_commands[];
 extern const struct command admin_commands[];
 extern const struct command ca_commands[];
 extern const struct command cert_commands[];
+extern const struct command event_commands[];
 
 #endif

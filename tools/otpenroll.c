@@ -17,7 +17,7 @@
 #include "cli.h"
 
 static const struct command *const groups[] = {
-	admin_commands, token_commands, ca_commands, cert_commands, NULL
+	admin_commands, token_commands, ca_commands, cert_commands, event_commands, NULL
 };
 
 static void

@@ -89,7 +89,7 @@ expect 2 "unknown token command" oe token frobnicate
 expect 2 "unknown option" oe token list --bogus
 expect 2 "no command" oe
 expect 0 "--version" oe --version
-for c in "" "init" "audit" "token" "token add-otp" "token import" "token list" "token show" \
+for c in "" "init" "audit" "user set" "events outbox" "events retry" "token" "token add-otp" "token import" "token list" "token show" \
 	"token enable" "token disable" "token delete" "token unlock" "token revoke" "ca init" \
 	"ca approve" "ca deny" "ca crl" "ca check" "cert request" "cert fetch" "cert list" \
 	"cert upload"; do
@@ -135,6 +135,26 @@ start=$(date +%s.%N)
 expect 0 "import 100,000 lines" oe token import "$tmp/big"
 echo "     ($(cat "$tmp/out"); wall $(python3 -c "print(round($(date +%s.%N)-$start,2))") s)"
 [ "$(oe --json token list | json 'len(d)')" -ge 100003 ] && ok "all 100,000 there" || bad "big import count"
+
+# Users' addresses and the outbox.
+expect 0 "user set --email" oe user set alice --email alice@example.org
+expect 2 "an address without a domain" oe user set alice --email alice@localhost
+expect 2 "an address with a header in it" oe user set alice --email "$(printf 'a@b.c\r\nBcc: x@y.z')"
+expect 2 "user set without --email" oe user set alice
+expect 0 "events outbox" oe --json events outbox --state queued
+python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit(not (d and d[0]['event'] == 'token_init' and d[0]['payload']['user'] and len(d[0]['delivery_id']) == 32))" \
+	&& ok "outbox entries carry event, payload snapshot and delivery id" || bad "outbox JSON"
+expect 0 "events outbox (text)" oe events outbox
+head -1 "$tmp/out" | grep -q '^ID *EVENT *STATE *ATTEMPTS' && ok "outbox header" || bad "outbox header"
+expect 2 "a bad --state" oe events outbox --state lost
+expect 1 "retry of a queued event is refused" oe events retry 1
+grep -q "no retrying or dead outbox entry 1" "$tmp/err" && ok "retry message" || bad "retry message"
+sqlite3 "$tmp/oe.db" "UPDATE outbox SET state = 'dead', attempts = 10, last_error = 'smtp down' WHERE id = 2"
+expect 0 "events outbox --state dead" oe --json events outbox --state dead
+[ "$(json 'd[0]["last_error"]' <"$tmp/out")" = "smtp down" ] && ok "dead entry with its last error" || bad "dead listing"
+expect 0 "retry a dead event" oe events retry 2
+[ "$(sqlite3 "$tmp/oe.db" "SELECT state || attempts FROM outbox WHERE id = 2")" = queued0 ] && ok "queued again, attempts reset" || bad "retry state"
+expect 2 "retry needs a number" oe events retry two
 
 # The audit log.
 expect 0 "audit" oe audit

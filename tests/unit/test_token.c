@@ -265,6 +265,36 @@ test_verification(void **state)
 	oe_ctx_free(c);
 }
 
+static void
+test_user_email(void **state)
+{
+	char *e = NULL;
+	oe_ctx *c;
+
+	(void)state;
+	c = ctx_new();
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	assert_int_equal(oe_user_email(c, "alice", &e), OE_ENOTFOUND);
+	assert_null(e);
+	oe_ctx_free(c);
+	write_conf("[users]\nemail = {user}+otp@{user}.example.com\n");
+	c = ctx_new();
+	assert_int_equal(oe_user_email(c, "alice", &e), OE_OK);
+	assert_string_equal(e, "alice+otp@alice.example.com");
+	free(e);
+	assert_int_equal(oe_user_set_email(c, "alice", "a.lice@example.org"), OE_OK);
+	assert_int_equal(oe_user_email(c, "alice", &e), OE_OK);
+	assert_string_equal(e, "a.lice@example.org");
+	free(e);
+	assert_int_equal(oe_user_set_email(c, "alice", "bad\r\n@x.y"), OE_EINVAL);
+	assert_int_equal(oe_user_set_email(c, "alice", "<a@b.c>"), OE_EINVAL);
+	assert_int_equal(oe_user_set_email(c, "alice", ""), OE_OK); /* back to the template */
+	assert_int_equal(oe_user_email(c, "alice", &e), OE_OK);
+	assert_string_equal(e, "alice+otp@alice.example.com");
+	free(e);
+	oe_ctx_free(c);
+}
+
 int
 main(void)
 {
@@ -273,6 +303,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_and_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_email, setup, teardown),
 	};
 	int rc;
 
