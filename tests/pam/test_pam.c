@@ -53,7 +53,7 @@ hotp(int n, char out[16])
 	char cmd[256];
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "oathtool --hotp -c %d " KEY_HEX, n);
+	snprintf(cmd, sizeof(cmd), "env -u LD_PRELOAD oathtool --hotp -c %d " KEY_HEX, n);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	assert_non_null(fgets(out, 16, p));
