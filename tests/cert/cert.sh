@@ -40,20 +40,8 @@ approval = manual
 CONF
 }
 write_conf ignore
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-oe() { "$bin" -c "$conf" "$@"; }
-expect() { # expected-exit description command...
-	local want=$1 what=$2 got
-	shift 2
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"; else
-		bad "$what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-has() { grep -q -- "$2" "$1" && ok "$3" || { bad "$3"; cat "$1"; }; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# shellcheck source=tests/lib.sh
+. "${top_srcdir:?}/tests/lib.sh"
 tokens() { sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE type = 'certificate'"; }
 csr() { # name keyspec subject [der]
 	openssl req -new -newkey "$2" -nodes -keyout "$tmp/$1.key" -subj "$3" -out "$tmp/$1.csr" 2>/dev/null
@@ -293,5 +281,4 @@ has "$tmp/err" "max_tokens_per_user" "limit named"
 expect 0 "cert list --user" oe --json cert list --user quota
 [ "$(json 'len(d)' <"$tmp/out")" = 3 ] && ok "three listed" || bad "cert list count"
 
-echo "$fails failed"
-[ "$fails" -eq 0 ]
+finish

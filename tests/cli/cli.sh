@@ -14,19 +14,8 @@ key_file = $tmp/secret.key
 [otp]
 window = 1
 CONF
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-oe() { "$bin" -c "$conf" "$@"; }
-expect() { # expected-exit description command...
-	local want=$1 what=$2 got
-	shift 2
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"; else
-		bad "$what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# shellcheck source=tests/lib.sh
+. "${top_srcdir:?}/tests/lib.sh"
 
 expect 0 "init" oe init
 grep -q "new key written" "$tmp/out" && ok "init says a key was written" || bad "init output"
@@ -164,5 +153,4 @@ expect 0 "audit --since in the future" oe --json audit --since 2099-01-01
 expect 0 "audit --since 1h" oe --json audit --since 1h
 expect 2 "audit --since nonsense" oe audit --since yesterday-ish
 
-echo "$fails failed"
-[ "$fails" -eq 0 ]
+finish
