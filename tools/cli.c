@@ -82,6 +82,24 @@ cli_help(const struct command *cmd, const char *options)
 	return EXIT_DONE;
 }
 
+const char *
+cli_operand(struct cli *cli, const struct command *me, int argc, char **argv,
+	    const char *what, const char *options, oe_ctx **ctx, int *ret)
+{
+	*ctx = NULL;
+	if (cli_wants_help(argc, argv)) {
+		*ret = cli_help(me, options);
+		return NULL;
+	}
+	if (argc != 2) {
+		*ret = cli_usage(cli, me, "one %s expected", what);
+		return NULL;
+	}
+	if ((*ctx = cli_ctx(cli, ret)) == NULL)
+		return NULL;
+	return argv[1];
+}
+
 bool
 cli_wants_help(int argc, char **argv)
 {

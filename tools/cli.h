@@ -47,6 +47,13 @@ int cli_usage(struct cli *cli, const struct command *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Print a command's help on stdout; returns EXIT_DONE. */
 int cli_help(const struct command *cmd, const char *options);
+/*
+ * The start of a command that takes one operand and no options: prints
+ * help (options may be NULL) or a usage error, loads the context.  The
+ * operand, or NULL with *ret set to the exit code.
+ */
+const char *cli_operand(struct cli *cli, const struct command *me, int argc, char **argv,
+			const char *what, const char *options, oe_ctx **ctx, int *ret);
 /* Parse --help anywhere in argv: 1 when present. */
 bool cli_wants_help(int argc, char **argv);
 

@@ -212,18 +212,15 @@ static int
 ca_approve(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = find_in(ca_commands, "approve");
+	const char *serial;
 	oe_cert *c = NULL;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, NULL);
-	if (argc != 2)
-		return cli_usage(cli, me, "one SERIAL expected");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((serial = cli_operand(cli, me, argc, argv, "SERIAL", NULL, &ctx, &ret)) == NULL)
 		return ret;
-	if ((rc = oe_ca_approve(ctx, argv[1], &c)) != OE_OK)
+	if ((rc = oe_ca_approve(ctx, serial, &c)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)
 		cli_print_json(cli_cert_json(c));
@@ -237,22 +234,19 @@ static int
 ca_deny(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = find_in(ca_commands, "deny");
+	const char *serial;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, NULL);
-	if (argc != 2)
-		return cli_usage(cli, me, "one SERIAL expected");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((serial = cli_operand(cli, me, argc, argv, "SERIAL", NULL, &ctx, &ret)) == NULL)
 		return ret;
-	if ((rc = oe_ca_deny(ctx, argv[1])) != OE_OK)
+	if ((rc = oe_ca_deny(ctx, serial)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)
-		cli_print_json(json_pack("{s:s, s:s}", "serial", argv[1], "rollout_state", "denied"));
+		cli_print_json(json_pack("{s:s, s:s}", "serial", serial, "rollout_state", "denied"));
 	else
-		printf("%s denied\n", argv[1]);
+		printf("%s denied\n", serial);
 	return EXIT_DONE;
 }
 
@@ -305,21 +299,18 @@ static int
 ca_check(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = find_in(ca_commands, "check");
+	const char *name;
 	char *report = NULL;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, NULL);
-	if (argc != 2)
-		return cli_usage(cli, me, "one CA NAME expected");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((name = cli_operand(cli, me, argc, argv, "CA NAME", NULL, &ctx, &ret)) == NULL)
 		return ret;
-	if ((rc = oe_ca_check(ctx, argv[1], &report)) != OE_OK)
+	if ((rc = oe_ca_check(ctx, name, &report)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)
-		cli_print_json(json_pack("{s:s, s:b, s:s}", "ca", argv[1], "ok", 1, "report", report));
+		cli_print_json(json_pack("{s:s, s:b, s:s}", "ca", name, "ok", 1, "report", report));
 	else
 		printf("%s\n", report);
 	free(report);

@@ -144,21 +144,18 @@ static int
 retry(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = self("retry");
+	const char *arg;
 	char *end;
 	long long id;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, NULL);
-	if (argc != 2)
-		return cli_usage(cli, me, "one ID expected");
-	id = strtoll(argv[1], &end, 10);
-	if (*argv[1] == '\0' || *end != '\0' || id <= 0)
-		return cli_usage(cli, me, "ID must be a positive number");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((arg = cli_operand(cli, me, argc, argv, "ID", NULL, &ctx, &ret)) == NULL)
 		return ret;
+	id = strtoll(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || id <= 0)
+		return cli_usage(cli, me, "ID must be a positive number");
 	if ((rc = oe_outbox_retry(ctx, (int64_t)id)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)

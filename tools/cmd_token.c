@@ -228,22 +228,21 @@ import(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = self("import");
 	struct timespec t0, t1;
+	const char *file;
 	size_t n = 0;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, "Every line of FILE (pam_oath's usersfile format) becomes a token;\n"
-				    "one bad line imports nothing and names the line.\n");
-	if (argc != 2)
-		return cli_usage(cli, me, "one FILE expected");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((file = cli_operand(cli, me, argc, argv, "FILE",
+				"Every line of FILE (pam_oath's usersfile format) becomes a token;\n"
+				"one bad line imports nothing and names the line.\n",
+				&ctx, &ret)) == NULL)
 		return ret;
 	if (!cli->json)
-		fprintf(stderr, "importing %s ...\n", argv[1]);
+		fprintf(stderr, "importing %s ...\n", file);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rc = oe_token_import_usersfile(ctx, argv[1], &n)) != OE_OK)
+	if ((rc = oe_token_import_usersfile(ctx, file, &n)) != OE_OK)
 		return cli_fail(cli, rc);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (cli->json)
@@ -306,18 +305,15 @@ static int
 show(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = self("show");
+	const char *serial;
 	oe_token *t = NULL;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, NULL);
-	if (argc != 2)
-		return cli_usage(cli, me, "one SERIAL expected");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((serial = cli_operand(cli, me, argc, argv, "SERIAL", NULL, &ctx, &ret)) == NULL)
 		return ret;
-	if ((rc = oe_token_get(ctx, argv[1], &t)) != OE_OK)
+	if ((rc = oe_token_get(ctx, serial, &t)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)
 		cli_print_json(cli_token_json(t));
@@ -333,22 +329,19 @@ simple(struct cli *cli, int argc, char **argv, const char *name,
        oe_rc (*fn)(oe_ctx *, const char *, void *), void *arg, const char *done)
 {
 	const struct command *me = self(name);
+	const char *serial;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(me, NULL);
-	if (argc != 2)
-		return cli_usage(cli, me, "one SERIAL expected");
-	if ((ctx = cli_ctx(cli, &ret)) == NULL)
+	if ((serial = cli_operand(cli, me, argc, argv, "SERIAL", NULL, &ctx, &ret)) == NULL)
 		return ret;
-	if ((rc = fn(ctx, argv[1], arg)) != OE_OK)
+	if ((rc = fn(ctx, serial, arg)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)
-		cli_print_json(json_pack("{s:s, s:s}", "serial", argv[1], "result", done));
+		cli_print_json(json_pack("{s:s, s:s}", "serial", serial, "result", done));
 	else
-		printf("%s %s\n", argv[1], done);
+		printf("%s %s\n", serial, done);
 	return EXIT_DONE;
 }
 
