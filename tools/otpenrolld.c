@@ -197,6 +197,15 @@ main(int argc, char **argv)
 		oe_ctx_free(ctx);
 		return 1;
 	}
+	/*
+	 * Each client's process opens the store for itself: an SQLite
+	 * connection must not cross fork().  Keep only the configuration.
+	 */
+	oe_ctx_free(ctx);
+	if ((ctx = oe_ctx_new()) == NULL || oe_ctx_load_config(ctx, dc.config_path) != OE_OK) {
+		oe_ctx_free(ctx);
+		return 1;
+	}
 	socket_path = oe_config_get(ctx, "daemon", "socket");
 	if (socket_path == NULL)
 		socket_path = DEFAULT_SOCKET;
