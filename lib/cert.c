@@ -144,14 +144,14 @@ oe_cert_free(oe_cert *c)
 
 /* ---- small X.509 helpers ---- */
 
+/* What a memory BIO holds, as a string; frees the BIO. */
 static char *
-name_text(X509_NAME *name)
+bio_text(BIO *b, int ok)
 {
-	BIO *b = BIO_new(BIO_s_mem());
 	BUF_MEM *m;
 	char *s = NULL;
 
-	if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+	if (b && ok) {
 		BIO_get_mem_ptr(b, &m);
 		if ((s = malloc(m->length + 1)) != NULL) {
 			memcpy(s, m->data, m->length);
@@ -163,21 +163,19 @@ name_text(X509_NAME *name)
 }
 
 static char *
+name_text(X509_NAME *name)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	return bio_text(b, b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0);
+}
+
+static char *
 pem_of(int (*write)(BIO *, void *), void *obj)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	BUF_MEM *m;
-	char *s = NULL;
 
-	if (b && write(b, obj)) {
-		BIO_get_mem_ptr(b, &m);
-		if ((s = malloc(m->length + 1)) != NULL) {
-			memcpy(s, m->data, m->length);
-			s[m->length] = '\0';
-		}
-	}
-	BIO_free(b);
-	return s;
+	return bio_text(b, b && write(b, obj));
 }
 
 static int
