@@ -1,8 +1,10 @@
 # pam_otpenroll.so: a thin module over the shared library; only the
 # pam_sm_* entry points are exported (pam_module/pam_otpenroll.sym).
 pammod_LTLIBRARIES = pam_module/pam_otpenroll.la
-pam_module_pam_otpenroll_la_SOURCES = pam_module/pam_otpenroll.c
-pam_module_pam_otpenroll_la_LIBADD = lib/libotpenroll.la $(PAM_LIBS)
+pam_module_pam_otpenroll_la_SOURCES = pam_module/pam_otpenroll.c tools/proto.c tools/proto.h
+pam_module_pam_otpenroll_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tools
+pam_module_pam_otpenroll_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CRYPTO_CFLAGS)
+pam_module_pam_otpenroll_la_LIBADD = lib/libotpenroll.la $(PAM_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS)
 pam_module_pam_otpenroll_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-no-undefined -export-symbols $(top_srcdir)/pam_module/pam_otpenroll.sym
 EXTRA_DIST += pam_module/pam_otpenroll.sym

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "otpenroll.h"
 
 struct daemon_cfg {
@@ -16,9 +18,12 @@ struct daemon_cfg {
 	const char *pam_service; /* "otpenroll" */
 };
 
-/* Serve one accepted connection in a child process; returns the exit
- * status for that child. */
-int session_run(const struct daemon_cfg *dc, int fd);
+/* Serve one accepted connection in a child process; first is a request
+ * the listener already read (or NULL).  Returns the child's exit status. */
+int session_run(const struct daemon_cfg *dc, int fd, json_t *first);
+
+/* Answer an otp_auth request from root (daemon_auth.c). */
+json_t *auth_handle(oe_ctx *ctx, json_t *req);
 
 /* Check code for user through the PAM service; 0 on success, else -1
  * with a reason (never the code) in why. */

@@ -360,7 +360,7 @@ handle(struct session *s, json_t *req)
 }
 
 int
-session_run(const struct daemon_cfg *dc, int fd)
+session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 {
 	struct session s = { .dc = dc, .fd = fd };
 	struct ucred cred;
@@ -393,7 +393,12 @@ session_run(const struct daemon_cfg *dc, int fd)
 	snprintf(actor, sizeof(actor), "otpenrolld:%s", s.caller);
 	oe_ctx_set_actor(s.ctx, actor);
 	s.admin = cred.uid == 0 || in_admin_group(&s);
-	r = proto_recv(fd, &req, PROTO_TIMEOUT_MS, err, sizeof(err));
+	if (first) {
+		req = first;
+		r = 0;
+	} else {
+		r = proto_recv(fd, &req, PROTO_TIMEOUT_MS, err, sizeof(err));
+	}
 	if (r == 1)
 		goto out;
 	if (r != 0) {

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +28,12 @@
 
 #include "daemon.h"
 #include "otpenroll.h"
+#include "proto.h"
 
 #define DEFAULT_SOCKET "/run/otpenroll/otpenroll.sock"
 #define MAX_CLIENTS 64
+/* How long the listener waits for a root client's request. */
+#define ROOT_READ_MS 2000
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t children;
@@ -134,6 +138,38 @@ listen_on(const char *path)
 	return fd;
 }
 
+/*
+ * A root client's first message is read here, briefly: an otp_auth is
+ * answered at once on the listener's store connection (true: done);
+ * anything else goes to a forked session with the message (*first).
+ */
+static bool
+serve_root_inline(oe_ctx *ctx, int fd, json_t **first)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char err[256];
+	const char *op;
+	json_t *reply;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0)
+		return false;
+	if (proto_recv(fd, first, ROOT_READ_MS, err, sizeof(err)) != 0) {
+		*first = NULL;
+		return true; /* nothing usable arrived in time: drop it */
+	}
+	op = proto_str(*first, "op");
+	if (op == NULL || strcmp(op, "otp_auth") != 0)
+		return false;
+	reply = auth_handle(ctx, *first);
+	if (reply == NULL || proto_send(fd, reply, ROOT_READ_MS, err, sizeof(err)) != 0)
+		daemon_log(LOG_NOTICE, "otp_auth reply: %s", reply ? err : "out of memory");
+	json_decref(reply);
+	json_decref(*first);
+	*first = NULL;
+	return true;
+}
+
 static void
 usage(FILE *f)
 {
@@ -198,14 +234,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/*
-	 * Each client's process opens the store for itself: an SQLite
-	 * connection must not cross fork().  Keep only the configuration.
+	 * This context and its store connection stay with the listener, for
+	 * root's otp_auth requests.  Forked clients open their own and never
+	 * touch this one (an SQLite connection must not be used across
+	 * fork(); holding its descriptor is harmless).
 	 */
-	oe_ctx_free(ctx);
-	if ((ctx = oe_ctx_new()) == NULL || oe_ctx_load_config(ctx, dc.config_path) != OE_OK) {
-		oe_ctx_free(ctx);
-		return 1;
-	}
 	socket_path = oe_config_get(ctx, "daemon", "socket");
 	if (socket_path == NULL)
 		socket_path = DEFAULT_SOCKET;
@@ -226,6 +259,7 @@ main(int argc, char **argv)
 
 	while (!stopping) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		json_t *first;
 		pid_t pid;
 		int fd;
 
@@ -233,8 +267,14 @@ main(int argc, char **argv)
 			continue;
 		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
 			continue;
+		first = NULL;
+		if (serve_root_inline(ctx, fd, &first)) {
+			close(fd);
+			continue;
+		}
 		if (children >= MAX_CLIENTS) {
 			daemon_log(LOG_WARNING, "%d clients busy; refusing one", MAX_CLIENTS);
+			json_decref(first);
 			close(fd);
 			continue;
 		}
@@ -244,8 +284,9 @@ main(int argc, char **argv)
 			signal(SIGTERM, SIG_DFL);
 			signal(SIGINT, SIG_DFL);
 			signal(SIGCHLD, SIG_DFL);
-			_exit(session_run(&dc, fd));
+			_exit(session_run(&dc, fd, first));
 		}
+		json_decref(first);
 		if (pid > 0)
 			children++;
 		else

@@ -18,24 +18,36 @@ mkdir "$work/svc"
 pw() { LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/svc" "$@"; }
 echo "filesystem: $(df -T "$work" | awk 'NR==2 {print $2}'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf '%-14s %7s %6s %6s %10s %8s %8s %8s\n' module users auths ok "auths/s" "p50 ms" "p99 ms" "max ms"
-for n in 1 1000 100000; do
+for n in ${OE_BENCH_USERS:-1 1000 100000}; do
 	d="$work/$n"
 	mkdir "$d"
 	"$drv" usersfile "$n" >"$d/users.oath"
 	chmod 600 "$d/users.oath"
-	printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n[otp]\nwindow = 3\nmax_fail = 1000\n' "$d" "$d" >"$d/oe.conf"
-	"$build/tools/otpenroll" -c "$d/oe.conf" init >/dev/null
-	"$build/tools/otpenroll" -c "$d/oe.conf" token import "$d/users.oath" >/dev/null
-	echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$d/oe.conf" >"$work/svc/oe$n"
+	# pam_otpenroll alone, and with otpenrolld answering for it: two
+	# stores from the same file, since each run spends codes.
+	for m in oe oed; do
+		printf '[store]\nurl = sqlite:%s/%s.db\nkey_file = %s/secret.key\n[otp]\nwindow = 3\nmax_fail = 1000\n' \
+			"$d" $m "$d" >"$d/$m.conf"
+		[ $m = oed ] && printf '[daemon]\nsocket = %s/oed.sock\n' "$d" >>"$d/$m.conf"
+		"$build/tools/otpenroll" -c "$d/$m.conf" init >/dev/null
+		"$build/tools/otpenroll" -c "$d/$m.conf" token import "$d/users.oath" >/dev/null 2>&1
+		echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$d/$m.conf" >"$work/svc/$m$n"
+	done
+	"$build/tools/otpenrolld" -c "$d/oed.conf" 2>/dev/null &
+	daemon=$!
+	for _ in $(seq 100); do [ -S "$d/oed.sock" ] && break; sleep 0.05; done
 	echo "auth required $oath usersfile=$d/users.oath window=3" >"$work/svc/oath$n"
-	for m in oe oath; do
+	for m in oe oed oath; do
 		read -r done ok rate p50 p99 max < <(pw "$drv" auth "$m$n" "$n" 2000 "$secs" 2>/dev/null || true)
 		name=pam_otpenroll
+		[ $m = oed ] && name=+otpenrolld
 		[ $m = oath ] && name=pam_oath
 		printf '%-14s %7s %6s %6s %10s %8s %8s %8s\n' $name "$n" "$done" "$ok" "$rate" "$p50" "$p99" "$max"
 		eval "rate_${m}_$n=$rate"
 	done
-	python3 -c "print('%-14s %7s ratio pam_otpenroll/pam_oath: %.1fx' % ('', '$n', $(eval echo \$rate_oe_$n) / $(eval echo \$rate_oath_$n)))"
+	kill "$daemon"
+	wait "$daemon" 2>/dev/null || true
+	python3 -c "print('%-14s %7s ratio to pam_oath: pam_otpenroll %.1fx, with otpenrolld %.1fx' % ('', '$n', $(eval echo \$rate_oe_$n) / $(eval echo \$rate_oath_$n), $(eval echo \$rate_oed_$n) / $(eval echo \$rate_oath_$n)))"
 done
 # A fresh user for the race: the runs above moved every counter.
 mkdir "$work/race"
@@ -46,13 +58,24 @@ printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n[otp]\nwindow 
 "$build/tools/otpenroll" -c "$work/race/oe.conf" init >/dev/null
 "$build/tools/otpenroll" -c "$work/race/oe.conf" token import "$work/race/users.oath" >/dev/null 2>&1
 echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$work/race/oe.conf" >"$work/svc/oerace"
+sed "s|oe.db|oed.db|" "$work/race/oe.conf" >"$work/race/oed.conf"
+printf '[daemon]\nsocket = %s/oed.sock\n' "$work/race" >>"$work/race/oed.conf"
+"$build/tools/otpenroll" -c "$work/race/oed.conf" init >/dev/null
+"$build/tools/otpenroll" -c "$work/race/oed.conf" token import "$work/race/users.oath" >/dev/null 2>&1
+echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$work/race/oed.conf" >"$work/svc/oedrace"
+"$build/tools/otpenrolld" -c "$work/race/oed.conf" 2>/dev/null &
+daemon=$!
+for _ in $(seq 100); do [ -S "$work/race/oed.sock" ] && break; sleep 0.05; done
 echo "auth required $oath usersfile=$work/race/oath.users window=3" >"$work/svc/oathrace"
 echo
 echo "16 logins racing with one valid code, 20 rounds (rounds with exactly one success, total successes, most in a round):"
-for m in oe oath; do
+for m in oe oed oath; do
 	read -r rounds one total most < <(pw "$drv" race "${m}race" 20 16 2>/dev/null)
 	name=pam_otpenroll
+	[ $m = oed ] && name=+otpenrolld
 	[ $m = oath ] && name=pam_oath
 	printf '%-14s %s/%s rounds exactly one; %s successes in all; at most %s in one round\n' \
 		$name "$one" "$rounds" "$total" "$most"
 done
+kill "$daemon"
+wait "$daemon" 2>/dev/null || true

@@ -334,6 +334,29 @@ admin_group = {ADMIN_GROUP}
         r = as_user(OTHER_USER, lambda: cli_run(["cert", "list"], ""))
         check(r["rc"] == 0 and pending in r["out"], "CLI: cert list shows it")
 
+        # pam_otpenroll with [daemon] socket set asks the daemon, which
+        # checks on its own store connection; replay is still refused.
+        with open(os.path.join(tmp, "pam.d", "login"), "w") as f:
+            f.write("auth required %s config=%s\n" % (module, conf))
+        penv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
+                    PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
+        code = hotp(1)
+        p1 = subprocess.run(["pamtester", "login", TEST_USER, "authenticate"], input=code + "\n",
+                            capture_output=True, text=True, env=penv)
+        p2 = subprocess.run(["pamtester", "login", TEST_USER, "authenticate"], input=code + "\n",
+                            capture_output=True, text=True, env=penv)
+        check(p1.returncode == 0 and p2.returncode != 0,
+              "PAM through the daemon: code accepted once (%s / %s)" % (p1.returncode, p2.returncode))
+        with open(os.path.join(tmp, "daemon.log")) as f:
+            dlog = f.read()
+        check("otp_auth user=%s service=login: success" % TEST_USER in dlog
+              and "otp_auth user=%s service=login: failure" % TEST_USER in dlog,
+              "the daemon answered both logins")
+        check(code not in dlog, "no code in the daemon's log")
+        r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "otp_auth", "user": TEST_USER,
+                                                   "code": hotp(2)}))
+        check(r.get("status") == "error", "otp_auth is for root only")
+
         # Many clients at once.
         socks = [connect(sock) for _ in range(24)]
         for s in socks:
