@@ -37,6 +37,9 @@
 
 #define CA_FILE_MAX (64 * 1024)
 
+/* The extensions every issued certificate carries, built once per CA. */
+enum { EXT_BC, EXT_KU_EC, EXT_KU_RSA, EXT_EKU, EXT_AKI, EXT_COUNT };
+
 struct local_ca {
 	struct ca_conn base;
 	char *dir;
@@ -44,6 +47,8 @@ struct local_ca {
 	unsigned validity_days;
 	X509 *cert;
 	EVP_PKEY *key;
+	X509_EXTENSION *ext[EXT_COUNT];
+	EVP_MD *md; /* fetched once; NULL for Ed25519 keys */
 };
 
 static void
@@ -92,6 +97,9 @@ local_close(struct ca_conn *conn)
 
 	if (ca == NULL)
 		return;
+	for (int i = 0; i < EXT_COUNT; i++)
+		X509_EXTENSION_free(ca->ext[i]);
+	EVP_MD_free(ca->md);
 	X509_free(ca->cert);
 	EVP_PKEY_free(ca->key);
 	free(ca->dir);
@@ -176,6 +184,56 @@ out:
 	return bio;
 }
 
+static X509_EXTENSION *
+make_ext(X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, issuer, NULL, NULL, NULL, 0);
+	return X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+}
+
+/*
+ * What every certificate of this CA shares, made once: parsing extension
+ * strings and looking up the digest per certificate cost more than
+ * signing it.
+ */
+static oe_rc
+prepare(struct local_ca *ca)
+{
+	ca->ext[EXT_BC] = make_ext(ca->cert, NID_basic_constraints, "critical,CA:FALSE");
+	ca->ext[EXT_KU_EC] = make_ext(ca->cert, NID_key_usage, "critical,digitalSignature");
+	ca->ext[EXT_KU_RSA] = make_ext(ca->cert, NID_key_usage,
+				       "critical,digitalSignature,keyEncipherment");
+	ca->ext[EXT_EKU] = make_ext(ca->cert, NID_ext_key_usage, "clientAuth");
+	ca->ext[EXT_AKI] = make_ext(ca->cert, NID_authority_key_identifier, "keyid:always");
+	for (int i = 0; i < EXT_COUNT; i++)
+		if (ca->ext[i] == NULL)
+			return ctx_fail(ca->base.ctx, OE_ECRYPTO,
+					"[ca %s] cannot prepare extensions: %s", ca->base.name,
+					ossl_err());
+	if (EVP_PKEY_get_id(ca->key) != EVP_PKEY_ED25519 &&
+	    (ca->md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return ctx_fail(ca->base.ctx, OE_ECRYPTO, "SHA-256 unavailable: %s", ossl_err());
+	return OE_OK;
+}
+
+/* The subject key identifier: SHA-1 of the public key (RFC 5280 4.2.1.2). */
+static int
+add_ski(X509 *cert)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	int ok = os && X509_pubkey_digest(cert, EVP_sha1(), md, &len) &&
+		 ASN1_OCTET_STRING_set(os, md, (int)len) &&
+		 X509_add1_ext_i2d(cert, NID_subject_key_identifier, os, 0, 0) == 1;
+
+	ASN1_OCTET_STRING_free(os);
+	return ok;
+}
+
 /* Load ca.pem and ca.key, once. */
 static oe_rc
 load(struct local_ca *ca)
@@ -185,7 +243,7 @@ load(struct local_ca *ca)
 	BIO *bio;
 	oe_rc rc;
 
-	if (ca->cert && ca->key)
+	if (ca->cert && ca->key && ca->ext[EXT_COUNT - 1])
 		return OE_OK;
 	path_of(ca, "ca.pem", path, sizeof(path));
 	if ((bio = read_ca_file(ctx, path, 0, &rc)) == NULL)
@@ -210,7 +268,7 @@ load(struct local_ca *ca)
 				path, ossl_err());
 	if (X509_check_private_key(ca->cert, ca->key) != 1)
 		return ctx_fail(ctx, OE_EKEY, "%s does not belong to ca.pem", path);
-	return OE_OK;
+	return prepare(ca);
 }
 
 /* A random positive serial of at most 20 octets (RFC 5280 4.1.2.2). */
@@ -313,7 +371,7 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	ASN1_INTEGER *serial = NULL;
 	EVP_PKEY *pub;
 	X509 *cert = NULL;
-	const char *ku;
+	X509_EXTENSION *ku;
 	oe_rc rc;
 
 	*out = NULL;
@@ -322,9 +380,7 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "request has no public key");
 	/* keyEncipherment only where the key can encipher (RSA). */
-	ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA
-		     ? "critical,digitalSignature,keyEncipherment"
-		     : "critical,digitalSignature";
+	ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? ca->ext[EXT_KU_RSA] : ca->ext[EXT_KU_EC];
 	if ((cert = X509_new()) == NULL || random_serial(&serial) != 0 ||
 	    !X509_set_version(cert, X509_VERSION_3) ||
 	    !X509_set_serialNumber(cert, serial) ||
@@ -333,12 +389,10 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    !X509_set_pubkey(cert, pub) ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -300) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)ca->validity_days, 0, NULL) == NULL ||
-	    !add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(cert, ca->cert, NID_key_usage, ku) ||
-	    !add_ext(cert, ca->cert, NID_ext_key_usage, "clientAuth") ||
-	    !add_ext(cert, ca->cert, NID_subject_key_identifier, "hash") ||
-	    !add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid:always") ||
-	    X509_sign(cert, ca->key, sign_md(ca->key)) <= 0) {
+	    !X509_add_ext(cert, ca->ext[EXT_BC], -1) || !X509_add_ext(cert, ku, -1) ||
+	    !X509_add_ext(cert, ca->ext[EXT_EKU], -1) || !add_ski(cert) ||
+	    !X509_add_ext(cert, ca->ext[EXT_AKI], -1) ||
+	    X509_sign(cert, ca->key, ca->md) <= 0) {
 		rc = ctx_fail(ctx, OE_ECRYPTO, "[ca %s] cannot sign: %s", conn->name, ossl_err());
 		goto out;
 	}
