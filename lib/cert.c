@@ -211,17 +211,6 @@ not_after_of(X509 *cert)
 	return timegm(&tm);
 }
 
-static void
-iso_time(time_t t, char out[32])
-{
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL)
-		out[0] = '\0';
-	else
-		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static X509 *
 cert_from_pem(const char *pem)
 {
@@ -273,7 +262,7 @@ static void
 fields_of(const struct cert_row *r, const char *old_state, struct event_fields *ev,
 	  char not_after[32])
 {
-	iso_time(r->not_after, not_after);
+	util_iso_time(r->not_after, not_after);
 	ev->user = r->user;
 	ev->serial = r->serial;
 	ev->tokentype = "certificate";
@@ -501,6 +490,16 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
 	}
+	{
+		struct event_fields pre = EVENT_FIELDS_INIT;
+		pre.user = req->user;
+		pre.serial = serial;
+		pre.tokentype = "certificate";
+		pre.ca = ca_cfg;
+		pre.subject = o.subject;
+		if ((rc = event_pre(ctx, "token_init", &pre)) != OE_OK)
+			goto out;
+	}
 	creq.user = req->user;
 	creq.token_serial = serial;
 	creq.csr = csr;
@@ -655,6 +654,9 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 		return rc;
 	if ((rc = cert_row_load(ctx, st, serial, &r)) != OE_OK)
 		return rc;
+	if (strcmp(r.state, "pending") == 0 &&
+	    (rc = event_pre_token(ctx, "token_rollout_state", serial, "enrolled")) != OE_OK)
+		goto out;
 	if (strcmp(r.state, "pending") != 0 || r.request == NULL) {
 		rc = ctx_fail(ctx, OE_EPERM, "token %s is %s, not pending", serial, r.state);
 		goto out;
@@ -712,6 +714,8 @@ oe_ca_deny(oe_ctx *ctx, const char *serial)
 		return OE_EINVAL;
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = event_pre_token(ctx, "token_rollout_state", serial, "denied")) != OE_OK)
 		return rc;
 	if ((rc = store_begin(st)) != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
@@ -844,6 +848,19 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 		ctx_fail(ctx, rc, "no random bytes for a serial");
 		goto out;
 	}
+	{
+		struct event_fields pre = EVENT_FIELDS_INIT;
+		char na[32];
+		util_iso_time(o.not_after, na);
+		pre.user = user;
+		pre.serial = serial;
+		pre.tokentype = "certificate";
+		pre.rollout_state = "enrolled";
+		pre.subject = o.subject;
+		pre.not_after = *na ? na : NULL;
+		if ((rc = event_pre(ctx, "token_init", &pre)) != OE_OK)
+			goto out;
+	}
 	if ((rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
@@ -931,6 +948,8 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 				"affiliationChanged, superseded, cessationOfOperation, ...)",
 				reason);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = event_pre_token(ctx, "token_revoke", serial, NULL)) != OE_OK)
 		return rc;
 	rc = cert_row_load(ctx, st, serial, &r);
 	if (rc == OE_ENOTFOUND)

@@ -84,6 +84,18 @@ oe_config_get(const oe_ctx *ctx, const char *section, const char *key)
 	return ctx ? cfg_get(ctx->cfg, section, key) : NULL;
 }
 
+bool
+oe_config_has_section(const oe_ctx *ctx, const char *section)
+{
+	return ctx && section && cfg_section(ctx->cfg, section) != NULL;
+}
+
+const char *
+oe_config_path(const oe_ctx *ctx)
+{
+	return ctx && ctx->cfg ? ctx->cfg->path : NULL;
+}
+
 unsigned
 ctx_otp_window(const oe_ctx *ctx)
 {

@@ -1,10 +1,14 @@
 /*
- * event.h - write events to the outbox.
+ * event.h - events: the outbox writer and the pre-operation hook.
  *
  * event_emit() must be called inside the transaction of the change that
  * caused the event: the row commits with the change or not at all.  The
  * payload is a JSON snapshot of the fields rule conditions and templates
  * read, so delivery later sees what was true when it happened.
+ *
+ * event_pre() is called before an operation starts (outside any
+ * transaction, so a slow pre handler holds no lock); when the context
+ * has a pre hook and the hook refuses, the operation does not happen.
  */
 #ifndef OE_EVENT_H
 #define OE_EVENT_H
@@ -29,5 +33,13 @@ struct event_fields {
 
 oe_rc event_emit(oe_ctx *ctx, struct store *st, const char *event,
 		 const struct event_fields *f);
+
+/* Ask the pre hook, if any: OE_OK to go on, OE_EPERM with the reason. */
+oe_rc event_pre(oe_ctx *ctx, const char *event, const struct event_fields *f);
+
+/* event_pre() for an existing token, its snapshot read from the store;
+ * new_state, when not NULL, is the rollout_state the operation sets. */
+oe_rc event_pre_token(oe_ctx *ctx, const char *event, const char *serial,
+		      const char *new_state);
 
 #endif

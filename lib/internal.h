@@ -29,6 +29,9 @@ struct oe_ctx {
 	size_t nca;
 	unsigned char key[OE_KEY_LEN]; /* store key, from key_file */
 	bool have_key;
+	/* Asked before token operations (oe_ctx_set_pre_hook). */
+	oe_pre_hook_fn pre_hook;
+	void *pre_hook_arg;
 	char actor[64];
 	char errmsg[512];
 };

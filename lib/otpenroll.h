@@ -71,12 +71,27 @@ oe_rc oe_ctx_load_config(oe_ctx *ctx, const char *path);
 /* Detail of the last error on this context ("" when none). */
 const char *oe_ctx_errmsg(const oe_ctx *ctx);
 
+/*
+ * A pre hook is asked before token_init, token_rollout_state,
+ * token_revoke and token_delete operations, outside any transaction,
+ * with the event's name and its JSON snapshot (the same fields a post
+ * event carries).  Returning non-zero refuses the operation with
+ * OE_EPERM; reason (NUL-terminated, may be left empty) says why.
+ */
+typedef int (*oe_pre_hook_fn)(void *arg, const char *event, const char *payload,
+			      char *reason, size_t reasonlen);
+void oe_ctx_set_pre_hook(oe_ctx *ctx, oe_pre_hook_fn fn, void *arg);
+
 /* Who acts, for the audit log ("pam", "root", "uid 1000"). */
 oe_rc oe_ctx_set_actor(oe_ctx *ctx, const char *actor);
 
 /* A configuration value as written, or NULL; section "ca local" etc. */
 const char *oe_config_get(const oe_ctx *ctx, const char *section,
 			  const char *key);
+/* Whether the configuration has a section ("smtp default"). */
+bool oe_config_has_section(const oe_ctx *ctx, const char *section);
+/* The configuration file's path, or NULL before one is loaded. */
+const char *oe_config_path(const oe_ctx *ctx);
 
 /*
  * Open the store and key named in the configuration.  Every function
@@ -270,6 +285,7 @@ typedef struct oe_outbox_entry {
 	const char *last_error;  /* "" when none */
 	const char *delivery_id; /* the same on every attempt (Message-ID) */
 	const char *payload;     /* JSON snapshot of the event */
+	const char *done_rules;  /* rules already delivered, space-separated */
 } oe_outbox_entry;
 
 typedef int (*oe_outbox_fn)(const oe_outbox_entry *e, void *arg);
@@ -277,6 +293,34 @@ typedef int (*oe_outbox_fn)(const oe_outbox_entry *e, void *arg);
 oe_rc oe_outbox_list(oe_ctx *ctx, const char *state, oe_outbox_fn fn, void *arg);
 /* Queue a retrying or dead entry again, due now, its attempts reset. */
 oe_rc oe_outbox_retry(oe_ctx *ctx, int64_t id);
+
+/*
+ * Dispatching.  A dispatcher claims up to max due entries (queued or
+ * retrying, next_attempt reached, no live claim) for lease_seconds under
+ * a lease id of its own, delivers them, and settles each one; a
+ * dispatcher that dies leaves its claim to expire, and the entry is
+ * delivered again (at least once, the same delivery id every time).
+ * fn sees each claimed entry after the claim has committed.
+ */
+oe_rc oe_outbox_claim(oe_ctx *ctx, const char *lease, unsigned max,
+		      unsigned lease_seconds, oe_outbox_fn fn, void *arg);
+
+typedef struct oe_outbox_outcome {
+	int64_t id;
+	const char *state;       /* "delivered", "retrying" or "dead" */
+	const char *done_rules;  /* every rule delivered so far */
+	const char *error;       /* why not delivered; NULL when delivered */
+	time_t next_attempt;     /* when retrying */
+} oe_outbox_outcome;
+
+/* Record outcomes of entries claimed under lease, in one transaction;
+ * an entry whose claim was lost meanwhile is left alone. */
+oe_rc oe_outbox_settle(oe_ctx *ctx, const char *lease, const oe_outbox_outcome *o,
+		       size_t n);
+
+/* The earliest next_attempt of a queued or retrying entry; OE_ENOTFOUND
+ * when none waits. */
+oe_rc oe_outbox_next_due(oe_ctx *ctx, time_t *when);
 
 /* ---- audit ------------------------------------------------------------- */
 

@@ -1,6 +1,10 @@
-/* outbox.c - what the event outbox holds, for admins: list and requeue. */
+/*
+ * outbox.c - the event outbox: what it holds (for admins: list and
+ * requeue) and the dispatcher's side (claim, settle).
+ */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,7 +29,7 @@ row(void *arg, const struct store_val *col, int ncol)
 	struct walk *w = arg;
 	oe_outbox_entry e;
 
-	if (ncol < 9)
+	if (ncol < 10)
 		return 1;
 	e.id = col[0].i;
 	e.event = text(&col[1]);
@@ -36,6 +40,7 @@ row(void *arg, const struct store_val *col, int ncol)
 	e.last_error = text(&col[6]);
 	e.delivery_id = text(&col[7]);
 	e.payload = text(&col[8]);
+	e.done_rules = text(&col[9]);
 	return w->fn(&e, w->arg);
 }
 
@@ -55,12 +60,12 @@ oe_outbox_list(oe_ctx *ctx, const char *state, oe_outbox_fn fn, void *arg)
 	if (state)
 		rc = store_query(st,
 				 "SELECT id, event, created, state, attempts, next_attempt, last_error,"
-				 " delivery_id, payload FROM outbox WHERE state = ? ORDER BY id",
+				 " delivery_id, payload, done_rules FROM outbox WHERE state = ? ORDER BY id",
 				 a, 1, row, &w);
 	else
 		rc = store_query(st,
 				 "SELECT id, event, created, state, attempts, next_attempt, last_error,"
-				 " delivery_id, payload FROM outbox ORDER BY id",
+				 " delivery_id, payload, done_rules FROM outbox ORDER BY id",
 				 NULL, 0, row, &w);
 	return rc == OE_OK ? OE_OK : ctx_fail(ctx, rc, "%s", store_errmsg(st));
 }
@@ -103,4 +108,125 @@ oe_outbox_retry(oe_ctx *ctx, int64_t id)
 bad:
 	store_rollback(st);
 	return rc;
+}
+
+/* Claims are taken in one transaction, so two dispatchers never hold the
+ * same entry; the lease id guards the settling write. */
+oe_rc
+oe_outbox_claim(oe_ctx *ctx, const char *lease, unsigned max, unsigned lease_seconds,
+		oe_outbox_fn fn, void *arg)
+{
+	time_t now = time(NULL);
+	struct walk w = { fn, arg };
+	struct store *st;
+	int64_t claimed = 0;
+	oe_rc rc;
+
+	if (ctx == NULL || lease == NULL || *lease == '\0' || fn == NULL || max == 0)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	{
+		struct store_val a[] = {
+			SV_T(lease), SV_I(now + (time_t)lease_seconds), SV_I(now), SV_I(now),
+			SV_I(max),
+		};
+		rc = store_exec(st,
+				"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN"
+				" (SELECT id FROM outbox WHERE state IN ('queued', 'retrying')"
+				" AND next_attempt <= ? AND lease_until <= ? ORDER BY id LIMIT ?)",
+				a, 5, &claimed);
+	}
+	if (rc != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		store_rollback(st);
+		return rc;
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (claimed == 0)
+		return OE_OK;
+	{
+		struct store_val a[] = { SV_T(lease), SV_I(now) };
+		rc = store_query(st,
+				 "SELECT id, event, created, state, attempts, next_attempt, last_error,"
+				 " delivery_id, payload, done_rules FROM outbox"
+				 " WHERE lease_owner = ? AND lease_until > ? ORDER BY id",
+				 a, 2, row, &w);
+	}
+	return rc == OE_OK ? OE_OK : ctx_fail(ctx, rc, "%s", store_errmsg(st));
+}
+
+static bool
+valid_outcome(const oe_outbox_outcome *o)
+{
+	return o->state && (strcmp(o->state, "delivered") == 0 ||
+			    strcmp(o->state, "retrying") == 0 ||
+			    strcmp(o->state, "dead") == 0);
+}
+
+oe_rc
+oe_outbox_settle(oe_ctx *ctx, const char *lease, const oe_outbox_outcome *o, size_t n)
+{
+	struct store *st;
+	oe_rc rc;
+
+	if (ctx == NULL || lease == NULL || (o == NULL && n > 0))
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	for (size_t i = 0; i < n; i++)
+		if (!valid_outcome(&o[i]))
+			return ctx_fail(ctx, OE_EINVAL, "outbox %lld: bad outcome state",
+					(long long)o[i].id);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	for (size_t i = 0; i < n; i++) {
+		struct store_val a[] = {
+			SV_T(o[i].state), SV_I(o[i].next_attempt), SV_T(o[i].error),
+			SV_T(o[i].done_rules ? o[i].done_rules : ""), SV_I(o[i].id), SV_T(lease),
+		};
+		rc = store_exec(st,
+				"UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt = ?,"
+				" last_error = ?, done_rules = ?, lease_owner = NULL, lease_until = 0"
+				" WHERE id = ? AND lease_owner = ?",
+				a, 6, NULL);
+		if (rc != OE_OK) {
+			ctx_fail(ctx, rc, "%s", store_errmsg(st));
+			store_rollback(st);
+			return rc;
+		}
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	return rc;
+}
+
+oe_rc
+oe_outbox_next_due(oe_ctx *ctx, time_t *when)
+{
+	struct store *st;
+	int64_t t = -1;
+	oe_rc rc;
+
+	if (ctx == NULL || when == NULL)
+		return OE_EINVAL;
+	*when = 0;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	rc = store_query_int(st,
+			     "SELECT MIN(CASE WHEN lease_until > next_attempt THEN lease_until"
+			     " ELSE next_attempt END) FROM outbox WHERE state IN ('queued', 'retrying')",
+			     NULL, 0, &t);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (t < 0)
+		return OE_ENOTFOUND;
+	*when = (time_t)t;
+	return OE_OK;
 }

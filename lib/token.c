@@ -281,6 +281,14 @@ oe_token_add_otp(oe_ctx *ctx, const oe_otp_params *p, char **serial_out,
 		goto out;
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		goto out;
+	{
+		struct event_fields pre = EVENT_FIELDS_INIT;
+		pre.user = p->user;
+		pre.tokentype = p->type;
+		pre.rollout_state = "enrolled";
+		if ((rc = event_pre(ctx, "token_init", &pre)) != OE_OK)
+			goto out;
+	}
 	if ((uri = make_uri(ctx, p, secret, secret_len)) == NULL) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "cannot build the otpauth URI");
 		goto out;
@@ -491,7 +499,13 @@ oe_rc
 oe_token_delete(oe_ctx *ctx, const char *serial)
 {
 	struct store_val arg[] = { SV_T(serial) };
+	oe_rc rc;
 
+	if (ctx == NULL || serial == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = event_pre_token(ctx, "token_delete", serial, NULL)) != OE_OK)
+		return rc;
 	return change_token(ctx, serial, "DELETE FROM tokens WHERE serial = ?", arg, 1,
 			    "token_delete", "token_delete");
 }

@@ -120,3 +120,14 @@ util_free_secret(void *p, size_t len)
 	OPENSSL_cleanse(p, len);
 	free(p);
 }
+
+void
+util_iso_time(time_t t, char out[32])
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL)
+		out[0] = '\0';
+	else
+		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* strdup that accepts NULL. */
 char *util_strdup(const char *s);
@@ -20,6 +21,8 @@ unsigned char *util_unhex_alloc(const char *hex, size_t *len);
 int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Whether s is a sane user name: 1-64 printable, no space, ':', '/'. */
 bool util_valid_user(const char *s);
+/* ISO 8601 UTC ("2026-01-02T03:04:05Z"), or "" for 0. */
+void util_iso_time(time_t t, char out[32]);
 /* Wipe and free. */
 void util_free_secret(void *p, size_t len);
 

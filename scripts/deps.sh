@@ -5,10 +5,10 @@
 OE_PACKAGES=(
 	build-essential autoconf automake libtool autoconf-archive pkg-config
 	liboath-dev libsqlite3-dev libssl-dev libinih-dev libjansson-dev
-	libqrencode-dev libpam0g-dev
+	libqrencode-dev libpam0g-dev libesmtp-dev libcurl4-openssl-dev
 	libcmocka-dev libpam-wrapper libpamtest0-dev pamtester oathtool
 	libpam-oath sqlite3 openssl python3 clang libclang-rt-14-dev
-	util-linux valgrind passwd
+	util-linux valgrind passwd python3-aiosmtpd postfix
 )
 
 oe_install_deps() {

@@ -93,9 +93,20 @@ static const char *const migration_2[] = {
 	NULL
 };
 
+/* Dispatching the outbox: a claim (lease) per dispatcher pass, and the
+ * rules an event was already delivered to, so a retry sends only what
+ * is still owed. */
+static const char *const migration_3[] = {
+	"ALTER TABLE outbox ADD COLUMN lease_owner TEXT",
+	"ALTER TABLE outbox ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0",
+	"ALTER TABLE outbox ADD COLUMN done_rules TEXT NOT NULL DEFAULT ''",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
+	migration_3,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
