@@ -87,7 +87,7 @@ struct hooks {
 	struct handler **handlers;
 	size_t nhandlers;
 	const char *handler_dir;
-	bool syslog;
+	void (*log)(int priority, const char *line); /* NULL: stderr */
 	char lease[33];           /* this dispatcher's claim id */
 	oe_hook_host host;
 };

@@ -42,9 +42,16 @@ hooks_free(struct hooks *h)
 }
 
 void
-hooks_log_to_syslog(struct hooks *h, bool on)
+hooks_set_log(struct hooks *h, void (*fn)(int priority, const char *line))
 {
-	h->syslog = on;
+	h->log = fn;
+}
+
+void
+hooks_bind(struct hooks *h, oe_ctx *ctx)
+{
+	oe_ctx_set_pre_hook(h->ctx, NULL, NULL);
+	h->ctx = ctx;
 }
 
 static json_t *

@@ -31,8 +31,11 @@ void hooks_free(struct hooks *h);
 /* Ask this engine's pre rules before token operations on ctx. */
 void hooks_install_pre(struct hooks *h);
 
-/* Where handler log lines go: stderr (default) or syslog. */
-void hooks_log_to_syslog(struct hooks *h, bool on);
+/* Where log lines go: stderr (default), or fn (the daemon's log). */
+void hooks_set_log(struct hooks *h, void (*fn)(int priority, const char *line));
+
+/* Use another context from now on: a forked daemon child's own. */
+void hooks_bind(struct hooks *h, oe_ctx *ctx);
 
 struct hooks_pass {
 	size_t events;    /* claimed */

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <time.h>
 
 #include "engine.h"
@@ -140,8 +139,8 @@ host_log(const oe_hook_host *host, int priority, const char *fmt, ...)
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
-	if (h->syslog)
-		syslog(priority, "%s", line);
+	if (h->log)
+		h->log(priority, line);
 	else
 		fprintf(stderr, "otpenroll: %s\n", line);
 }

@@ -37,7 +37,7 @@ pre_hook(void *arg, const char *event, const char *payload, char *reason, size_t
 				 *job.error ? job.error : "no reason given");
 			/* The caller reports the refusal; the daemon's log
 			 * keeps it too. */
-			if (h->syslog)
+			if (h->log)
 				h->host.log(&h->host, LOG_NOTICE, "%s for %s: %s", event,
 					    snap_field(NULL, &snap, "user") ? snap_field(NULL, &snap, "user")
 									    : "-", reason);

@@ -13,14 +13,20 @@
 
 #include "otpenroll.h"
 
+struct hooks;
+
 struct daemon_cfg {
 	const char *config_path;
 	const char *pam_service; /* "otpenroll" */
+	struct hooks *hooks;     /* the event rules, loaded at start */
 };
 
 /* Serve one accepted connection in a child process; first is a request
  * the listener already read (or NULL).  Returns the child's exit status. */
 int session_run(const struct daemon_cfg *dc, int fd, json_t *first);
+
+/* Fork the outbox dispatcher (daemon_dispatch.c); its pid, or -1. */
+pid_t dispatcher_start(const struct daemon_cfg *dc);
 
 /* Answer an otp_auth request from root (daemon_auth.c). */
 json_t *auth_handle(oe_ctx *ctx, json_t *req);

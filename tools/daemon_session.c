@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "daemon.h"
+#include "hooks.h"
 #include "proto.h"
 
 #define CSR_MAX (64 * 1024)
@@ -389,6 +390,11 @@ session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 		daemon_log(LOG_ERR, "%s", oe_ctx_errmsg(s.ctx));
 		reply = error_reply(1, "the daemon's configuration does not load");
 		goto send;
+	}
+	/* The pre rules loaded at start apply to this client's operations. */
+	if (dc->hooks) {
+		hooks_bind(dc->hooks, s.ctx);
+		hooks_install_pre(dc->hooks);
 	}
 	snprintf(actor, sizeof(actor), "otpenrolld:%s", s.caller);
 	oe_ctx_set_actor(s.ctx, actor);

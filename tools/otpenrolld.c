@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "hooks.h"
 #include "otpenroll.h"
 #include "proto.h"
 
@@ -37,6 +38,8 @@
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t children;
+static volatile pid_t dispatcher = -1;
+static volatile sig_atomic_t dispatcher_died;
 
 void
 daemon_log(int prio, const char *fmt, ...)
@@ -52,6 +55,12 @@ daemon_log(int prio, const char *fmt, ...)
 }
 
 static void
+log_line(int priority, const char *line)
+{
+	daemon_log(priority, "%s", line);
+}
+
+static void
 on_term(int sig)
 {
 	(void)sig;
@@ -59,12 +68,23 @@ on_term(int sig)
 }
 
 static void
+count_exit(pid_t pid)
+{
+	if (pid == dispatcher)
+		dispatcher_died = 1;
+	else
+		children--;
+}
+
+static void
 reap(void)
 {
 	int status;
 
-	while (waitpid(-1, &status, WNOHANG) > 0)
-		children--;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		count_exit(pid);
 }
 
 static void
@@ -233,6 +253,16 @@ main(int argc, char **argv)
 		oe_ctx_free(ctx);
 		return 1;
 	}
+	/* A rule that does not load stops the start, as it stops the CLI. */
+	{
+		char err[512];
+		if ((dc.hooks = hooks_load(ctx, err, sizeof(err))) == NULL) {
+			daemon_log(LOG_ERR, "%s", err);
+			oe_ctx_free(ctx);
+			return 2;
+		}
+		hooks_set_log(dc.hooks, log_line);
+	}
 	/*
 	 * This context and its store connection stay with the listener, for
 	 * root's otp_auth requests.  Forked clients open their own and never
@@ -255,6 +285,7 @@ main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	daemon_log(LOG_INFO, "listening on %s", socket_path);
+	dispatcher = dispatcher_start(&dc);
 	notify("READY=1");
 
 	while (!stopping) {
@@ -263,6 +294,12 @@ main(int argc, char **argv)
 		pid_t pid;
 		int fd;
 
+		if (dispatcher_died && !stopping) {
+			daemon_log(LOG_WARNING, "the dispatcher stopped; starting it again");
+			dispatcher_died = 0;
+			sleep(1); /* not in a tight loop if it cannot start */
+			dispatcher = dispatcher_start(&dc);
+		}
 		if (poll(&p, 1, 1000) <= 0)
 			continue;
 		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
@@ -297,8 +334,14 @@ main(int argc, char **argv)
 	daemon_log(LOG_INFO, "stopping; waiting for %d client(s)", (int)children);
 	close(lfd);
 	unlink(socket_path);
-	while (children > 0 && wait(NULL) > 0)
-		children--;
+	if (dispatcher > 0 && !dispatcher_died)
+		kill(dispatcher, SIGTERM);
+	for (pid_t pid; children > 0 || (dispatcher > 0 && !dispatcher_died);)
+		if ((pid = wait(NULL)) > 0)
+			count_exit(pid);
+		else if (errno != EINTR)
+			break;
+	hooks_free(dc.hooks);
 	oe_ctx_free(ctx);
 	return 0;
 }

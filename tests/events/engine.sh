@@ -219,8 +219,8 @@ id=$(json 'd[0]["id"]' <"$tmp/out")
 [ "$(json 'd[0]["last_error"]' <"$tmp/out")" = "rule flaky: $gate exists" ] &&
 	ok "last error names the rule" || bad "last error: $(cat "$tmp/out")"
 did=$(json 'd[0]["delivery_id"]' <"$tmp/out")
-expect 0 "not due yet: nothing claimed" oe --json events dispatch --once
-[ "$(json 'd["events"]' <"$tmp/out")" = 0 ] && ok "backoff: not retried at once" || bad "retried at once"
+[ "$(json 'd[0]["next_attempt"] > d[0]["created"]' <"$tmp/out")" = True ] &&
+	ok "backoff: the next attempt is later" || bad "next attempt: $(cat "$tmp/out")"
 sleep 2
 rm -f "$gate"
 expect 0 "after the backoff, delivered" oe events dispatch --once
@@ -293,4 +293,33 @@ wait
 [ "$(wc -l <"$rec")" = 40 ] && [ "$(cut -d' ' -f2 "$rec" | sort -u | wc -l)" = 40 ] &&
 	ok "40 events, 40 deliveries across three dispatchers" ||
 	bad "concurrent dispatch: $(wc -l <"$rec") lines"
+
+# ---- otpenrolld dispatches by itself, and restarts a dead dispatcher ----
+rm -f "$rec"
+printf '[daemon]\nsocket = %s\n' "$tmp/sock" >>"$conf"
+daemon="$build/tools/otpenrolld"
+"$daemon" -c "$conf" 2>"$tmp/daemon.log" &
+dpid=$!
+wait_for() { # SECONDS COMMAND...: until COMMAND succeeds
+	local n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
+	return 1
+}
+wait_for 10 test -S "$tmp/sock" || bad "the daemon did not start: $(cat "$tmp/daemon.log")"
+oe token add-otp --user gina --type totp >/dev/null
+wait_for 10 grep -q " token_init gina " "$rec" 2>/dev/null &&
+	ok "the daemon delivered a new event by itself" || bad "not delivered by the daemon"
+disp=$(pgrep -P "$dpid" | head -1)
+[ -n "$disp" ] && kill -9 "$disp"
+oe token add-otp --user hank --type totp >/dev/null
+wait_for 15 grep -q " token_init hank " "$rec" 2>/dev/null &&
+	ok "after its dispatcher was killed, the daemon started another" ||
+	bad "no delivery after the dispatcher died: $(cat "$tmp/daemon.log")"
+kill -TERM "$dpid"
+wait_for 10 sh -c "! kill -0 $dpid 2>/dev/null" && ok "SIGTERM stops the daemon and its dispatcher" ||
+	bad "the daemon did not stop"
+wait "$dpid" 2>/dev/null
+pgrep -f "otpenrolld -c $conf" >/dev/null && bad "a dispatcher outlived the daemon" ||
+	ok "no process left behind"
 finish
