@@ -10,16 +10,16 @@ secs=${1:-20}
 command -v clang >/dev/null || { echo "SKIP: clang missing"; exit 77; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-flags="-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -I$build -I$src/lib -I$src/tools"
-deps=$(pkg-config --cflags --libs liboath sqlite3 libcrypto inih jansson)
-lib=$(cd "$src" && ls lib/*.c lib/store/*.c lib/ca/*.c)
+flags="-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -I$build -I$src/lib -I$src/tools -I$src/hooks"
+deps="$(pkg-config --cflags --libs liboath sqlite3 libcrypto inih jansson) -ldl"
+lib=$(cd "$src" && ls lib/*.c lib/store/*.c lib/ca/*.c hooks/*.c)
 mkdir "$out/obj"
 for f in $lib; do
 	clang $flags -fsanitize=fuzzer-no-link $(pkg-config --cflags liboath sqlite3 libcrypto inih jansson) \
-		-c "$src/$f" -o "$out/obj/$(echo "$f" | tr / _).o"
+		-DSYSCONFDIR='"/etc"' -c "$src/$f" -o "$out/obj/$(echo "$f" | tr / _).o"
 done
 status=0
-for target in fuzz_cfg fuzz_usersfile fuzz_csr fuzz_proto; do
+for target in fuzz_cfg fuzz_usersfile fuzz_csr fuzz_proto fuzz_rules; do
 	extra=
 	[ "$target" = fuzz_proto ] && extra="$src/tools/proto.c"
 	clang $flags -fsanitize=fuzzer "$src/tests/fuzz/$target.c" $extra "$out"/obj/*.o $deps \
