@@ -2,7 +2,7 @@
 # what applies to /etc/otpenroll/ and /etc/pam.d/.
 examplesdir = $(docdir)/examples
 dist_examples_DATA = etc/otpenroll.conf etc/pam.d/otpenroll \
-	etc/pam.d/sshd-otpenroll.example
+	etc/pam.d/sshd-otpenroll.example etc/events.d/notify.conf
 
 # The daemon's unit, with the install paths filled in.
 systemdunit_DATA = etc/systemd/otpenrolld.service
