@@ -266,6 +266,44 @@ test_verification(void **state)
 }
 
 static void
+test_duplicate_secret(void **state)
+{
+	static const unsigned char other[] = "abcdefghijabcdefghij";
+	oe_otp_params p = { .user = "alice", .type = "hotp", .secret = key20, .secret_len = 20 };
+	oe_auth_info info;
+	oe_ctx *c = ctx_new();
+	char *s1, *s2 = NULL, *s3;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s1 = add(c, "alice", "hotp");
+	/* The same secret again for alice: refused, whatever the type, so a
+	 * code cannot be spent once per token. */
+	assert_int_equal(oe_token_add_otp(c, &p, &s2, NULL), OE_EEXISTS);
+	assert_null(s2);
+	assert_non_null(strstr(oe_ctx_errmsg(c), s1));
+	p.type = "totp";
+	assert_int_equal(oe_token_add_otp(c, &p, NULL, NULL), OE_EEXISTS);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM tokens"), 1);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_init'"), 1);
+	/* A disabled token can be enabled again: it still counts. */
+	assert_int_equal(oe_token_set_active(c, s1, false), OE_OK);
+	assert_int_equal(oe_token_add_otp(c, &p, NULL, NULL), OE_EEXISTS);
+	assert_int_equal(oe_token_set_active(c, s1, true), OE_OK);
+	/* Another user, or another secret: fine. */
+	s3 = add(c, "bob", "hotp");
+	p.secret = other;
+	assert_int_equal(oe_token_add_otp(c, &p, &s2, NULL), OE_OK);
+	/* The code alice used once is not accepted a second time. */
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_EAUTH);
+	free(s1);
+	free(s2);
+	free(s3);
+	oe_ctx_free(c);
+}
+
+static void
 test_user_email(void **state)
 {
 	char *e = NULL;
@@ -303,6 +341,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_and_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_email, setup, teardown),
 	};
 	int rc;
