@@ -73,6 +73,24 @@ parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o
 	return 0;
 }
 
+/*
+ * Whether an earlier module's password could be a code: 6 to 8 digits.
+ * try_first_pass tries nothing else, so a password typed for pam_unix
+ * is not counted as a wrong code (and cannot lock the token).
+ */
+static bool
+looks_like_code(const char *s)
+{
+	size_t n = strnlen(s, MAX_CODE + 1);
+
+	if (n < 6 || n > 8)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
 static void
 wipe_free(char *s)
 {
@@ -248,8 +266,16 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		goto out;
 	}
 	if (o.use_first_pass || o.try_first_pass) {
-		if (pam_get_item(pamh, PAM_AUTHTOK, &authtok) == PAM_SUCCESS && authtok &&
-		    strnlen(authtok, MAX_CODE + 1) <= MAX_CODE) {
+		if (pam_get_item(pamh, PAM_AUTHTOK, &authtok) != PAM_SUCCESS)
+			authtok = NULL;
+		if (authtok && o.try_first_pass && !looks_like_code(authtok)) {
+			if (o.debug)
+				pam_syslog(pamh, LOG_DEBUG,
+					   "user %s: the earlier password is not a code; prompting",
+					   user);
+			authtok = NULL;
+		}
+		if (authtok && strnlen(authtok, MAX_CODE + 1) <= MAX_CODE) {
 			ret = check(pamh, &o, ctx, user, authtok);
 			if (ret == PAM_SUCCESS || o.use_first_pass || ret == PAM_AUTHINFO_UNAVAIL ||
 			    ret == PAM_MAXTRIES)

@@ -178,6 +178,28 @@ token(void)
 }
 
 static int
+count_event(const oe_outbox_entry *e, void *arg)
+{
+	struct { const char *event; int n; } *c = arg;
+
+	if (strcmp(e->event, c->event) == 0)
+		c->n++;
+	return 0;
+}
+
+/* How many `event` entries the outbox holds. */
+static int
+outbox_count(const char *event)
+{
+	struct { const char *event; int n; } c = { event, 0 };
+	oe_ctx *ctx = open_ctx();
+
+	assert_int_equal(oe_outbox_list(ctx, NULL, count_event, &c), OE_OK);
+	oe_ctx_free(ctx);
+	return c.n;
+}
+
+static int
 setup(void **state)
 {
 	unsigned char key[20] = "12345678901234567890";
@@ -333,7 +355,8 @@ static void
 test_first_pass(void **state)
 {
 	char code[16], line[8192];
-	int prompts = 0;
+	int prompts = 0, fails;
+	oe_token *t;
 
 	(void)state;
 	hotp(0, code);
@@ -360,6 +383,27 @@ test_first_pass(void **state)
 	hotp(1, code);
 	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
 	assert_int_equal(prompts, 1);
+	/* The password an earlier module asked for is not tried as a code:
+	 * no failure counted, no auth_failure event, just the prompt. */
+	fails = outbox_count("auth_failure");
+	hotp(2, code);
+	setenv("PAM_AUTHTOK", "correct horse battery staple", 1);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_int_equal(outbox_count("auth_failure"), fails);
+	setenv("PAM_AUTHTOK", "12345", 1);
+	assert_int_equal(auth("alice", "000000", &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 1);
+	t = token();
+	assert_int_equal(t->failcount, 1); /* the prompted code only */
+	oe_token_free(t);
+	assert_int_equal(outbox_count("auth_failure"), fails + 1);
+	/* Something that looks like a code is tried first. */
+	setenv("PAM_AUTHTOK", "12345678", 1);
+	hotp(3, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_int_equal(outbox_count("auth_failure"), fails + 2);
 	unsetenv("PAM_AUTHTOK");
 }
 
