@@ -304,6 +304,46 @@ test_duplicate_secret(void **state)
 }
 
 static void
+test_lock_expires(void **state)
+{
+	oe_auth_info info;
+	oe_token *t;
+	oe_ctx *c;
+	char *s;
+
+	(void)state;
+	write_conf("lock_seconds = 1\n");
+	c = ctx_new();
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s = add(c, "alice", "hotp");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_true(info.locked);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_ELOCKED);
+	sleep(2);
+	/* The lock ran out: one wrong code is one failure, not a new lock. */
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_false(info.locked);
+	assert_int_equal(info.failcount, 1);
+	assert_int_equal(oe_token_get(c, s, &t), OE_OK);
+	assert_int_equal(t->failcount, 1);
+	assert_false(t->locked);
+	oe_token_free(t);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_unlock'"
+			      " AND detail = 'lock expired'"), 1);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	/* It takes max_fail wrong codes again to lock it. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_false(info.locked);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_true(info.locked);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_locked'"), 2);
+	free(s);
+	oe_ctx_free(c);
+}
+
+static void
 test_user_email(void **state)
 {
 	char *e = NULL;
@@ -342,6 +382,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_email, setup, teardown),
 	};
 	int rc;
