@@ -278,8 +278,15 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 			hit = &u.row[i];
 	}
 	if (usable == 0) {
+		struct event_fields ev = EVENT_FIELDS_INIT;
+		ev.user = user;
+		ev.serial = u.row[0].t.serial;
+		ev.tokentype = u.row[0].t.type;
+		ev.result = "failure";
+		ev.failcount = u.row[0].t.failcount;
 		if ((rc = audit_add(ctx, st, "auth", user, u.row[0].t.serial, "failure",
 				    "token locked")) != OE_OK ||
+		    (rc = event_emit(ctx, st, "auth_failure", &ev)) != OE_OK ||
 		    (rc = store_commit(st)) != OE_OK)
 			goto bad;
 		if (info) {

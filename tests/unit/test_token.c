@@ -215,6 +215,32 @@ hotp(uint64_t n)
 	return code;
 }
 
+static char last_payload[1024];
+
+static int
+count_event(const oe_outbox_entry *e, void *arg)
+{
+	struct { const char *event; int n; } *c = arg;
+
+	if (strcmp(e->event, c->event) == 0) {
+		c->n++;
+		snprintf(last_payload, sizeof(last_payload), "%s", e->payload);
+	}
+	return 0;
+}
+
+/* How many `event` entries the outbox holds (through the public API);
+ * the newest one's payload is left in last_payload. */
+static int
+outbox_count(oe_ctx *c, const char *event)
+{
+	struct { const char *event; int n; } n = { event, 0 };
+
+	last_payload[0] = '\0';
+	assert_int_equal(oe_outbox_list(c, NULL, count_event, &n), OE_OK);
+	return n.n;
+}
+
 static void
 test_verification(void **state)
 {
@@ -224,6 +250,7 @@ test_verification(void **state)
 	char *s, *st;
 	char now_code[10];
 	time_t expires = 0;
+	int fails;
 
 	(void)state;
 	assert_int_equal(oe_init(c, NULL), OE_OK);
@@ -240,7 +267,13 @@ test_verification(void **state)
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH);
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH);
 	assert_true(info.locked);
+	fails = outbox_count(c, "auth_failure");
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(4), &info), OE_ELOCKED);
+	/* Refused for the lock: still an auth_failure, with the failures so far. */
+	assert_int_equal(outbox_count(c, "auth_failure"), fails + 1);
+	assert_non_null(strstr(last_payload, "\"result\":\"failure\""));
+	assert_non_null(strstr(last_payload, s));
+	assert_non_null(strstr(last_payload, "\"failcount\":3"));
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_locked'"), 1);
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'auth_success'"), 2);
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_lock'"), 1);
