@@ -134,14 +134,50 @@ service_of(pam_handle_t *pamh)
 
 /* How long a login waits for otpenrolld's answer. */
 #define DAEMON_TIMEOUT_MS 10000
+/* pam_set_data key: the untrusted listener was reported in this handle. */
+#define UNTRUSTED_KEY "pam_otpenroll_untrusted_daemon"
+
+/*
+ * The uid serving the socket fd, as it was when it listened: otpenrolld
+ * runs as root, and anything else there (a stale path taken over by a
+ * user, a typo in the configuration) could answer "success" to any
+ * code.  -1 when the kernel does not say.
+ */
+static long
+daemon_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    len != sizeof(cred))
+		return -1;
+	return (long)cred.uid;
+}
+
+/* Say once per PAM handle that the socket was passed over. */
+static void
+warn_untrusted(pam_handle_t *pamh, const char *path, long uid)
+{
+	static char marker;
+	const void *seen = NULL;
+
+	if (pam_get_data(pamh, UNTRUSTED_KEY, &seen) == PAM_SUCCESS && seen != NULL)
+		return;
+	pam_syslog(pamh, LOG_WARNING,
+		   "[daemon] socket %s is not served by root (uid %ld); ignoring it"
+		   " and checking the store directly", path, uid);
+	pam_set_data(pamh, UNTRUSTED_KEY, &marker, NULL);
+}
 
 /*
  * Ask otpenrolld, when [daemon] socket is configured and it listens
  * there: it checks on its long-lived store connection, which makes a
  * login cheaper.  0 with *rc set when it answered; -1 when nobody is
- * listening, so the caller checks the store itself.  A daemon that
- * takes the request and then fails to answer fails the login closed:
- * it may have spent the code.
+ * listening, or the listener is not root's (it is sent nothing), so the
+ * caller checks the store itself.  A daemon that takes the request and
+ * then fails to answer fails the login closed: it may have spent the
+ * code.
  */
 static int
 ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
@@ -151,6 +187,7 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	json_t *req = NULL, *reply = NULL;
 	char err[256];
+	long uid;
 	int fd;
 
 	if (path == NULL || strlen(path) >= sizeof(sa.sun_path))
@@ -159,6 +196,11 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	if ((uid = daemon_uid(fd)) != 0) {
+		warn_untrusted(pamh, path, uid);
 		close(fd);
 		return -1;
 	}

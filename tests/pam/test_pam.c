@@ -9,14 +9,20 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,6 +116,9 @@ conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void 
  * sees the stack as it is now.
  */
 static char self[4096];
+/* When set, the child's log lines (pam_syslog through pam_wrapper, on
+ * standard error) are appended to this file. */
+static const char *auth_log;
 
 static int
 auth(const char *user, const char *answer, int *prompts)
@@ -123,6 +132,13 @@ auth(const char *user, const char *answer, int *prompts)
 	if ((pid = fork()) == 0) {
 		dup2(fd[1], STDOUT_FILENO);
 		close(fd[0]);
+		if (auth_log) {
+			int lfd = open(auth_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+			if (lfd < 0 || dup2(lfd, STDERR_FILENO) < 0)
+				_exit(99);
+			/* pam_wrapper writes pam_syslog() lines at its debug level. */
+			setenv("PAM_WRAPPER_DEBUGLEVEL", "2", 1);
+		}
 		execl(self, self, "--auth-child", user, answer ? answer : "", answer ? "1" : "0",
 		      (char *)NULL);
 		_exit(99);
@@ -175,6 +191,28 @@ token(void)
 	assert_int_equal(oe_token_get(ctx, serial, &t), OE_OK);
 	oe_ctx_free(ctx);
 	return t;
+}
+
+/* The lines of the log file that came from the module (pam_syslog). */
+static char *
+read_syslog_lines(const char *path)
+{
+	char line[2048], *all = calloc(1, 1);
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(all);
+	if (f == NULL)
+		return all;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "SYSLOG(")) {
+			all = realloc(all, len + strlen(line) + 1);
+			assert_non_null(all);
+			memcpy(all + len, line, strlen(line) + 1);
+			len += strlen(line);
+		}
+	fclose(f);
+	return all;
 }
 
 static int
@@ -452,6 +490,173 @@ test_fails_closed(void **state)
 	oe_token_free(t);
 }
 
+/*
+ * A stand-in for otpenrolld on path that answers every request with
+ * "success" and reports on `report` how many bytes each connection sent
+ * (one byte 'R' first, when it listens).  as_nobody: it drops to the
+ * user nobody before it binds, like anyone who could take the path.
+ */
+static int
+fake_daemon(const char *path, bool as_nobody, int report)
+{
+	static const char reply[] = "{\"v\":1,\"status\":\"ok\",\"result\":\"success\","
+				    "\"serial\":\"FAKE\",\"failcount\":0}";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	unsigned char hdr[4] = { 0, 0, 0, sizeof(reply) - 1 };
+	char body[65536];
+	int lfd;
+
+	if (as_nobody) {
+		struct passwd *pw = getpwnam("nobody");
+		if (pw == NULL || setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+		    setuid(pw->pw_uid) != 0)
+			return 1;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 8) != 0 ||
+	    write(report, "R", 1) != 1)
+		return 1;
+	for (;;) {
+		unsigned char in[4];
+		size_t want, got = 0;
+		ssize_t r;
+		char line[32];
+		int c = accept(lfd, NULL, NULL);
+
+		if (c < 0)
+			continue;
+		/* One frame: a 4-byte big-endian length, then the JSON. */
+		while (got < 4 && (r = read(c, in + got, 4 - got)) > 0)
+			got += (size_t)r;
+		if (got == 4) {
+			want = (size_t)in[0] << 24 | (size_t)in[1] << 16 | (size_t)in[2] << 8 | in[3];
+			while (got - 4 < want && got - 4 < sizeof(body) &&
+			       (r = read(c, body, sizeof(body))) > 0)
+				got += (size_t)r;
+			if (write(c, hdr, 4) != 4 || write(c, reply, sizeof(reply) - 1) < 0)
+				return 1;
+		}
+		close(c);
+		snprintf(line, sizeof(line), "%zu\n", got);
+		if (write(report, line, strlen(line)) < 0)
+			return 1;
+	}
+}
+
+struct fake {
+	pid_t pid;
+	int report;
+};
+
+static void
+fake_start(struct fake *f, const char *path, bool as_nobody)
+{
+	int p[2];
+	char ready = 0;
+
+	assert_int_equal(pipe(p), 0);
+	if ((f->pid = fork()) == 0) {
+		close(p[0]);
+		_exit(fake_daemon(path, as_nobody, p[1]));
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &ready, 1), 1);
+	assert_int_equal(ready, 'R');
+	f->report = p[0];
+}
+
+/* Stop it; the bytes it received over all connections, -1 if none came. */
+static long
+fake_stop(struct fake *f)
+{
+	char buf[256];
+	long total = -1;
+	ssize_t n;
+	FILE *r;
+
+	kill(f->pid, SIGTERM);
+	waitpid(f->pid, NULL, 0);
+	r = fdopen(f->report, "r");
+	assert_non_null(r);
+	while (fgets(buf, sizeof(buf), r)) {
+		n = atol(buf);
+		total = (total < 0 ? 0 : total) + n;
+	}
+	fclose(r);
+	return total;
+}
+
+static void
+test_daemon_must_be_root(void **state)
+{
+	char sockdir[64] = "/tmp/oe-fake.XXXXXX", sock[128], dconf[400], line[8192];
+	char code[16], *log;
+	bool root = geteuid() == 0;
+	struct fake f;
+	oe_token *t;
+	int prompts;
+
+	(void)state;
+	assert_non_null(mkdtemp(sockdir));
+	if (root) {
+		struct passwd *pw = getpwnam("nobody");
+		assert_non_null(pw);
+		assert_int_equal(chown(sockdir, pw->pw_uid, pw->pw_gid), 0);
+	}
+	snprintf(sock, sizeof(sock), "%s/otpenroll.sock", sockdir);
+	snprintf(dconf, sizeof(dconf), "%s/daemon.conf", tmp);
+	write_file(dconf,
+		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "[otp]\nwindow = 2\nmax_fail = 3\nlock_seconds = 600\n"
+		   "[daemon]\nsocket = %s\n", tmp, tmp, sock);
+	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s try_first_pass\n",
+		 SET_ITEMS, module, dconf);
+	stack(line);
+	/* Not root's (nobody's, or this unprivileged test's own): sent
+	 * nothing, its "success" never heard; the store decides. */
+	fake_start(&f, sock, root);
+	snprintf(line, sizeof(line), "%s/log", tmp);
+	auth_log = line;
+	setenv("PAM_AUTHTOK", "000000", 1);
+	assert_int_equal(auth("alice", "111111", &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 1);
+	unsetenv("PAM_AUTHTOK");
+	t = token();
+	assert_int_equal(t->failcount, 2); /* both codes checked on the store */
+	oe_token_free(t);
+	hotp(0, code);
+	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
+	auth_log = NULL;
+	assert_int_equal(fake_stop(&f), 0); /* connected to, never written to */
+	/* Said once per login (the first one checked two codes), without
+	 * any code. */
+	log = read_syslog_lines(line);
+	{
+		int said = 0;
+		for (char *p = log; (p = strstr(p, "is not served by root")) != NULL; p++)
+			said++;
+		assert_int_equal(said, 2);
+		assert_non_null(strstr(log, sock));
+		assert_non_null(strstr(log, "SYSLOG(4)")); /* LOG_WARNING */
+	}
+	assert_null(strstr(log, "000000"));
+	assert_null(strstr(log, "111111"));
+	assert_null(strstr(log, code));
+	free(log);
+	unlink(sock);
+	/* Root's: that is otpenrolld, and its answer counts. */
+	if (root) {
+		snprintf(line, sizeof(line), "auth required %s config=%s\n", module, dconf);
+		stack(line);
+		fake_start(&f, sock, false);
+		assert_int_equal(auth("alice", "222222", NULL), PAM_SUCCESS);
+		assert_true(fake_stop(&f) > 0);
+		unlink(sock);
+	}
+	rmdir(sockdir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -463,6 +668,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_user_without_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fails_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_must_be_root, setup, teardown),
 	};
 	const char *top = getenv("top_builddir");
 
