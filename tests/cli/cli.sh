@@ -46,7 +46,12 @@ chmod 644 "$tmp/k.hex"
 expect 1 "a world-readable secret file is refused" oe token add-otp --user bob --type hotp --secret-file "$tmp/k.hex"
 expect 0 "--secret-hex works and warns" oe token add-otp --user carl --type totp --secret-hex $key
 grep -q "process list" "$tmp/err" && ok "warning about --secret-hex" || bad "no --secret-hex warning"
+expect 0 "add-otp --help" oe token add-otp --help
+grep -q '^Usage: otpenroll token add-otp .*\[--secret-file F | --secret-hex H\]' "$tmp/out" \
+	&& ok "add-otp usage shows --secret-hex" || bad "add-otp usage: $(head -1 "$tmp/out")"
 expect 2 "bad --digits" oe token add-otp --user x --type totp --digits 7
+grep -q '^Usage: otpenroll token add-otp .*--secret-hex H' "$tmp/err" \
+	&& ok "the usage after an error shows --secret-hex" || bad "usage after an error: $(cat "$tmp/err")"
 expect 2 "missing --type" oe token add-otp --user x
 expect 2 "bad type" oe token add-otp --user x --type sms
 expect 1 "invalid user name" oe token add-otp --user "a b" --type totp
