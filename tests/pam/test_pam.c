@@ -90,6 +90,7 @@ stack_module(const char *opts, const char *after)
 struct conv {
 	const char *answer;
 	int prompts;
+	char prompt[256]; /* the text of the last prompt */
 };
 
 static int
@@ -103,6 +104,7 @@ conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void 
 	for (int i = 0; i < n; i++)
 		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF) {
 			c->prompts++;
+			snprintf(c->prompt, sizeof(c->prompt), "%s", msg[i]->msg);
 			r[i].resp = c->answer ? strdup(c->answer) : NULL;
 		}
 	*resp = r;
@@ -116,6 +118,8 @@ conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void 
  * sees the stack as it is now.
  */
 static char self[4096];
+/* The text of the last prompt the last auth() saw ("" when none). */
+static char last_prompt[256];
 /* When set, the child's log lines (pam_syslog through pam_wrapper, on
  * standard error) are appended to this file. */
 static const char *auth_log;
@@ -123,8 +127,8 @@ static const char *auth_log;
 static int
 auth(const char *user, const char *answer, int *prompts)
 {
-	char buf[64] = "";
-	int fd[2], rv = -1, n = -1, st = 0;
+	char buf[512] = "";
+	int fd[2], rv = -1, n = -1, st = 0, at = 0;
 	ssize_t got;
 	pid_t pid;
 
@@ -149,7 +153,9 @@ auth(const char *user, const char *answer, int *prompts)
 	waitpid(pid, &st, 0);
 	assert_true(got > 0);
 	buf[got] = '\0';
-	assert_int_equal(sscanf(buf, "%d %d", &rv, &n), 2);
+	assert_int_equal(sscanf(buf, "%d %d %n", &rv, &n, &at), 2);
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(last_prompt, sizeof(last_prompt), "%s", at > 0 ? buf + at : "");
 	if (prompts)
 		*prompts = n;
 	return rv;
@@ -160,15 +166,15 @@ static int
 auth_child(const char *user, const char *answer, int has_answer)
 {
 	struct pam_testcase t[] = { pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS) };
-	struct conv c = { has_answer ? answer : NULL, 0 };
+	struct conv c = { has_answer ? answer : NULL, 0, "" };
 	enum pamtest_err e;
 
 	/* libpamtest 1.1's run_pamtest_conv macro misses a parenthesis. */
 	e = _pamtest_conv("otptest", user, conv_fn, &c, t, 1, NULL);
 	if (e != PAMTEST_ERR_OK && e != PAMTEST_ERR_CASE)
-		printf("%d %d\n", -1000 - (int)e, c.prompts);
+		printf("%d %d %s\n", -1000 - (int)e, c.prompts, c.prompt);
 	else
-		printf("%d %d\n", t[0].op_rv, c.prompts);
+		printf("%d %d %s\n", t[0].op_rv, c.prompts, c.prompt);
 	return 0;
 }
 
@@ -215,23 +221,29 @@ read_syslog_lines(const char *path)
 	return all;
 }
 
+static char last_payload[1024];
+
 static int
 count_event(const oe_outbox_entry *e, void *arg)
 {
 	struct { const char *event; int n; } *c = arg;
 
-	if (strcmp(e->event, c->event) == 0)
+	if (strcmp(e->event, c->event) == 0) {
 		c->n++;
+		snprintf(last_payload, sizeof(last_payload), "%s", e->payload);
+	}
 	return 0;
 }
 
-/* How many `event` entries the outbox holds. */
+/* How many `event` entries the outbox holds; the newest one's payload
+ * is left in last_payload. */
 static int
 outbox_count(const char *event)
 {
 	struct { const char *event; int n; } c = { event, 0 };
 	oe_ctx *ctx = open_ctx();
 
+	last_payload[0] = '\0';
 	assert_int_equal(oe_outbox_list(ctx, NULL, count_event, &c), OE_OK);
 	oe_ctx_free(ctx);
 	return c.n;
@@ -289,12 +301,25 @@ test_right_code_and_replay(void **state)
 	ctx = open_ctx();
 	assert_int_equal(oe_grant_check(ctx, "alice", NULL), OE_OK);
 	oe_ctx_free(ctx);
+	assert_int_equal(outbox_count("auth_success"), 1);
+	assert_int_equal(outbox_count("auth_failure"), 0);
 	/* The same code again: refused, and it counts as a failure. */
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
 	t = token();
 	assert_int_equal(t->counter, 1);
 	assert_int_equal(t->failcount, 1);
 	oe_token_free(t);
+	/* ... which the outbox holds for the event rules. */
+	assert_int_equal(outbox_count("auth_failure"), 1);
+	assert_non_null(strstr(last_payload, "\"user\":\"alice\""));
+	assert_non_null(strstr(last_payload, serial));
+	assert_non_null(strstr(last_payload, "\"result\":\"failure\""));
+	assert_non_null(strstr(last_payload, "\"failcount\":1"));
+	assert_null(strstr(last_payload, code));
+	/* A code that is wrong altogether: the second one, failcount 2. */
+	assert_int_equal(auth("alice", "000000", NULL), PAM_AUTH_ERR);
+	assert_int_equal(outbox_count("auth_failure"), 2);
+	assert_non_null(strstr(last_payload, "\"failcount\":2"));
 	/* Look-ahead: counter 2 is within the window of 2. */
 	hotp(2, code);
 	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
@@ -490,6 +515,86 @@ test_fails_closed(void **state)
 	oe_token_free(t);
 }
 
+static void
+test_prompt_option(void **state)
+{
+	char code[16];
+	int prompts = 0;
+
+	(void)state;
+	stack_module("", NULL);
+	hotp(0, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_string_equal(last_prompt, "One-time password: ");
+	stack_module("prompt=Code:", NULL);
+	hotp(1, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_string_equal(last_prompt, "Code:");
+	/* With spaces: the whole option in brackets, as PAM wants it. */
+	stack_module("[prompt=Your verification code: ]", NULL);
+	hotp(2, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_string_equal(last_prompt, "Your verification code: ");
+	/* A user without a token sees the same prompt. */
+	assert_int_equal(auth("bob", "123456", &prompts), PAM_AUTH_ERR);
+	assert_string_equal(last_prompt, "Your verification code: ");
+	/* An empty prompt= is not an option. */
+	stack_module("prompt=", NULL);
+	assert_int_equal(auth("alice", code, NULL), PAM_SERVICE_ERR);
+}
+
+static void
+test_debug_never_logs_a_code(void **state)
+{
+	char logpath[400], line[8192], good[16], good2[16], *log;
+	static const char password[] = "Tr0ub4dor&3-password";
+
+	(void)state;
+	snprintf(logpath, sizeof(logpath), "%s/debug.log", tmp);
+	auth_log = logpath;
+	/* Without debug: no debug lines. */
+	stack_module("", NULL);
+	hotp(0, good);
+	assert_int_equal(auth("alice", good, NULL), PAM_SUCCESS);
+	log = read_syslog_lines(logpath);
+	assert_null(strstr(log, "authenticated with token"));
+	free(log);
+	/* With debug: accepted, says more, never a code or a password. */
+	stack_module("debug", NULL);
+	hotp(1, good);
+	assert_int_equal(auth("alice", good, NULL), PAM_SUCCESS);
+	assert_int_equal(auth("alice", "909090", NULL), PAM_AUTH_ERR);
+	assert_int_equal(auth("bob", "808080", NULL), PAM_AUTH_ERR);
+	stack_module("debug nullok", "auth required " PERMIT "\n");
+	assert_int_equal(auth("bob", NULL, NULL), PAM_SUCCESS);
+	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s try_first_pass debug\n",
+		 SET_ITEMS, module, conf);
+	stack(line);
+	setenv("PAM_AUTHTOK", password, 1);
+	hotp(2, good2);
+	assert_int_equal(auth("alice", good2, NULL), PAM_SUCCESS);
+	setenv("PAM_AUTHTOK", "707070", 1);
+	assert_int_equal(auth("alice", "606060", NULL), PAM_AUTH_ERR);
+	unsetenv("PAM_AUTHTOK");
+	auth_log = NULL;
+	log = read_syslog_lines(logpath);
+	assert_non_null(strstr(log, "SYSLOG(7)")); /* LOG_DEBUG lines came */
+	assert_non_null(strstr(log, "authenticated with token"));
+	assert_non_null(strstr(log, "is not a code"));
+	assert_non_null(strstr(log, "nullok"));
+	assert_non_null(strstr(log, "wrong or reused code"));
+	for (size_t i = 0; i < 7; i++) {
+		static const char *const secret[] = { "909090", "808080", "707070", "606060",
+						      password, KEY_HEX, "GEZDGNBVGY3TQOJQ" };
+		assert_null(strstr(log, secret[i]));
+	}
+	assert_null(strstr(log, good));
+	assert_null(strstr(log, good2));
+	free(log);
+}
+
 /*
  * A stand-in for otpenrolld on path that answers every request with
  * "success" and reports on `report` how many bytes each connection sent
@@ -669,6 +774,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_first_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fails_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_must_be_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prompt_option, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debug_never_logs_a_code, setup, teardown),
 	};
 	const char *top = getenv("top_builddir");
 
