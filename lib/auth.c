@@ -144,6 +144,33 @@ on_success(oe_ctx *ctx, struct store *st, const struct tok_row *r,
 	return OE_OK;
 }
 
+/*
+ * A lock that ran out, with nobody unlocking: its failures are spent, so
+ * the token starts again from none rather than locking at the next
+ * wrong code.  Guarded by the lock's own time, in the caller's
+ * transaction; the row in memory follows.
+ */
+static oe_rc
+on_lock_expired(oe_ctx *ctx, struct store *st, struct tok_row *r, time_t now)
+{
+	struct store_val arg[] = { SV_I(now), SV_T(r->t.serial), SV_I(r->t.locked_until) };
+	oe_rc rc;
+
+	rc = store_exec(st,
+			"UPDATE tokens SET failcount = 0, locked_until = 0, updated = ?"
+			" WHERE serial = ? AND locked_until = ?",
+			arg, 3, NULL);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = audit_add(ctx, st, "token_unlock", r->t.user, r->t.serial, "success",
+			    "lock expired")) != OE_OK)
+		return rc;
+	r->t.failcount = 0;
+	r->t.locked_until = 0;
+	r->t.locked = false;
+	return OE_OK;
+}
+
 /* Count a failure on one token; lock it when it reaches max_fail. */
 static oe_rc
 on_failure(oe_ctx *ctx, struct store *st, const struct tok_row *r, time_t now,
@@ -234,6 +261,10 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 		rc = ctx_fail(ctx, OE_ENOTOKEN, "user %s has no active OTP token", user);
 		goto out;
 	}
+	for (size_t i = 0; i < u.n; i++)
+		if (u.row[i].t.locked_until != 0 && u.row[i].t.locked_until <= now &&
+		    (rc = on_lock_expired(ctx, st, &u.row[i], now)) != OE_OK)
+			goto bad;
 	for (size_t i = 0; i < u.n && hit == NULL; i++) {
 		int m;
 		if (u.row[i].t.locked_until > now)
@@ -247,8 +278,15 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 			hit = &u.row[i];
 	}
 	if (usable == 0) {
+		struct event_fields ev = EVENT_FIELDS_INIT;
+		ev.user = user;
+		ev.serial = u.row[0].t.serial;
+		ev.tokentype = u.row[0].t.type;
+		ev.result = "failure";
+		ev.failcount = u.row[0].t.failcount;
 		if ((rc = audit_add(ctx, st, "auth", user, u.row[0].t.serial, "failure",
 				    "token locked")) != OE_OK ||
+		    (rc = event_emit(ctx, st, "auth_failure", &ev)) != OE_OK ||
 		    (rc = store_commit(st)) != OE_OK)
 			goto bad;
 		if (info) {

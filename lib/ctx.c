@@ -13,6 +13,7 @@
 
 #include "cfg.h"
 #include "internal.h"
+#include "otp.h"
 #include "seal.h"
 #include "store/store.h"
 #include "util.h"
@@ -29,8 +30,11 @@ oe_version(void)
 oe_ctx *
 oe_ctx_new(void)
 {
-	oe_ctx *ctx = calloc(1, sizeof(*ctx));
+	oe_ctx *ctx;
 
+	if (otp_init() != 0)
+		return NULL;
+	ctx = calloc(1, sizeof(*ctx));
 	if (ctx)
 		snprintf(ctx->actor, sizeof(ctx->actor), "uid %u", (unsigned)getuid());
 	return ctx;

@@ -10,7 +10,8 @@
  * accepted by pam_oath is accepted again here.
  *
  * All lines go in one transaction: a bad line names itself and nothing
- * is imported.
+ * is imported.  A line whose secret one of the user's OTP tokens already
+ * holds is a bad line, so a file imported twice is refused, not doubled.
  */
 #include "config.h"
 
@@ -201,7 +202,11 @@ oe_token_import_usersfile(oe_ctx *ctx, const char *path, size_t *imported)
 		    (rc = tok_insert_otp(ctx, st, &params, l.secret, l.secret_len, serial)) != OE_OK) {
 			char why2[sizeof(ctx->errmsg)];
 			snprintf(why2, sizeof(why2), "%s", ctx->errmsg);
-			rc = ctx_fail(ctx, rc, "%s line %ld: %s", path, lineno, why2);
+			/* Also what importing the same file twice runs into. */
+			rc = ctx_fail(ctx, rc, "%s line %ld: %s%s", path, lineno, why2,
+				      rc == OE_EEXISTS ? "; the line repeats an earlier one,"
+							 " or the file was imported before;"
+							 " nothing was imported" : "");
 			goto bad;
 		}
 		OPENSSL_cleanse(&l, sizeof(l));

@@ -1,12 +1,35 @@
 /* otp.c - code generation and constant-time matching. */
 #include "config.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <liboath/oath.h>
 #include <openssl/crypto.h>
 
 #include "otp.h"
+
+static pthread_once_t oath_once = PTHREAD_ONCE_INIT;
+static int oath_start_rc = OATH_OK;
+
+static void
+oath_start(void)
+{
+	oath_start_rc = oath_init();
+}
+
+/*
+ * liboath wants oath_init() before use.  It is not reference-counted,
+ * and other code in the process (pam_oath in the same PAM stack) may
+ * use liboath too, so it is started once and never stopped: oath_done()
+ * from one context would pull it from under the others.
+ */
+int
+otp_init(void)
+{
+	pthread_once(&oath_once, oath_start);
+	return oath_start_rc == OATH_OK ? 0 : -1;
+}
 
 int
 otp_generate(const unsigned char *secret, size_t len, uint64_t factor,

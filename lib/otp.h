@@ -16,6 +16,9 @@
 #define OTP_MAX_DIGITS 8
 #define OTP_MAX_INPUT 64 /* longest code string looked at */
 
+/* Start liboath, once per process (oe_ctx_new() calls it); 0 on success. */
+int otp_init(void);
+
 /* Code for a moving factor into out (digits + 1 bytes); 0 on success. */
 int otp_generate(const unsigned char *secret, size_t len, uint64_t factor,
 		 unsigned digits, char out[OTP_MAX_DIGITS + 1]);

@@ -61,7 +61,8 @@ const char *oe_version(void);
 
 typedef struct oe_ctx oe_ctx;
 
-/* A new context with no configuration; NULL when out of memory. */
+/* A new context with no configuration; NULL when out of memory (or when
+ * liboath, started by the first call, cannot start). */
 oe_ctx *oe_ctx_new(void);
 void oe_ctx_free(oe_ctx *ctx);
 

@@ -153,6 +153,70 @@ tok_check_otp_params(oe_ctx *ctx, const oe_otp_params *p, size_t secret_len)
 	return OE_OK;
 }
 
+struct same_secret {
+	oe_ctx *ctx;
+	const unsigned char *secret;
+	size_t secret_len;
+	char serial[TOK_SERIAL_MAX]; /* the token that holds it, or the one
+				      * that did not decrypt */
+	int found, broken;
+};
+
+/* One of the user's OTP tokens: does it hold the secret? */
+static int
+same_secret_row(void *arg, const struct store_val *col, int ncol)
+{
+	struct same_secret *s = arg;
+	char aad[TOK_SERIAL_MAX + 16];
+	unsigned char *plain = NULL;
+	size_t len = 0;
+
+	if (ncol < 2 || col[0].type != SV_TEXT)
+		return 0;
+	snprintf(s->serial, sizeof(s->serial), "%s", col[0].s);
+	tok_secret_aad(col[0].s, aad);
+	if (col[1].type != SV_BLOB ||
+	    seal_decrypt(s->ctx->key, aad, col[1].b, col[1].len, &plain, &len) != 0) {
+		s->broken = 1;
+		return 1;
+	}
+	s->found = len == s->secret_len && CRYPTO_memcmp(plain, s->secret, len) == 0;
+	util_free_secret(plain, len);
+	return s->found;
+}
+
+/*
+ * Refuse a secret that one of the user's OTP tokens already holds: each
+ * token has its own counter, so a code would be accepted once by each.
+ * Disabled tokens count too, since they can be enabled again.  Users
+ * have few tokens, so their secrets are decrypted and compared here,
+ * inside the caller's transaction.
+ */
+static oe_rc
+check_secret_unused(oe_ctx *ctx, struct store *st, const char *user,
+		    const unsigned char *secret, size_t secret_len)
+{
+	struct same_secret s = { .ctx = ctx, .secret = secret, .secret_len = secret_len };
+	struct store_val arg[] = { SV_T(user) };
+	oe_rc rc;
+
+	rc = store_query(st,
+			 "SELECT serial, secret FROM tokens WHERE owner = ?"
+			 " AND type IN ('hotp', 'totp')",
+			 arg, 1, same_secret_row, &s);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (s.broken)
+		return ctx_fail(ctx, OE_ECRYPTO,
+				"token %s: secret does not decrypt with the store key", s.serial);
+	if (s.found)
+		return ctx_fail(ctx, OE_EEXISTS,
+				"user %s already has OTP token %s with this secret"
+				" (each token would accept the same code once)",
+				user, s.serial);
+	return OE_OK;
+}
+
 oe_rc
 tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 	       const unsigned char *secret, size_t secret_len,
@@ -167,6 +231,8 @@ tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 	time_t now = time(NULL);
 	oe_rc rc;
 
+	if ((rc = check_secret_unused(ctx, st, p->user, secret, secret_len)) != OE_OK)
+		return rc;
 	/* A serial that collides is drawn again; 48 random bits make a
 	 * second collision vanishingly rare. */
 	for (int tries = 0; tries < 4; tries++) {

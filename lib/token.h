@@ -31,7 +31,8 @@ oe_rc tok_new_serial(const char *type, char out[TOK_SERIAL_MAX]);
 void tok_secret_aad(const char *serial, char out[TOK_SERIAL_MAX + 16]);
 
 /* Insert a validated OTP token inside the caller's transaction, with its
- * audit row and token_init event; picks the serial into out. */
+ * audit row and token_init event; picks the serial into out.  OE_EEXISTS
+ * when one of the user's OTP tokens already holds the secret. */
 oe_rc tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 		     const unsigned char *secret, size_t secret_len,
 		     char serial[TOK_SERIAL_MAX]);

@@ -73,6 +73,24 @@ parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o
 	return 0;
 }
 
+/*
+ * Whether an earlier module's password could be a code: 6 to 8 digits.
+ * try_first_pass tries nothing else, so a password typed for pam_unix
+ * is not counted as a wrong code (and cannot lock the token).
+ */
+static bool
+looks_like_code(const char *s)
+{
+	size_t n = strnlen(s, MAX_CODE + 1);
+
+	if (n < 6 || n > 8)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
 static void
 wipe_free(char *s)
 {
@@ -116,14 +134,50 @@ service_of(pam_handle_t *pamh)
 
 /* How long a login waits for otpenrolld's answer. */
 #define DAEMON_TIMEOUT_MS 10000
+/* pam_set_data key: the untrusted listener was reported in this handle. */
+#define UNTRUSTED_KEY "pam_otpenroll_untrusted_daemon"
+
+/*
+ * The uid serving the socket fd, as it was when it listened: otpenrolld
+ * runs as root, and anything else there (a stale path taken over by a
+ * user, a typo in the configuration) could answer "success" to any
+ * code.  -1 when the kernel does not say.
+ */
+static long
+daemon_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    len != sizeof(cred))
+		return -1;
+	return (long)cred.uid;
+}
+
+/* Say once per PAM handle that the socket was passed over. */
+static void
+warn_untrusted(pam_handle_t *pamh, const char *path, long uid)
+{
+	static char marker;
+	const void *seen = NULL;
+
+	if (pam_get_data(pamh, UNTRUSTED_KEY, &seen) == PAM_SUCCESS && seen != NULL)
+		return;
+	pam_syslog(pamh, LOG_WARNING,
+		   "[daemon] socket %s is not served by root (uid %ld); ignoring it"
+		   " and checking the store directly", path, uid);
+	pam_set_data(pamh, UNTRUSTED_KEY, &marker, NULL);
+}
 
 /*
  * Ask otpenrolld, when [daemon] socket is configured and it listens
  * there: it checks on its long-lived store connection, which makes a
  * login cheaper.  0 with *rc set when it answered; -1 when nobody is
- * listening, so the caller checks the store itself.  A daemon that
- * takes the request and then fails to answer fails the login closed:
- * it may have spent the code.
+ * listening, or the listener is not root's (it is sent nothing), so the
+ * caller checks the store itself.  A daemon that takes the request and
+ * then fails to answer fails the login closed: it may have spent the
+ * code.
  */
 static int
 ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
@@ -133,6 +187,7 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	json_t *req = NULL, *reply = NULL;
 	char err[256];
+	long uid;
 	int fd;
 
 	if (path == NULL || strlen(path) >= sizeof(sa.sun_path))
@@ -141,6 +196,11 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	if ((uid = daemon_uid(fd)) != 0) {
+		warn_untrusted(pamh, path, uid);
 		close(fd);
 		return -1;
 	}
@@ -248,8 +308,16 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		goto out;
 	}
 	if (o.use_first_pass || o.try_first_pass) {
-		if (pam_get_item(pamh, PAM_AUTHTOK, &authtok) == PAM_SUCCESS && authtok &&
-		    strnlen(authtok, MAX_CODE + 1) <= MAX_CODE) {
+		if (pam_get_item(pamh, PAM_AUTHTOK, &authtok) != PAM_SUCCESS)
+			authtok = NULL;
+		if (authtok && o.try_first_pass && !looks_like_code(authtok)) {
+			if (o.debug)
+				pam_syslog(pamh, LOG_DEBUG,
+					   "user %s: the earlier password is not a code; prompting",
+					   user);
+			authtok = NULL;
+		}
+		if (authtok && strnlen(authtok, MAX_CODE + 1) <= MAX_CODE) {
 			ret = check(pamh, &o, ctx, user, authtok);
 			if (ret == PAM_SUCCESS || o.use_first_pass || ret == PAM_AUTHINFO_UNAVAIL ||
 			    ret == PAM_MAXTRIES)

@@ -23,7 +23,8 @@ static int revoke(struct cli *, int, char **);
 
 const struct command token_commands[] = {
 	{ "token", "add-otp", add_otp,
-	  "token add-otp --user U --type totp|hotp [--secret-file F] [--digits 6|8] [--period 30]",
+	  "token add-otp --user U --type totp|hotp [--secret-file F | --secret-hex H]"
+	  " [--digits 6|8] [--period 30]",
 	  "enroll an OTP token; prints the serial, the otpauth URI and a QR code" },
 	{ "token", "import", import, "token import FILE",
 	  "import a pam_oath usersfile with its counters, in one transaction" },

@@ -46,7 +46,12 @@ chmod 644 "$tmp/k.hex"
 expect 1 "a world-readable secret file is refused" oe token add-otp --user bob --type hotp --secret-file "$tmp/k.hex"
 expect 0 "--secret-hex works and warns" oe token add-otp --user carl --type totp --secret-hex $key
 grep -q "process list" "$tmp/err" && ok "warning about --secret-hex" || bad "no --secret-hex warning"
+expect 0 "add-otp --help" oe token add-otp --help
+grep -q '^Usage: otpenroll token add-otp .*\[--secret-file F | --secret-hex H\]' "$tmp/out" \
+	&& ok "add-otp usage shows --secret-hex" || bad "add-otp usage: $(head -1 "$tmp/out")"
 expect 2 "bad --digits" oe token add-otp --user x --type totp --digits 7
+grep -q '^Usage: otpenroll token add-otp .*--secret-hex H' "$tmp/err" \
+	&& ok "the usage after an error shows --secret-hex" || bad "usage after an error: $(cat "$tmp/err")"
 expect 2 "missing --type" oe token add-otp --user x
 expect 2 "bad type" oe token add-otp --user x --type sms
 expect 1 "invalid user name" oe token add-otp --user "a b" --type totp
@@ -93,6 +98,55 @@ expect 2 "unknown key" "$bin" -c "$tmp/bad.conf" token list
 grep -q "bad.conf line 3: \[store\] unknown key \"keyfile\"" "$tmp/err" && ok "names file, line, key" || bad "config message: $(cat "$tmp/err")"
 expect 2 "missing config" "$bin" -c "$tmp/none.conf" token list
 OTPENROLL_CONFIG=$conf expect 0 "OTPENROLL_CONFIG" "$bin" token list
+expect 2 "a directory as the config" "$bin" -c "$tmp" token list
+grep -q "$tmp: not a regular file" "$tmp/err" && ok "says it is not a file" || bad "directory config message: $(cat "$tmp/err")"
+# A config its reader may not open.  Root reads anything, so the command
+# runs as nobody then, on a file it can reach but not read.
+mkdir -m 755 "$tmp/ro"
+cp "$conf" "$tmp/ro/oe.conf"
+chmod 600 "$tmp/ro/oe.conf"
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$tmp"
+	asother=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+else
+	chmod 000 "$tmp/ro/oe.conf"
+	asother=()
+fi
+expect 2 "an unreadable config" "${asother[@]}" "$bin" -c "$tmp/ro/oe.conf" token list
+grep -q "$tmp/ro/oe.conf: Permission denied" "$tmp/err" && ok "names the file and the reason" \
+	|| bad "unreadable config message: $(cat "$tmp/err")"
+chmod 700 "$tmp"
+
+# A store damaged on disk: a clear error and exit 1 from the commands
+# that read the damaged pages, never a crash.
+cstore="$tmp/damaged"
+mkdir -m 700 "$cstore"
+printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n' "$cstore" "$cstore" >"$cstore/oe.conf"
+python3 - "$cstore/users" <<'PY'
+import sys, os
+with open(sys.argv[1], "w") as f:
+    for i in range(3000):
+        f.write("HOTP user%05d - %s %d\n" % (i, os.urandom(20).hex(), i % 7))
+PY
+expect 0 "a store to damage" "$bin" -c "$cstore/oe.conf" init
+expect 0 "with 3000 tokens" "$bin" -c "$cstore/oe.conf" token import "$cstore/users"
+pages=$(( $(stat -c %s "$cstore/oe.db") / 4096 ))
+yes 'garbage, not a page of a database ' | head -c $((16 * 4096)) |
+	dd of="$cstore/oe.db" bs=4096 seek=$((pages / 2)) count=16 conv=notrunc status=none
+for c in "token list" "audit" "events outbox"; do
+	# shellcheck disable=SC2086
+	expect 1 "damaged store: $c" "$bin" -c "$cstore/oe.conf" $c
+	grep -q "store $cstore/oe.db: database disk image is malformed" "$tmp/err" \
+		&& ok "damaged store: $c says so" || bad "damaged store: $c: $(cat "$tmp/err")"
+done
+for c in "token list --user user01500" "token show NOSUCH" "token add-otp --user zed --type totp" \
+	"token import $cstore/users" "events dispatch --once" "user set zed --email z@example.org"; do
+	# shellcheck disable=SC2086
+	"$bin" -c "$cstore/oe.conf" $c >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	[ $got -lt 128 ] && ok "damaged store: $c ends without a crash (exit $got)" \
+		|| bad "damaged store: $c: exit $got"
+done
 
 # pam_oath usersfile import.
 cat >"$tmp/users" <<U
@@ -105,6 +159,10 @@ expect 0 "import" oe --json token import "$tmp/users"
 [ "$(json 'd["imported"]' <"$tmp/out")" = 3 ] && ok "three imported" || bad "import count"
 [ "$(oe --json token list --user dave | json 'd[0]["counter"]')" = 4 ] && ok "HOTP counter carried over (+1 past the last code)" || bad "dave's counter"
 [ "$(oe --json token list --user fred | json 'd[0]["digits"]')" = 8 ] && ok "8 digits" || bad "fred's digits"
+expect 1 "importing the same file again is refused" oe token import "$tmp/users"
+grep -q "users line 2: user dave already has OTP token .* with this secret.*imported before" "$tmp/err" \
+	&& ok "re-import names the line and why" || bad "re-import message: $(cat "$tmp/err")"
+[ "$(oe --json token list --user dave | json 'len(d)')" = 1 ] && ok "nothing doubled" || bad "re-import doubled dave"
 printf 'HOTP gina - %s\nHOTP hank pin %s\n' $key $key >"$tmp/pin"
 expect 1 "a PIN line refuses the whole import" oe token import "$tmp/pin"
 grep -q "line 2" "$tmp/err" && ok "the line is named" || bad "PIN line message"

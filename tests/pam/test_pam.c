@@ -9,14 +9,20 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +90,7 @@ stack_module(const char *opts, const char *after)
 struct conv {
 	const char *answer;
 	int prompts;
+	char prompt[256]; /* the text of the last prompt */
 };
 
 static int
@@ -97,6 +104,7 @@ conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void 
 	for (int i = 0; i < n; i++)
 		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF) {
 			c->prompts++;
+			snprintf(c->prompt, sizeof(c->prompt), "%s", msg[i]->msg);
 			r[i].resp = c->answer ? strdup(c->answer) : NULL;
 		}
 	*resp = r;
@@ -110,12 +118,17 @@ conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void 
  * sees the stack as it is now.
  */
 static char self[4096];
+/* The text of the last prompt the last auth() saw ("" when none). */
+static char last_prompt[256];
+/* When set, the child's log lines (pam_syslog through pam_wrapper, on
+ * standard error) are appended to this file. */
+static const char *auth_log;
 
 static int
 auth(const char *user, const char *answer, int *prompts)
 {
-	char buf[64] = "";
-	int fd[2], rv = -1, n = -1, st = 0;
+	char buf[512] = "";
+	int fd[2], rv = -1, n = -1, st = 0, at = 0;
 	ssize_t got;
 	pid_t pid;
 
@@ -123,6 +136,13 @@ auth(const char *user, const char *answer, int *prompts)
 	if ((pid = fork()) == 0) {
 		dup2(fd[1], STDOUT_FILENO);
 		close(fd[0]);
+		if (auth_log) {
+			int lfd = open(auth_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+			if (lfd < 0 || dup2(lfd, STDERR_FILENO) < 0)
+				_exit(99);
+			/* pam_wrapper writes pam_syslog() lines at its debug level. */
+			setenv("PAM_WRAPPER_DEBUGLEVEL", "2", 1);
+		}
 		execl(self, self, "--auth-child", user, answer ? answer : "", answer ? "1" : "0",
 		      (char *)NULL);
 		_exit(99);
@@ -133,7 +153,9 @@ auth(const char *user, const char *answer, int *prompts)
 	waitpid(pid, &st, 0);
 	assert_true(got > 0);
 	buf[got] = '\0';
-	assert_int_equal(sscanf(buf, "%d %d", &rv, &n), 2);
+	assert_int_equal(sscanf(buf, "%d %d %n", &rv, &n, &at), 2);
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(last_prompt, sizeof(last_prompt), "%s", at > 0 ? buf + at : "");
 	if (prompts)
 		*prompts = n;
 	return rv;
@@ -144,15 +166,15 @@ static int
 auth_child(const char *user, const char *answer, int has_answer)
 {
 	struct pam_testcase t[] = { pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS) };
-	struct conv c = { has_answer ? answer : NULL, 0 };
+	struct conv c = { has_answer ? answer : NULL, 0, "" };
 	enum pamtest_err e;
 
 	/* libpamtest 1.1's run_pamtest_conv macro misses a parenthesis. */
 	e = _pamtest_conv("otptest", user, conv_fn, &c, t, 1, NULL);
 	if (e != PAMTEST_ERR_OK && e != PAMTEST_ERR_CASE)
-		printf("%d %d\n", -1000 - (int)e, c.prompts);
+		printf("%d %d %s\n", -1000 - (int)e, c.prompts, c.prompt);
 	else
-		printf("%d %d\n", t[0].op_rv, c.prompts);
+		printf("%d %d %s\n", t[0].op_rv, c.prompts, c.prompt);
 	return 0;
 }
 
@@ -175,6 +197,56 @@ token(void)
 	assert_int_equal(oe_token_get(ctx, serial, &t), OE_OK);
 	oe_ctx_free(ctx);
 	return t;
+}
+
+/* The lines of the log file that came from the module (pam_syslog). */
+static char *
+read_syslog_lines(const char *path)
+{
+	char line[2048], *all = calloc(1, 1);
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(all);
+	if (f == NULL)
+		return all;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "SYSLOG(")) {
+			all = realloc(all, len + strlen(line) + 1);
+			assert_non_null(all);
+			memcpy(all + len, line, strlen(line) + 1);
+			len += strlen(line);
+		}
+	fclose(f);
+	return all;
+}
+
+static char last_payload[1024];
+
+static int
+count_event(const oe_outbox_entry *e, void *arg)
+{
+	struct { const char *event; int n; } *c = arg;
+
+	if (strcmp(e->event, c->event) == 0) {
+		c->n++;
+		snprintf(last_payload, sizeof(last_payload), "%s", e->payload);
+	}
+	return 0;
+}
+
+/* How many `event` entries the outbox holds; the newest one's payload
+ * is left in last_payload. */
+static int
+outbox_count(const char *event)
+{
+	struct { const char *event; int n; } c = { event, 0 };
+	oe_ctx *ctx = open_ctx();
+
+	last_payload[0] = '\0';
+	assert_int_equal(oe_outbox_list(ctx, NULL, count_event, &c), OE_OK);
+	oe_ctx_free(ctx);
+	return c.n;
 }
 
 static int
@@ -229,12 +301,25 @@ test_right_code_and_replay(void **state)
 	ctx = open_ctx();
 	assert_int_equal(oe_grant_check(ctx, "alice", NULL), OE_OK);
 	oe_ctx_free(ctx);
+	assert_int_equal(outbox_count("auth_success"), 1);
+	assert_int_equal(outbox_count("auth_failure"), 0);
 	/* The same code again: refused, and it counts as a failure. */
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
 	t = token();
 	assert_int_equal(t->counter, 1);
 	assert_int_equal(t->failcount, 1);
 	oe_token_free(t);
+	/* ... which the outbox holds for the event rules. */
+	assert_int_equal(outbox_count("auth_failure"), 1);
+	assert_non_null(strstr(last_payload, "\"user\":\"alice\""));
+	assert_non_null(strstr(last_payload, serial));
+	assert_non_null(strstr(last_payload, "\"result\":\"failure\""));
+	assert_non_null(strstr(last_payload, "\"failcount\":1"));
+	assert_null(strstr(last_payload, code));
+	/* A code that is wrong altogether: the second one, failcount 2. */
+	assert_int_equal(auth("alice", "000000", NULL), PAM_AUTH_ERR);
+	assert_int_equal(outbox_count("auth_failure"), 2);
+	assert_non_null(strstr(last_payload, "\"failcount\":2"));
 	/* Look-ahead: counter 2 is within the window of 2. */
 	hotp(2, code);
 	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
@@ -333,7 +418,8 @@ static void
 test_first_pass(void **state)
 {
 	char code[16], line[8192];
-	int prompts = 0;
+	int prompts = 0, fails;
+	oe_token *t;
 
 	(void)state;
 	hotp(0, code);
@@ -360,6 +446,27 @@ test_first_pass(void **state)
 	hotp(1, code);
 	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
 	assert_int_equal(prompts, 1);
+	/* The password an earlier module asked for is not tried as a code:
+	 * no failure counted, no auth_failure event, just the prompt. */
+	fails = outbox_count("auth_failure");
+	hotp(2, code);
+	setenv("PAM_AUTHTOK", "correct horse battery staple", 1);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_int_equal(outbox_count("auth_failure"), fails);
+	setenv("PAM_AUTHTOK", "12345", 1);
+	assert_int_equal(auth("alice", "000000", &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 1);
+	t = token();
+	assert_int_equal(t->failcount, 1); /* the prompted code only */
+	oe_token_free(t);
+	assert_int_equal(outbox_count("auth_failure"), fails + 1);
+	/* Something that looks like a code is tried first. */
+	setenv("PAM_AUTHTOK", "12345678", 1);
+	hotp(3, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_int_equal(outbox_count("auth_failure"), fails + 2);
 	unsetenv("PAM_AUTHTOK");
 }
 
@@ -408,6 +515,253 @@ test_fails_closed(void **state)
 	oe_token_free(t);
 }
 
+static void
+test_prompt_option(void **state)
+{
+	char code[16];
+	int prompts = 0;
+
+	(void)state;
+	stack_module("", NULL);
+	hotp(0, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_string_equal(last_prompt, "One-time password: ");
+	stack_module("prompt=Code:", NULL);
+	hotp(1, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_string_equal(last_prompt, "Code:");
+	/* With spaces: the whole option in brackets, as PAM wants it. */
+	stack_module("[prompt=Your verification code: ]", NULL);
+	hotp(2, code);
+	assert_int_equal(auth("alice", code, &prompts), PAM_SUCCESS);
+	assert_int_equal(prompts, 1);
+	assert_string_equal(last_prompt, "Your verification code: ");
+	/* A user without a token sees the same prompt. */
+	assert_int_equal(auth("bob", "123456", &prompts), PAM_AUTH_ERR);
+	assert_string_equal(last_prompt, "Your verification code: ");
+	/* An empty prompt= is not an option. */
+	stack_module("prompt=", NULL);
+	assert_int_equal(auth("alice", code, NULL), PAM_SERVICE_ERR);
+}
+
+static void
+test_debug_never_logs_a_code(void **state)
+{
+	char logpath[400], line[8192], good[16], good2[16], *log;
+	static const char password[] = "Tr0ub4dor&3-password";
+
+	(void)state;
+	snprintf(logpath, sizeof(logpath), "%s/debug.log", tmp);
+	auth_log = logpath;
+	/* Without debug: no debug lines. */
+	stack_module("", NULL);
+	hotp(0, good);
+	assert_int_equal(auth("alice", good, NULL), PAM_SUCCESS);
+	log = read_syslog_lines(logpath);
+	assert_null(strstr(log, "authenticated with token"));
+	free(log);
+	/* With debug: accepted, says more, never a code or a password. */
+	stack_module("debug", NULL);
+	hotp(1, good);
+	assert_int_equal(auth("alice", good, NULL), PAM_SUCCESS);
+	assert_int_equal(auth("alice", "909090", NULL), PAM_AUTH_ERR);
+	assert_int_equal(auth("bob", "808080", NULL), PAM_AUTH_ERR);
+	stack_module("debug nullok", "auth required " PERMIT "\n");
+	assert_int_equal(auth("bob", NULL, NULL), PAM_SUCCESS);
+	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s try_first_pass debug\n",
+		 SET_ITEMS, module, conf);
+	stack(line);
+	setenv("PAM_AUTHTOK", password, 1);
+	hotp(2, good2);
+	assert_int_equal(auth("alice", good2, NULL), PAM_SUCCESS);
+	setenv("PAM_AUTHTOK", "707070", 1);
+	assert_int_equal(auth("alice", "606060", NULL), PAM_AUTH_ERR);
+	unsetenv("PAM_AUTHTOK");
+	auth_log = NULL;
+	log = read_syslog_lines(logpath);
+	assert_non_null(strstr(log, "SYSLOG(7)")); /* LOG_DEBUG lines came */
+	assert_non_null(strstr(log, "authenticated with token"));
+	assert_non_null(strstr(log, "is not a code"));
+	assert_non_null(strstr(log, "nullok"));
+	assert_non_null(strstr(log, "wrong or reused code"));
+	for (size_t i = 0; i < 7; i++) {
+		static const char *const secret[] = { "909090", "808080", "707070", "606060",
+						      password, KEY_HEX, "GEZDGNBVGY3TQOJQ" };
+		assert_null(strstr(log, secret[i]));
+	}
+	assert_null(strstr(log, good));
+	assert_null(strstr(log, good2));
+	free(log);
+}
+
+/*
+ * A stand-in for otpenrolld on path that answers every request with
+ * "success" and reports on `report` how many bytes each connection sent
+ * (one byte 'R' first, when it listens).  as_nobody: it drops to the
+ * user nobody before it binds, like anyone who could take the path.
+ */
+static int
+fake_daemon(const char *path, bool as_nobody, int report)
+{
+	static const char reply[] = "{\"v\":1,\"status\":\"ok\",\"result\":\"success\","
+				    "\"serial\":\"FAKE\",\"failcount\":0}";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	unsigned char hdr[4] = { 0, 0, 0, sizeof(reply) - 1 };
+	char body[65536];
+	int lfd;
+
+	if (as_nobody) {
+		struct passwd *pw = getpwnam("nobody");
+		if (pw == NULL || setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+		    setuid(pw->pw_uid) != 0)
+			return 1;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 8) != 0 ||
+	    write(report, "R", 1) != 1)
+		return 1;
+	for (;;) {
+		unsigned char in[4];
+		size_t want, got = 0;
+		ssize_t r;
+		char line[32];
+		int c = accept(lfd, NULL, NULL);
+
+		if (c < 0)
+			continue;
+		/* One frame: a 4-byte big-endian length, then the JSON. */
+		while (got < 4 && (r = read(c, in + got, 4 - got)) > 0)
+			got += (size_t)r;
+		if (got == 4) {
+			want = (size_t)in[0] << 24 | (size_t)in[1] << 16 | (size_t)in[2] << 8 | in[3];
+			while (got - 4 < want && got - 4 < sizeof(body) &&
+			       (r = read(c, body, sizeof(body))) > 0)
+				got += (size_t)r;
+			if (write(c, hdr, 4) != 4 || write(c, reply, sizeof(reply) - 1) < 0)
+				return 1;
+		}
+		close(c);
+		snprintf(line, sizeof(line), "%zu\n", got);
+		if (write(report, line, strlen(line)) < 0)
+			return 1;
+	}
+}
+
+struct fake {
+	pid_t pid;
+	int report;
+};
+
+static void
+fake_start(struct fake *f, const char *path, bool as_nobody)
+{
+	int p[2];
+	char ready = 0;
+
+	assert_int_equal(pipe(p), 0);
+	if ((f->pid = fork()) == 0) {
+		close(p[0]);
+		_exit(fake_daemon(path, as_nobody, p[1]));
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &ready, 1), 1);
+	assert_int_equal(ready, 'R');
+	f->report = p[0];
+}
+
+/* Stop it; the bytes it received over all connections, -1 if none came. */
+static long
+fake_stop(struct fake *f)
+{
+	char buf[256];
+	long total = -1;
+	ssize_t n;
+	FILE *r;
+
+	kill(f->pid, SIGTERM);
+	waitpid(f->pid, NULL, 0);
+	r = fdopen(f->report, "r");
+	assert_non_null(r);
+	while (fgets(buf, sizeof(buf), r)) {
+		n = atol(buf);
+		total = (total < 0 ? 0 : total) + n;
+	}
+	fclose(r);
+	return total;
+}
+
+static void
+test_daemon_must_be_root(void **state)
+{
+	char sockdir[64] = "/tmp/oe-fake.XXXXXX", sock[128], dconf[400], line[8192];
+	char code[16], *log;
+	bool root = geteuid() == 0;
+	struct fake f;
+	oe_token *t;
+	int prompts;
+
+	(void)state;
+	assert_non_null(mkdtemp(sockdir));
+	if (root) {
+		struct passwd *pw = getpwnam("nobody");
+		assert_non_null(pw);
+		assert_int_equal(chown(sockdir, pw->pw_uid, pw->pw_gid), 0);
+	}
+	snprintf(sock, sizeof(sock), "%s/otpenroll.sock", sockdir);
+	snprintf(dconf, sizeof(dconf), "%s/daemon.conf", tmp);
+	write_file(dconf,
+		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "[otp]\nwindow = 2\nmax_fail = 3\nlock_seconds = 600\n"
+		   "[daemon]\nsocket = %s\n", tmp, tmp, sock);
+	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s try_first_pass\n",
+		 SET_ITEMS, module, dconf);
+	stack(line);
+	/* Not root's (nobody's, or this unprivileged test's own): sent
+	 * nothing, its "success" never heard; the store decides. */
+	fake_start(&f, sock, root);
+	snprintf(line, sizeof(line), "%s/log", tmp);
+	auth_log = line;
+	setenv("PAM_AUTHTOK", "000000", 1);
+	assert_int_equal(auth("alice", "111111", &prompts), PAM_AUTH_ERR);
+	assert_int_equal(prompts, 1);
+	unsetenv("PAM_AUTHTOK");
+	t = token();
+	assert_int_equal(t->failcount, 2); /* both codes checked on the store */
+	oe_token_free(t);
+	hotp(0, code);
+	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
+	auth_log = NULL;
+	assert_int_equal(fake_stop(&f), 0); /* connected to, never written to */
+	/* Said once per login (the first one checked two codes), without
+	 * any code. */
+	log = read_syslog_lines(line);
+	{
+		int said = 0;
+		for (char *p = log; (p = strstr(p, "is not served by root")) != NULL; p++)
+			said++;
+		assert_int_equal(said, 2);
+		assert_non_null(strstr(log, sock));
+		assert_non_null(strstr(log, "SYSLOG(4)")); /* LOG_WARNING */
+	}
+	assert_null(strstr(log, "000000"));
+	assert_null(strstr(log, "111111"));
+	assert_null(strstr(log, code));
+	free(log);
+	unlink(sock);
+	/* Root's: that is otpenrolld, and its answer counts. */
+	if (root) {
+		snprintf(line, sizeof(line), "auth required %s config=%s\n", module, dconf);
+		stack(line);
+		fake_start(&f, sock, false);
+		assert_int_equal(auth("alice", "222222", NULL), PAM_SUCCESS);
+		assert_true(fake_stop(&f) > 0);
+		unlink(sock);
+	}
+	rmdir(sockdir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -419,6 +773,9 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_user_without_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fails_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_must_be_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prompt_option, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debug_never_logs_a_code, setup, teardown),
 	};
 	const char *top = getenv("top_builddir");
 

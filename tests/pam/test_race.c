@@ -1,7 +1,8 @@
 /*
  * test_race - 16 processes, each with its own PAM handle and store
- * handle, race the same valid HOTP code; exactly one may succeed, in
- * every one of ROUNDS rounds.
+ * handle, race the same valid code; exactly one may succeed, in every
+ * one of ROUNDS rounds with an HOTP token and TOTP_ROUNDS with a TOTP
+ * token.
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <security/pam_appl.h>
@@ -19,6 +21,10 @@
 
 #define RACERS 16
 #define ROUNDS 30
+#define TOTP_ROUNDS 8
+/* TOTP: window and how far back the rounds start, in 30 s steps. */
+#define TOTP_WINDOW 10
+#define TOTP_BACK 4
 #define KEY_HEX "3132333435363738393031323334353637383930"
 
 static const char *answer;
@@ -39,7 +45,7 @@ conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void 
 }
 
 static int
-race_one(int gate)
+race_one(int gate, const char *service, const char *user)
 {
 	struct pam_conv c = { conv_fn, NULL };
 	pam_handle_t *pamh = NULL;
@@ -49,11 +55,94 @@ race_one(int gate)
 	/* Wait until every racer is ready: the parent closes the pipe. */
 	if (read(gate, &b, 1) != 0)
 		return 2;
-	if (pam_start("otprace", "alice", &c, &pamh) != PAM_SUCCESS)
+	if (pam_start(service, user, &c, &pamh) != PAM_SUCCESS)
 		return 2;
 	rc = pam_authenticate(pamh, 0);
 	pam_end(pamh, rc);
 	return rc == PAM_SUCCESS ? 0 : 1;
+}
+
+/*
+ * Race `service` for user over `rounds` rounds, with the code oathtool
+ * prints for `how` followed by (first + round) * scale; the number of
+ * rounds that did not have exactly one success, or -1 when a code
+ * cannot be had.
+ */
+static int
+race_rounds(const char *label, const char *service, const char *user, const char *how,
+	    unsigned long long first, unsigned long long scale, int rounds)
+{
+	char cmd[256], code[16];
+	int bad_rounds = 0;
+	FILE *f;
+
+	for (int round = 0; round < rounds; round++) {
+		int gate[2], wins = 0, errors = 0;
+		pid_t pid[RACERS];
+
+		snprintf(cmd, sizeof(cmd), "env -u LD_PRELOAD oathtool %s%llu " KEY_HEX, how,
+			 (first + (unsigned long long)round) * scale);
+		f = popen(cmd, "r");
+		if (f == NULL || fgets(code, sizeof(code), f) == NULL)
+			return -1;
+		pclose(f);
+		code[strcspn(code, "\n")] = '\0';
+		answer = code;
+		if (pipe(gate) != 0)
+			return -1;
+		for (int i = 0; i < RACERS; i++) {
+			if ((pid[i] = fork()) == 0) {
+				close(gate[1]);
+				_exit(race_one(gate[0], service, user));
+			}
+		}
+		close(gate[0]);
+		close(gate[1]); /* go */
+		for (int i = 0; i < RACERS; i++) {
+			int st = 0;
+			waitpid(pid[i], &st, 0);
+			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				wins++;
+			else if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
+				errors++;
+		}
+		printf("%s round %d: %d of %d racers accepted%s\n", label, round, wins, RACERS,
+		       errors ? " (with errors)" : "");
+		if (wins != 1 || errors)
+			bad_rounds++;
+	}
+	return bad_rounds;
+}
+
+/* A configuration on the shared store, with its own [otp] window. */
+static int
+write_conf(const char *dir, const char *name, unsigned window)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "[otp]\nwindow = %u\nmax_fail = 1000\n", dir, dir, window);
+	return fclose(f);
+}
+
+/* A PAM service in dir/svc running the module with config name. */
+static int
+write_service(const char *dir, const char *service, const char *conf)
+{
+	const char *top = getenv("top_builddir");
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/svc/%s", dir, service);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fprintf(f, "auth required %s/pam_module/.libs/pam_otpenroll.so config=%s/%s\n",
+		top ? top : ".", dir, conf);
+	return fclose(f);
 }
 
 int
@@ -61,12 +150,11 @@ main(int argc, char **argv)
 {
 	unsigned char key[20] = "12345678901234567890";
 	oe_otp_params p = { .user = "alice", .type = "hotp", .secret = key, .secret_len = 20 };
-	char tmp[64] = "/tmp/oe-race.XXXXXX", path[256], cmd[256], code[16];
-	const char *top = getenv("top_builddir");
-	int bad_rounds = 0;
+	char tmp[64] = "/tmp/oe-race.XXXXXX", path[256], cmd[256];
+	int bad, bad_totp, total = ROUNDS + TOTP_ROUNDS;
 	char *s = NULL, *uri = NULL;
+	unsigned long long step;
 	oe_ctx *ctx;
-	FILE *f;
 
 	(void)argc;
 	if (getenv("OE_PAMWRAP") != NULL) {
@@ -77,11 +165,11 @@ main(int argc, char **argv)
 		return 77;
 	if (mkdtemp(tmp) == NULL)
 		return 99;
+	/* HOTP with no look-ahead; TOTP with a window wide enough for a
+	 * round per step, from a few steps back, however long rounds take. */
+	if (write_conf(tmp, "oe.conf", 0) != 0 || write_conf(tmp, "totp.conf", TOTP_WINDOW) != 0)
+		return 99;
 	snprintf(path, sizeof(path), "%s/oe.conf", tmp);
-	f = fopen(path, "w");
-	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
-		   "[otp]\nwindow = 0\nmax_fail = 1000\n", tmp, tmp);
-	fclose(f);
 	ctx = oe_ctx_new();
 	if (oe_ctx_load_config(ctx, path) != OE_OK || oe_init(ctx, NULL) != OE_OK ||
 	    oe_token_add_otp(ctx, &p, &s, &uri) != OE_OK) {
@@ -90,15 +178,19 @@ main(int argc, char **argv)
 	}
 	free(s);
 	free(uri);
+	p.user = "tina";
+	p.type = "totp";
+	if (oe_token_add_otp(ctx, &p, &s, &uri) != OE_OK) {
+		fprintf(stderr, "setup: %s\n", oe_ctx_errmsg(ctx));
+		return 99;
+	}
+	free(s);
+	free(uri);
 	oe_ctx_free(ctx);
 	snprintf(cmd, sizeof(cmd), "%s/svc", tmp);
-	if (mkdir(cmd, 0700) != 0)
+	if (mkdir(cmd, 0700) != 0 || write_service(tmp, "otprace", "oe.conf") != 0 ||
+	    write_service(tmp, "otprace-totp", "totp.conf") != 0)
 		return 99;
-	snprintf(path, sizeof(path), "%s/svc/otprace", tmp);
-	f = fopen(path, "w");
-	fprintf(f, "auth required %s/pam_module/.libs/pam_otpenroll.so config=%s/oe.conf\n",
-		top ? top : ".", tmp);
-	fclose(f);
 	/*
 	 * pam_wrapper copies the service directory when the program starts,
 	 * into a directory of its own: start again with it preloaded, so the
@@ -118,43 +210,17 @@ main(int argc, char **argv)
 		return 99;
 	}
 race:
-	for (int round = 0; round < ROUNDS; round++) {
-		int gate[2], wins = 0, errors = 0;
-		pid_t pid[RACERS];
-
-		snprintf(cmd, sizeof(cmd), "env -u LD_PRELOAD oathtool --hotp -c %d " KEY_HEX, round);
-		f = popen(cmd, "r");
-		if (f == NULL || fgets(code, sizeof(code), f) == NULL)
-			return 99;
-		pclose(f);
-		code[strcspn(code, "\n")] = '\0';
-		answer = code;
-		if (pipe(gate) != 0)
-			return 99;
-		for (int i = 0; i < RACERS; i++) {
-			if ((pid[i] = fork()) == 0) {
-				close(gate[1]);
-				_exit(race_one(gate[0]));
-			}
-		}
-		close(gate[0]);
-		close(gate[1]); /* go */
-		for (int i = 0; i < RACERS; i++) {
-			int st = 0;
-			waitpid(pid[i], &st, 0);
-			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-				wins++;
-			else if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
-				errors++;
-		}
-		printf("round %d: %d of %d racers accepted%s\n", round, wins, RACERS,
-		       errors ? " (with errors)" : "");
-		if (wins != 1 || errors)
-			bad_rounds++;
-	}
+	bad = race_rounds("hotp", "otprace", "alice",
+			  "--hotp -c ", 0, 1, ROUNDS);
+	/* One TOTP step per round: the code of a step is what oathtool
+	 * prints for the time it starts. */
+	step = (unsigned long long)time(NULL) / 30 - TOTP_BACK;
+	bad_totp = race_rounds("totp", "otprace-totp", "tina",
+			       "--totp --now=@", step, 30, TOTP_ROUNDS);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
-	if (system(cmd) != 0)
-		bad_rounds++;
-	printf("%d of %d rounds had exactly one success\n", ROUNDS - bad_rounds, ROUNDS);
-	return bad_rounds ? 1 : 0;
+	if (bad < 0 || bad_totp < 0 || system(cmd) != 0)
+		return 99;
+	bad += bad_totp;
+	printf("%d of %d rounds had exactly one success\n", total - bad, total);
+	return bad ? 1 : 0;
 }

@@ -2,7 +2,8 @@
 # functions are reachable and the shipped code is what is tested.
 if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
-	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import
+	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import \
+	tests/unit/test_liboath
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS)
@@ -21,4 +22,8 @@ tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_token_LDADD = $(UNIT_LDADD)
 tests_unit_test_import_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_import_LDADD = $(UNIT_LDADD)
+# The library's own calls into liboath are counted through --wrap.
+tests_unit_test_liboath_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_liboath_LDADD = $(UNIT_LDADD)
+tests_unit_test_liboath_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=oath_init,--wrap=oath_done
 endif

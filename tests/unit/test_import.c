@@ -18,6 +18,7 @@
 #include "otpenroll.h"
 
 #define KEY "3132333435363738393031323334353637383930"
+#define KEY2 "6162636465666768696a6162636465666768696a"
 
 static const char *
 parse(const char *text, struct uf_line *l)
@@ -121,6 +122,30 @@ test_file(void **state)
 	assert_int_equal(oe_auth_otp(c, "alice", "969429", NULL), OE_EAUTH);
 	assert_int_equal(oe_auth_otp(c, "alice", "338314", NULL), OE_OK);
 	assert_int_equal(oe_token_import_usersfile(c, "/nonexistent", &imported), OE_EIO);
+	/* The same file again: refused with the line named, nothing doubled. */
+	assert_int_equal(oe_token_import_usersfile(c, path, &imported), OE_EEXISTS);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "line 3"));
+	assert_non_null(strstr(oe_ctx_errmsg(c), "imported before"));
+	assert_int_equal(imported, 0);
+	assert_int_equal(oe_token_list(c, NULL, &t, &n), OE_OK);
+	assert_int_equal(n, 2);
+	oe_token_list_free(t, n);
+	/* A user who already has a token with that secret, in a new file. */
+	f = fopen(path, "w");
+	fprintf(f, "HOTP dora - " KEY2 "\nHOTP/T30 bob - " KEY "\n");
+	fclose(f);
+	assert_int_equal(oe_token_import_usersfile(c, path, &imported), OE_EEXISTS);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "line 2"));
+	assert_non_null(strstr(oe_ctx_errmsg(c), "bob"));
+	/* The same secret twice for one user within a file. */
+	f = fopen(path, "w");
+	fprintf(f, "HOTP dora - " KEY2 "\nHOTP/T30 dora - " KEY2 "\n");
+	fclose(f);
+	assert_int_equal(oe_token_import_usersfile(c, path, &imported), OE_EEXISTS);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "line 2"));
+	assert_int_equal(oe_token_list(c, NULL, &t, &n), OE_OK);
+	assert_int_equal(n, 2); /* still all or nothing */
+	oe_token_list_free(t, n);
 	oe_ctx_free(c);
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
 	assert_int_equal(system(path), 0);

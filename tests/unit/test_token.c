@@ -215,6 +215,32 @@ hotp(uint64_t n)
 	return code;
 }
 
+static char last_payload[1024];
+
+static int
+count_event(const oe_outbox_entry *e, void *arg)
+{
+	struct { const char *event; int n; } *c = arg;
+
+	if (strcmp(e->event, c->event) == 0) {
+		c->n++;
+		snprintf(last_payload, sizeof(last_payload), "%s", e->payload);
+	}
+	return 0;
+}
+
+/* How many `event` entries the outbox holds (through the public API);
+ * the newest one's payload is left in last_payload. */
+static int
+outbox_count(oe_ctx *c, const char *event)
+{
+	struct { const char *event; int n; } n = { event, 0 };
+
+	last_payload[0] = '\0';
+	assert_int_equal(oe_outbox_list(c, NULL, count_event, &n), OE_OK);
+	return n.n;
+}
+
 static void
 test_verification(void **state)
 {
@@ -224,6 +250,7 @@ test_verification(void **state)
 	char *s, *st;
 	char now_code[10];
 	time_t expires = 0;
+	int fails;
 
 	(void)state;
 	assert_int_equal(oe_init(c, NULL), OE_OK);
@@ -240,7 +267,13 @@ test_verification(void **state)
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH);
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(7), &info), OE_EAUTH);
 	assert_true(info.locked);
+	fails = outbox_count(c, "auth_failure");
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(4), &info), OE_ELOCKED);
+	/* Refused for the lock: still an auth_failure, with the failures so far. */
+	assert_int_equal(outbox_count(c, "auth_failure"), fails + 1);
+	assert_non_null(strstr(last_payload, "\"result\":\"failure\""));
+	assert_non_null(strstr(last_payload, s));
+	assert_non_null(strstr(last_payload, "\"failcount\":3"));
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_locked'"), 1);
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'auth_success'"), 2);
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_lock'"), 1);
@@ -262,6 +295,84 @@ test_verification(void **state)
 	assert_int_equal(oe_auth_otp(c, "tina", now_code, &info), OE_EAUTH);
 	free(s);
 	free(st);
+	oe_ctx_free(c);
+}
+
+static void
+test_duplicate_secret(void **state)
+{
+	static const unsigned char other[] = "abcdefghijabcdefghij";
+	oe_otp_params p = { .user = "alice", .type = "hotp", .secret = key20, .secret_len = 20 };
+	oe_auth_info info;
+	oe_ctx *c = ctx_new();
+	char *s1, *s2 = NULL, *s3;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s1 = add(c, "alice", "hotp");
+	/* The same secret again for alice: refused, whatever the type, so a
+	 * code cannot be spent once per token. */
+	assert_int_equal(oe_token_add_otp(c, &p, &s2, NULL), OE_EEXISTS);
+	assert_null(s2);
+	assert_non_null(strstr(oe_ctx_errmsg(c), s1));
+	p.type = "totp";
+	assert_int_equal(oe_token_add_otp(c, &p, NULL, NULL), OE_EEXISTS);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM tokens"), 1);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_init'"), 1);
+	/* A disabled token can be enabled again: it still counts. */
+	assert_int_equal(oe_token_set_active(c, s1, false), OE_OK);
+	assert_int_equal(oe_token_add_otp(c, &p, NULL, NULL), OE_EEXISTS);
+	assert_int_equal(oe_token_set_active(c, s1, true), OE_OK);
+	/* Another user, or another secret: fine. */
+	s3 = add(c, "bob", "hotp");
+	p.secret = other;
+	assert_int_equal(oe_token_add_otp(c, &p, &s2, NULL), OE_OK);
+	/* The code alice used once is not accepted a second time. */
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_EAUTH);
+	free(s1);
+	free(s2);
+	free(s3);
+	oe_ctx_free(c);
+}
+
+static void
+test_lock_expires(void **state)
+{
+	oe_auth_info info;
+	oe_token *t;
+	oe_ctx *c;
+	char *s;
+
+	(void)state;
+	write_conf("lock_seconds = 1\n");
+	c = ctx_new();
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s = add(c, "alice", "hotp");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_true(info.locked);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_ELOCKED);
+	sleep(2);
+	/* The lock ran out: one wrong code is one failure, not a new lock. */
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_false(info.locked);
+	assert_int_equal(info.failcount, 1);
+	assert_int_equal(oe_token_get(c, s, &t), OE_OK);
+	assert_int_equal(t->failcount, 1);
+	assert_false(t->locked);
+	oe_token_free(t);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_unlock'"
+			      " AND detail = 'lock expired'"), 1);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	/* It takes max_fail wrong codes again to lock it. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_false(info.locked);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_true(info.locked);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_locked'"), 2);
+	free(s);
 	oe_ctx_free(c);
 }
 
@@ -303,6 +414,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_and_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_email, setup, teardown),
 	};
 	int rc;
