@@ -132,28 +132,15 @@ CONF
 "$build/tools/otpenrolld" -c "$d/oe.conf" 2>/dev/null &
 daemon=$!
 for _ in $(seq 100); do [ -S "$d/otpenroll.sock" ] && break; sleep 0.05; done
-python3 - "$d" <<'PY'
-import base64, json, socket, struct, sys, time
+PYTHONPATH="$src/tests/bench" python3 - "$d" <<'PY'
+import base64, sys, time
+from daemon_client import call
 d = sys.argv[1]
-def call(req):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(d + "/otpenroll.sock")
-    body = json.dumps(req).encode()
-    s.sendall(struct.pack(">I", len(body)) + body)
-    hdr = b""
-    while len(hdr) < 4:
-        hdr += s.recv(4 - len(hdr))
-    n = struct.unpack(">I", hdr)[0]
-    data = b""
-    while len(data) < n:
-        data += s.recv(n - len(data))
-    s.close()
-    return json.loads(data)
 lat, ok = [], 0
 for i in range(200):
     csr = base64.b64encode(open("%s/csr/%d.csr" % (d, i), "rb").read()).decode()
     t = time.monotonic()
-    r = call({"v": 1, "op": "cert_request", "csr_b64": csr})
+    r = call(d + "/otpenroll.sock", {"v": 1, "op": "cert_request", "csr_b64": csr})
     lat.append((time.monotonic() - t) * 1000)
     ok += r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled"
 lat.sort()

@@ -1,0 +1,170 @@
+/* test_hooks - the event engine's pieces: templates and conditions. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+
+static const char payload[] =
+	"{\"event\":\"token_rollout_state\",\"time\":1700000000,\"user\":\"alice\","
+	"\"serial\":\"CERT01\",\"tokentype\":\"certificate\",\"rollout_state\":\"enrolled\","
+	"\"old_rollout_state\":\"pending\",\"ca\":\"local\",\"failcount\":3,"
+	"\"subject\":\"CN=alice\\r\\nBcc: victim@example.com\"}";
+
+static char *
+render(const char *tmpl, enum oe_hook_render how)
+{
+	struct snapshot s;
+	char *out;
+
+	assert_int_equal(snap_parse(&s, payload), 0);
+	out = tmpl_render(NULL, &s, tmpl, how);
+	snap_clear(&s);
+	assert_non_null(out);
+	return out;
+}
+
+static void
+test_tags_filled(void **state)
+{
+	char *out = render("{user} {serial} {old_rollout_state}->{rollout_state} at {ca}, "
+			   "{failcount} fails, {time}", OE_RENDER_TEXT);
+
+	(void)state;
+	assert_string_equal(out, "alice CERT01 pending->enrolled at local, 3 fails, "
+				 "2023-11-14T22:13:20Z");
+	free(out);
+}
+
+static void
+test_values_are_data(void **state)
+{
+	/* A subject with CR LF cannot start a header in either flavour. */
+	char *h = render("Subject: {subject}", OE_RENDER_HEADER);
+	char *t = render("Hello\n{subject}\r\nbye", OE_RENDER_TEXT);
+
+	(void)state;
+	assert_null(strpbrk(h, "\r\n"));
+	assert_string_equal(h, "Subject: CN=alice  Bcc: victim@example.com");
+	/* The template's own line ends stay in a body, the value's do not. */
+	assert_string_equal(t, "Hello\nCN=alice  Bcc: victim@example.com\nbye");
+	free(h);
+	free(t);
+}
+
+static void
+test_header_flavour_drops_template_newlines(void **state)
+{
+	char *h = render("a\nb\tc", OE_RENDER_HEADER);
+
+	(void)state;
+	assert_string_equal(h, "a b c");
+	free(h);
+}
+
+static void
+test_braces_and_missing_fields(void **state)
+{
+	char *out = render("{{user}} {not_after}|{email}", OE_RENDER_TEXT);
+
+	(void)state;
+	assert_string_equal(out, "{user} |"); /* no such field: nothing */
+	free(out);
+}
+
+static void
+test_template_check(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_int_equal(tmpl_check("Hello {user}, {{literal}}", err, sizeof(err)), 0);
+	assert_int_equal(tmpl_check("Hello {usr}", err, sizeof(err)), -1);
+	assert_string_equal(err, "unknown tag {usr}");
+	assert_int_equal(tmpl_check("Hello {user", err, sizeof(err)), -1);
+	assert_int_equal(tmpl_check("Hello }", err, sizeof(err)), -1);
+}
+
+static bool
+holds(const char *field, const char *value)
+{
+	struct snapshot s;
+	struct cond c;
+	char err[256];
+	bool r;
+
+	assert_int_equal(snap_parse(&s, payload), 0);
+	assert_int_equal(cond_compile(&c, field, value, err, sizeof(err)), 0);
+	r = cond_holds(&c, &s);
+	cond_clear(&c);
+	snap_clear(&s);
+	return r;
+}
+
+static void
+test_conditions(void **state)
+{
+	(void)state;
+	assert_true(holds("tokentype", "certificate"));
+	assert_true(holds("rollout_state", "pending|enrolled"));
+	assert_false(holds("rollout_state", "pending|denied"));
+	assert_true(holds("rollout_state", "!pending"));
+	assert_true(holds("user", "~^ali"));
+	assert_false(holds("user", "!~^ali"));
+	assert_true(holds("failcount", ">2"));
+	assert_false(holds("failcount", "<3"));
+	assert_true(holds("failcount", "=3"));
+	/* The event carries no result: nothing matches, negation holds. */
+	assert_false(holds("result", "success|failure"));
+	assert_true(holds("result", "!success"));
+}
+
+static void
+test_condition_errors(void **state)
+{
+	struct cond c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cond_compile(&c, "rollout_state", "pendng", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "\"pendng\" is not one of"));
+	assert_int_equal(cond_compile(&c, "user", "a||b", err, sizeof(err)), -1);
+	assert_int_equal(cond_compile(&c, "user", "~[", err, sizeof(err)), -1);
+	assert_int_equal(cond_compile(&c, "failcount", "3", err, sizeof(err)), -1);
+	assert_int_equal(cond_compile(&c, "failcount", ">x", err, sizeof(err)), -1);
+	assert_int_equal(cond_compile(&c, "user", "!", err, sizeof(err)), -1);
+}
+
+static void
+test_snapshot_rejects_non_objects(void **state)
+{
+	struct snapshot s;
+
+	(void)state;
+	assert_int_equal(snap_parse(&s, "[1,2]"), -1);
+	assert_int_equal(snap_parse(&s, "{\"a\":"), -1);
+	assert_int_equal(snap_parse(&s, "{\"a\":1,\"a\":2}"), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tags_filled),
+		cmocka_unit_test(test_values_are_data),
+		cmocka_unit_test(test_header_flavour_drops_template_newlines),
+		cmocka_unit_test(test_braces_and_missing_fields),
+		cmocka_unit_test(test_template_check),
+		cmocka_unit_test(test_conditions),
+		cmocka_unit_test(test_condition_errors),
+		cmocka_unit_test(test_snapshot_rejects_non_objects),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
