@@ -51,7 +51,9 @@ static const struct keydef enroll_keys[] = {
 };
 static const struct keydef users_keys[] = { STR("email"), END };
 static const struct keydef events_keys[] = {
-	STR("dir"), STR("handler_dir"), UINT("max_attempts", 1, 1000), END
+	STR("dir"), STR("handler_dir"), UINT("max_attempts", 1, 1000),
+	UINT("retry_min", 1, 86400), UINT("retry_max", 1, 7 * 86400),
+	UINT("lease_seconds", 1, 86400), END
 };
 static const struct keydef daemon_keys[] = {
 	STR("socket"), STR("admin_group"), UINT("poll_interval", 1, 86400), END

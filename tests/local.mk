@@ -12,3 +12,4 @@ include tests/fuzz/local.mk
 include tests/bench/local.mk
 include tests/cert/local.mk
 include tests/daemon/local.mk
+include tests/events/local.mk

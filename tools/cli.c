@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hooks.h"
 
 oe_ctx *
 cli_ctx(struct cli *cli, int *exit_code)
@@ -32,7 +33,34 @@ cli_ctx(struct cli *cli, int *exit_code)
 		cli->ctx = NULL;
 		return NULL;
 	}
+	/* Root changes the store directly: the pre rules apply to it as
+	 * they do in the daemon, so rules that do not load stop it. */
+	if (cli_is_root() && cli_hooks(cli, exit_code) == NULL) {
+		oe_ctx_free(cli->ctx);
+		cli->ctx = NULL;
+		return NULL;
+	}
 	return cli->ctx;
+}
+
+struct hooks *
+cli_hooks(struct cli *cli, int *exit_code)
+{
+	char err[512];
+
+	*exit_code = EXIT_DONE;
+	if (cli->hooks)
+		return cli->hooks;
+	if (cli->ctx == NULL && cli_ctx(cli, exit_code) == NULL)
+		return NULL;
+	if (cli->hooks)
+		return cli->hooks;
+	if ((cli->hooks = hooks_load(cli->ctx, err, sizeof(err))) == NULL) {
+		*exit_code = cli_error(cli, EXIT_USAGE, "%s", err);
+		return NULL;
+	}
+	hooks_install_pre(cli->hooks);
+	return cli->hooks;
 }
 
 int

@@ -24,6 +24,7 @@ struct cli {
 	bool json;
 	const char *prog;   /* "otpenroll token add-otp", for messages */
 	oe_ctx *ctx;        /* loaded on demand by cli_ctx() */
+	struct hooks *hooks; /* the event rules, loaded with ctx by root */
 };
 
 struct command {
@@ -37,6 +38,9 @@ struct command {
 /* The configuration and store, loaded once; NULL after reporting why
  * (*exit_code set). */
 oe_ctx *cli_ctx(struct cli *cli, int *exit_code);
+/* The event engine (rules and handlers), loaded once; NULL after
+ * reporting why (*exit_code set). */
+struct hooks *cli_hooks(struct cli *cli, int *exit_code);
 /* Report a library error on stderr; returns the exit code for it. */
 int cli_fail(struct cli *cli, oe_rc rc);
 /* Report an error on stderr; returns code. */

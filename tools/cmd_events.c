@@ -1,19 +1,31 @@
-/* cmd_events.c - otpenroll user set and events outbox|retry. */
+/* cmd_events.c - otpenroll user set and events list|test|outbox|dispatch|retry. */
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "hooks.h"
 
 static int user_set(struct cli *, int, char **);
+static int list(struct cli *, int, char **);
+static int test(struct cli *, int, char **);
 static int outbox(struct cli *, int, char **);
+static int dispatch(struct cli *, int, char **);
 static int retry(struct cli *, int, char **);
 
 const struct command event_commands[] = {
 	{ "user", "set", user_set, "user set U --email ADDR",
 	  "set the address a user's notifications go to" },
+	{ "events", "list", list, "events list", "the event rules, in the order they run" },
+	{ "events", "test", test, "events test --event E [--set key=value ...]",
+	  "dry run: which rules an event matches and what each would send" },
+	{ "events", "dispatch", dispatch, "events dispatch [--once]",
+	  "deliver the events that are due (the daemon does this continuously)" },
 	{ "events", "outbox", outbox, "events outbox [--state S]",
 	  "list queued, retrying, delivered and dead events" },
 	{ "events", "retry", retry, "events retry ID", "queue a retrying or dead event again, now" },
@@ -163,4 +175,135 @@ retry(struct cli *cli, int argc, char **argv)
 	else
 		printf("event %lld queued again\n", id);
 	return EXIT_DONE;
+}
+
+static int
+list(struct cli *cli, int argc, char **argv)
+{
+	const struct command *me = self("list");
+	struct hooks *h;
+	int ret;
+
+	if (cli_wants_help(argc, argv))
+		return cli_help(me, NULL);
+	if (argc != 1)
+		return cli_usage(cli, me, "unexpected argument \"%s\"", argv[1]);
+	if ((h = cli_hooks(cli, &ret)) == NULL)
+		return ret;
+	hooks_list(h, stdout, cli->json);
+	return EXIT_DONE;
+}
+
+static int
+test(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "event", required_argument, NULL, 'e' },
+		{ "set", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct command *me = self("test");
+	const char *event = NULL;
+	char **set, err[512];
+	size_t nset = 0;
+	struct hooks *h;
+	int c, ret, n;
+
+	if (cli_wants_help(argc, argv))
+		return cli_help(me, "  --event E        token_init, token_rollout_state, token_revoke,\n"
+				    "                   token_delete, auth_success, auth_failure, token_locked\n"
+				    "  --set key=value  an event field: user, serial, tokentype, rollout_state,\n"
+				    "                   old_rollout_state, ca, result, failcount, subject, not_after\n"
+				    "Nothing is sent: each matching rule's handler shows what it would do.\n");
+	if ((set = calloc((size_t)argc, sizeof(*set))) == NULL)
+		return cli_error(cli, EXIT_REFUSED, "out of memory");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'e')
+			event = optarg;
+		else if (c == 's')
+			set[nset++] = optarg;
+		else {
+			free(set);
+			return cli_usage(cli, me, "bad option");
+		}
+	}
+	if (optind != argc || event == NULL) {
+		free(set);
+		return cli_usage(cli, me, "--event is required");
+	}
+	if ((h = cli_hooks(cli, &ret)) == NULL) {
+		free(set);
+		return ret;
+	}
+	n = hooks_test(h, event, set, nset, stdout, cli->json, err, sizeof(err));
+	free(set);
+	if (n < 0)
+		return cli_usage(cli, me, "%s", err);
+	return EXIT_DONE;
+}
+
+static volatile sig_atomic_t stop_dispatch;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_dispatch = 1;
+}
+
+static int
+dispatch(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "once", no_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct command *me = self("dispatch");
+	struct hooks_pass pass, total = { 0 };
+	bool once = false;
+	struct hooks *h;
+	oe_rc rc;
+	int c, ret;
+
+	if (cli_wants_help(argc, argv))
+		return cli_help(me, "  --once   one pass over what is due, then exit (for cron and tests);\n"
+				    "           exit 0 when nothing is left retrying, 1 otherwise\n");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'o')
+			return cli_usage(cli, me, "bad option");
+		once = true;
+	}
+	if (optind != argc)
+		return cli_usage(cli, me, "unexpected argument \"%s\"", argv[optind]);
+	if ((h = cli_hooks(cli, &ret)) == NULL)
+		return ret;
+	signal(SIGTERM, on_stop);
+	signal(SIGINT, on_stop);
+	do {
+		/* Passes until nothing due is left: one pass takes a batch. */
+		do {
+			if ((rc = hooks_dispatch(h, &pass)) != OE_OK)
+				return cli_fail(cli, rc);
+			total.events += pass.events;
+			total.delivered += pass.delivered;
+			total.retrying += pass.retrying;
+			total.dead += pass.dead;
+			total.jobs += pass.jobs;
+		} while (pass.events > 0 && !stop_dispatch &&
+			 pass.retrying + pass.dead < pass.events);
+		if (!once && !stop_dispatch)
+			usleep(250 * 1000);
+	} while (!once && !stop_dispatch);
+	if (cli->json)
+		cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I}", "events",
+					 (json_int_t)total.events, "delivered",
+					 (json_int_t)total.delivered, "retrying",
+					 (json_int_t)total.retrying, "dead", (json_int_t)total.dead,
+					 "jobs", (json_int_t)total.jobs));
+	else
+		printf("%zu event(s): %zu delivered, %zu retrying, %zu dead (%zu handler job(s))\n",
+		       total.events, total.delivered, total.retrying, total.dead, total.jobs);
+	return total.retrying + total.dead > 0 ? EXIT_REFUSED : EXIT_DONE;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hooks.h"
 
 static const struct command *const groups[] = {
 	admin_commands, token_commands, ca_commands, cert_commands, event_commands, NULL
@@ -126,6 +127,7 @@ main(int argc, char **argv)
 	cli.prog = prog;
 	/* The command sees argv[0] = its name, like getopt expects. */
 	rc = cmd->run(&cli, argc - i, argv + i);
+	hooks_free(cli.hooks);
 	oe_ctx_free(cli.ctx);
 	if (fflush(stdout) != 0 && rc == EXIT_DONE) {
 		fprintf(stderr, "otpenroll: cannot write output\n");

@@ -1,0 +1,213 @@
+/*
+ * conditions.c - rule conditions, compiled at load, evaluated on an
+ * event's snapshot.
+ *
+ * A value is a '|'-separated list of alternatives, "~" and a POSIX
+ * extended regular expression, or for failcount ">N", "<N" or "=N"; a
+ * leading "!" negates any of them.  A field the event does not carry
+ * matches nothing (so a negated condition holds).  Values of the fields
+ * with a fixed vocabulary are checked against it, so a misspelt state
+ * is an error at load instead of a rule that never fires.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+const char *const cond_fields[] = {
+	"tokentype", "rollout_state", "old_rollout_state", "user", "serial", "ca", "result",
+	"failcount", NULL
+};
+
+static const char *const states = "pending|enrolled|denied|failed|revoked";
+
+/* The fixed vocabulary of a field, '|'-separated, or NULL. */
+static const char *
+vocabulary(const char *field)
+{
+	if (strcmp(field, "tokentype") == 0)
+		return "hotp|totp|certificate";
+	if (strcmp(field, "rollout_state") == 0 || strcmp(field, "old_rollout_state") == 0)
+		return states;
+	if (strcmp(field, "result") == 0)
+		return "success|failure";
+	return NULL;
+}
+
+static bool
+in_list(const char *list, const char *v, size_t n)
+{
+	for (const char *p = list; *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && strncmp(p, v, n) == 0)
+			return true;
+		if (bar == NULL)
+			break;
+		p = bar + 1;
+	}
+	return false;
+}
+
+void
+cond_clear(struct cond *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nalts; i++)
+		free(c->alts[i]);
+	free(c->alts);
+	if (c->kind == COND_REGEX && c->field)
+		regfree(&c->re);
+	free(c->field);
+	free(c->text);
+	memset(c, 0, sizeof(*c));
+}
+
+static int
+compile_count(struct cond *c, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	long n;
+
+	c->kind = COND_COUNT;
+	if (*v != '<' && *v != '>' && *v != '=') {
+		snprintf(err, errlen, "\"%s\": failcount takes >N, <N or =N", v);
+		return -1;
+	}
+	c->op = *v++;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n > INT_MAX) {
+		snprintf(err, errlen, "\"%s\" is not a count", v);
+		return -1;
+	}
+	c->n = n;
+	return 0;
+}
+
+static int
+compile_list(struct cond *c, const char *v, char *err, size_t errlen)
+{
+	const char *vocab = vocabulary(c->field);
+
+	c->kind = COND_LIST;
+	for (const char *p = v;;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		char **alts;
+
+		while (len > 0 && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			snprintf(err, errlen, "\"%s\" has an empty alternative", v);
+			return -1;
+		}
+		if (vocab && !in_list(vocab, p, len)) {
+			snprintf(err, errlen, "\"%.*s\" is not one of %s", (int)len, p, vocab);
+			return -1;
+		}
+		if ((alts = realloc(c->alts, (c->nalts + 1) * sizeof(*alts))) == NULL)
+			goto nomem;
+		c->alts = alts;
+		if ((c->alts[c->nalts] = strndup(p, len)) == NULL)
+			goto nomem;
+		c->nalts++;
+		if (bar == NULL)
+			return 0;
+		p = bar + 1;
+	}
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+int
+cond_compile(struct cond *c, const char *field, const char *value, char *err, size_t errlen)
+{
+	const char *v = value;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if ((c->field = strdup(field)) == NULL || (c->text = strdup(value)) == NULL) {
+		free(c->field);
+		c->field = NULL;
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (*v == '!') {
+		c->negate = true;
+		v++;
+	}
+	if (*v == '\0') {
+		snprintf(err, errlen, "empty condition");
+		rc = -1;
+	} else if (*v == '~') {
+		c->kind = COND_REGEX;
+		if ((rc = regcomp(&c->re, v + 1, REG_EXTENDED | REG_NOSUB)) != 0) {
+			char msg[128];
+			regerror(rc, &c->re, msg, sizeof(msg));
+			snprintf(err, errlen, "\"%s\": %s", v + 1, msg);
+			c->kind = COND_LIST; /* nothing compiled to free */
+			rc = -1;
+		}
+	} else if (strcmp(field, "failcount") == 0) {
+		rc = compile_count(c, v, err, errlen);
+	} else {
+		rc = compile_list(c, v, err, errlen);
+	}
+	if (rc != 0)
+		cond_clear(c);
+	return rc;
+}
+
+static bool
+count_holds(const struct cond *c, const char *v)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0)
+		return false;
+	switch (c->op) {
+	case '<':
+		return n < c->n;
+	case '>':
+		return n > c->n;
+	default:
+		return n == c->n;
+	}
+}
+
+bool
+cond_holds(const struct cond *c, const struct snapshot *s)
+{
+	/* Conditions read only the snapshot: no look-ups, no side effects. */
+	const char *v = snap_field(NULL, (struct snapshot *)s, c->field);
+	bool match = false;
+
+	if (v != NULL) {
+		switch (c->kind) {
+		case COND_LIST:
+			for (size_t i = 0; i < c->nalts && !match; i++)
+				match = strcmp(c->alts[i], v) == 0;
+			break;
+		case COND_REGEX:
+			match = regexec(&c->re, v, 0, NULL, 0) == 0;
+			break;
+		case COND_COUNT:
+			match = count_holds(c, v);
+			break;
+		}
+	}
+	return c->negate ? !match : match;
+}

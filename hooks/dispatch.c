@@ -1,0 +1,333 @@
+/*
+ * dispatch.c - delivering post events from the outbox.
+ *
+ * One pass: claim what is due (a lease in the store, so two dispatchers
+ * never deliver the same entry at once, and a dispatcher that dies only
+ * delays it), evaluate each event's post rules on its own snapshot, hand
+ * each handler all of its jobs together, then settle every entry in one
+ * transaction.  An entry remembers the rules already delivered, so a
+ * retry sends only what is still owed; a job's delivery id is the
+ * event's id and the rule's name, the same on every attempt.  Failures
+ * back off exponentially with jitter, up to [events] max_attempts, then
+ * the entry is dead (and `otpenroll events retry` revives it).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define DISPATCH_BATCH 256
+#define DEFAULT_LEASE 120
+#define DEFAULT_MAX_ATTEMPTS 10
+#define DEFAULT_RETRY_MIN 30
+#define DEFAULT_RETRY_MAX 3600
+
+struct entry {
+	int64_t id;
+	int attempts;
+	char *delivery_id;
+	char *payload;
+	char *done;              /* rules delivered before this pass */
+	struct snapshot snap;
+	bool bad;                /* the payload does not parse */
+	size_t first_job, njobs;
+};
+
+struct job_slot {
+	oe_hook_job job;
+	struct job_ref ref;
+	const struct rule *rule;
+	char delivery_id[128];
+	size_t entry;
+};
+
+struct pass {
+	struct entry *e;
+	size_t n, cap;
+	bool nomem;
+};
+
+static int
+collect(const oe_outbox_entry *oe, void *arg)
+{
+	struct pass *p = arg;
+	struct entry *e;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 32;
+		if ((e = realloc(p->e, cap * sizeof(*e))) == NULL) {
+			p->nomem = true;
+			return 1;
+		}
+		p->e = e;
+		p->cap = cap;
+	}
+	e = &p->e[p->n];
+	memset(e, 0, sizeof(*e));
+	e->id = oe->id;
+	e->attempts = oe->attempts;
+	e->delivery_id = strdup(oe->delivery_id);
+	e->payload = strdup(oe->payload);
+	e->done = strdup(oe->done_rules);
+	p->n++;
+	if (!e->delivery_id || !e->payload || !e->done) {
+		p->nomem = true;
+		return 1;
+	}
+	return 0;
+}
+
+static unsigned
+config_uint(struct hooks *h, const char *key, unsigned def)
+{
+	const char *v = oe_config_get(h->ctx, "events", key);
+	return v ? (unsigned)strtoul(v, NULL, 10) : def;
+}
+
+/* Whether the space-separated list holds name. */
+static bool
+in_words(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static time_t
+backoff(struct hooks *h, int attempts)
+{
+	unsigned lo = config_uint(h, "retry_min", DEFAULT_RETRY_MIN);
+	unsigned hi = config_uint(h, "retry_max", DEFAULT_RETRY_MAX);
+	uint64_t delay = lo;
+	uint32_t rnd = 0;
+
+	for (int i = 0; i < attempts && delay < hi; i++)
+		delay *= 2;
+	if (delay > hi)
+		delay = hi;
+	/* Jitter: somewhere in the upper half, so retries of many entries
+	 * (after an outage) do not all come back at the same second. */
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)time(NULL);
+	delay = delay - delay / 2 + (delay / 2 ? rnd % (delay / 2 + 1) : 0);
+	return (time_t)(delay ? delay : 1);
+}
+
+static void
+new_lease(struct hooks *h)
+{
+	unsigned char rnd[16];
+	static const char hex[] = "0123456789abcdef";
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		snprintf(h->lease, sizeof(h->lease), "%016llx%08x",
+			 (unsigned long long)time(NULL), (unsigned)getpid());
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		h->lease[2 * i] = hex[rnd[i] >> 4];
+		h->lease[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	h->lease[32] = '\0';
+}
+
+/* Make the jobs of every entry: one per matching rule still owed. */
+static struct job_slot *
+make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
+{
+	struct job_slot *jobs = NULL, *j;
+	size_t n = 0;
+
+	*njobs = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		struct entry *e = &p->e[i];
+
+		e->first_job = n;
+		if (snap_parse(&e->snap, e->payload) != 0 || e->snap.event == NULL) {
+			e->bad = true;
+			continue;
+		}
+		for (size_t k = 0; k < h->nrules; k++) {
+			const struct rule *r = &h->rules[k];
+
+			if (in_words(e->done, r->name) ||
+			    !rule_matches(r, e->snap.event, false, &e->snap))
+				continue;
+			if ((j = realloc(jobs, (n + 1) * sizeof(*jobs))) == NULL) {
+				free(jobs);
+				return NULL;
+			}
+			jobs = j;
+			memset(&jobs[n], 0, sizeof(*jobs));
+			jobs[n].rule = r;
+			jobs[n].entry = i;
+			snprintf(jobs[n].delivery_id, sizeof(jobs[n].delivery_id), "%s.%s",
+				 e->delivery_id, r->name);
+			n++;
+			e->njobs++;
+		}
+	}
+	/* The jobs point into the array only once it stops moving. */
+	for (size_t k = 0; k < n; k++) {
+		struct entry *e = &p->e[jobs[k].entry];
+		host_job(&jobs[k].job, &jobs[k].ref, h, jobs[k].rule, &e->snap,
+			 jobs[k].delivery_id, e->payload);
+	}
+	*njobs = n;
+	return jobs ? jobs : calloc(1, sizeof(*jobs));
+}
+
+/* Hand every handler its jobs at once; jobs stay in their slots. */
+static void
+run_handlers(struct hooks *h, struct job_slot *jobs, size_t n)
+{
+	oe_hook_job *batch;
+
+	if (n == 0 || (batch = calloc(n, sizeof(*batch))) == NULL) {
+		for (size_t i = 0; i < n; i++) {
+			jobs[i].job.status = OE_HOOK_RETRY;
+			snprintf(jobs[i].job.error, sizeof(jobs[i].job.error), "out of memory");
+		}
+		return;
+	}
+	for (size_t k = 0; k < h->nhandlers; k++) {
+		const struct handler *hd = h->handlers[k];
+		size_t m = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (jobs[i].ref.rule->handler == hd)
+				batch[m++] = jobs[i].job;
+		if (m == 0)
+			continue;
+		hd->ops->deliver(&h->host, batch, m);
+		for (size_t i = 0, b = 0; i < n; i++)
+			if (jobs[i].ref.rule->handler == hd) {
+				jobs[i].job.status = batch[b].status;
+				memcpy(jobs[i].job.error, batch[b].error, sizeof(jobs[i].job.error));
+				jobs[i].job.error[sizeof(jobs[i].job.error) - 1] = '\0';
+				b++;
+			}
+	}
+	free(batch);
+}
+
+/* The outcome of one entry from its jobs. */
+static void
+settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_outcome *o,
+	     char **done, char *error, size_t errlen, struct hooks_pass *stats)
+{
+	unsigned max = config_uint(h, "max_attempts", DEFAULT_MAX_ATTEMPTS);
+	size_t len = strlen(e->done) + 1;
+	bool fail = false, retry = false;
+
+	o->id = e->id;
+	*error = '\0';
+	for (size_t i = 0; i < e->njobs; i++)
+		len += strlen(jobs[e->first_job + i].ref.rule->name) + 1;
+	if ((*done = malloc(len)) != NULL)
+		snprintf(*done, len, "%s", e->done);
+	for (size_t i = 0; i < e->njobs; i++) {
+		oe_hook_job *j = &jobs[e->first_job + i].job;
+
+		if (j->status == OE_HOOK_OK) {
+			if (*done)
+				snprintf(*done + strlen(*done), len - strlen(*done), "%s%s",
+					 **done ? " " : "", j->rule);
+			continue;
+		}
+		fail |= j->status == OE_HOOK_FAIL;
+		retry |= j->status != OE_HOOK_FAIL;
+		if (*error == '\0')
+			snprintf(error, errlen, "rule %s: %s", j->rule,
+				 *j->error ? j->error : "not delivered");
+		h->host.log(&h->host, LOG_WARNING, "outbox %lld %s, rule %s: %s",
+			    (long long)e->id, e->snap.event, j->rule,
+			    *j->error ? j->error : "not delivered");
+	}
+	o->done_rules = *done ? *done : e->done;
+	if (e->bad) {
+		snprintf(error, errlen, "the event's payload does not parse");
+		fail = true;
+	}
+	if (!fail && !retry) {
+		o->state = "delivered";
+		o->error = NULL;
+		stats->delivered++;
+	} else if (fail || (unsigned)e->attempts + 1 >= max) {
+		o->state = "dead";
+		o->error = error;
+		stats->dead++;
+	} else {
+		o->state = "retrying";
+		o->error = error;
+		o->next_attempt = time(NULL) + backoff(h, e->attempts);
+		stats->retrying++;
+	}
+}
+
+oe_rc
+hooks_dispatch(struct hooks *h, struct hooks_pass *stats)
+{
+	struct pass p = { 0 };
+	struct job_slot *jobs = NULL;
+	oe_outbox_outcome *out = NULL;
+	char **done = NULL, (*errors)[300] = NULL;
+	size_t njobs = 0;
+	oe_rc rc;
+
+	memset(stats, 0, sizeof(*stats));
+	new_lease(h);
+	rc = oe_outbox_claim(h->ctx, h->lease, DISPATCH_BATCH,
+			     config_uint(h, "lease_seconds", DEFAULT_LEASE), collect, &p);
+	if (rc != OE_OK)
+		goto out;
+	if (p.nomem) {
+		rc = OE_ENOMEM;
+		goto out;
+	}
+	if (p.n == 0)
+		goto out;
+	stats->events = p.n;
+	if ((jobs = make_jobs(h, &p, &njobs)) == NULL) {
+		rc = OE_ENOMEM;
+		goto out;
+	}
+	stats->jobs = njobs;
+	run_handlers(h, jobs, njobs);
+	out = calloc(p.n, sizeof(*out));
+	done = calloc(p.n, sizeof(*done));
+	errors = calloc(p.n, sizeof(*errors));
+	if (!out || !done || !errors) {
+		rc = OE_ENOMEM; /* the claims expire; the entries come back */
+		goto out;
+	}
+	for (size_t i = 0; i < p.n; i++)
+		settle_entry(h, &p.e[i], jobs, &out[i], &done[i], errors[i], sizeof(errors[i]),
+			     stats);
+	rc = oe_outbox_settle(h->ctx, h->lease, out, p.n);
+out:
+	for (size_t i = 0; i < p.n; i++) {
+		free(p.e[i].delivery_id);
+		free(p.e[i].payload);
+		free(p.e[i].done);
+		snap_clear(&p.e[i].snap);
+		if (done)
+			free(done[i]);
+	}
+	free(p.e);
+	free(jobs);
+	free(out);
+	free(done);
+	free(errors);
+	return rc;
+}

@@ -1,0 +1,296 @@
+#!/bin/bash
+# The event engine through `otpenroll events ...` and real token
+# operations, with the recording handler (tests/events/recorder.c):
+# rule validation with file:line messages, conditions, order, pre rules
+# that refuse, retries with one delivery id, dead entries, partial
+# delivery, concurrent dispatchers, and an ABI mismatch.
+set -u
+build=${top_builddir:?}
+bin="$build/tools/otpenroll"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+conf="$tmp/oe.conf"
+rules="$tmp/events.d"
+mkdir "$rules"
+cat >"$conf" <<CONF
+[store]
+url = sqlite:$tmp/oe.db
+key_file = $tmp/secret.key
+[events]
+dir = $rules
+handler_dir = $build/tests/events/.libs
+max_attempts = 3
+retry_min = 1
+retry_max = 1
+lease_seconds = 30
+CONF
+# shellcheck source=tests/lib.sh
+. "${top_srcdir:?}/tests/lib.sh"
+rec="$tmp/rec.txt"
+rule() { cat >"$rules/$1.conf"; }
+
+expect 0 "init" oe init
+expect 0 "no rules: events list" oe events list
+has "$tmp/out" "no rules" "an empty rules directory lists no rules"
+
+# ---- validation: each bad rule names file, line and key ----
+bad_rule() { # WHAT LINE PATTERN  (rule text on stdin)
+	rule bad
+	expect 2 "rejected: $1" oe events list
+	has "$tmp/err" "bad.conf line $2: .*$3" "message names line $2 and says: $3"
+	rm -f "$rules/bad.conf"
+}
+printf '[rule x]\nevent = token_int\nhandler = recorder\naction = record\noption.file = f\n' |
+	bad_rule "unknown event" 2 'unknown event "token_int"'
+printf '[rule x]\nevent = token_init\nhandler = nosuch\naction = record\n' |
+	bad_rule "unknown handler" 3 'handler: .*nosuch.so'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = shout\n' |
+	bad_rule "unknown action" 4 'has no action "shout"'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.colour = red\n' |
+	bad_rule "unknown condition" 6 'condition.colour: unknown condition'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.volume = 11\n' |
+	bad_rule "unknown option" 6 'has no option "volume"'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.line = {usr}\n' |
+	bad_rule "unknown template tag" 6 'unknown tag {usr}'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.user = ~(\n' |
+	bad_rule "bad regex" 6 'condition.user: "("'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.rollout_state = pendng\n' |
+	bad_rule "misspelt state" 6 '"pendng" is not one of'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.failcount = 3\n' |
+	bad_rule "failcount without an operator" 6 'failcount takes >N, <N or =N'
+printf '[rule x]\nevent = auth_success\nposition = pre\nhandler = recorder\naction = record\noption.file = f\n' |
+	bad_rule "pre on an auth event" 3 'auth_success has no pre position'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\nflavour = x\n' |
+	bad_rule "unknown key" 6 'unknown key "flavour"'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\n' |
+	bad_rule "the handler's own check" 1 'option.file is required'
+printf '[rule x]\nevent = token_init\nevent = token_delete\n' |
+	bad_rule "a key twice" 3 'event set twice'
+printf '[other]\nevent = token_init\n' | bad_rule "not a rule section" 2 'rule sections are'
+printf '[rule x]\nevent = token_init\nhandler = badabi\naction = record\noption.file = f\n' |
+	bad_rule "a handler built for another ABI" 3 'built for handler ABI 2, this otpenroll speaks 1'
+printf '[rule x]\noption.line = %0250d\n' 0 | bad_rule "an over-long line" 2 'longer than 190'
+printf '[rule x]\nevent = token_init\n' >"$rules/bad.conf"
+expect 2 "a broken rule stops root's token commands too" oe token add-otp --user z --type totp
+rm -f "$rules/bad.conf"
+rule dup <<R
+[rule same]
+event = token_init
+handler = recorder
+action = record
+option.file = $rec
+R
+cp "$rules/dup.conf" "$rules/dup2.conf"
+expect 2 "the same rule name in two files" oe events list
+has "$tmp/err" "dup2.conf line 1: \[rule same\] already defined in .*dup.conf line 1" "both places named"
+rm -f "$rules"/dup*.conf
+chmod 666 "$rules" 2>/dev/null
+rule perm <<R
+[rule p]
+event = token_init
+handler = recorder
+action = record
+option.file = $rec
+R
+chmod 666 "$rules/perm.conf"
+expect 2 "a world-writable rule file is refused" oe events list
+has "$tmp/err" "writable by nobody else" "says why"
+rm -f "$rules/perm.conf"
+chmod 755 "$rules"
+
+# ---- conditions, order, active, continuation lines ----
+rule main <<R
+[rule b-second]
+event = token_init, token_delete
+handler = recorder
+action = record
+order = 20
+option.file = $rec
+option.line = {event} {user} {tokentype}
+
+[rule a-first]
+event = token_init
+handler = recorder
+action = record
+order = 10
+condition.tokentype = totp|hotp
+condition.user = !mallory
+option.file = $rec
+option.line = {event} {user}
+  continued
+
+[rule regex]
+event = token_init
+handler = recorder
+action = record
+order = 30
+condition.user = ~^adm[0-9]+$
+option.file = $rec
+
+[rule off]
+event = token_init
+handler = recorder
+action = record
+active = no
+option.file = $rec
+
+[rule locks]
+event = auth_failure, token_locked
+handler = recorder
+action = record
+condition.failcount = >1
+option.file = $rec
+option.line = {event} {user} {failcount}
+R
+expect 0 "events list" oe --json events list
+[ "$(json '",".join(r["name"] for r in d)' <"$tmp/out")" = "locks,off,a-first,b-second,regex" ] &&
+	ok "rules in order, then name" || bad "rule order: $(cat "$tmp/out")"
+expect 0 "events test: a totp token for alice" oe --json events test --event token_init \
+	--set user=alice --set tokentype=totp
+[ "$(json '" ".join(r["rule"] for r in d)' <"$tmp/out")" = "a-first b-second" ] &&
+	ok "dry run matches a-first and b-second" || bad "dry run: $(cat "$tmp/out")"
+[ ! -e "$rec" ] && ok "a dry run sends nothing" || bad "dry run recorded something"
+expect 0 "events test: mallory, negated" oe --json events test --event token_init \
+	--set user=mallory --set tokentype=totp
+[ "$(json '" ".join(r["rule"] for r in d)' <"$tmp/out")" = "b-second" ] &&
+	ok "!mallory excludes mallory" || bad "negation: $(cat "$tmp/out")"
+expect 0 "events test: regex" oe --json events test --event token_init --set user=adm42
+json '" ".join(r["rule"] for r in d)' <"$tmp/out" | grep -q regex && ok "~ regex matches adm42" ||
+	bad "regex: $(cat "$tmp/out")"
+expect 0 "events test: failcount" oe --json events test --event auth_failure --set user=a \
+	--set failcount=2
+[ "$(json 'len(d)' <"$tmp/out")" = 1 ] && ok "failcount >1 matches 2" || bad "failcount"
+expect 0 "events test: failcount 1" oe --json events test --event auth_failure --set failcount=1
+[ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "failcount >1 does not match 1" || bad "failcount 1"
+expect 2 "events test: unknown field" oe events test --event token_init --set colour=red
+expect 2 "events test: unknown event" oe events test --event token_exploded
+
+expect 0 "a totp token" oe --json token add-otp --user alice --type totp
+alice=$(json 'd["serial"]' <"$tmp/out")
+expect 0 "dispatch --once" oe events dispatch --once
+has "$tmp/out" "1 event(s): 1 delivered" "one event delivered"
+[ "$(sed -n 1p "$rec" | cut -d' ' -f1,3-)" = "a-first token_init alice continued" ] &&
+	ok "a-first ran first, continuation line joined (a header flavour keeps it on one line)" ||
+	bad "first line: $(cat "$rec")"
+[ "$(sed -n 2p "$rec" | cut -d' ' -f1,3-)" = "b-second token_init alice totp" ] &&
+	ok "b-second ran second" || bad "second line: $(cat "$rec")"
+[ "$(wc -l <"$rec")" = 2 ] && ok "inactive and unmatched rules did not run" || bad "extra lines"
+expect 0 "dispatch again: nothing due" oe events dispatch --once
+has "$tmp/out" "0 event(s)" "nothing delivered twice"
+
+# ---- pre rules refuse before anything happens ----
+rule pre <<R
+[rule no-bob]
+event = token_init
+position = pre
+handler = recorder
+action = record
+condition.user = bob
+option.file = $tmp/pre.txt
+option.refuse = no tokens for {user} today
+R
+expect 1 "a pre rule refuses bob's token" oe token add-otp --user bob --type totp
+has "$tmp/err" "refused by rule no-bob: no tokens for bob today" "the reason reaches the admin"
+expect 0 "bob's tokens" oe --json token list --user bob
+[ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "no token was made" || bad "a token was left"
+expect 0 "outbox" oe --json events outbox
+[ "$(json 'len(d)' <"$tmp/out")" = 1 ] && ok "no event for the refused operation" || bad "outbox"
+expect 0 "carol is not refused" oe token add-otp --user carol --type totp
+rm -f "$rules/pre.conf" "$rec"
+
+# ---- retries keep the delivery id; max_attempts; events retry; dead ----
+gate="$tmp/smtp-down"
+rule main <<R
+[rule flaky]
+event = token_init, token_delete
+handler = recorder
+action = record
+option.file = $rec
+option.fail_while = $gate
+R
+oe events dispatch --once >/dev/null # carol's event, delivered
+rm -f "$rec"
+touch "$gate"
+expect 0 "a token while deliveries fail" oe --json token add-otp --user dave --type hotp
+expect 1 "dispatch: the handler fails" oe --json events dispatch --once
+[ "$(json 'd["retrying"]' <"$tmp/out")" = 1 ] && ok "the entry is retrying" || bad "not retrying"
+expect 0 "outbox shows the error" oe --json events outbox --state retrying
+id=$(json 'd[0]["id"]' <"$tmp/out")
+[ "$(json 'd[0]["last_error"]' <"$tmp/out")" = "rule flaky: $gate exists" ] &&
+	ok "last error names the rule" || bad "last error: $(cat "$tmp/out")"
+did=$(json 'd[0]["delivery_id"]' <"$tmp/out")
+expect 0 "not due yet: nothing claimed" oe --json events dispatch --once
+[ "$(json 'd["events"]' <"$tmp/out")" = 0 ] && ok "backoff: not retried at once" || bad "retried at once"
+sleep 2
+rm -f "$gate"
+expect 0 "after the backoff, delivered" oe events dispatch --once
+[ "$(cut -d' ' -f2 "$rec")" = "$did.flaky" ] && ok "delivery id: the event's, the same on retry" ||
+	bad "delivery id $(cat "$rec") vs $did"
+touch "$gate"
+oe token delete "$alice" >/dev/null
+for i in 1 2 3; do oe events dispatch --once >/dev/null; sleep 1.2; done
+expect 0 "dead after max_attempts" oe --json events outbox --state dead
+[ "$(json 'len(d)' <"$tmp/out")" = 1 ] && [ "$(json 'd[0]["attempts"]' <"$tmp/out")" = 3 ] &&
+	ok "dead after 3 attempts" || bad "dead: $(cat "$tmp/out")"
+dead=$(json 'd[0]["id"]' <"$tmp/out")
+rm -f "$gate" "$rec"
+expect 0 "events retry revives it" oe events retry "$dead"
+expect 0 "and it is delivered" oe events dispatch --once
+grep -q " token_delete " "$rec" && ok "the revived event was delivered" || bad "revived: $(cat "$rec")"
+rm -f "$rec"
+
+# ---- permanent failure: dead at once; partial delivery is not repeated ----
+rule main <<R
+[rule ok]
+event = token_init
+handler = recorder
+action = record
+option.file = $rec
+
+[rule flaky]
+event = token_init
+handler = recorder
+action = record
+option.file = $rec
+option.fail_while = $gate
+
+[rule refused]
+event = token_init
+handler = recorder
+action = record
+condition.user = erin
+option.file = $rec
+option.fail_while = $gate
+option.permanent = yes
+R
+touch "$gate"
+oe token add-otp --user frank --type totp >/dev/null
+oe events dispatch --once >/dev/null
+sleep 1.2
+rm -f "$gate"
+oe events dispatch --once >/dev/null
+[ "$(grep -c '^ok ' "$rec")" = 1 ] && [ "$(grep -c '^flaky ' "$rec")" = 1 ] &&
+	ok "a retry sends only what is still owed" || bad "partial: $(cat "$rec")"
+touch "$gate"
+oe token add-otp --user erin --type totp >/dev/null
+expect 1 "a permanent failure" oe --json events dispatch --once
+[ "$(json 'd["dead"]' <"$tmp/out")" = 1 ] && ok "dead at once, no retries" || bad "permanent: $(cat "$tmp/out")"
+rm -f "$gate" "$rec"
+
+# ---- two dispatchers at once never deliver one event twice ----
+rule main <<R
+[rule ok]
+event = token_init
+handler = recorder
+action = record
+option.file = $rec
+R
+for i in $(seq 1 40); do oe token add-otp --user "u$i" --type totp >/dev/null; done
+oe events dispatch --once >"$tmp/d1" 2>&1 &
+oe events dispatch --once >"$tmp/d2" 2>&1 &
+oe events dispatch --once >"$tmp/d3" 2>&1
+wait
+[ "$(wc -l <"$rec")" = 40 ] && [ "$(cut -d' ' -f2 "$rec" | sort -u | wc -l)" = 40 ] &&
+	ok "40 events, 40 deliveries across three dispatchers" ||
+	bad "concurrent dispatch: $(wc -l <"$rec") lines"
+finish
