@@ -211,7 +211,8 @@ cmd_build(const oe_hook_host *h, oe_hook_job *job, struct sc_cmd *cmd)
 			goto nomem;
 	}
 	if (env_add(cmd, "OE_RULE", job->rule) != 0 ||
-	    env_add(cmd, "OE_DELIVERY_ID", job->delivery_id) != 0)
+	    (job->delivery_id && *job->delivery_id && /* pre jobs have none */
+	     env_add(cmd, "OE_DELIVERY_ID", job->delivery_id) != 0))
 		goto nomem;
 	st = OE_HOOK_OK;
 	goto out;

@@ -257,13 +257,16 @@ url_check(const char *url, char *err, size_t errlen)
 		return -1;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || *host == '\0') {
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
 		snprintf(err, errlen, "option.url: \"%.100s\" is not a URL", url);
 		goto out;
 	}
 	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
 		snprintf(err, errlen, "option.url: %s is not http or https", scheme);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || *host == '\0') {
+		snprintf(err, errlen, "option.url: \"%.100s\" has no host", url);
 		goto out;
 	}
 	ret = 0;
@@ -356,7 +359,7 @@ request_body(const oe_hook_job *job, char *err, size_t errlen)
 	buf_add(&b, start, (size_t)(end - 1 - start));
 	buf_str(&b, empty ? "\"rule\":" : ",\"rule\":");
 	buf_json(&b, job->rule ? job->rule : "");
-	if (job->delivery_id) {
+	if (job->delivery_id && *job->delivery_id) { /* pre jobs have none */
 		buf_str(&b, ",\"delivery_id\":");
 		buf_json(&b, job->delivery_id);
 	}
@@ -394,7 +397,7 @@ request_build(const oe_hook_host *h, oe_hook_job *job, struct wh_request *rq)
 		goto nomem;
 	if (request_header(rq, "Content-Type", "application/json") != 0)
 		goto nomem;
-	if (job->delivery_id &&
+	if (job->delivery_id && *job->delivery_id &&
 	    request_header(rq, "X-Otpenroll-Delivery", job->delivery_id) != 0)
 		goto nomem;
 	if (event && request_header(rq, "X-Otpenroll-Event", event) != 0)
@@ -546,7 +549,7 @@ wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 	}
 	if (c == NULL) {
 		job->status = pre ? OE_HOOK_FAIL : OE_HOOK_RETRY;
-		snprintf(job->error, sizeof(job->error), "webhook %s: libcurl did not start",
+		snprintf(job->error, sizeof(job->error), "webhook %.120s: libcurl did not start",
 			 rq.shown);
 		goto out;
 	}
@@ -556,7 +559,7 @@ wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 		job->status = pre || rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL ?
 				      OE_HOOK_FAIL :
 				      OE_HOOK_RETRY;
-		snprintf(job->error, sizeof(job->error), "webhook %s: %s", rq.shown,
+		snprintf(job->error, sizeof(job->error), "webhook %.120s: %.120s", rq.shown,
 			 *errbuf ? errbuf : curl_easy_strerror(rc));
 	} else if (code >= 200 && code < 300) {
 		job->status = OE_HOOK_OK;
@@ -565,12 +568,12 @@ wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 		if (*line)
 			snprintf(job->error, sizeof(job->error), "%s", line);
 		else
-			snprintf(job->error, sizeof(job->error), "webhook %s: HTTP %ld", rq.shown,
+			snprintf(job->error, sizeof(job->error), "webhook %.120s: HTTP %ld", rq.shown,
 				 code);
 	} else {
 		job->status = code >= 500 || code == 408 || code == 429 ? OE_HOOK_RETRY :
 									  OE_HOOK_FAIL;
-		snprintf(job->error, sizeof(job->error), "webhook %s: HTTP %ld%s%s", rq.shown,
+		snprintf(job->error, sizeof(job->error), "webhook %.120s: HTTP %ld%s%.96s", rq.shown,
 			 code, *line ? ": " : "", line);
 	}
 out:
