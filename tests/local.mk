@@ -13,3 +13,4 @@ include tests/bench/local.mk
 include tests/cert/local.mk
 include tests/daemon/local.mk
 include tests/events/local.mk
+include tests/events/web.mk
