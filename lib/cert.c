@@ -622,6 +622,7 @@ record_issued_cert(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert
 	}
 	{
 		struct store_val set[] = { SV_T(pem), SV_T(hex), SV_I(na), SV_T(subject) };
+		r->not_after = na; /* the event tells when it expires */
 		rc = transition(ctx, st, r, "enrolled",
 				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
 				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
