@@ -544,9 +544,11 @@ on_event(smtp_session_t session, int event, void *arg, ...)
 		snprintf(st->tls_error, sizeof(st->tls_error), "TLS: the server sent no certificate");
 		break;
 	case SMTP_EV_WRONG_PEER_CERTIFICATE:
-		ok = va_arg(ap, int *);
-		snprintf(st->tls_error, sizeof(st->tls_error),
-			 "TLS: the server's certificate is not for its host name");
+		/* libESMTP compares DNS names only and would refuse a
+		 * certificate for an IP address; OpenSSL has already checked
+		 * the name or address during the handshake
+		 * (X509_VERIFY_PARAM in tls_context), which fails otherwise. */
+		*va_arg(ap, int *) = 1;
 		break;
 	case SMTP_EV_EXTNA_STARTTLS:
 		snprintf(st->tls_error, sizeof(st->tls_error), "the server does not offer STARTTLS");
@@ -597,7 +599,11 @@ tls_context(const oe_hook_host *h, const char *sec, const char *host,
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), host, 0) != 1) {
+	/* An address is checked against the certificate's IP entries, a
+	 * name against its DNS names. */
+	if ((strspn(host, "0123456789.") == strlen(host) || strchr(host, ':')
+		     ? X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(ctx), host)
+		     : X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), host, 0)) != 1) {
 		snprintf(err, errlen, "TLS: bad host name %s", host);
 		SSL_CTX_free(ctx);
 		return NULL;
