@@ -504,7 +504,23 @@ struct session_state {
 	char *user;
 	char *password;
 	char tls_error[200];
+	char last_refusal[200]; /* the server's last 4xx/5xx line */
 };
+
+/* Keep the server's last refusal (what it reads, never what we write:
+ * that would include the AUTH exchange). */
+static void
+on_monitor(const char *buf, int len, int writing, void *arg)
+{
+	struct session_state *st = arg;
+
+	if (writing == SMTP_CB_READING && len >= 3 && (buf[0] == '4' || buf[0] == '5')) {
+		int n = len < (int)sizeof(st->last_refusal) - 1 ? len : (int)sizeof(st->last_refusal) - 1;
+		memcpy(st->last_refusal, buf, (size_t)n);
+		st->last_refusal[n] = '\0';
+		st->last_refusal[strcspn(st->last_refusal, "\r\n")] = '\0';
+	}
+}
 
 static int
 interact(auth_client_request_t req, char **result, int fields, void *arg)
@@ -644,6 +660,7 @@ send_group(const oe_hook_host *h, oe_hook_job *jobs, struct mail *mails, size_t 
 	smtp_set_server(session, hostport);
 	smtp_set_hostname(session, NULL);
 	smtp_set_eventcb(session, on_event, &st);
+	smtp_set_monitorcb(session, on_monitor, &st, 0);
 	for (int which = Timeout_GREETING; which <= Timeout_DATA2; which++)
 		smtp_set_timeout(session, which | Timeout_OVERRIDE_RFC2822_MINIMUM,
 				 timeout > 0 ? timeout : DEFAULT_TIMEOUT * 1000L);
@@ -709,7 +726,9 @@ send_group(const oe_hook_host *h, oe_hook_job *jobs, struct mail *mails, size_t 
 					 why->code, why->text ? why->text : "");
 			else
 				job_error(job, "smtp %s: %s", where,
-					 *err ? err : (*st.tls_error ? st.tls_error : "not sent"));
+					  *err ? err : *st.tls_error ? st.tls_error
+					  : *st.last_refusal ? st.last_refusal
+					  : "the server ended the session before the mail");
 		}
 		job->error[strcspn(job->error, "\r\n")] = '\0';
 	}
