@@ -942,7 +942,10 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 	if (ctx == NULL || serial == NULL)
 		return OE_EINVAL;
 	ctx_clear_error(ctx);
-	if ((code = ca_reason_code(reason)) < 0)
+	if ((code = ca_reason_code(reason)) == -2)
+		return ctx_fail(ctx, OE_EINVAL,
+				"reason removeFromCRL un-lists a certificate in a delta CRL; it does not revoke one");
+	if (code < 0)
 		return ctx_fail(ctx, OE_EINVAL,
 				"reason %s is not an RFC 5280 reason (unspecified, keyCompromise, "
 				"affiliationChanged, superseded, cessationOfOperation, ...)",

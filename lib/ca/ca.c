@@ -28,7 +28,8 @@ ca_reason_code(const char *name)
 		return 0;
 	for (int i = 0; i < (int)(sizeof(reasons) / sizeof(reasons[0])); i++)
 		if (reasons[i] && strcasecmp(reasons[i], name) == 0)
-			return i;
+			/* Only a delta CRL un-lists with it (RFC 5280 5.3.1). */
+			return i == CA_REASON_REMOVE_FROM_CRL ? -2 : i;
 	return -1;
 }
 

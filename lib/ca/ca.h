@@ -43,8 +43,10 @@ struct ca_reply {
 	char message[256];   /* why, for anything but CA_ISSUED */
 };
 
-/* RFC 5280 CRLReason values we accept by name. */
-int ca_reason_code(const char *name);       /* -1 when unknown */
+/* RFC 5280 CRLReason values we accept by name, to revoke with: -1 when
+ * unknown, -2 for removeFromCRL (8), which only a delta CRL carries. */
+#define CA_REASON_REMOVE_FROM_CRL 8
+int ca_reason_code(const char *name);
 const char *ca_reason_name(int code);
 
 struct ca_conn;

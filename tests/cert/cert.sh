@@ -237,7 +237,12 @@ sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_rollout_st
 # Revocation and CRLs.
 expect 0 "revoke with keyCompromise" oe token revoke "$alice" --reason keyCompromise
 expect 1 "revoke again" oe token revoke "$alice"
-expect 2 "unknown reason" oe token revoke "$(oe --json token list --user bob | json 'd[0]["serial"]')" --reason grumpy
+bobserial=$(oe --json token list --user bob | json 'd[0]["serial"]')
+expect 2 "unknown reason" oe token revoke "$bobserial" --reason grumpy
+expect 2 "removeFromCRL does not revoke" oe token revoke "$bobserial" --reason removeFromCRL
+has "$tmp/err" "delta CRL" "says it belongs in a delta CRL"
+[ "$(oe --json token show "$bobserial" | json 'd["rollout_state"]')" = enrolled ] \
+	&& ok "still enrolled after the refused reasons" || bad "revoked with a refused reason"
 expect 0 "ca crl" oe ca crl local --out "$tmp/crl.pem"
 openssl crl -in "$tmp/crl.pem" -noout -text >"$tmp/crl.txt"
 has "$tmp/crl.txt" "$serial" "the CRL lists the revoked serial"
