@@ -979,8 +979,9 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 	}
 	{
 		struct store_val set[] = { SV_T(ca_reason_name(code)) };
-		rc = transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, ", set, 1,
-				"token_revoke", "token_revoke");
+		/* A generated key not fetched yet goes with the certificate. */
+		rc = transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
+				set, 1, "token_revoke", "token_revoke");
 	}
 	if (rc != OE_OK) {
 		store_rollback(st);

@@ -225,6 +225,16 @@ expect 0 "fetch again" oe --json cert fetch "$m3" --user nina
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d)" \
 	&& ok "the PKCS#12 is handed out once" || bad "PKCS#12 twice"
 [ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m3'")" ] && ok "key erased after fetch" || bad "key kept"
+# Revoked before it was fetched: the sealed key goes with the revocation.
+expect 3 "generated key, pending again" oe --json cert request --user rita --generate --ca manual
+m4=$(json 'd["serial"]' <"$tmp/out")
+expect 0 "approve, not fetched" oe ca approve "$m4"
+expect 0 "revoke the unfetched one" oe token revoke "$m4"
+[ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m4'")" ] \
+	&& ok "revocation erases the sealed key" || bad "sealed key kept after revocation"
+expect 0 "fetch after revocation" oe --json cert fetch "$m4" --user rita
+python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d or d['rollout_state'] != 'revoked')" \
+	&& ok "fetch gives no key for a revoked token" || bad "PKCS#12 after revocation"
 
 # Events in the outbox, from the same transactions.
 sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_init'" | grep -q "\"serial\":\"$m1\".*\|\"rollout_state\":\"pending\"" \
