@@ -21,7 +21,6 @@
 
 #include "audit.h"
 #include "ca/ca.h"
-#include "ca/local.h"
 #include "ca/x509check.h"
 #include "cfg.h"
 #include "csr.h"
@@ -639,9 +638,10 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 {
 	struct cert_row r;
 	struct ca_conn *conn = NULL;
+	struct ca_request creq = { 0 };
+	struct ca_reply reply = { 0 };
 	X509_REQ *csr = NULL;
 	X509_NAME *subject = NULL;
-	X509 *cert = NULL;
 	struct store *st;
 	oe_rc rc;
 
@@ -663,7 +663,7 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK)
 		goto out;
-	if (conn->ops != &ca_local_ops || r.cookie == NULL || strcmp(r.cookie, "manual") != 0) {
+	if (conn->ops->approve == NULL || r.cookie == NULL) {
 		rc = ctx_fail(ctx, OE_EPERM,
 			      "token %s waits for [ca %s] itself; approve it there (ca poll picks it up)",
 			      serial, r.ca);
@@ -675,16 +675,28 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if ((rc = render_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
 		goto out;
-	/* The CA's record and the token's change commit together. */
-	if ((rc = store_begin(st)) != OE_OK) {
+	creq.user = r.user;
+	creq.token_serial = serial;
+	creq.csr = csr;
+	creq.subject = subject;
+	/* An in-process CA's record and the token's change commit together. */
+	if (conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	if ((rc = local_issue(conn, csr, subject, serial, &cert)) != OE_OK ||
-	    (rc = record_issued_cert(ctx, st, &r, cert, "ca_approve")) != OE_OK) {
-		store_rollback(st);
+	if ((rc = conn->ops->approve(conn, r.cookie, &creq, &reply)) != OE_OK)
+		goto bad_tx;
+	if (reply.result != CA_ISSUED || reply.cert == NULL) {
+		rc = ctx_fail(ctx, OE_EPERM, "[ca %s] did not issue token %s: %s", r.ca, serial,
+			      reply.message[0] ? reply.message : "no reason given");
+		goto bad_tx;
+	}
+	if (!conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
+	if ((rc = record_issued_cert(ctx, st, &r, reply.cert, "ca_approve")) != OE_OK)
+		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
@@ -694,9 +706,12 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 		if ((rc = cert_row_load(ctx, st, serial, &r)) == OE_OK)
 			rc = result_from_row(ctx, &r, out);
 	}
+	goto out;
+bad_tx:
+	store_rollback(st);
 out:
 	cert_row_clear(&r);
-	X509_free(cert);
+	ca_reply_clear(&reply);
 	X509_NAME_free(subject);
 	X509_REQ_free(csr);
 	ca_close(conn);
@@ -775,8 +790,7 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if (r.ca && ca_open(ctx, r.ca, &conn) != OE_OK)
 		conn = NULL; /* the chain is a convenience; the CA may be gone */
-	if ((rc = p12_build(ctx, key, cert,
-			    conn && conn->ops == &ca_local_ops ? local_ca_cert(conn) : NULL,
+	if ((rc = p12_build(ctx, key, cert, conn && conn->ops->ca_cert ? conn->ops->ca_cert(conn) : NULL,
 			    r.user, &(*out)->pkcs12, &(*out)->pkcs12_len,
 			    &(*out)->pkcs12_password)) != OE_OK)
 		goto bad;
@@ -1010,11 +1024,11 @@ oe_ca_init(oe_ctx *ctx, const char *name, const char *subject_dn, const char *ke
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK || (rc = ca_open(ctx, name, &conn)) != OE_OK)
 		return rc;
-	if (conn->ops != &ca_local_ops)
-		rc = ctx_fail(ctx, OE_EINVAL, "[ca %s] is of type %s; only a local CA is created here",
+	if (conn->ops->init == NULL)
+		rc = ctx_fail(ctx, OE_EINVAL, "[ca %s] is of type %s, which is not created here",
 			      name, conn->ops->type);
 	else
-		rc = local_ca_create(conn, subject_dn, key_type, 3650);
+		rc = conn->ops->init(conn, subject_dn, key_type, 3650);
 	if (rc == OE_OK) {
 		if ((rc = store_begin(st)) == OE_OK &&
 		    (rc = audit_add(ctx, st, "ca_init", NULL, NULL, "success", name)) == OE_OK)

@@ -73,6 +73,18 @@ struct ca_ops {
 		     size_t *len);
 	/* Optional: a human-readable health report into buf. */
 	oe_rc (*check)(struct ca_conn *conn, char *buf, size_t len);
+	/* Optional: issue a request the connector itself holds for an
+	 * administrator (`ca approve`); cookie is what submit returned.
+	 * OE_EPERM when it holds no such request.  An in_process connector
+	 * runs inside the caller's transaction, as submit does. */
+	oe_rc (*approve)(struct ca_conn *conn, const char *cookie,
+			 const struct ca_request *req, struct ca_reply *reply);
+	/* Optional: the issuing CA's certificate, for the chain of a
+	 * PKCS#12; owned by the connection, NULL when unknown. */
+	X509 *(*ca_cert)(struct ca_conn *conn);
+	/* Optional: create the CA's own key and certificate (`ca init`). */
+	oe_rc (*init)(struct ca_conn *conn, const char *dn, const char *key_type,
+		      unsigned days);
 };
 
 /* Every connector instance starts with this. */

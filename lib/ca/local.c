@@ -32,7 +32,6 @@
 
 #include "ca.h"
 #include "cfg.h"
-#include "local.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -363,7 +362,8 @@ out:
 	return rc;
 }
 
-oe_rc
+/* Sign now (auto approval, or `ca approve` of a manual request). */
+static oe_rc
 local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    const char *token_serial, X509 **out)
 {
@@ -431,6 +431,26 @@ local_submit(struct ca_conn *conn, const struct ca_request *req,
 		snprintf(reply->message, sizeof(reply->message), "%s", oe_ctx_errmsg(conn->ctx));
 		return OE_OK;
 	}
+	reply->result = CA_ISSUED;
+	if (X509_up_ref(ca->cert))
+		reply->issuer = ca->cert;
+	return OE_OK;
+}
+
+/* `ca approve`: only what local_submit left waiting for an administrator. */
+static oe_rc
+local_approve(struct ca_conn *conn, const char *cookie, const struct ca_request *req,
+	      struct ca_reply *reply)
+{
+	struct local_ca *ca = (struct local_ca *)conn;
+	oe_rc rc;
+
+	memset(reply, 0, sizeof(*reply));
+	if (cookie == NULL || strcmp(cookie, "manual") != 0)
+		return ctx_fail(conn->ctx, OE_EPERM, "token %s is not held for approval by [ca %s]",
+				req->token_serial, conn->name);
+	if ((rc = local_issue(conn, req->csr, req->subject, req->token_serial, &reply->cert)) != OE_OK)
+		return rc;
 	reply->result = CA_ISSUED;
 	if (X509_up_ref(ca->cert))
 		reply->issuer = ca->cert;
@@ -674,9 +694,9 @@ new_key(const char *type)
 	return NULL;
 }
 
-oe_rc
-local_ca_create(struct ca_conn *conn, const char *dn, const char *key_type,
-		unsigned days)
+/* `ca init`: ca.pem and ca.key, neither of which may exist yet. */
+static oe_rc
+local_init(struct ca_conn *conn, const char *dn, const char *key_type, unsigned days)
 {
 	struct local_ca *ca = (struct local_ca *)conn;
 	oe_ctx *ctx = conn->ctx;
@@ -745,7 +765,8 @@ out:
 	return rc;
 }
 
-X509 *
+/* The CA certificate, loaded on first use. */
+static X509 *
 local_ca_cert(struct ca_conn *conn)
 {
 	struct local_ca *ca = (struct local_ca *)conn;
@@ -762,4 +783,7 @@ const struct ca_ops ca_local_ops = {
 	.revoke = local_revoke,
 	.crl = local_crl,
 	.check = local_check,
+	.approve = local_approve,
+	.ca_cert = local_ca_cert,
+	.init = local_init,
 };

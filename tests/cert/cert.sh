@@ -221,6 +221,8 @@ expect 0 "approve it" oe ca approve "$m3"
 expect 0 "fetch gives the PKCS#12" oe --json cert fetch "$m3" --user nina --out "$tmp/m3.p12"
 pass=$(json 'd["pkcs12_password"]' <"$tmp/out")
 openssl pkcs12 -in "$tmp/m3.p12" -passin "pass:$pass" -nodes -noout 2>/dev/null && ok "it opens" || bad "m3 p12"
+openssl pkcs12 -in "$tmp/m3.p12" -passin "pass:$pass" -cacerts -nokeys 2>/dev/null | grep -q "subject=CN *= *Manual CA" \
+	&& ok "with the issuing CA in its chain" || bad "no CA certificate in the PKCS#12"
 expect 0 "fetch again" oe --json cert fetch "$m3" --user nina
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d)" \
 	&& ok "the PKCS#12 is handed out once" || bad "PKCS#12 twice"
