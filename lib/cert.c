@@ -2,11 +2,12 @@
  * cert.c - certificate tokens: request (user's CSR, optionally attested,
  * or a key generated here), upload, fetch, approve, deny, revoke.
  *
- * A connector is never called inside a store transaction (a remote CA
- * may take seconds).  The outcome is then written in one transaction
- * with its audit row and event; a state change of an existing token is a
- * compare-and-set on rollout_state, so two admins approving at once, or
- * an approval racing a poll, change it once.
+ * A remote connector is never called inside a store transaction (it may
+ * take seconds); an in-process one (ops->in_process) always is, so its
+ * record and the token commit together.  The outcome is written in one
+ * transaction with its audit row and event; a state change of an
+ * existing token is a compare-and-set on rollout_state, so two admins
+ * approving at once, or an approval racing a poll, change it once.
  */
 #include "config.h"
 
@@ -982,13 +983,21 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
 		goto out;
 	}
-	/* An uploaded certificate has no CA of ours to tell. */
-	if (r.ca && ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK ||
-		     (conn->ops->revoke &&
-		      (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)))
+	/* An uploaded certificate has no CA of ours to tell.  A remote CA is
+	 * told outside any transaction; an in-process one inside ours, so
+	 * its record and the token's change commit together or not at all. */
+	if (r.ca && (rc = ca_open(ctx, r.ca, &conn)) != OE_OK)
+		goto out;
+	if (conn && conn->ops->revoke && !conn->ops->in_process &&
+	    (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)
 		goto out;
 	if ((rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if (conn && conn->ops->revoke && conn->ops->in_process &&
+	    (rc = conn->ops->revoke(conn, cert, code)) != OE_OK) {
+		store_rollback(st);
 		goto out;
 	}
 	{

@@ -53,9 +53,10 @@ struct ca_conn;
 
 struct ca_ops {
 	const char *type; /* "local", "cmp", "ejbca-rest" */
-	/* Works in-process on the store only, quickly: the caller may run
-	 * submit inside its own transaction, so the CA's record and the
-	 * token commit together (one durable commit, not two). */
+	/* Works in-process on the store only, quickly: the caller runs
+	 * submit, approve and revoke inside its own transaction, so the CA's
+	 * record and the token commit together (one durable commit, not
+	 * two, and never one without the other). */
 	int in_process;
 	/* Check the section and prepare; errors name the section and key. */
 	oe_rc (*open)(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
@@ -66,7 +67,8 @@ struct ca_ops {
 	/* Optional: resume a pending request. */
 	oe_rc (*poll)(struct ca_conn *conn, const char *cookie,
 		      struct ca_reply *reply);
-	/* Optional: revoke an issued certificate with a CRLReason code. */
+	/* Optional: revoke an issued certificate with a CRLReason code; an
+	 * in_process connector runs inside the caller's transaction. */
 	oe_rc (*revoke)(struct ca_conn *conn, X509 *cert, int reason);
 	/* Optional: the CA's current CRL, DER or PEM. */
 	oe_rc (*crl)(struct ca_conn *conn, int der, unsigned char **out,

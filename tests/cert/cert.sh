@@ -267,6 +267,18 @@ n2=$(openssl crl -inform DER -in "$tmp/crl.der" -noout -crlnumber | cut -d= -f2)
 sqlite3 "$tmp/oe.db" "SELECT event FROM outbox WHERE payload LIKE '%$alice%'" | grep -q token_revoke && ok "token_revoke event" || bad "revoke event"
 openssl verify -crl_check -CRLfile "$tmp/crl.pem" -CAfile "$tmp/ca/ca.pem" "$tmp/alice.pem" >/dev/null 2>&1 \
 	&& bad "revoked cert still verifies with the CRL" || ok "revoked cert fails verification with the CRL"
+# A revocation the store cannot record leaves the CA's record as it was,
+# and the token can be revoked once the store works again.
+sqlite3 "$tmp/oe.db" "CREATE TRIGGER fail_revoke BEFORE UPDATE OF rollout_state ON tokens
+	WHEN NEW.rollout_state = 'revoked' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+expect 1 "revocation failing in the store" oe token revoke "$bobserial"
+bobcert=$(oe --json token show "$bobserial" | json 'd["cert_serial"]')
+[ "$(sqlite3 "$tmp/oe.db" "SELECT revoked FROM local_ca_certs WHERE serial = '$bobcert'")" = 0 ] \
+	&& ok "the CA did not record it revoked" || bad "the CA recorded a revocation that failed"
+sqlite3 "$tmp/oe.db" "DROP TRIGGER fail_revoke"
+expect 0 "revoke once the store works again" oe token revoke "$bobserial"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT revoked > 0 FROM local_ca_certs WHERE serial = '$bobcert'")" = 1 ] \
+	&& ok "now the CA has it revoked" || bad "CA record after revocation"
 
 # Uploads.
 expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursula
