@@ -296,6 +296,23 @@ check_quota(oe_ctx *ctx, struct store *st, const char *user)
 	return OE_OK;
 }
 
+/*
+ * Open the transaction that adds a certificate token for user, and count
+ * the user's tokens in it: store_begin takes the write lock first, so
+ * parallel requests queue here and each sees the others' commits.
+ */
+static oe_rc
+begin_insert(oe_ctx *ctx, struct store *st, const char *user)
+{
+	oe_rc rc;
+
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = check_quota(ctx, st, user)) != OE_OK)
+		store_rollback(st);
+	return rc;
+}
+
 /* The attestation policy of [enroll]. */
 static oe_rc
 check_attestation(oe_ctx *ctx, const oe_cert_req *req, EVP_PKEY *key)
@@ -459,6 +476,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		return rc;
 	ca = req->ca ? req->ca : cfg_str(ctx->cfg, "enroll", "default_ca", "local");
 	snprintf(ca_cfg, sizeof(ca_cfg), "%s", ca);
+	/* A cheap refusal before any work; begin_insert() counts again. */
 	if ((rc = check_quota(ctx, st, req->user)) != OE_OK)
 		return rc;
 	if ((rc = ca_open(ctx, ca_cfg, &conn)) != OE_OK ||
@@ -506,10 +524,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	creq.subject = subject;
 	/* A remote CA is asked outside any transaction (it may take
 	 * seconds); the local one inside ours, so one commit records both. */
-	if (conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
 		goto out;
-	}
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
 	    (rc = apply_reply(ctx, &reply, &o)) != OE_OK)
 		goto bad_tx;
@@ -517,10 +533,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
 	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
 		goto bad_tx;
-	if (!conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (!conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
 		goto out;
-	}
 	if ((rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o)) != OE_OK)
 		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
@@ -876,10 +890,8 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 		if ((rc = event_pre(ctx, "token_init", &pre)) != OE_OK)
 			goto out;
 	}
-	if ((rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = begin_insert(ctx, st, user)) != OE_OK)
 		goto out;
-	}
 	if ((rc = insert_cert_token(ctx, st, serial, user, NULL, NULL, &o)) != OE_OK) {
 		store_rollback(st);
 		goto out;

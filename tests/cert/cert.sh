@@ -309,5 +309,14 @@ expect 1 "a fourth token is refused" oe cert request --user quota --csr "$tmp/al
 has "$tmp/err" "max_tokens_per_user" "limit named"
 expect 0 "cert list --user" oe --json cert list --user quota
 [ "$(json 'len(d)' <"$tmp/out")" = 3 ] && ok "three listed" || bad "cert list count"
+# Ten requests at once for a user with none: the limit still holds.
+for i in $(seq 10); do
+	oe cert request --user racer --csr "$tmp/alice.csr" >/dev/null 2>"$tmp/race$i.err" &
+done
+wait
+n=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'racer'")
+[ "$n" = 3 ] && ok "10 parallel requests: 3 tokens" || bad "10 parallel requests left $n tokens"
+[ "$(cat "$tmp"/race*.err | grep -c max_tokens_per_user)" = 7 ] && ok "7 refused by the limit" \
+	|| { bad "refusals"; cat "$tmp"/race*.err; }
 
 finish
