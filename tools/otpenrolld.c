@@ -138,6 +138,24 @@ listen_on(const char *path)
 	return fd;
 }
 
+/* Answer fd with an error, as a forked session would. */
+static void
+refuse(int fd, const char *fmt, ...)
+{
+	char msg[300], err[256];
+	json_t *reply;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply = json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error", "exit", 2,
+			  "error", msg);
+	if (reply == NULL || proto_send(fd, reply, ROOT_READ_MS, err, sizeof(err)) != 0)
+		daemon_log(LOG_NOTICE, "error reply: %s", reply ? err : "out of memory");
+	json_decref(reply);
+}
+
 /*
  * A root client's first message is read here, briefly: an otp_auth is
  * answered at once on the listener's store connection (true: done);
@@ -151,12 +169,18 @@ serve_root_inline(oe_ctx *ctx, int fd, json_t **first)
 	char err[256];
 	const char *op;
 	json_t *reply;
+	int r;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0)
 		return false;
-	if (proto_recv(fd, first, ROOT_READ_MS, err, sizeof(err)) != 0) {
+	if ((r = proto_recv(fd, first, ROOT_READ_MS, err, sizeof(err))) != 0) {
 		*first = NULL;
-		return true; /* nothing usable arrived in time: drop it */
+		/* Closed before a byte: nobody to answer. */
+		if (r != 1) {
+			daemon_log(LOG_NOTICE, "bad request from uid 0: %s", err);
+			refuse(fd, "bad request: %s", err);
+		}
+		return true;
 	}
 	op = proto_str(*first, "op");
 	if (op == NULL || strcmp(op, "otp_auth") != 0)

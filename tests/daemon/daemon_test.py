@@ -212,9 +212,10 @@ admin_group = {ADMIN_GROUP}
                                capture_output=True, text=True)
             check(v.returncode == 0, "issued certificate verifies: " + v.stdout.strip())
 
-        # Malformed input: each gets an error reply or a closed socket, and
-        # the daemon keeps serving.
-        bad = [
+        # Malformed input: every caller gets an error reply, and the daemon
+        # keeps serving.  Framing errors for root and for a user; the
+        # requests a user would first be asked an OTP for, for root.
+        framing = [
             (b"\x00\x00\x00\x00", "zero length"),
             (struct.pack(">I", 10 * 1024 * 1024), "oversized length"),
             (frame(b"not json"), "not JSON"),
@@ -222,21 +223,34 @@ admin_group = {ADMIN_GROUP}
             (frame({"v": 2, "op": "cert_list"}), "wrong version"),
             (frame({"v": 1, "op": "format_disk"}), "unknown op"),
             (frame({"v": 1}), "no op"),
+            (struct.pack(">I", 100) + b'{"v":1', "truncated body"),
+            (b"\x00\x00", "truncated header"),
+        ]
+        content = [
             (frame({"v": 1, "op": "cert_request", "csr_b64": "!!!"}), "bad base64"),
             (frame({"v": 1, "op": "cert_request", "csr_b64": base64.b64encode(b"junk").decode()}),
              "garbage CSR"),
             (frame({"v": 1, "op": "cert_request", "key_type": "rsa512"}), "unknown key type"),
-            (struct.pack(">I", 100) + b'{"v":1', "truncated body"),
         ]
-        for data, what in bad:
+
+        def send_raw(data):
+            """Send data, end our side, and read one reply (None: none came)."""
             s = connect(sock)
-            s.sendall(data)
-            if what == "truncated body":
+            try:
+                s.sendall(data)
                 s.shutdown(socket.SHUT_WR)
-            reply = recv_msg(s)
-            s.close()
-            check(reply is None or reply.get("status") == "error",
-                  "malformed request (%s) refused: %s" % (what, reply and reply.get("error")))
+                return recv_msg(s)
+            finally:
+                s.close()
+        for who, cases in (("root", framing + content), (TEST_USER, framing)):
+            for data, what in cases:
+                if who == "root":
+                    reply = send_raw(data)
+                else:
+                    reply = as_user(who, lambda: send_raw(data))
+                check(reply is not None and reply.get("status") == "error",
+                      "%s: malformed request (%s) gets an error reply: %s"
+                      % (who, what, reply and reply.get("error")))
         r = call(sock, {"v": 1, "op": "cert_list"})
         check(r and r.get("status") == "ok", "daemon still serves after malformed requests")
 
