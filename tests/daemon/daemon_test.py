@@ -111,6 +111,23 @@ def as_user(user, fn):
     return json.loads(data)
 
 
+def hold_open(user, path, seconds):
+    """A child under user's uid that connects, says nothing, and waits."""
+    pw = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            s = connect(path)
+            time.sleep(seconds)
+            s.close()
+        finally:
+            os._exit(0)
+    return pid
+
+
 def ensure_user(name):
     try:
         pwd.getpwnam(name)
@@ -380,11 +397,47 @@ admin_group = {ADMIN_GROUP}
             s.close()
         check(all(r and r.get("status") == "ok" for r in replies), "24 clients at once served")
 
-        # A client that connects and says nothing does not block others.
-        idle = connect(sock)
-        r = call(sock, {"v": 1, "op": "cert_list"})
-        check(r and r.get("status") == "ok", "an idle client does not block others")
-        idle.close()
+        # Clients that connect and say nothing hold up no one: three root
+        # connections (the listener reads root's first message itself) and
+        # a user's stay open for 10 s while others must be answered within
+        # 1.5 s each.  A listener that waited on each idle root client in
+        # turn (2 s apiece) fails here.
+        idle = [connect(sock) for _ in range(3)]
+        holder = hold_open(TEST_USER, sock, 10)
+        time.sleep(0.2)
+
+        def quick(req):
+            s = connect(sock)
+            s.settimeout(1.5)
+            try:
+                s.sendall(frame(req))
+                return recv_msg(s)
+            except socket.timeout:
+                return {"status": "no answer within 1.5 s"}
+            finally:
+                s.close()
+        r = quick({"v": 1, "op": "cert_list"})
+        check(r and r.get("status") == "ok",
+              "idle clients do not block root's request: %s" % (r and r.get("status")))
+        r = quick({"v": 1, "op": "otp_auth", "user": "oe-nobody", "code": "123456",
+                   "service": "test"})
+        check(r and r.get("result") == "no_token",
+              "idle clients do not block otp_auth: %s" % (r and r.get("status")))
+        r = as_user(TEST_USER, lambda: quick({"v": 1, "op": "cert_list"}))
+        check(r.get("status") == "ok",
+              "idle clients do not block a user's request: %s" % r.get("status"))
+        # Once its time is up an idle root client is told so.
+        for s in idle:
+            s.settimeout(10)
+            try:
+                r = recv_msg(s)
+            except socket.timeout:
+                r = None
+            s.close()
+            check(r and r.get("status") == "error" and "timed out" in r.get("error", ""),
+                  "an idle root client gets an error after its time: %s" % (r and r.get("error")))
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
