@@ -54,7 +54,8 @@ static const struct keydef events_keys[] = {
 	STR("dir"), STR("handler_dir"), UINT("max_attempts", 1, 1000), END
 };
 static const struct keydef daemon_keys[] = {
-	STR("socket"), STR("admin_group"), UINT("poll_interval", 1, 86400), END
+	STR("socket"), STR("admin_group"), UINT("poll_interval", 1, 86400),
+	UINT("max_clients", 1, 4096), END
 };
 static const struct keydef smtp_keys[] = {
 	STR("host"), UINT("port", 1, 65535), ENUM("tls", "none|starttls|tls"),

@@ -37,7 +37,8 @@
 #include "proto.h"
 
 #define DEFAULT_SOCKET "/run/otpenroll/otpenroll.sock"
-/* Forked sessions plus root connections being read, at most. */
+/* Forked sessions plus root connections being read, at most, unless
+ * [daemon] max_clients says otherwise. */
 #define MAX_CLIENTS 64
 /* How long a root client has to send its request to the listener. */
 #define ROOT_READ_MS 2000
@@ -279,6 +280,7 @@ admit(struct listener *l, int fd)
 	}
 	if ((size_t)children + l->nwait >= l->max) {
 		daemon_log(LOG_WARNING, "%zu clients busy; refusing one", l->max);
+		refuse(fd, 1, "otpenrolld is busy serving %zu clients; try again shortly", l->max);
 		close(fd);
 		return;
 	}
@@ -371,7 +373,7 @@ main(int argc, char **argv)
 	};
 	struct daemon_cfg dc = { .pam_service = "otpenroll" };
 	struct listener l = { 0 };
-	const char *socket_path;
+	const char *socket_path, *max;
 	struct sigaction sa;
 	sigset_t block;
 	oe_ctx *ctx;
@@ -423,6 +425,8 @@ main(int argc, char **argv)
 	l.ctx = ctx;
 	l.dc = &dc;
 	l.max = MAX_CLIENTS;
+	if ((max = oe_config_get(ctx, "daemon", "max_clients")) != NULL)
+		l.max = strtoul(max, NULL, 10); /* 1..4096, checked on loading */
 	if ((l.wait = calloc(l.max, sizeof(*l.wait))) == NULL) {
 		daemon_log(LOG_ERR, "out of memory");
 		oe_ctx_free(ctx);

@@ -438,6 +438,37 @@ admin_group = {ADMIN_GROUP}
                   "an idle root client gets an error after its time: %s" % (r and r.get("error")))
         os.kill(holder, signal.SIGKILL)
         os.waitpid(holder, 0)
+
+        # Beyond [daemon] max_clients a client is told to come back later:
+        # a second daemon on the same store allows two.
+        conf2, sock2 = os.path.join(tmp, "busy.conf"), os.path.join(tmp, "run", "busy.sock")
+        with open(conf) as f, open(conf2, "w") as g:
+            g.write(f.read().replace("socket = " + sock, "socket = " + sock2)
+                    + "max_clients = 2\n")
+        proc2 = subprocess.Popen([daemon, "-c", conf2], env=denv, stderr=log)
+        try:
+            for _ in range(100):
+                if os.path.exists(sock2) or proc2.poll() is not None:
+                    break
+                time.sleep(0.05)
+            check(os.path.exists(sock2), "a daemon with max_clients = 2 starts")
+            holders = [hold_open(TEST_USER, sock2, 10) for _ in range(2)]
+            time.sleep(0.5)
+            r = call(sock2, {"v": 1, "op": "cert_list"}) if os.path.exists(sock2) else None
+            check(r and r.get("status") == "error" and "busy" in r.get("error", ""),
+                  "a client beyond max_clients is told the daemon is busy: %s" % r)
+            for pid in holders:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            for _ in range(50 if os.path.exists(sock2) else 0):
+                r = call(sock2, {"v": 1, "op": "cert_list"})
+                if r and r.get("status") == "ok":
+                    break
+                time.sleep(0.1)
+            check(r and r.get("status") == "ok", "served again once clients have left: %s" % r)
+        finally:
+            proc2.send_signal(signal.SIGTERM)
+            proc2.wait(timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
