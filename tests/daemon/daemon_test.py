@@ -306,16 +306,48 @@ admin_group = {ADMIN_GROUP}
               "user lists only their own certificates")
 
         # Reaching for another user's token, or acting for another user.
+        # Both users hold a grant here, so what refuses is the ownership
+        # check, not the OTP gate.
+        cli = os.path.join(TOP_BUILD, "tools", ".libs", "otpenroll")
+        cenv = dict(os.environ, LD_LIBRARY_PATH=cli_lib, OTPENROLL_SOCKET=sock)
+        keyfile = os.path.join(tmp, "other.hex")
+        with open(keyfile, "w") as f:
+            f.write(HOTP_KEY + "\n")
+        os.chmod(keyfile, 0o600)
+        run(cli, "-c", conf, "token", "add-otp", "--user", OTHER_USER, "--type", "hotp",
+            "--secret-file", keyfile, env=cenv)
+        # OTHER_USER logs in through PAM with a configuration whose grants
+        # last 2 s (and which checks on the store itself, not the daemon).
+        short = os.path.join(tmp, "short-grant.conf")
+        with open(conf) as f, open(short, "w") as g:
+            g.write(f.read().replace("grant_ttl = 600", "grant_ttl = 2")
+                    .replace("socket = %s\n" % sock, ""))
+        with open(os.path.join(tmp, "pam.d", "short-grant"), "w") as f:
+            f.write("auth required %s config=%s\n" % (module, short))
+        penv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
+                    PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
+        p = subprocess.run(["pamtester", "short-grant", OTHER_USER, "authenticate"],
+                           input=hotp(0) + "\n", capture_output=True, text=True, env=penv)
+        check(p.returncode == 0, "OTP login with a 2 s grant: %s" % p.stderr.strip())
+        granted = time.monotonic()
         r = call(sock, {"v": 1, "op": "cert_list"})
         root_serial = [c["serial"] for c in r["certs"]][0]
         r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch",
                                                    "serial": root_serial}))
-        check(r.get("status") == "error", "user cannot fetch root's token")
+        check(r.get("status") == "error" and "has no token" in r.get("error", ""),
+              "user cannot fetch root's token: %s" % r.get("error"))
         r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_list"}))
         check(r.get("status") == "ok" and r["certs"] == [], "another user sees no tokens")
-        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial},
-                                             otp="123456"))
-        check(r.get("status") == "error", "another user cannot fetch the user's token")
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial}))
+        check(time.monotonic() - granted < 2, "(still within the 2 s grant)")
+        check(r.get("status") == "error" and "has no token" in r.get("error", ""),
+              "another user, past the OTP gate, cannot fetch the user's token: %s"
+              % (r.get("error") or r.get("status")))
+        # Once the grant has expired the daemon asks for an OTP again.
+        time.sleep(max(0, granted + 3 - time.monotonic()))
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial}))
+        check(r.get("status") == "otp_required",
+              "after grant_ttl the daemon asks for an OTP again: %s" % r.get("status"))
         r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_list", "user": "root"}))
         check(r.get("status") == "error" and "admin_group" in r.get("error", ""),
               "user cannot act for root")
@@ -327,14 +359,6 @@ admin_group = {ADMIN_GROUP}
 
         # The command line through the daemon, as a user: the OTP comes from
         # standard input (not a terminal), a manual CA makes it pending (3).
-        cli = os.path.join(TOP_BUILD, "tools", ".libs", "otpenroll")
-        cenv = dict(os.environ, LD_LIBRARY_PATH=cli_lib, OTPENROLL_SOCKET=sock)
-        keyfile = os.path.join(tmp, "other.hex")
-        with open(keyfile, "w") as f:
-            f.write(HOTP_KEY + "\n")
-        os.chmod(keyfile, 0o600)
-        run(cli, "-c", conf, "token", "add-otp", "--user", OTHER_USER, "--type", "hotp",
-            "--secret-file", keyfile, env=cenv)
         csr_path = os.path.join(tmp, "other.csr")
         with open(csr_path, "wb") as f:
             f.write(base64.b64decode(make_csr(tmp, "other")))
@@ -347,7 +371,7 @@ admin_group = {ADMIN_GROUP}
         r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--csr", csr_path,
                                                  "--ca", "manual"], "999999\n"))
         check(r["rc"] == 1 and "refused" in r["err"], "CLI: wrong OTP on stdin refused: %s" % r)
-        code = hotp(0)
+        code = hotp(1)
         r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--csr", csr_path,
                                                  "--ca", "manual"], code + "\n"))
         check(r["rc"] == 3 and json.loads(r["out"])["rollout_state"] == "pending",
@@ -369,8 +393,6 @@ admin_group = {ADMIN_GROUP}
         # checks on its own store connection; replay is still refused.
         with open(os.path.join(tmp, "pam.d", "login"), "w") as f:
             f.write("auth required %s config=%s\n" % (module, conf))
-        penv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
-                    PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
         code = hotp(1)
         p1 = subprocess.run(["pamtester", "login", TEST_USER, "authenticate"], input=code + "\n",
                             capture_output=True, text=True, env=penv)
