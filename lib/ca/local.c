@@ -219,6 +219,46 @@ prepare(struct local_ca *ca)
 	return OE_OK;
 }
 
+/*
+ * The request's SubjectPublicKeyInfo, copied as it stands.  Setting it
+ * from the request's EVP_PKEY instead runs OpenSSL 3's encoder and then
+ * its decoder on the key, which cost more than signing the certificate.
+ * The copy carries no decoded key: X509_get0_pubkey() of the result is
+ * NULL until the certificate is parsed again.
+ */
+static int
+copy_spki(X509 *cert, X509_REQ *csr)
+{
+	X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(csr);
+	ASN1_OBJECT *alg = NULL, *oid;
+	const unsigned char *bits;
+	unsigned char *copy = NULL;
+	const void *pval;
+	void *param = NULL;
+	X509_ALGOR *a;
+	int len, ptype;
+
+	if (from == NULL || !X509_PUBKEY_get0_param(&oid, &bits, &len, &a, from) || len <= 0)
+		return 0;
+	X509_ALGOR_get0(NULL, &ptype, &pval, a);
+	if (ptype == V_ASN1_OBJECT)
+		param = OBJ_dup(pval);
+	else if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+		param = ASN1_STRING_dup(pval);
+	if ((param == NULL && ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL) ||
+	    (alg = OBJ_dup(oid)) == NULL || (copy = OPENSSL_memdup(bits, (size_t)len)) == NULL ||
+	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), alg, ptype, param, copy, len)) {
+		ASN1_OBJECT_free(alg);
+		if (ptype == V_ASN1_OBJECT)
+			ASN1_OBJECT_free(param);
+		else
+			ASN1_STRING_free(param);
+		OPENSSL_free(copy);
+		return 0;
+	}
+	return 1;
+}
+
 /* The subject key identifier: SHA-1 of the public key (RFC 5280 4.2.1.2). */
 static int
 add_ski(X509 *cert)
@@ -387,7 +427,7 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
 	    !X509_set_subject_name(cert, subject) ||
-	    !X509_set_pubkey(cert, pub) ||
+	    !copy_spki(cert, csr) ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -300) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)ca->validity_days, 0, NULL) == NULL ||
 	    !X509_add_ext(cert, ca->ext[EXT_BC], -1) || !X509_add_ext(cert, ku, -1) ||

@@ -84,6 +84,8 @@ grep -A1 "Key Usage: critical" "$tmp/alice.txt" | grep -qx " *Digital Signature"
 has "$tmp/alice.txt" "TLS Web Client Authentication" "EKU clientAuth"
 has "$tmp/alice.txt" "Subject Key Identifier" "SKI"
 has "$tmp/alice.txt" "Authority Key Identifier" "AKI"
+[ "$(openssl x509 -in "$tmp/alice.pem" -noout -pubkey)" = "$(openssl pkey -in "$tmp/alice.key" -pubout)" ] \
+	&& ok "the certificate carries the request's key" || bad "public key differs from the CSR's"
 [ "$(openssl x509 -in "$tmp/alice.pem" -noout -subject -nameopt RFC2253)" = "subject=CN=alice,O=Example" ] \
 	&& ok "subject from the template, not the CSR" || bad "subject"
 serial=$(openssl x509 -in "$tmp/alice.pem" -noout -serial | cut -d= -f2)
@@ -97,6 +99,8 @@ expect 0 "request with an RSA DER CSR" oe cert request --user bob --csr "$tmp/bo
 openssl x509 -in "$tmp/bob.pem" -noout -text | grep -A1 "Key Usage: critical" | grep -q "Digital Signature, Key Encipherment" \
 	&& ok "RSA: digitalSignature + keyEncipherment" || bad "RSA key usage"
 openssl verify -purpose sslclient -CAfile "$tmp/ca-rsa/ca.pem" "$tmp/bob.pem" >/dev/null 2>&1 && ok "RSA cert verifies" || bad "RSA verify"
+[ "$(openssl x509 -in "$tmp/bob.pem" -noout -pubkey)" = "$(openssl pkey -in "$tmp/bob.key" -pubout)" ] \
+	&& ok "RSA: the certificate carries the request's key" || bad "RSA public key differs"
 
 # Refusals leave no token behind.
 before=$(tokens)
