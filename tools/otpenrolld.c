@@ -417,8 +417,14 @@ main(int argc, char **argv)
 	 * This context and its store connection stay with the listener, for
 	 * root's otp_auth requests.  Forked clients open their own and never
 	 * touch this one (an SQLite connection must not be used across
-	 * fork(); holding its descriptor is harmless).
+	 * fork(); holding its descriptor is harmless).  The CA keys it opens
+	 * now are kept for them, so a client's request does not decrypt one.
 	 */
+	if (oe_ca_preload(ctx) != OE_OK)
+		daemon_log(LOG_WARNING, "CA keys not preloaded, each client opens them: %s",
+			   oe_ctx_errmsg(ctx));
+	else
+		daemon_log(LOG_INFO, "CA keys preloaded for the clients");
 	socket_path = oe_config_get(ctx, "daemon", "socket");
 	if (socket_path == NULL)
 		socket_path = DEFAULT_SOCKET;

@@ -98,6 +98,32 @@ ctx_close_cas(oe_ctx *ctx)
 	ctx->nca = 0;
 }
 
+oe_rc
+oe_ca_preload(oe_ctx *ctx)
+{
+	oe_rc rc = OE_OK, r;
+
+	if (ctx == NULL || ctx->cfg == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	/* Every [ca NAME]; one that fails leaves the others loaded. */
+	for (size_t i = 0; i < ctx->cfg->nsec; i++) {
+		const char *name = ctx->cfg->sec[i].name;
+		struct ca_conn *conn;
+
+		if (strncmp(name, "ca ", 3) != 0)
+			continue;
+		if ((r = ca_open(ctx, name + 3, &conn)) == OE_OK) {
+			if (conn->ops->preload)
+				r = conn->ops->preload(conn);
+			ca_close(conn);
+		}
+		if (r != OE_OK)
+			rc = r; /* the context's message is this one's */
+	}
+	return rc;
+}
+
 void
 ca_reply_clear(struct ca_reply *reply)
 {

@@ -87,6 +87,9 @@ struct ca_ops {
 	/* Optional: create the CA's own key and certificate (`ca init`). */
 	oe_rc (*init)(struct ca_conn *conn, const char *dn, const char *key_type,
 		      unsigned days);
+	/* Optional: open what signing needs now and keep it for this process
+	 * and the children it forks (oe_ca_preload). */
+	oe_rc (*preload)(struct ca_conn *conn);
 };
 
 /* Every connector instance starts with this. */

@@ -51,6 +51,26 @@ struct local_ca {
 	EVP_MD *md; /* fetched once; NULL for Ed25519 keys */
 };
 
+/*
+ * CA keys kept by oe_ca_preload() for this process and its forked
+ * children: otpenrolld preloads before it forks a session per client, so
+ * a session does not decrypt ca.key (PBKDF2) again.  An entry serves only
+ * the same CA name, the same ca.pem and ca.key (device, inode, size,
+ * mtime, ctime) and the same passphrase, so a replaced or rewritten
+ * ca.key, or another store key, is read afresh.  Entries live as long as
+ * the process.
+ */
+#define KEPT_MAX 16
+
+static struct kept {
+	char *name;
+	struct stat pem_st, key_st;
+	unsigned char pass[32]; /* SHA-256 of the passphrase */
+	X509 *cert;
+	EVP_PKEY *pkey;
+} kept[KEPT_MAX];
+static size_t nkept;
+
 static void
 path_of(const struct local_ca *ca, const char *file, char *out, size_t len)
 {
@@ -274,17 +294,76 @@ add_ski(X509 *cert)
 	return ok;
 }
 
+/* What identifies this CA's files and passphrase for the kept table;
+ * -1 when a file is missing or unsafe (load() then says what is wrong). */
+static int
+identify(struct local_ca *ca, struct stat *pem, struct stat *key, unsigned char pass[32])
+{
+	char path[4096], phrase[65];
+	int ok;
+
+	path_of(ca, "ca.pem", path, sizeof(path));
+	if (lstat(path, pem) != 0 || !S_ISREG(pem->st_mode))
+		return -1;
+	path_of(ca, "ca.key", path, sizeof(path));
+	if (lstat(path, key) != 0 || !S_ISREG(key->st_mode) || (key->st_mode & 077))
+		return -1;
+	if (key_passphrase(ca->base.ctx, ca->base.name, phrase) != 0)
+		return -1;
+	ok = EVP_Digest(phrase, strlen(phrase), pass, NULL, EVP_sha256(), NULL);
+	OPENSSL_cleanse(phrase, sizeof(phrase));
+	return ok ? 0 : -1;
+}
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The kept entry for ca as its files are now, or NULL. */
+static struct kept *
+kept_find(struct local_ca *ca)
+{
+	struct stat pem, key;
+	unsigned char pass[32];
+	struct kept *k = NULL;
+
+	if (nkept == 0 || identify(ca, &pem, &key, pass) != 0)
+		return NULL;
+	for (size_t i = 0; i < nkept && k == NULL; i++)
+		if (strcmp(kept[i].name, ca->base.name) == 0 && same_file(&kept[i].pem_st, &pem) &&
+		    same_file(&kept[i].key_st, &key) && CRYPTO_memcmp(kept[i].pass, pass, 32) == 0)
+			k = &kept[i];
+	OPENSSL_cleanse(pass, sizeof(pass));
+	return k;
+}
+
 /* Load ca.pem and ca.key, once. */
 static oe_rc
 load(struct local_ca *ca)
 {
 	oe_ctx *ctx = ca->base.ctx;
 	char path[4096], pass[65];
+	struct kept *k;
 	BIO *bio;
 	oe_rc rc;
 
 	if (ca->cert && ca->key && ca->ext[EXT_COUNT - 1])
 		return OE_OK;
+	if ((k = kept_find(ca)) != NULL && X509_up_ref(k->cert)) {
+		if (!EVP_PKEY_up_ref(k->pkey)) {
+			X509_free(k->cert);
+		} else {
+			X509_free(ca->cert);
+			EVP_PKEY_free(ca->key);
+			ca->cert = k->cert;
+			ca->key = k->pkey;
+			return prepare(ca);
+		}
+	}
 	path_of(ca, "ca.pem", path, sizeof(path));
 	if ((bio = read_ca_file(ctx, path, 0, &rc)) == NULL)
 		return rc;
@@ -475,6 +554,48 @@ local_submit(struct ca_conn *conn, const struct ca_request *req,
 	if (X509_up_ref(ca->cert))
 		reply->issuer = ca->cert;
 	return OE_OK;
+}
+
+/* oe_ca_preload(): load now, and keep the key for this process's children. */
+static oe_rc
+local_preload(struct ca_conn *conn)
+{
+	struct local_ca *ca = (struct local_ca *)conn;
+	struct stat pem, key, pem2, key2;
+	unsigned char pass[32];
+	struct kept *k;
+	oe_rc rc;
+
+	/* The files as they were before and after loading: a CA replaced
+	 * meanwhile is not kept under either identity. */
+	if (identify(ca, &pem, &key, pass) != 0)
+		return load(ca); /* says what is wrong */
+	if ((rc = load(ca)) != OE_OK || kept_find(ca) != NULL || nkept == KEPT_MAX)
+		goto out;
+	if (identify(ca, &pem2, &key2, pass) != 0 || !same_file(&pem, &pem2) ||
+	    !same_file(&key, &key2))
+		goto out;
+	k = &kept[nkept];
+	if ((k->name = strdup(conn->name)) == NULL || !X509_up_ref(ca->cert)) {
+		free(k->name);
+		k->name = NULL;
+		goto out;
+	}
+	if (!EVP_PKEY_up_ref(ca->key)) {
+		X509_free(ca->cert);
+		free(k->name);
+		k->name = NULL;
+		goto out;
+	}
+	k->pem_st = pem;
+	k->key_st = key;
+	memcpy(k->pass, pass, sizeof(pass));
+	k->cert = ca->cert;
+	k->pkey = ca->key;
+	nkept++;
+out:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	return rc;
 }
 
 /* `ca approve`: only what local_submit left waiting for an administrator. */
@@ -826,4 +947,5 @@ const struct ca_ops ca_local_ops = {
 	.approve = local_approve,
 	.ca_cert = local_ca_cert,
 	.init = local_init,
+	.preload = local_preload,
 };

@@ -410,6 +410,25 @@ admin_group = {ADMIN_GROUP}
                                                    "code": hotp(2)}))
         check(r.get("status") == "error", "otp_auth is for root only")
 
+        # The daemon opens the CA keys once, for all its clients; a CA made
+        # anew since is read afresh, not served from what was kept.
+        with open(os.path.join(tmp, "daemon.log")) as f:
+            check("CA keys preloaded" in f.read(), "the daemon preloads the CA keys")
+        cadir = os.path.join(tmp, "state", "ca")
+        os.rename(cadir, cadir + ".old")
+        run(cli, "-c", conf, "ca", "init", "local", "--subject", "CN=Renewed CA", env=cenv)
+        r = call(sock, {"v": 1, "op": "cert_request", "csr_b64": make_csr(tmp, "renewed")})
+        ok = r and r.get("status") == "ok" and "cert_pem" in r["cert"]
+        if ok:
+            pem = os.path.join(tmp, "renewed.pem")
+            with open(pem, "w") as f:
+                f.write(r["cert"]["cert_pem"])
+            v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(cadir, "ca.pem"), pem],
+                               capture_output=True, text=True)
+            ok = v.returncode == 0
+        check(ok, "a CA created after the daemon started signs its requests: %s"
+              % (r and (r.get("error") or r["cert"].get("rollout_state"))))
+
         # Many clients at once.
         socks = [connect(sock) for _ in range(24)]
         for s in socks:
