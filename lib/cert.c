@@ -2,11 +2,12 @@
  * cert.c - certificate tokens: request (user's CSR, optionally attested,
  * or a key generated here), upload, fetch, approve, deny, revoke.
  *
- * A connector is never called inside a store transaction (a remote CA
- * may take seconds).  The outcome is then written in one transaction
- * with its audit row and event; a state change of an existing token is a
- * compare-and-set on rollout_state, so two admins approving at once, or
- * an approval racing a poll, change it once.
+ * A remote connector is never called inside a store transaction (it may
+ * take seconds); an in-process one (ops->in_process) always is, so its
+ * record and the token commit together.  The outcome is written in one
+ * transaction with its audit row and event; a state change of an
+ * existing token is a compare-and-set on rollout_state, so two admins
+ * approving at once, or an approval racing a poll, change it once.
  */
 #include "config.h"
 
@@ -21,7 +22,6 @@
 
 #include "audit.h"
 #include "ca/ca.h"
-#include "ca/local.h"
 #include "ca/x509check.h"
 #include "cfg.h"
 #include "csr.h"
@@ -296,6 +296,23 @@ check_quota(oe_ctx *ctx, struct store *st, const char *user)
 	return OE_OK;
 }
 
+/*
+ * Open the transaction that adds a certificate token for user, and count
+ * the user's tokens in it: store_begin takes the write lock first, so
+ * parallel requests queue here and each sees the others' commits.
+ */
+static oe_rc
+begin_insert(oe_ctx *ctx, struct store *st, const char *user)
+{
+	oe_rc rc;
+
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = check_quota(ctx, st, user)) != OE_OK)
+		store_rollback(st);
+	return rc;
+}
+
 /* The attestation policy of [enroll]. */
 static oe_rc
 check_attestation(oe_ctx *ctx, const oe_cert_req *req, EVP_PKEY *key)
@@ -459,6 +476,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		return rc;
 	ca = req->ca ? req->ca : cfg_str(ctx->cfg, "enroll", "default_ca", "local");
 	snprintf(ca_cfg, sizeof(ca_cfg), "%s", ca);
+	/* A cheap refusal before any work; begin_insert() counts again. */
 	if ((rc = check_quota(ctx, st, req->user)) != OE_OK)
 		return rc;
 	if ((rc = ca_open(ctx, ca_cfg, &conn)) != OE_OK ||
@@ -506,10 +524,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	creq.subject = subject;
 	/* A remote CA is asked outside any transaction (it may take
 	 * seconds); the local one inside ours, so one commit records both. */
-	if (conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
 		goto out;
-	}
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
 	    (rc = apply_reply(ctx, &reply, &o)) != OE_OK)
 		goto bad_tx;
@@ -517,10 +533,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
 	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
 		goto bad_tx;
-	if (!conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (!conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
 		goto out;
-	}
 	if ((rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o)) != OE_OK)
 		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
@@ -640,9 +654,10 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 {
 	struct cert_row r;
 	struct ca_conn *conn = NULL;
+	struct ca_request creq = { 0 };
+	struct ca_reply reply = { 0 };
 	X509_REQ *csr = NULL;
 	X509_NAME *subject = NULL;
-	X509 *cert = NULL;
 	struct store *st;
 	oe_rc rc;
 
@@ -664,7 +679,7 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK)
 		goto out;
-	if (conn->ops != &ca_local_ops || r.cookie == NULL || strcmp(r.cookie, "manual") != 0) {
+	if (conn->ops->approve == NULL || r.cookie == NULL) {
 		rc = ctx_fail(ctx, OE_EPERM,
 			      "token %s waits for [ca %s] itself; approve it there (ca poll picks it up)",
 			      serial, r.ca);
@@ -676,16 +691,28 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if ((rc = render_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
 		goto out;
-	/* The CA's record and the token's change commit together. */
-	if ((rc = store_begin(st)) != OE_OK) {
+	creq.user = r.user;
+	creq.token_serial = serial;
+	creq.csr = csr;
+	creq.subject = subject;
+	/* An in-process CA's record and the token's change commit together. */
+	if (conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	if ((rc = local_issue(conn, csr, subject, serial, &cert)) != OE_OK ||
-	    (rc = record_issued_cert(ctx, st, &r, cert, "ca_approve")) != OE_OK) {
-		store_rollback(st);
+	if ((rc = conn->ops->approve(conn, r.cookie, &creq, &reply)) != OE_OK)
+		goto bad_tx;
+	if (reply.result != CA_ISSUED || reply.cert == NULL) {
+		rc = ctx_fail(ctx, OE_EPERM, "[ca %s] did not issue token %s: %s", r.ca, serial,
+			      reply.message[0] ? reply.message : "no reason given");
+		goto bad_tx;
+	}
+	if (!conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
+	if ((rc = record_issued_cert(ctx, st, &r, reply.cert, "ca_approve")) != OE_OK)
+		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
@@ -695,9 +722,12 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 		if ((rc = cert_row_load(ctx, st, serial, &r)) == OE_OK)
 			rc = result_from_row(ctx, &r, out);
 	}
+	goto out;
+bad_tx:
+	store_rollback(st);
 out:
 	cert_row_clear(&r);
-	X509_free(cert);
+	ca_reply_clear(&reply);
 	X509_NAME_free(subject);
 	X509_REQ_free(csr);
 	ca_close(conn);
@@ -776,8 +806,7 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if (r.ca && ca_open(ctx, r.ca, &conn) != OE_OK)
 		conn = NULL; /* the chain is a convenience; the CA may be gone */
-	if ((rc = p12_build(ctx, key, cert,
-			    conn && conn->ops == &ca_local_ops ? local_ca_cert(conn) : NULL,
+	if ((rc = p12_build(ctx, key, cert, conn && conn->ops->ca_cert ? conn->ops->ca_cert(conn) : NULL,
 			    r.user, &(*out)->pkcs12, &(*out)->pkcs12_len,
 			    &(*out)->pkcs12_password)) != OE_OK)
 		goto bad;
@@ -862,10 +891,8 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 		if ((rc = event_pre(ctx, "token_init", &pre)) != OE_OK)
 			goto out;
 	}
-	if ((rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = begin_insert(ctx, st, user)) != OE_OK)
 		goto out;
-	}
 	if ((rc = insert_cert_token(ctx, st, serial, user, NULL, NULL, &o)) != OE_OK) {
 		store_rollback(st);
 		goto out;
@@ -943,7 +970,10 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 	if (ctx == NULL || serial == NULL)
 		return OE_EINVAL;
 	ctx_clear_error(ctx);
-	if ((code = ca_reason_code(reason)) < 0)
+	if ((code = ca_reason_code(reason)) == -2)
+		return ctx_fail(ctx, OE_EINVAL,
+				"reason removeFromCRL un-lists a certificate in a delta CRL; it does not revoke one");
+	if (code < 0)
 		return ctx_fail(ctx, OE_EINVAL,
 				"reason %s is not an RFC 5280 reason (unspecified, keyCompromise, "
 				"affiliationChanged, superseded, cessationOfOperation, ...)",
@@ -966,19 +996,28 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
 		goto out;
 	}
-	/* An uploaded certificate has no CA of ours to tell. */
-	if (r.ca && ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK ||
-		     (conn->ops->revoke &&
-		      (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)))
+	/* An uploaded certificate has no CA of ours to tell.  A remote CA is
+	 * told outside any transaction; an in-process one inside ours, so
+	 * its record and the token's change commit together or not at all. */
+	if (r.ca && (rc = ca_open(ctx, r.ca, &conn)) != OE_OK)
+		goto out;
+	if (conn && conn->ops->revoke && !conn->ops->in_process &&
+	    (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)
 		goto out;
 	if ((rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
+	if (conn && conn->ops->revoke && conn->ops->in_process &&
+	    (rc = conn->ops->revoke(conn, cert, code)) != OE_OK) {
+		store_rollback(st);
+		goto out;
+	}
 	{
 		struct store_val set[] = { SV_T(ca_reason_name(code)) };
-		rc = transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, ", set, 1,
-				"token_revoke", "token_revoke");
+		/* A generated key not fetched yet goes with the certificate. */
+		rc = transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
+				set, 1, "token_revoke", "token_revoke");
 	}
 	if (rc != OE_OK) {
 		store_rollback(st);
@@ -1007,11 +1046,11 @@ oe_ca_init(oe_ctx *ctx, const char *name, const char *subject_dn, const char *ke
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK || (rc = ca_open(ctx, name, &conn)) != OE_OK)
 		return rc;
-	if (conn->ops != &ca_local_ops)
-		rc = ctx_fail(ctx, OE_EINVAL, "[ca %s] is of type %s; only a local CA is created here",
+	if (conn->ops->init == NULL)
+		rc = ctx_fail(ctx, OE_EINVAL, "[ca %s] is of type %s, which is not created here",
 			      name, conn->ops->type);
 	else
-		rc = local_ca_create(conn, subject_dn, key_type, 3650);
+		rc = conn->ops->init(conn, subject_dn, key_type, 3650);
 	if (rc == OE_OK) {
 		if ((rc = store_begin(st)) == OE_OK &&
 		    (rc = audit_add(ctx, st, "ca_init", NULL, NULL, "success", name)) == OE_OK)

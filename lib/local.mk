@@ -38,7 +38,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/cert.c \
 	lib/ca/ca.c lib/ca/ca.h \
 	lib/ca/dn.c \
-	lib/ca/local.c lib/ca/local.h \
+	lib/ca/local.c \
 	lib/ca/x509check.c lib/ca/x509check.h
 
 lib_LTLIBRARIES += lib/libotpenroll.la

@@ -265,6 +265,14 @@ oe_rc oe_ca_crl(oe_ctx *ctx, const char *name, bool der, unsigned char **out,
 		size_t *len);
 /* A one-line health report of a CA connector into *report. */
 oe_rc oe_ca_check(oe_ctx *ctx, const char *name, char **report);
+/*
+ * Open every [ca] of the configuration now and keep what signing needs
+ * (a local CA's decrypted key) for the life of this process and of the
+ * children it forks, which then skip that work.  For a daemon that serves
+ * each client in a forked process.  On a failure the other CAs are still
+ * loaded; the message names the last one that failed.
+ */
+oe_rc oe_ca_preload(oe_ctx *ctx);
 
 /* ---- users ------------------------------------------------------------- */
 

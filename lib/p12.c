@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "p12.h"
@@ -137,6 +138,7 @@ p12_build(oe_ctx *ctx, EVP_PKEY *key, X509 *cert, X509 *ca_cert,
 {
 	STACK_OF(X509) *chain = NULL;
 	PKCS12 *p12 = NULL;
+	X509 *parsed = NULL;
 	unsigned char *der = NULL;
 	char pass[P12_PASSWORD_LEN + 1];
 	int n = 0;
@@ -145,8 +147,18 @@ p12_build(oe_ctx *ctx, EVP_PKEY *key, X509 *cert, X509 *ca_cert,
 	*out = NULL;
 	*len = 0;
 	*password = NULL;
-	if (new_password(pass) != 0)
+	/* PKCS12_create checks the key against the certificate's; one the
+	 * local CA just made has its key as bytes only (copy_spki), so it is
+	 * read back once (X509_dup encodes and parses). */
+	if (X509_get0_pubkey(cert) == NULL) {
+		ERR_clear_error();
+		if ((cert = parsed = X509_dup(cert)) == NULL)
+			return ctx_fail(ctx, OE_ECRYPTO, "cannot read the certificate back");
+	}
+	if (new_password(pass) != 0) {
+		X509_free(parsed);
 		return ctx_fail(ctx, OE_ECRYPTO, "no random bytes for a password");
+	}
 	if (ca_cert && ((chain = sk_X509_new_null()) == NULL || !sk_X509_push(chain, ca_cert))) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
@@ -175,5 +187,6 @@ out:
 	OPENSSL_cleanse(pass, sizeof(pass));
 	sk_X509_free(chain); /* the chain does not own ca_cert */
 	PKCS12_free(p12);
+	X509_free(parsed);
 	return rc;
 }

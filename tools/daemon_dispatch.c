@@ -93,7 +93,11 @@ dispatcher_start(const struct daemon_cfg *dc)
 
 	if (pid == 0) {
 		struct sigaction sa;
+		sigset_t none;
 
+		/* The listener blocks its signals outside ppoll(). */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_stop;
 		sigaction(SIGTERM, &sa, NULL);

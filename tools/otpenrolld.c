@@ -3,13 +3,18 @@
  *
  * Listens on a Unix socket and serves each client in a forked process,
  * so a slow CA, a PAM module or a malformed request affects one client
- * only (the OpenSSH way).  Stays in the foreground, logs to stderr for
- * journald, tells systemd when it is ready (Type=notify), and stops
- * cleanly on SIGTERM: no new clients, the running ones finish.
+ * only (the OpenSSH way).  The one exception is root's otp_auth (from
+ * pam_otpenroll): the listener reads a root client's first message
+ * itself, without blocking, among its other descriptors, and answers an
+ * otp_auth on its own store connection; no client can make it wait.
+ * Stays in the foreground, logs to stderr for journald, tells systemd
+ * when it is ready (Type=notify), and stops cleanly on SIGTERM: no new
+ * clients, the running ones finish.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <poll.h>
@@ -24,6 +29,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -32,9 +38,32 @@
 #include "proto.h"
 
 #define DEFAULT_SOCKET "/run/otpenroll/otpenroll.sock"
+/* Forked sessions plus root connections being read, at most, unless
+ * [daemon] max_clients says otherwise. */
 #define MAX_CLIENTS 64
-/* How long the listener waits for a root client's request. */
+/* How long a root client has to send its request to the listener. */
 #define ROOT_READ_MS 2000
+/* A reply from the listener is a few hundred bytes into an empty socket
+ * buffer: this bound is never reached by a client that merely is slow. */
+#define SEND_MS 100
+
+/* A root connection whose first message the listener is reading. */
+struct waiting {
+	int fd;
+	long deadline; /* now_ms() by which the message must be in */
+	struct proto_reader rd;
+};
+
+struct listener {
+	oe_ctx *ctx; /* long-lived store connection, for otp_auth */
+	const struct daemon_cfg *dc;
+	long dispatcher_started; /* now_ms() of the last start */
+	int lfd;
+	size_t max;
+	struct waiting *wait;
+	size_t nwait;
+	sigset_t mask; /* signals as they were: the children get this */
+};
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t children;
@@ -147,7 +176,7 @@ listen_on(const char *path)
 		unlink(path);
 	}
 	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
 	    chmod(path, 0666) != 0 || listen(fd, 64) != 0) {
 		daemon_log(LOG_ERR, "%s: %s", path, strerror(errno));
@@ -158,36 +187,194 @@ listen_on(const char *path)
 	return fd;
 }
 
+/* Answer fd with an error, as a forked session would. */
+static void
+refuse(int fd, int exit_code, const char *fmt, ...)
+{
+	char msg[300], err[256];
+	json_t *reply;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply = json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error", "exit",
+			  exit_code, "error", msg);
+	if (reply == NULL || proto_send(fd, reply, SEND_MS, err, sizeof(err)) != 0)
+		daemon_log(LOG_NOTICE, "error reply: %s", reply ? err : "out of memory");
+	json_decref(reply);
+}
+
+static long
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Serve fd in a child of its own; first is a request already read. */
+static void
+spawn(struct listener *l, int fd, json_t *first)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		close(l->lfd);
+		/* Other root clients see the end of their connection when the
+		 * listener closes it, not when this child exits. */
+		for (size_t i = 0; i < l->nwait; i++)
+			if (l->wait[i].fd != fd)
+				close(l->wait[i].fd);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &l->mask, NULL);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		_exit(session_run(l->dc, fd, first));
+	}
+	if (pid > 0)
+		children++;
+	else
+		daemon_log(LOG_ERR, "fork: %s", strerror(errno));
+}
+
+/* Done with the root connection wait[i]: the last entry takes its place. */
+static void
+drop(struct listener *l, size_t i)
+{
+	close(l->wait[i].fd);
+	proto_reader_clear(&l->wait[i].rd);
+	l->wait[i] = l->wait[--l->nwait];
+	memset(&l->wait[l->nwait], 0, sizeof(l->wait[0]));
+}
+
 /*
- * A root client's first message is read here, briefly: an otp_auth is
- * answered at once on the listener's store connection (true: done);
- * anything else goes to a forked session with the message (*first).
+ * More of a root client's first message has arrived (or its time is up).
+ * An otp_auth is answered here, on the listener's store connection; any
+ * other request goes to a forked session with the message.
  */
-static bool
-serve_root_inline(oe_ctx *ctx, int fd, json_t **first)
+static void
+serve_root(struct listener *l, size_t i, bool late)
+{
+	struct waiting *w = &l->wait[i];
+	char err[256];
+	const char *op;
+	json_t *msg = NULL, *reply;
+	int r;
+
+	r = late ? -1 : proto_read_some(w->fd, &w->rd, &msg, err, sizeof(err));
+	if (r == PROTO_MORE)
+		return;
+	if (late)
+		snprintf(err, sizeof(err), "timed out waiting for a message");
+	if (r == 1) {
+		/* Closed before a byte: nobody to answer. */
+	} else if (r != 0) {
+		daemon_log(LOG_NOTICE, "bad request from uid 0: %s", err);
+		refuse(w->fd, 2, "bad request: %s", err);
+	} else if ((op = proto_str(msg, "op")) != NULL && strcmp(op, "otp_auth") == 0) {
+		reply = auth_handle(l->ctx, msg);
+		if (reply == NULL || proto_send(w->fd, reply, SEND_MS, err, sizeof(err)) != 0)
+			daemon_log(LOG_NOTICE, "otp_auth reply: %s", reply ? err : "out of memory");
+		json_decref(reply);
+	} else {
+		spawn(l, w->fd, msg);
+	}
+	json_decref(msg);
+	drop(l, i);
+}
+
+/* A new connection: root's first message is read here, without blocking;
+ * anyone else is served by a child at once. */
+static void
+admit(struct listener *l, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	char err[256];
-	const char *op;
-	json_t *reply;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0)
-		return false;
-	if (proto_recv(fd, first, ROOT_READ_MS, err, sizeof(err)) != 0) {
-		*first = NULL;
-		return true; /* nothing usable arrived in time: drop it */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		daemon_log(LOG_ERR, "SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		return;
 	}
-	op = proto_str(*first, "op");
-	if (op == NULL || strcmp(op, "otp_auth") != 0)
-		return false;
-	reply = auth_handle(ctx, *first);
-	if (reply == NULL || proto_send(fd, reply, ROOT_READ_MS, err, sizeof(err)) != 0)
-		daemon_log(LOG_NOTICE, "otp_auth reply: %s", reply ? err : "out of memory");
-	json_decref(reply);
-	json_decref(*first);
-	*first = NULL;
-	return true;
+	if ((size_t)children + l->nwait >= l->max) {
+		daemon_log(LOG_WARNING, "%zu clients busy; refusing one", l->max);
+		refuse(fd, 1, "otpenrolld is busy serving %zu clients; try again shortly", l->max);
+		close(fd);
+		return;
+	}
+	if (cred.uid != 0) {
+		spawn(l, fd, NULL);
+		close(fd);
+		return;
+	}
+	l->wait[l->nwait].fd = fd;
+	l->wait[l->nwait].deadline = now_ms() + ROOT_READ_MS;
+	memset(&l->wait[l->nwait].rd, 0, sizeof(l->wait[0].rd));
+	l->nwait++;
+}
+
+/* Accept and read until SIGTERM; never waits on any one client. */
+static void
+serve(struct listener *l)
+{
+	struct pollfd *p;
+
+	if ((p = calloc(l->max + 1, sizeof(*p))) == NULL) {
+		daemon_log(LOG_ERR, "out of memory");
+		return;
+	}
+	while (!stopping) {
+		long now = now_ms(), wait_ms = 1000;
+		struct timespec ts;
+		size_t n = 0;
+
+		p[n++] = (struct pollfd){ .fd = l->lfd, .events = POLLIN };
+		for (size_t i = 0; i < l->nwait; i++) {
+			p[n++] = (struct pollfd){ .fd = l->wait[i].fd, .events = POLLIN };
+			if (l->wait[i].deadline - now < wait_ms)
+				wait_ms = l->wait[i].deadline - now;
+		}
+		if (wait_ms < 0)
+			wait_ms = 0;
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (wait_ms % 1000) * 1000000;
+		/* SIGCHLD and SIGTERM arrive only while waiting here. */
+		if (ppoll(p, n, &ts, &l->mask) < 0)
+			continue;
+		/* A dispatcher that died is started again, at most once a
+		 * second (ppoll wakes at least that often). */
+		if (dispatcher_died && !stopping && now_ms() - l->dispatcher_started >= 1000) {
+			daemon_log(LOG_WARNING, "the dispatcher stopped; starting it again");
+			dispatcher_died = 0;
+			l->dispatcher_started = now_ms();
+			dispatcher = dispatcher_start(l->dc);
+		}
+		now = now_ms();
+		/* Backwards: drop() moves the last entry, already seen, into i. */
+		for (size_t i = l->nwait; i-- > 0;) {
+			if (p[i + 1].revents)
+				serve_root(l, i, false);
+			else if (now >= l->wait[i].deadline)
+				serve_root(l, i, true);
+		}
+		if (p[0].revents & POLLIN) {
+			int fd;
+			/* A few at a time, so waiting root clients get their turn. */
+			for (int k = 0; k < 16 && !stopping; k++) {
+				if ((fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
+					break;
+				admit(l, fd);
+			}
+		}
+	}
+	while (l->nwait > 0) {
+		refuse(l->wait[0].fd, 1, "otpenrolld is stopping");
+		drop(l, 0);
+	}
+	free(p);
 }
 
 static void
@@ -214,10 +401,12 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_cfg dc = { .pam_service = "otpenroll" };
-	const char *socket_path;
+	struct listener l = { 0 };
+	const char *socket_path, *max;
 	struct sigaction sa;
+	sigset_t block;
 	oe_ctx *ctx;
-	int c, lfd;
+	int c;
 
 	dc.config_path = getenv("OTPENROLL_CONFIG");
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -267,12 +456,29 @@ main(int argc, char **argv)
 	 * This context and its store connection stay with the listener, for
 	 * root's otp_auth requests.  Forked clients open their own and never
 	 * touch this one (an SQLite connection must not be used across
-	 * fork(); holding its descriptor is harmless).
+	 * fork(); holding its descriptor is harmless).  The CA keys it opens
+	 * now are kept for them, so a client's request does not decrypt one.
 	 */
+	if (oe_ca_preload(ctx) != OE_OK)
+		daemon_log(LOG_WARNING, "CA keys not preloaded, each client opens them: %s",
+			   oe_ctx_errmsg(ctx));
+	else
+		daemon_log(LOG_INFO, "CA keys preloaded for the clients");
 	socket_path = oe_config_get(ctx, "daemon", "socket");
 	if (socket_path == NULL)
 		socket_path = DEFAULT_SOCKET;
-	if ((lfd = listen_on(socket_path)) < 0) {
+	l.ctx = ctx;
+	l.dc = &dc;
+	l.max = MAX_CLIENTS;
+	if ((max = oe_config_get(ctx, "daemon", "max_clients")) != NULL)
+		l.max = strtoul(max, NULL, 10); /* 1..4096, checked on loading */
+	if ((l.wait = calloc(l.max, sizeof(*l.wait))) == NULL) {
+		daemon_log(LOG_ERR, "out of memory");
+		oe_ctx_free(ctx);
+		return 1;
+	}
+	if ((l.lfd = listen_on(socket_path)) < 0) {
+		free(l.wait);
 		oe_ctx_free(ctx);
 		return 1;
 	}
@@ -284,55 +490,21 @@ main(int argc, char **argv)
 	sa.sa_flags = SA_NOCLDSTOP;
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Handlers run only inside ppoll(), so the counters need no care. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &l.mask);
 	daemon_log(LOG_INFO, "listening on %s", socket_path);
 	dispatcher = dispatcher_start(&dc);
 	notify("READY=1");
 
-	while (!stopping) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
-		json_t *first;
-		pid_t pid;
-		int fd;
+	serve(&l);
 
-		if (dispatcher_died && !stopping) {
-			daemon_log(LOG_WARNING, "the dispatcher stopped; starting it again");
-			dispatcher_died = 0;
-			sleep(1); /* not in a tight loop if it cannot start */
-			dispatcher = dispatcher_start(&dc);
-		}
-		if (poll(&p, 1, 1000) <= 0)
-			continue;
-		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
-			continue;
-		first = NULL;
-		if (serve_root_inline(ctx, fd, &first)) {
-			close(fd);
-			continue;
-		}
-		if (children >= MAX_CLIENTS) {
-			daemon_log(LOG_WARNING, "%d clients busy; refusing one", MAX_CLIENTS);
-			json_decref(first);
-			close(fd);
-			continue;
-		}
-		pid = fork();
-		if (pid == 0) {
-			close(lfd);
-			signal(SIGTERM, SIG_DFL);
-			signal(SIGINT, SIG_DFL);
-			signal(SIGCHLD, SIG_DFL);
-			_exit(session_run(&dc, fd, first));
-		}
-		json_decref(first);
-		if (pid > 0)
-			children++;
-		else
-			daemon_log(LOG_ERR, "fork: %s", strerror(errno));
-		close(fd);
-	}
 	notify("STOPPING=1");
 	daemon_log(LOG_INFO, "stopping; waiting for %d client(s)", (int)children);
-	close(lfd);
+	close(l.lfd);
 	unlink(socket_path);
 	if (dispatcher > 0 && !dispatcher_died)
 		kill(dispatcher, SIGTERM);
@@ -342,6 +514,7 @@ main(int argc, char **argv)
 		else if (errno != EINTR)
 			break;
 	hooks_free(dc.hooks);
+	free(l.wait);
 	oe_ctx_free(ctx);
 	return 0;
 }

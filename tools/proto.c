@@ -188,6 +188,71 @@ proto_recv(int fd, json_t **msg, int timeout_ms, char *err, size_t errlen)
 	return *msg ? 0 : -1;
 }
 
+int
+proto_read_some(int fd, struct proto_reader *rd, json_t **msg, char *err, size_t errlen)
+{
+	*msg = NULL;
+	for (;;) {
+		unsigned char *dst;
+		size_t want;
+		ssize_t n;
+
+		if (rd->got == 4 && rd->body == NULL) {
+			rd->len = (size_t)rd->hdr[0] << 24 | (size_t)rd->hdr[1] << 16 |
+				  (size_t)rd->hdr[2] << 8 | rd->hdr[3];
+			if (rd->len == 0 || rd->len > PROTO_MAX_MSG) {
+				snprintf(err, errlen, "message length %zu is not within 1..%d", rd->len,
+					 PROTO_MAX_MSG);
+				return -1;
+			}
+			if ((rd->body = malloc(rd->len)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+		}
+		if (rd->body && rd->got == 4 + rd->len) {
+			*msg = proto_parse(rd->body, rd->len, err, errlen);
+			return *msg ? 0 : -1;
+		}
+		if (rd->got < 4) {
+			dst = rd->hdr + rd->got;
+			want = 4 - rd->got;
+		} else {
+			dst = (unsigned char *)rd->body + (rd->got - 4);
+			want = 4 + rd->len - rd->got;
+		}
+		n = read(fd, dst, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return PROTO_MORE;
+		if (n < 0) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			if (rd->got == 0) {
+				snprintf(err, errlen, "connection closed");
+				return 1;
+			}
+			snprintf(err, errlen, "%s", rd->got < 4 ? "truncated message header"
+							       : "truncated message");
+			return -1;
+		}
+		rd->got += (size_t)n;
+	}
+}
+
+void
+proto_reader_clear(struct proto_reader *rd)
+{
+	if (rd->body) {
+		explicit_bzero(rd->body, rd->len);
+		free(rd->body);
+	}
+	memset(rd, 0, sizeof(*rd));
+}
+
 char *
 proto_b64_encode(const unsigned char *data, size_t len)
 {

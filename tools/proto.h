@@ -18,6 +18,22 @@ int proto_send(int fd, json_t *msg, int timeout_ms, char *err, size_t errlen);
 /* Receive one message; 0 on success (*msg is the caller's), 1 on a clean
  * end of stream before any byte, -1 with err set. */
 int proto_recv(int fd, json_t **msg, int timeout_ms, char *err, size_t errlen);
+/*
+ * One message read a piece at a time from a non-blocking descriptor, for
+ * a process that serves many connections: proto_read_some() reads what
+ * is there and returns PROTO_MORE until the message is whole (0, *msg is
+ * the caller's), 1 on a clean end of stream before any byte, -1 with err.
+ * Start from a zeroed reader; proto_reader_clear() when done.
+ */
+#define PROTO_MORE 2
+struct proto_reader {
+	unsigned char hdr[4];
+	char *body;
+	size_t len; /* body length, once the header is in */
+	size_t got; /* header and body bytes so far */
+};
+int proto_read_some(int fd, struct proto_reader *rd, json_t **msg, char *err, size_t errlen);
+void proto_reader_clear(struct proto_reader *rd);
 /* Validate a decoded message: an object with "v" == 1; 0 or -1 with err. */
 int proto_check(json_t *msg, char *err, size_t errlen);
 /* Parse a received frame body (for the fuzzer and proto_recv). */

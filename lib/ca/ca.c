@@ -28,7 +28,8 @@ ca_reason_code(const char *name)
 		return 0;
 	for (int i = 0; i < (int)(sizeof(reasons) / sizeof(reasons[0])); i++)
 		if (reasons[i] && strcasecmp(reasons[i], name) == 0)
-			return i;
+			/* Only a delta CRL un-lists with it (RFC 5280 5.3.1). */
+			return i == CA_REASON_REMOVE_FROM_CRL ? -2 : i;
 	return -1;
 }
 
@@ -95,6 +96,32 @@ ctx_close_cas(oe_ctx *ctx)
 	for (size_t i = 0; i < ctx->nca; i++)
 		ctx->ca[i]->ops->close(ctx->ca[i]);
 	ctx->nca = 0;
+}
+
+oe_rc
+oe_ca_preload(oe_ctx *ctx)
+{
+	oe_rc rc = OE_OK, r;
+
+	if (ctx == NULL || ctx->cfg == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	/* Every [ca NAME]; one that fails leaves the others loaded. */
+	for (size_t i = 0; i < ctx->cfg->nsec; i++) {
+		const char *name = ctx->cfg->sec[i].name;
+		struct ca_conn *conn;
+
+		if (strncmp(name, "ca ", 3) != 0)
+			continue;
+		if ((r = ca_open(ctx, name + 3, &conn)) == OE_OK) {
+			if (conn->ops->preload)
+				r = conn->ops->preload(conn);
+			ca_close(conn);
+		}
+		if (r != OE_OK)
+			rc = r; /* the context's message is this one's */
+	}
+	return rc;
 }
 
 void

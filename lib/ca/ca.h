@@ -43,17 +43,20 @@ struct ca_reply {
 	char message[256];   /* why, for anything but CA_ISSUED */
 };
 
-/* RFC 5280 CRLReason values we accept by name. */
-int ca_reason_code(const char *name);       /* -1 when unknown */
+/* RFC 5280 CRLReason values we accept by name, to revoke with: -1 when
+ * unknown, -2 for removeFromCRL (8), which only a delta CRL carries. */
+#define CA_REASON_REMOVE_FROM_CRL 8
+int ca_reason_code(const char *name);
 const char *ca_reason_name(int code);
 
 struct ca_conn;
 
 struct ca_ops {
 	const char *type; /* "local", "cmp", "ejbca-rest" */
-	/* Works in-process on the store only, quickly: the caller may run
-	 * submit inside its own transaction, so the CA's record and the
-	 * token commit together (one durable commit, not two). */
+	/* Works in-process on the store only, quickly: the caller runs
+	 * submit, approve and revoke inside its own transaction, so the CA's
+	 * record and the token commit together (one durable commit, not
+	 * two, and never one without the other). */
 	int in_process;
 	/* Check the section and prepare; errors name the section and key. */
 	oe_rc (*open)(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
@@ -64,13 +67,29 @@ struct ca_ops {
 	/* Optional: resume a pending request. */
 	oe_rc (*poll)(struct ca_conn *conn, const char *cookie,
 		      struct ca_reply *reply);
-	/* Optional: revoke an issued certificate with a CRLReason code. */
+	/* Optional: revoke an issued certificate with a CRLReason code; an
+	 * in_process connector runs inside the caller's transaction. */
 	oe_rc (*revoke)(struct ca_conn *conn, X509 *cert, int reason);
 	/* Optional: the CA's current CRL, DER or PEM. */
 	oe_rc (*crl)(struct ca_conn *conn, int der, unsigned char **out,
 		     size_t *len);
 	/* Optional: a human-readable health report into buf. */
 	oe_rc (*check)(struct ca_conn *conn, char *buf, size_t len);
+	/* Optional: issue a request the connector itself holds for an
+	 * administrator (`ca approve`); cookie is what submit returned.
+	 * OE_EPERM when it holds no such request.  An in_process connector
+	 * runs inside the caller's transaction, as submit does. */
+	oe_rc (*approve)(struct ca_conn *conn, const char *cookie,
+			 const struct ca_request *req, struct ca_reply *reply);
+	/* Optional: the issuing CA's certificate, for the chain of a
+	 * PKCS#12; owned by the connection, NULL when unknown. */
+	X509 *(*ca_cert)(struct ca_conn *conn);
+	/* Optional: create the CA's own key and certificate (`ca init`). */
+	oe_rc (*init)(struct ca_conn *conn, const char *dn, const char *key_type,
+		      unsigned days);
+	/* Optional: open what signing needs now and keep it for this process
+	 * and the children it forks (oe_ca_preload). */
+	oe_rc (*preload)(struct ca_conn *conn);
 };
 
 /* Every connector instance starts with this. */

@@ -27,11 +27,11 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
 #include "cfg.h"
-#include "local.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -50,6 +50,26 @@ struct local_ca {
 	X509_EXTENSION *ext[EXT_COUNT];
 	EVP_MD *md; /* fetched once; NULL for Ed25519 keys */
 };
+
+/*
+ * CA keys kept by oe_ca_preload() for this process and its forked
+ * children: otpenrolld preloads before it forks a session per client, so
+ * a session does not decrypt ca.key (PBKDF2) again.  An entry serves only
+ * the same CA name, the same ca.pem and ca.key (device, inode, size,
+ * mtime, ctime) and the same passphrase, so a replaced or rewritten
+ * ca.key, or another store key, is read afresh.  Entries live as long as
+ * the process.
+ */
+#define KEPT_MAX 16
+
+static struct kept {
+	char *name;
+	struct stat pem_st, key_st;
+	unsigned char pass[32]; /* SHA-256 of the passphrase */
+	X509 *cert;
+	EVP_PKEY *pkey;
+} kept[KEPT_MAX];
+static size_t nkept;
 
 static void
 path_of(const struct local_ca *ca, const char *file, char *out, size_t len)
@@ -219,6 +239,46 @@ prepare(struct local_ca *ca)
 	return OE_OK;
 }
 
+/*
+ * The request's SubjectPublicKeyInfo, copied as it stands.  Setting it
+ * from the request's EVP_PKEY instead runs OpenSSL 3's encoder and then
+ * its decoder on the key, which cost more than signing the certificate.
+ * The copy carries no decoded key: X509_get0_pubkey() of the result is
+ * NULL until the certificate is parsed again.
+ */
+static int
+copy_spki(X509 *cert, X509_REQ *csr)
+{
+	X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(csr);
+	ASN1_OBJECT *alg = NULL, *oid;
+	const unsigned char *bits;
+	unsigned char *copy = NULL;
+	const void *pval;
+	void *param = NULL;
+	X509_ALGOR *a;
+	int len, ptype;
+
+	if (from == NULL || !X509_PUBKEY_get0_param(&oid, &bits, &len, &a, from) || len <= 0)
+		return 0;
+	X509_ALGOR_get0(NULL, &ptype, &pval, a);
+	if (ptype == V_ASN1_OBJECT)
+		param = OBJ_dup(pval);
+	else if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+		param = ASN1_STRING_dup(pval);
+	if ((param == NULL && ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL) ||
+	    (alg = OBJ_dup(oid)) == NULL || (copy = OPENSSL_memdup(bits, (size_t)len)) == NULL ||
+	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), alg, ptype, param, copy, len)) {
+		ASN1_OBJECT_free(alg);
+		if (ptype == V_ASN1_OBJECT)
+			ASN1_OBJECT_free(param);
+		else
+			ASN1_STRING_free(param);
+		OPENSSL_free(copy);
+		return 0;
+	}
+	return 1;
+}
+
 /* The subject key identifier: SHA-1 of the public key (RFC 5280 4.2.1.2). */
 static int
 add_ski(X509 *cert)
@@ -234,17 +294,76 @@ add_ski(X509 *cert)
 	return ok;
 }
 
+/* What identifies this CA's files and passphrase for the kept table;
+ * -1 when a file is missing or unsafe (load() then says what is wrong). */
+static int
+identify(struct local_ca *ca, struct stat *pem, struct stat *key, unsigned char pass[32])
+{
+	char path[4096], phrase[65];
+	int ok;
+
+	path_of(ca, "ca.pem", path, sizeof(path));
+	if (lstat(path, pem) != 0 || !S_ISREG(pem->st_mode))
+		return -1;
+	path_of(ca, "ca.key", path, sizeof(path));
+	if (lstat(path, key) != 0 || !S_ISREG(key->st_mode) || (key->st_mode & 077))
+		return -1;
+	if (key_passphrase(ca->base.ctx, ca->base.name, phrase) != 0)
+		return -1;
+	ok = EVP_Digest(phrase, strlen(phrase), pass, NULL, EVP_sha256(), NULL);
+	OPENSSL_cleanse(phrase, sizeof(phrase));
+	return ok ? 0 : -1;
+}
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The kept entry for ca as its files are now, or NULL. */
+static struct kept *
+kept_find(struct local_ca *ca)
+{
+	struct stat pem, key;
+	unsigned char pass[32];
+	struct kept *k = NULL;
+
+	if (nkept == 0 || identify(ca, &pem, &key, pass) != 0)
+		return NULL;
+	for (size_t i = 0; i < nkept && k == NULL; i++)
+		if (strcmp(kept[i].name, ca->base.name) == 0 && same_file(&kept[i].pem_st, &pem) &&
+		    same_file(&kept[i].key_st, &key) && CRYPTO_memcmp(kept[i].pass, pass, 32) == 0)
+			k = &kept[i];
+	OPENSSL_cleanse(pass, sizeof(pass));
+	return k;
+}
+
 /* Load ca.pem and ca.key, once. */
 static oe_rc
 load(struct local_ca *ca)
 {
 	oe_ctx *ctx = ca->base.ctx;
 	char path[4096], pass[65];
+	struct kept *k;
 	BIO *bio;
 	oe_rc rc;
 
 	if (ca->cert && ca->key && ca->ext[EXT_COUNT - 1])
 		return OE_OK;
+	if ((k = kept_find(ca)) != NULL && X509_up_ref(k->cert)) {
+		if (!EVP_PKEY_up_ref(k->pkey)) {
+			X509_free(k->cert);
+		} else {
+			X509_free(ca->cert);
+			EVP_PKEY_free(ca->key);
+			ca->cert = k->cert;
+			ca->key = k->pkey;
+			return prepare(ca);
+		}
+	}
 	path_of(ca, "ca.pem", path, sizeof(path));
 	if ((bio = read_ca_file(ctx, path, 0, &rc)) == NULL)
 		return rc;
@@ -362,7 +481,8 @@ out:
 	return rc;
 }
 
-oe_rc
+/* Sign now (auto approval, or `ca approve` of a manual request). */
+static oe_rc
 local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    const char *token_serial, X509 **out)
 {
@@ -386,7 +506,7 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
 	    !X509_set_subject_name(cert, subject) ||
-	    !X509_set_pubkey(cert, pub) ||
+	    !copy_spki(cert, csr) ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -300) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)ca->validity_days, 0, NULL) == NULL ||
 	    !X509_add_ext(cert, ca->ext[EXT_BC], -1) || !X509_add_ext(cert, ku, -1) ||
@@ -430,6 +550,68 @@ local_submit(struct ca_conn *conn, const struct ca_request *req,
 		snprintf(reply->message, sizeof(reply->message), "%s", oe_ctx_errmsg(conn->ctx));
 		return OE_OK;
 	}
+	reply->result = CA_ISSUED;
+	if (X509_up_ref(ca->cert))
+		reply->issuer = ca->cert;
+	return OE_OK;
+}
+
+/* oe_ca_preload(): load now, and keep the key for this process's children. */
+static oe_rc
+local_preload(struct ca_conn *conn)
+{
+	struct local_ca *ca = (struct local_ca *)conn;
+	struct stat pem, key, pem2, key2;
+	unsigned char pass[32];
+	struct kept *k;
+	oe_rc rc;
+
+	/* The files as they were before and after loading: a CA replaced
+	 * meanwhile is not kept under either identity. */
+	if (identify(ca, &pem, &key, pass) != 0)
+		return load(ca); /* says what is wrong */
+	if ((rc = load(ca)) != OE_OK || kept_find(ca) != NULL || nkept == KEPT_MAX)
+		goto out;
+	if (identify(ca, &pem2, &key2, pass) != 0 || !same_file(&pem, &pem2) ||
+	    !same_file(&key, &key2))
+		goto out;
+	k = &kept[nkept];
+	if ((k->name = strdup(conn->name)) == NULL || !X509_up_ref(ca->cert)) {
+		free(k->name);
+		k->name = NULL;
+		goto out;
+	}
+	if (!EVP_PKEY_up_ref(ca->key)) {
+		X509_free(ca->cert);
+		free(k->name);
+		k->name = NULL;
+		goto out;
+	}
+	k->pem_st = pem;
+	k->key_st = key;
+	memcpy(k->pass, pass, sizeof(pass));
+	k->cert = ca->cert;
+	k->pkey = ca->key;
+	nkept++;
+out:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	return rc;
+}
+
+/* `ca approve`: only what local_submit left waiting for an administrator. */
+static oe_rc
+local_approve(struct ca_conn *conn, const char *cookie, const struct ca_request *req,
+	      struct ca_reply *reply)
+{
+	struct local_ca *ca = (struct local_ca *)conn;
+	oe_rc rc;
+
+	memset(reply, 0, sizeof(*reply));
+	if (cookie == NULL || strcmp(cookie, "manual") != 0)
+		return ctx_fail(conn->ctx, OE_EPERM, "token %s is not held for approval by [ca %s]",
+				req->token_serial, conn->name);
+	if ((rc = local_issue(conn, req->csr, req->subject, req->token_serial, &reply->cert)) != OE_OK)
+		return rc;
 	reply->result = CA_ISSUED;
 	if (X509_up_ref(ca->cert))
 		reply->issuer = ca->cert;
@@ -673,9 +855,9 @@ new_key(const char *type)
 	return NULL;
 }
 
-oe_rc
-local_ca_create(struct ca_conn *conn, const char *dn, const char *key_type,
-		unsigned days)
+/* `ca init`: ca.pem and ca.key, neither of which may exist yet. */
+static oe_rc
+local_init(struct ca_conn *conn, const char *dn, const char *key_type, unsigned days)
 {
 	struct local_ca *ca = (struct local_ca *)conn;
 	oe_ctx *ctx = conn->ctx;
@@ -744,7 +926,8 @@ out:
 	return rc;
 }
 
-X509 *
+/* The CA certificate, loaded on first use. */
+static X509 *
 local_ca_cert(struct ca_conn *conn)
 {
 	struct local_ca *ca = (struct local_ca *)conn;
@@ -761,4 +944,8 @@ const struct ca_ops ca_local_ops = {
 	.revoke = local_revoke,
 	.crl = local_crl,
 	.check = local_check,
+	.approve = local_approve,
+	.ca_cert = local_ca_cert,
+	.init = local_init,
+	.preload = local_preload,
 };

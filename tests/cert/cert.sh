@@ -84,6 +84,8 @@ grep -A1 "Key Usage: critical" "$tmp/alice.txt" | grep -qx " *Digital Signature"
 has "$tmp/alice.txt" "TLS Web Client Authentication" "EKU clientAuth"
 has "$tmp/alice.txt" "Subject Key Identifier" "SKI"
 has "$tmp/alice.txt" "Authority Key Identifier" "AKI"
+[ "$(openssl x509 -in "$tmp/alice.pem" -noout -pubkey)" = "$(openssl pkey -in "$tmp/alice.key" -pubout)" ] \
+	&& ok "the certificate carries the request's key" || bad "public key differs from the CSR's"
 [ "$(openssl x509 -in "$tmp/alice.pem" -noout -subject -nameopt RFC2253)" = "subject=CN=alice,O=Example" ] \
 	&& ok "subject from the template, not the CSR" || bad "subject"
 serial=$(openssl x509 -in "$tmp/alice.pem" -noout -serial | cut -d= -f2)
@@ -97,6 +99,8 @@ expect 0 "request with an RSA DER CSR" oe cert request --user bob --csr "$tmp/bo
 openssl x509 -in "$tmp/bob.pem" -noout -text | grep -A1 "Key Usage: critical" | grep -q "Digital Signature, Key Encipherment" \
 	&& ok "RSA: digitalSignature + keyEncipherment" || bad "RSA key usage"
 openssl verify -purpose sslclient -CAfile "$tmp/ca-rsa/ca.pem" "$tmp/bob.pem" >/dev/null 2>&1 && ok "RSA cert verifies" || bad "RSA verify"
+[ "$(openssl x509 -in "$tmp/bob.pem" -noout -pubkey)" = "$(openssl pkey -in "$tmp/bob.key" -pubout)" ] \
+	&& ok "RSA: the certificate carries the request's key" || bad "RSA public key differs"
 
 # Refusals leave no token behind.
 before=$(tokens)
@@ -221,10 +225,22 @@ expect 0 "approve it" oe ca approve "$m3"
 expect 0 "fetch gives the PKCS#12" oe --json cert fetch "$m3" --user nina --out "$tmp/m3.p12"
 pass=$(json 'd["pkcs12_password"]' <"$tmp/out")
 openssl pkcs12 -in "$tmp/m3.p12" -passin "pass:$pass" -nodes -noout 2>/dev/null && ok "it opens" || bad "m3 p12"
+openssl pkcs12 -in "$tmp/m3.p12" -passin "pass:$pass" -cacerts -nokeys 2>/dev/null | grep -q "subject=CN *= *Manual CA" \
+	&& ok "with the issuing CA in its chain" || bad "no CA certificate in the PKCS#12"
 expect 0 "fetch again" oe --json cert fetch "$m3" --user nina
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d)" \
 	&& ok "the PKCS#12 is handed out once" || bad "PKCS#12 twice"
 [ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m3'")" ] && ok "key erased after fetch" || bad "key kept"
+# Revoked before it was fetched: the sealed key goes with the revocation.
+expect 3 "generated key, pending again" oe --json cert request --user rita --generate --ca manual
+m4=$(json 'd["serial"]' <"$tmp/out")
+expect 0 "approve, not fetched" oe ca approve "$m4"
+expect 0 "revoke the unfetched one" oe token revoke "$m4"
+[ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m4'")" ] \
+	&& ok "revocation erases the sealed key" || bad "sealed key kept after revocation"
+expect 0 "fetch after revocation" oe --json cert fetch "$m4" --user rita
+python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d or d['rollout_state'] != 'revoked')" \
+	&& ok "fetch gives no key for a revoked token" || bad "PKCS#12 after revocation"
 
 # Events in the outbox, from the same transactions.
 sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_init'" | grep -q "\"serial\":\"$m1\".*\|\"rollout_state\":\"pending\"" \
@@ -237,7 +253,12 @@ sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_rollout_st
 # Revocation and CRLs.
 expect 0 "revoke with keyCompromise" oe token revoke "$alice" --reason keyCompromise
 expect 1 "revoke again" oe token revoke "$alice"
-expect 2 "unknown reason" oe token revoke "$(oe --json token list --user bob | json 'd[0]["serial"]')" --reason grumpy
+bobserial=$(oe --json token list --user bob | json 'd[0]["serial"]')
+expect 2 "unknown reason" oe token revoke "$bobserial" --reason grumpy
+expect 2 "removeFromCRL does not revoke" oe token revoke "$bobserial" --reason removeFromCRL
+has "$tmp/err" "delta CRL" "says it belongs in a delta CRL"
+[ "$(oe --json token show "$bobserial" | json 'd["rollout_state"]')" = enrolled ] \
+	&& ok "still enrolled after the refused reasons" || bad "revoked with a refused reason"
 expect 0 "ca crl" oe ca crl local --out "$tmp/crl.pem"
 openssl crl -in "$tmp/crl.pem" -noout -text >"$tmp/crl.txt"
 has "$tmp/crl.txt" "$serial" "the CRL lists the revoked serial"
@@ -250,6 +271,18 @@ n2=$(openssl crl -inform DER -in "$tmp/crl.der" -noout -crlnumber | cut -d= -f2)
 sqlite3 "$tmp/oe.db" "SELECT event FROM outbox WHERE payload LIKE '%$alice%'" | grep -q token_revoke && ok "token_revoke event" || bad "revoke event"
 openssl verify -crl_check -CRLfile "$tmp/crl.pem" -CAfile "$tmp/ca/ca.pem" "$tmp/alice.pem" >/dev/null 2>&1 \
 	&& bad "revoked cert still verifies with the CRL" || ok "revoked cert fails verification with the CRL"
+# A revocation the store cannot record leaves the CA's record as it was,
+# and the token can be revoked once the store works again.
+sqlite3 "$tmp/oe.db" "CREATE TRIGGER fail_revoke BEFORE UPDATE OF rollout_state ON tokens
+	WHEN NEW.rollout_state = 'revoked' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+expect 1 "revocation failing in the store" oe token revoke "$bobserial"
+bobcert=$(oe --json token show "$bobserial" | json 'd["cert_serial"]')
+[ "$(sqlite3 "$tmp/oe.db" "SELECT revoked FROM local_ca_certs WHERE serial = '$bobcert'")" = 0 ] \
+	&& ok "the CA did not record it revoked" || bad "the CA recorded a revocation that failed"
+sqlite3 "$tmp/oe.db" "DROP TRIGGER fail_revoke"
+expect 0 "revoke once the store works again" oe token revoke "$bobserial"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT revoked > 0 FROM local_ca_certs WHERE serial = '$bobcert'")" = 1 ] \
+	&& ok "now the CA has it revoked" || bad "CA record after revocation"
 
 # Uploads.
 expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursula
@@ -280,5 +313,14 @@ expect 1 "a fourth token is refused" oe cert request --user quota --csr "$tmp/al
 has "$tmp/err" "max_tokens_per_user" "limit named"
 expect 0 "cert list --user" oe --json cert list --user quota
 [ "$(json 'len(d)' <"$tmp/out")" = 3 ] && ok "three listed" || bad "cert list count"
+# Ten requests at once for a user with none: the limit still holds.
+for i in $(seq 10); do
+	oe cert request --user racer --csr "$tmp/alice.csr" >/dev/null 2>"$tmp/race$i.err" &
+done
+wait
+n=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'racer'")
+[ "$n" = 3 ] && ok "10 parallel requests: 3 tokens" || bad "10 parallel requests left $n tokens"
+[ "$(cat "$tmp"/race*.err | grep -c max_tokens_per_user)" = 7 ] && ok "7 refused by the limit" \
+	|| { bad "refusals"; cat "$tmp"/race*.err; }
 
 finish

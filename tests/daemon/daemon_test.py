@@ -111,6 +111,23 @@ def as_user(user, fn):
     return json.loads(data)
 
 
+def hold_open(user, path, seconds):
+    """A child under user's uid that connects, says nothing, and waits."""
+    pw = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            s = connect(path)
+            time.sleep(seconds)
+            s.close()
+        finally:
+            os._exit(0)
+    return pid
+
+
 def ensure_user(name):
     try:
         pwd.getpwnam(name)
@@ -212,9 +229,10 @@ admin_group = {ADMIN_GROUP}
                                capture_output=True, text=True)
             check(v.returncode == 0, "issued certificate verifies: " + v.stdout.strip())
 
-        # Malformed input: each gets an error reply or a closed socket, and
-        # the daemon keeps serving.
-        bad = [
+        # Malformed input: every caller gets an error reply, and the daemon
+        # keeps serving.  Framing errors for root and for a user; the
+        # requests a user would first be asked an OTP for, for root.
+        framing = [
             (b"\x00\x00\x00\x00", "zero length"),
             (struct.pack(">I", 10 * 1024 * 1024), "oversized length"),
             (frame(b"not json"), "not JSON"),
@@ -222,21 +240,34 @@ admin_group = {ADMIN_GROUP}
             (frame({"v": 2, "op": "cert_list"}), "wrong version"),
             (frame({"v": 1, "op": "format_disk"}), "unknown op"),
             (frame({"v": 1}), "no op"),
+            (struct.pack(">I", 100) + b'{"v":1', "truncated body"),
+            (b"\x00\x00", "truncated header"),
+        ]
+        content = [
             (frame({"v": 1, "op": "cert_request", "csr_b64": "!!!"}), "bad base64"),
             (frame({"v": 1, "op": "cert_request", "csr_b64": base64.b64encode(b"junk").decode()}),
              "garbage CSR"),
             (frame({"v": 1, "op": "cert_request", "key_type": "rsa512"}), "unknown key type"),
-            (struct.pack(">I", 100) + b'{"v":1', "truncated body"),
         ]
-        for data, what in bad:
+
+        def send_raw(data):
+            """Send data, end our side, and read one reply (None: none came)."""
             s = connect(sock)
-            s.sendall(data)
-            if what == "truncated body":
+            try:
+                s.sendall(data)
                 s.shutdown(socket.SHUT_WR)
-            reply = recv_msg(s)
-            s.close()
-            check(reply is None or reply.get("status") == "error",
-                  "malformed request (%s) refused: %s" % (what, reply and reply.get("error")))
+                return recv_msg(s)
+            finally:
+                s.close()
+        for who, cases in (("root", framing + content), (TEST_USER, framing)):
+            for data, what in cases:
+                if who == "root":
+                    reply = send_raw(data)
+                else:
+                    reply = as_user(who, lambda: send_raw(data))
+                check(reply is not None and reply.get("status") == "error",
+                      "%s: malformed request (%s) gets an error reply: %s"
+                      % (who, what, reply and reply.get("error")))
         r = call(sock, {"v": 1, "op": "cert_list"})
         check(r and r.get("status") == "ok", "daemon still serves after malformed requests")
 
@@ -275,16 +306,48 @@ admin_group = {ADMIN_GROUP}
               "user lists only their own certificates")
 
         # Reaching for another user's token, or acting for another user.
+        # Both users hold a grant here, so what refuses is the ownership
+        # check, not the OTP gate.
+        cli = os.path.join(TOP_BUILD, "tools", ".libs", "otpenroll")
+        cenv = dict(os.environ, LD_LIBRARY_PATH=cli_lib, OTPENROLL_SOCKET=sock)
+        keyfile = os.path.join(tmp, "other.hex")
+        with open(keyfile, "w") as f:
+            f.write(HOTP_KEY + "\n")
+        os.chmod(keyfile, 0o600)
+        run(cli, "-c", conf, "token", "add-otp", "--user", OTHER_USER, "--type", "hotp",
+            "--secret-file", keyfile, env=cenv)
+        # OTHER_USER logs in through PAM with a configuration whose grants
+        # last 2 s (and which checks on the store itself, not the daemon).
+        short = os.path.join(tmp, "short-grant.conf")
+        with open(conf) as f, open(short, "w") as g:
+            g.write(f.read().replace("grant_ttl = 600", "grant_ttl = 2")
+                    .replace("socket = %s\n" % sock, ""))
+        with open(os.path.join(tmp, "pam.d", "short-grant"), "w") as f:
+            f.write("auth required %s config=%s\n" % (module, short))
+        penv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
+                    PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
+        p = subprocess.run(["pamtester", "short-grant", OTHER_USER, "authenticate"],
+                           input=hotp(0) + "\n", capture_output=True, text=True, env=penv)
+        check(p.returncode == 0, "OTP login with a 2 s grant: %s" % p.stderr.strip())
+        granted = time.monotonic()
         r = call(sock, {"v": 1, "op": "cert_list"})
         root_serial = [c["serial"] for c in r["certs"]][0]
         r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch",
                                                    "serial": root_serial}))
-        check(r.get("status") == "error", "user cannot fetch root's token")
+        check(r.get("status") == "error" and "has no token" in r.get("error", ""),
+              "user cannot fetch root's token: %s" % r.get("error"))
         r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_list"}))
         check(r.get("status") == "ok" and r["certs"] == [], "another user sees no tokens")
-        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial},
-                                             otp="123456"))
-        check(r.get("status") == "error", "another user cannot fetch the user's token")
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial}))
+        check(time.monotonic() - granted < 2, "(still within the 2 s grant)")
+        check(r.get("status") == "error" and "has no token" in r.get("error", ""),
+              "another user, past the OTP gate, cannot fetch the user's token: %s"
+              % (r.get("error") or r.get("status")))
+        # Once the grant has expired the daemon asks for an OTP again.
+        time.sleep(max(0, granted + 3 - time.monotonic()))
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_fetch", "serial": serial}))
+        check(r.get("status") == "otp_required",
+              "after grant_ttl the daemon asks for an OTP again: %s" % r.get("status"))
         r = as_user(TEST_USER, lambda: call(sock, {"v": 1, "op": "cert_list", "user": "root"}))
         check(r.get("status") == "error" and "admin_group" in r.get("error", ""),
               "user cannot act for root")
@@ -296,14 +359,6 @@ admin_group = {ADMIN_GROUP}
 
         # The command line through the daemon, as a user: the OTP comes from
         # standard input (not a terminal), a manual CA makes it pending (3).
-        cli = os.path.join(TOP_BUILD, "tools", ".libs", "otpenroll")
-        cenv = dict(os.environ, LD_LIBRARY_PATH=cli_lib, OTPENROLL_SOCKET=sock)
-        keyfile = os.path.join(tmp, "other.hex")
-        with open(keyfile, "w") as f:
-            f.write(HOTP_KEY + "\n")
-        os.chmod(keyfile, 0o600)
-        run(cli, "-c", conf, "token", "add-otp", "--user", OTHER_USER, "--type", "hotp",
-            "--secret-file", keyfile, env=cenv)
         csr_path = os.path.join(tmp, "other.csr")
         with open(csr_path, "wb") as f:
             f.write(base64.b64decode(make_csr(tmp, "other")))
@@ -316,7 +371,7 @@ admin_group = {ADMIN_GROUP}
         r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--csr", csr_path,
                                                  "--ca", "manual"], "999999\n"))
         check(r["rc"] == 1 and "refused" in r["err"], "CLI: wrong OTP on stdin refused: %s" % r)
-        code = hotp(0)
+        code = hotp(1)
         r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--csr", csr_path,
                                                  "--ca", "manual"], code + "\n"))
         check(r["rc"] == 3 and json.loads(r["out"])["rollout_state"] == "pending",
@@ -338,8 +393,6 @@ admin_group = {ADMIN_GROUP}
         # checks on its own store connection; replay is still refused.
         with open(os.path.join(tmp, "pam.d", "login"), "w") as f:
             f.write("auth required %s config=%s\n" % (module, conf))
-        penv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
-                    PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
         code = hotp(1)
         p1 = subprocess.run(["pamtester", "login", TEST_USER, "authenticate"], input=code + "\n",
                             capture_output=True, text=True, env=penv)
@@ -357,6 +410,25 @@ admin_group = {ADMIN_GROUP}
                                                    "code": hotp(2)}))
         check(r.get("status") == "error", "otp_auth is for root only")
 
+        # The daemon opens the CA keys once, for all its clients; a CA made
+        # anew since is read afresh, not served from what was kept.
+        with open(os.path.join(tmp, "daemon.log")) as f:
+            check("CA keys preloaded" in f.read(), "the daemon preloads the CA keys")
+        cadir = os.path.join(tmp, "state", "ca")
+        os.rename(cadir, cadir + ".old")
+        run(cli, "-c", conf, "ca", "init", "local", "--subject", "CN=Renewed CA", env=cenv)
+        r = call(sock, {"v": 1, "op": "cert_request", "csr_b64": make_csr(tmp, "renewed")})
+        ok = r and r.get("status") == "ok" and "cert_pem" in r["cert"]
+        if ok:
+            pem = os.path.join(tmp, "renewed.pem")
+            with open(pem, "w") as f:
+                f.write(r["cert"]["cert_pem"])
+            v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(cadir, "ca.pem"), pem],
+                               capture_output=True, text=True)
+            ok = v.returncode == 0
+        check(ok, "a CA created after the daemon started signs its requests: %s"
+              % (r and (r.get("error") or r["cert"].get("rollout_state"))))
+
         # Many clients at once.
         socks = [connect(sock) for _ in range(24)]
         for s in socks:
@@ -366,11 +438,78 @@ admin_group = {ADMIN_GROUP}
             s.close()
         check(all(r and r.get("status") == "ok" for r in replies), "24 clients at once served")
 
-        # A client that connects and says nothing does not block others.
-        idle = connect(sock)
-        r = call(sock, {"v": 1, "op": "cert_list"})
-        check(r and r.get("status") == "ok", "an idle client does not block others")
-        idle.close()
+        # Clients that connect and say nothing hold up no one: three root
+        # connections (the listener reads root's first message itself) and
+        # a user's stay open for 10 s while others must be answered within
+        # 1.5 s each.  A listener that waited on each idle root client in
+        # turn (2 s apiece) fails here.
+        idle = [connect(sock) for _ in range(3)]
+        holder = hold_open(TEST_USER, sock, 10)
+        time.sleep(0.2)
+
+        def quick(req):
+            s = connect(sock)
+            s.settimeout(1.5)
+            try:
+                s.sendall(frame(req))
+                return recv_msg(s)
+            except socket.timeout:
+                return {"status": "no answer within 1.5 s"}
+            finally:
+                s.close()
+        r = quick({"v": 1, "op": "cert_list"})
+        check(r and r.get("status") == "ok",
+              "idle clients do not block root's request: %s" % (r and r.get("status")))
+        r = quick({"v": 1, "op": "otp_auth", "user": "oe-nobody", "code": "123456",
+                   "service": "test"})
+        check(r and r.get("result") == "no_token",
+              "idle clients do not block otp_auth: %s" % (r and r.get("status")))
+        r = as_user(TEST_USER, lambda: quick({"v": 1, "op": "cert_list"}))
+        check(r.get("status") == "ok",
+              "idle clients do not block a user's request: %s" % r.get("status"))
+        # Once its time is up an idle root client is told so.
+        for s in idle:
+            s.settimeout(10)
+            try:
+                r = recv_msg(s)
+            except socket.timeout:
+                r = None
+            s.close()
+            check(r and r.get("status") == "error" and "timed out" in r.get("error", ""),
+                  "an idle root client gets an error after its time: %s" % (r and r.get("error")))
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
+
+        # Beyond [daemon] max_clients a client is told to come back later:
+        # a second daemon on the same store allows two.
+        conf2, sock2 = os.path.join(tmp, "busy.conf"), os.path.join(tmp, "run", "busy.sock")
+        with open(conf) as f, open(conf2, "w") as g:
+            g.write(f.read().replace("socket = " + sock, "socket = " + sock2)
+                    + "max_clients = 2\n")
+        proc2 = subprocess.Popen([daemon, "-c", conf2], env=denv, stderr=log)
+        try:
+            for _ in range(100):
+                if os.path.exists(sock2) or proc2.poll() is not None:
+                    break
+                time.sleep(0.05)
+            check(os.path.exists(sock2), "a daemon with max_clients = 2 starts")
+            holders = [hold_open(TEST_USER, sock2, 10) for _ in range(2)]
+            time.sleep(0.5)
+            r = call(sock2, {"v": 1, "op": "cert_list"}) if os.path.exists(sock2) else None
+            check(r and r.get("status") == "error" and "busy" in r.get("error", ""),
+                  "a client beyond max_clients is told the daemon is busy: %s" % r)
+            for pid in holders:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            for _ in range(50 if os.path.exists(sock2) else 0):
+                r = call(sock2, {"v": 1, "op": "cert_list"})
+                if r and r.get("status") == "ok":
+                    break
+                time.sleep(0.1)
+            check(r and r.get("status") == "ok", "served again once clients have left: %s" % r)
+        finally:
+            proc2.send_signal(signal.SIGTERM)
+            proc2.wait(timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
