@@ -269,4 +269,27 @@ n=$(wc -l <"$tmp/kill.list")
 oe --json events outbox >"$tmp/out"
 [ "$(json '[e["state"] for e in d if e["payload"].get("user") == "kill"][0]' <"$tmp/out")" = delivered ] &&
 	ok "the entry is delivered" || bad "state: $(cat "$tmp/out")"
+
+# ---- the story through otpenrolld: its dispatcher sends both mails ----
+kill "${servers[-1]}"; wait "${servers[-1]}" 2>/dev/null
+smtpd daemon "$plain" || exit 1
+printf '[daemon]\nsocket = %s\n' "$tmp/sock" >>"$conf"
+"$build/tools/otpenrolld" -c "$conf" 2>"$tmp/daemon.log" &
+servers+=($!)
+for _ in $(seq 100); do [ -S "$tmp/sock" ] && break; sleep 0.05; done
+PYTHONPATH="$src/tests/bench" /usr/bin/python3 - "$tmp/sock" "$tmp/u.csr" >"$tmp/out" <<'PY'
+import base64, sys
+from daemon_client import call
+csr = base64.b64encode(open(sys.argv[2], "rb").read()).decode()
+r = call(sys.argv[1], {"v": 1, "op": "cert_request", "user": "dora", "csr_b64": csr})
+print(r["cert"]["serial"], r["cert"]["rollout_state"])
+PY
+read -r serial state <"$tmp/out"
+[ "$state" = pending ] && ok "a request through the daemon is pending" || bad "daemon request: $(cat "$tmp/out")"
+wait_mail() { for _ in $(seq 100); do [ "$(mails daemon)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
+wait_mail 1 && [ "$(header "$tmp/daemon/0.eml" Subject)" = "Certificate request $serial is pending" ] &&
+	ok "the daemon mailed the pending request by itself" || bad "no pending mail from the daemon"
+oe ca approve "$serial" >/dev/null
+wait_mail 2 && [ "$(header "$tmp/daemon/1.eml" Subject)" = "Your certificate $serial is ready" ] &&
+	ok "and the ready mail after the approval" || bad "no ready mail from the daemon"
 finish
