@@ -2,7 +2,9 @@
  * loader.c - handler plugins, loaded by name with dlopen from the
  * handler directory.
  *
- * The daemon runs as root, so a handler is code running as root: the
+ * A handler stays mapped once loaded (RTLD_NODELETE): the libraries it
+ * pulls in (libcurl, OpenSSL) register exit handlers that must not outlive
+ * their code.  The daemon runs as root, so a handler is code running as root: the
  * file must be a regular file owned by root or by us and writable by
  * nobody else, and its name is a plain word (no path).  A handler built
  * for another ABI version is refused by name, before any of it runs.
@@ -75,7 +77,7 @@ load(struct hooks *h, const char *name, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/%s.so", h->handler_dir, name);
 	if (safe_file(path, err, errlen) != 0)
 		return NULL;
-	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)) == NULL) {
 		snprintf(err, errlen, "handler %s: %s", name, dlerror());
 		return NULL;
 	}

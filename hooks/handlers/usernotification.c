@@ -514,6 +514,8 @@ on_monitor(const char *buf, int len, int writing, void *arg)
 {
 	struct session_state *st = arg;
 
+	if (getenv("OTPENROLL_SMTP_TRACE") && writing == SMTP_CB_READING)
+		fprintf(stderr, "S: %.*s", len, buf);
 	if (writing == SMTP_CB_READING && len >= 3 && (buf[0] == '4' || buf[0] == '5')) {
 		int n = len < (int)sizeof(st->last_refusal) - 1 ? len : (int)sizeof(st->last_refusal) - 1;
 		memcpy(st->last_refusal, buf, (size_t)n);
@@ -565,6 +567,12 @@ on_event(smtp_session_t session, int event, void *arg, ...)
 		 * the name or address during the handshake
 		 * (X509_VERIFY_PARAM in tls_context), which fails otherwise. */
 		*va_arg(ap, int *) = 1;
+		/* Its failed look-ups leave errors on OpenSSL's queue, which
+		 * would make the next SSL_read's "try again" look fatal. */
+		ERR_clear_error();
+		break;
+	case SMTP_EV_STARTTLS_OK:
+		ERR_clear_error();
 		break;
 	case SMTP_EV_EXTNA_STARTTLS:
 		snprintf(st->tls_error, sizeof(st->tls_error), "the server does not offer STARTTLS");
@@ -697,6 +705,7 @@ send_group(const oe_hook_host *h, oe_hook_job *jobs, struct mail *mails, size_t 
 			smtp_add_recipient(msg[i], m->rcpt[r]);
 		smtp_set_message_str(msg[i], m->text);
 	}
+	ERR_clear_error(); /* SSL_get_error() reads the queue: start clean */
 	if (!smtp_start_session(session)) {
 		char e[128];
 		snprintf(err, sizeof(err), "%s", *st.tls_error ? st.tls_error

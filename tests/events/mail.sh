@@ -211,7 +211,7 @@ option.body = Your token {serial}.
 R
 smtpd tls "$tlsport" --tls "$tmp/srv.pem" "$tmp/srv.key" --auth "otpenroll:s3cret pass" || exit 1
 oe token add-otp --user tina --type totp >/dev/null
-expect 0 "dispatch over STARTTLS with AUTH" oe events dispatch --once
+OTPENROLL_SMTP_TRACE=1 expect 0 "dispatch over STARTTLS with AUTH" oe events dispatch --once
 m="$tmp/tls/0.eml"
 [ "$(header "$m" X-TLS)" = yes ] && ok "sent over TLS" || bad "TLS: $(cat "$m" 2>/dev/null; cat "$tmp/tls.log")"
 header "$m" Subject | grep -q "^=?UTF-8?B?" && ok "a non-ASCII subject is RFC 2047 encoded" || bad "subject: $(header "$m" Subject)"
