@@ -357,6 +357,82 @@ check_ca_section(struct parse *ps, const struct cfg_section *s)
 	return true;
 }
 
+/* The names lib/csr.c gives keys: a key_types list may hold only these
+ * (and "rsaBITS" for a larger RSA key a request may carry). */
+static const char *const key_type_names[] = {
+	"ec256", "ec384", "ed25519", "rsa2048", "rsa3072", "rsa4096", NULL
+};
+
+static bool
+key_type_known(const char *name, size_t len)
+{
+	char bits[8];
+	uint64_t v;
+
+	for (size_t i = 0; key_type_names[i]; i++)
+		if (strlen(key_type_names[i]) == len &&
+		    strncmp(key_type_names[i], name, len) == 0)
+			return true;
+	if (len < 4 || len - 3 >= sizeof(bits) || strncmp(name, "rsa", 3) != 0)
+		return false;
+	memcpy(bits, name + 3, len - 3);
+	bits[len - 3] = '\0';
+	return util_parse_uint(bits, 2048, 16384, &v) == 0;
+}
+
+/* Values that would otherwise fail only when used, far from the file. */
+static void
+check_cross(struct parse *ps)
+{
+	const struct cfg_section *s;
+	const struct cfg_kv *kv;
+	char name[256];
+
+	if ((s = cfg_section(ps->cfg, "store")) != NULL &&
+	    (kv = section_kv(s, "url")) != NULL && *kv->value != '\0' &&
+	    !(strncmp(kv->value, "sqlite:", 7) == 0 && kv->value[7] != '\0') &&
+	    strncmp(kv->value, "postgresql://", 13) != 0 &&
+	    strncmp(kv->value, "postgres://", 11) != 0) {
+		perr(ps, kv->line, "[store] url: \"%s\" is not sqlite:PATH or postgresql://...",
+		     kv->value);
+		return;
+	}
+	if ((s = cfg_section(ps->cfg, "enroll")) == NULL)
+		return;
+	if ((kv = section_kv(s, "default_ca")) != NULL && *kv->value != '\0') {
+		snprintf(name, sizeof(name), "ca %s", kv->value);
+		if (cfg_section(ps->cfg, name) == NULL) {
+			perr(ps, kv->line, "[enroll] default_ca: no [ca %s] section",
+			     kv->value);
+			return;
+		}
+	}
+	if ((kv = section_kv(s, "key_types")) != NULL && *kv->value != '\0') {
+		const char *p = kv->value;
+		int n = 0;
+
+		/* Split as csr_list_has() does. */
+		for (;;) {
+			size_t len;
+			p += strspn(p, ", \t");
+			if (*p == '\0')
+				break;
+			len = strcspn(p, ", \t");
+			if (!key_type_known(p, len)) {
+				perr(ps, kv->line,
+				     "[enroll] key_types: \"%.*s\" is not one of "
+				     "ec256, ec384, ed25519, rsa2048, rsa3072, rsa4096",
+				     (int)len, p);
+				return;
+			}
+			p += len;
+			n++;
+		}
+		if (n == 0)
+			perr(ps, kv->line, "[enroll] key_types: names no key type");
+	}
+}
+
 void
 cfg_free(struct cfg *cfg)
 {
@@ -404,6 +480,8 @@ parse_buffer(const char *name, const char *text, size_t len, char *err,
 	for (size_t i = 0; i < ps.cfg->nsec && !ps.failed; i++)
 		if (strncmp(ps.cfg->sec[i].name, "ca ", 3) == 0)
 			check_ca_section(&ps, &ps.cfg->sec[i]);
+	if (!ps.failed)
+		check_cross(&ps);
 	if (ps.failed) {
 		cfg_free(ps.cfg);
 		return NULL;

@@ -110,6 +110,48 @@ test_errors_name_line_and_key(void **state)
 	}
 }
 
+/* Values used only later (store, CA, key policy) are checked at load. */
+static void
+test_checked_at_load(void **state)
+{
+	static const char *const pg[] = { "postgresql://u@h/db", "postgres://h/db" };
+	char err[512] = "", text[128];
+	struct cfg *c;
+
+	(void)state;
+	fails("[otp]\nwindow = 1\n[store]\nurl = mysql://x\n",
+	      "test.conf line 4: [store] url: \"mysql://x\"", NULL);
+	fails("[store]\nurl = sqlite:\n", "line 2: [store] url", NULL);
+	fails("[store]\nurl = /var/lib/otpenroll.db\n", "line 2: [store] url", NULL);
+	fails("[enroll]\ngrant_ttl = 60\ndefault_ca = remote\n[ca local]\ntype = local\n",
+	      "test.conf line 3: [enroll] default_ca", "no [ca remote] section");
+	fails("[enroll]\ndefault_ca = local\n", "line 2: [enroll] default_ca", NULL);
+	fails("[enroll]\nkey_types = ec256, rsa1024\n",
+	      "test.conf line 2: [enroll] key_types: \"rsa1024\"", NULL);
+	fails("[enroll]\nkey_types = ec256,p256\n", "line 2: [enroll] key_types: \"p256\"", NULL);
+	fails("[enroll]\nkey_types = EC256\n", "[enroll] key_types: \"EC256\"", NULL);
+	fails("[enroll]\nkey_types = rsa\n", "[enroll] key_types: \"rsa\"", NULL);
+	fails("[enroll]\nkey_types = ,\n", "line 2: [enroll] key_types: names no key type", NULL);
+	c = load("[store]\nurl = sqlite:/x.db\n[enroll]\ndefault_ca = e\n"
+		 "key_types = ec256,ec384 ed25519, rsa2048,rsa3072,\trsa4096, rsa8192\n"
+		 "[ca e]\ntype = ejbca-rest\nurl = https://e/v1\n",
+		 err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	cfg_free(c);
+	/* Empty means the default. */
+	c = load("[store]\nurl =\n[enroll]\ndefault_ca =\nkey_types =\n", err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	cfg_free(c);
+	for (size_t i = 0; i < sizeof(pg) / sizeof(pg[0]); i++) {
+		snprintf(text, sizeof(text), "[store]\nurl = %s\n", pg[i]);
+		if ((c = load(text, err, sizeof(err))) == NULL)
+			fail_msg("%s", err);
+		cfg_free(c);
+	}
+}
+
 static void
 test_files(void **state)
 {
@@ -129,6 +171,7 @@ main(void)
 		cmocka_unit_test(test_full_example),
 		cmocka_unit_test(test_remote_ca_sections),
 		cmocka_unit_test(test_errors_name_line_and_key),
+		cmocka_unit_test(test_checked_at_load),
 		cmocka_unit_test(test_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
