@@ -1,4 +1,6 @@
-/* test_store - the SQLite store: schema, migration guard, transactions. */
+/* test_store - the SQLite store: schema, migration guard, transactions;
+ * the promises of sqlite.c (WAL, synchronous=FULL, foreign keys, a busy
+ * timeout that queues writers) and a migration from schema version 1. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -131,6 +134,227 @@ test_garbage_file(void **state)
 	assert_non_null(strstr(err, "PostgreSQL"));
 }
 
+/* The first column of the first row, as text or as an integer. */
+struct first {
+	int rows;
+	int64_t i;
+	char s[64];
+};
+
+static int
+first_col(void *arg, const struct store_val *col, int ncol)
+{
+	struct first *f = arg;
+
+	f->rows++;
+	if (ncol > 0 && col[0].type == SV_INT)
+		f->i = col[0].i;
+	else if (ncol > 0 && col[0].type == SV_TEXT)
+		snprintf(f->s, sizeof(f->s), "%s", col[0].s);
+	return 1;
+}
+
+static struct first
+query_first(struct store *st, const char *sql)
+{
+	struct first f = { 0, -1, "" };
+
+	if (store_query(st, sql, NULL, 0, first_col, &f) != OE_OK)
+		fail_msg("%s: %s", sql, store_errmsg(st));
+	assert_int_equal(f.rows, 1);
+	return f;
+}
+
+/* A store opened as lib/ctx.c opens one: store_open, then the schema. */
+static struct store *
+open_applied(int create)
+{
+	struct store *st = open_store(create);
+
+	if (store_schema_apply(st, create) != OE_OK)
+		fail_msg("schema: %s", store_errmsg(st));
+	return st;
+}
+
+static void
+test_pragmas(void **state)
+{
+	struct store *st;
+
+	(void)state;
+	st = open_applied(1);
+	assert_string_equal(query_first(st, "PRAGMA journal_mode").s, "wal");
+	assert_int_equal(query_first(st, "PRAGMA synchronous").i, 2); /* FULL */
+	assert_int_equal(query_first(st, "PRAGMA foreign_keys").i, 1);
+	assert_true(query_first(st, "PRAGMA busy_timeout").i > 0);
+	store_close(st);
+	/* Set on every connection, not only the one that created the file. */
+	st = open_applied(0);
+	assert_string_equal(query_first(st, "PRAGMA journal_mode").s, "wal");
+	assert_int_equal(query_first(st, "PRAGMA synchronous").i, 2);
+	assert_int_equal(query_first(st, "PRAGMA foreign_keys").i, 1);
+	assert_true(query_first(st, "PRAGMA busy_timeout").i > 0);
+	store_close(st);
+}
+
+/* What schema version 1 created (migration_1 in lib/store/schema.c as
+ * first released), frozen here: a store of that age must still open. */
+static const char *const schema_v1[] = {
+	"CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+	"CREATE TABLE users ("
+	" name TEXT PRIMARY KEY,"
+	" email TEXT)",
+	"CREATE TABLE tokens ("
+	" serial TEXT PRIMARY KEY,"
+	" type TEXT NOT NULL CHECK (type IN ('hotp', 'totp', 'certificate')),"
+	" owner TEXT NOT NULL,"
+	" active INTEGER NOT NULL DEFAULT 1,"
+	" rollout_state TEXT NOT NULL,"
+	" description TEXT NOT NULL DEFAULT '',"
+	" secret BLOB,"
+	" digits INTEGER NOT NULL DEFAULT 0,"
+	" period INTEGER NOT NULL DEFAULT 0,"
+	" counter BIGINT NOT NULL DEFAULT 0,"
+	" failcount INTEGER NOT NULL DEFAULT 0,"
+	" locked_until BIGINT NOT NULL DEFAULT 0,"
+	" last_auth BIGINT NOT NULL DEFAULT 0,"
+	" created BIGINT NOT NULL,"
+	" updated BIGINT NOT NULL)",
+	"CREATE INDEX tokens_owner ON tokens (owner, type)",
+	"CREATE TABLE grants ("
+	" username TEXT PRIMARY KEY,"
+	" expires BIGINT NOT NULL)",
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY,"
+	" time BIGINT NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" username TEXT,"
+	" serial TEXT,"
+	" result TEXT NOT NULL,"
+	" detail TEXT)",
+	"CREATE INDEX audit_time ON audit (time)",
+	"CREATE TABLE outbox ("
+	" id INTEGER PRIMARY KEY,"
+	" event TEXT NOT NULL,"
+	" created BIGINT NOT NULL,"
+	" payload TEXT NOT NULL,"
+	" delivery_id TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'queued',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt BIGINT NOT NULL,"
+	" last_error TEXT)",
+	"CREATE INDEX outbox_due ON outbox (state, next_attempt)",
+	"INSERT INTO meta (name, value) VALUES ('schema_version', '1')",
+	"INSERT INTO tokens (serial, type, owner, rollout_state, secret, digits,"
+	" period, counter, created, updated)"
+	" VALUES ('TOTP0001', 'totp', 'alice', 'enrolled', x'00112233', 6, 30,"
+	" 7, 1700000000, 1700000000)",
+	"INSERT INTO outbox (event, created, payload, delivery_id, next_attempt)"
+	" VALUES ('token_init', 1700000000, '{}', 'd-1', 1700000000)",
+	NULL
+};
+
+static void
+test_migration_from_1(void **state)
+{
+	struct store *st;
+	struct first f;
+	char *v = NULL, num[8];
+
+	(void)state;
+	st = open_store(1);
+	assert_int_equal(store_begin(st), OE_OK);
+	for (const char *const *sql = schema_v1; *sql; sql++)
+		if (store_exec(st, *sql, NULL, 0, NULL) != OE_OK)
+			fail_msg("%s: %s", *sql, store_errmsg(st));
+	assert_int_equal(store_commit(st), OE_OK);
+	store_close(st);
+
+	/* Opened as the library opens an existing store: migrated. */
+	st = open_applied(0);
+	assert_int_equal(store_meta_get(st, "schema_version", &v), OE_OK);
+	snprintf(num, sizeof(num), "%d", STORE_SCHEMA_VERSION);
+	assert_non_null(v);
+	assert_string_equal(v, num);
+	free(v);
+	/* The token from before is there, unchanged, with the new columns
+	 * at their defaults. */
+	f = query_first(st, "SELECT counter FROM tokens WHERE serial = 'TOTP0001'"
+			" AND owner = 'alice' AND type = 'totp' AND digits = 6"
+			" AND secret = x'00112233'");
+	assert_int_equal(f.i, 7);
+	f = query_first(st, "SELECT COUNT(*) FROM tokens WHERE serial = 'TOTP0001'"
+			" AND ca IS NULL AND cert IS NULL AND not_after = 0"
+			" AND next_poll = 0");
+	assert_int_equal(f.i, 1);
+	f = query_first(st, "SELECT done_rules FROM outbox WHERE delivery_id = 'd-1'");
+	assert_string_equal(f.s, "");
+	f = query_first(st, "SELECT COUNT(*) FROM outbox WHERE lease_owner IS NULL"
+			" AND lease_until = 0");
+	assert_int_equal(f.i, 1);
+	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs");
+	assert_int_equal(f.i, 0);
+	/* The new columns take values. */
+	assert_int_equal(store_exec(st, "UPDATE tokens SET ca = 'local' WHERE serial = 'TOTP0001'",
+				    NULL, 0, NULL), OE_OK);
+	store_close(st);
+}
+
+/* Another process holds the write lock for a second: the library's
+ * write waits for it (the busy timeout) and then succeeds. */
+static void
+test_held_write_lock(void **state)
+{
+	struct store_val a[] = { SV_T("waiter"), SV_T(NULL) };
+	struct store *st;
+	struct first f;
+	int fd[2], status;
+	char c;
+	pid_t pid;
+
+	(void)state;
+	st = open_applied(1);
+	store_close(st);
+	assert_int_equal(pipe(fd), 0);
+	if ((pid = fork()) == 0) {
+		struct store_val b[] = { SV_T("holder"), SV_T(NULL) };
+		struct store *hs = NULL;
+		char err[256];
+		int rc = 1;
+
+		close(fd[0]);
+		if (store_open(url, 0, &hs, err, sizeof(err)) == OE_OK &&
+		    store_begin(hs) == OE_OK &&
+		    store_exec(hs, "INSERT INTO users (name, email) VALUES (?, ?)",
+			       b, 2, NULL) == OE_OK &&
+		    write(fd[1], "x", 1) == 1) {
+			sleep(1);
+			rc = store_commit(hs) == OE_OK ? 0 : 1;
+		}
+		store_close(hs);
+		_exit(rc);
+	}
+	assert_true(pid > 0);
+	close(fd[1]);
+	/* The child has the lock once it has written. */
+	assert_int_equal(read(fd[0], &c, 1), 1);
+	close(fd[0]);
+	st = open_store(0);
+	assert_int_equal(store_begin(st), OE_OK);
+	/* The lock was had only after the holder committed. */
+	f = query_first(st, "SELECT COUNT(*) FROM users WHERE name = 'holder'");
+	assert_int_equal(f.i, 1);
+	assert_int_equal(store_exec(st, "INSERT INTO users (name, email) VALUES (?, ?)", a, 2,
+				    NULL), OE_OK);
+	assert_int_equal(store_commit(st), OE_OK);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	f = query_first(st, "SELECT COUNT(*) FROM users");
+	assert_int_equal(f.i, 2);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -138,6 +362,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_schema_and_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_from_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_write_lock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
