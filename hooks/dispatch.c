@@ -23,7 +23,7 @@
 
 #include "engine.h"
 
-#define DISPATCH_BATCH 256
+#define DISPATCH_BATCH 1024
 #define DEFAULT_LEASE 120
 #define DEFAULT_MAX_ATTEMPTS 10
 #define DEFAULT_RETRY_MIN 30

@@ -12,8 +12,14 @@ import time
 from daemon_client import call
 
 build, work, mails, samples, requests = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
-oe_bin = os.path.join(build, "tools", "otpenroll")
-oed_bin = os.path.join(build, "tools", "otpenrolld")
+# The programs themselves, not libtool's wrapper scripts (a shell and a
+# path check per run would be timed too).
+oe_bin = os.path.join(build, "tools", ".libs", "otpenroll")
+oed_bin = os.path.join(build, "tools", ".libs", "otpenrolld")
+if not os.path.exists(oe_bin):
+    oe_bin = os.path.join(build, "tools", "otpenroll")
+    oed_bin = os.path.join(build, "tools", "otpenrolld")
+os.environ["LD_LIBRARY_PATH"] = os.path.join(build, "lib", ".libs")
 
 
 def free_port():
@@ -88,7 +94,7 @@ def setup(name, smtp_port, approval="auto", extra=""):
 url = sqlite:{d}/oe.db
 key_file = {d}/secret.key
 [enroll]
-max_tokens_per_user = 100000
+max_tokens_per_user = 10000
 [users]
 email = {{user}}@example.com
 [ca local]
@@ -116,9 +122,10 @@ option.to = tokenowner
 option.subject = Token {serial} for {user}
 option.body = Hello {user}, your {tokentype} token {serial} is {rollout_state}.
 """)
-    subprocess.run([oe_bin, "-c", conf, "init"], check=True, capture_output=True)
-    subprocess.run([oe_bin, "-c", conf, "ca", "init", "local", "--subject", "CN=Bench CA"],
-                   check=True, capture_output=True)
+    for cmd in (["init"], ["ca", "init", "local", "--subject", "CN=Bench CA"]):
+        r = subprocess.run([oe_bin, "-c", conf] + cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("otpenroll %s: %s" % (" ".join(cmd), r.stderr))
     return d, conf
 
 
@@ -202,8 +209,11 @@ for i in range(requests):
 csrs = [base64.b64encode(open("%s/%d.csr" % (csrdir, i), "rb").read()).decode()
         for i in range(requests)]
 hang = Hang()
-base = None
-for state in ("up", "down", "hanging"):
+# The three daemons run side by side and take requests in turn, so the
+# machine's drift over the run is shared by all three.
+states = ("up", "down", "hanging")
+runs = {}
+for state in states:
     sink = Sink("req-" + state) if state == "up" else None
     port = sink.port if sink else (free_port() if state == "down" else hang.port)
     d, conf = setup("req-" + state, port, approval="manual")
@@ -219,19 +229,23 @@ option.to = tokenowner
 option.subject = Certificate request {serial} is pending
 option.body = Hello {user}, your request {serial} awaits approval at CA {ca}.
 """)
-    daemon = start_daemon(d, conf)
-    lat, ok = [], 0
-    for i in range(requests):
+    runs[state] = {"d": d, "sink": sink, "daemon": start_daemon(d, conf), "lat": [], "ok": 0}
+for i in range(requests):
+    for state in states:
+        r = runs[state]
         s = time.monotonic()
-        rep = call(os.path.join(d, "sock"), {"v": 1, "op": "cert_request", "user": "r%d" % i,
-                                             "csr_b64": csrs[i]})
-        lat.append((time.monotonic() - s) * 1000)
-        ok += rep.get("status") == "ok" and rep["cert"]["rollout_state"] == "pending"
-    stop(daemon)
-    if sink:
-        sink.stop()
-    row("cert request, SMTP " + state, requests, ok, requests / (sum(lat) / 1000), lat)
-    if base is None:
-        base = pct(lat, 0.99)
-    else:
-        print("%-34s %+.1f%%" % ("p99 against SMTP up", (pct(lat, 0.99) / base - 1) * 100))
+        rep = call(os.path.join(r["d"], "sock"), {"v": 1, "op": "cert_request",
+                                                  "user": "r%d" % i, "csr_b64": csrs[i]})
+        r["lat"].append((time.monotonic() - s) * 1000)
+        r["ok"] += rep.get("status") == "ok" and rep["cert"]["rollout_state"] == "pending"
+for state in states:
+    r = runs[state]
+    stop(r["daemon"])
+    if r["sink"]:
+        print("%-34s %d" % ("mails while SMTP up", len(r["sink"].files())))
+        r["sink"].stop()
+    row("cert request, SMTP " + state, requests, r["ok"], requests / (sum(r["lat"]) / 1000),
+        r["lat"])
+    if state != "up":
+        print("%-34s %+.1f%%" % ("p99 against SMTP up",
+                                 (pct(r["lat"], 0.99) / pct(runs["up"]["lat"], 0.99) - 1) * 100))
