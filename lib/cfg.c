@@ -61,7 +61,7 @@ static const struct keydef daemon_keys[] = {
 static const struct keydef smtp_keys[] = {
 	STR("host"), UINT("port", 1, 65535), ENUM("tls", "none|starttls|tls"),
 	STR("username"), STR("password_file"), STR("from"),
-	UINT("timeout", 1, 600), END
+	UINT("timeout", 1, 600), STR("ca_file"), END
 };
 static const struct keydef ca_local_keys[] = {
 	ENUM("type", "local|cmp|ejbca-rest"), STR("dir"),
