@@ -14,3 +14,4 @@ include tests/cert/local.mk
 include tests/daemon/local.mk
 include tests/events/local.mk
 include tests/events/web.mk
+include tests/events/mail.mk

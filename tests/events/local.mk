@@ -12,5 +12,3 @@ tests_events_badabi_la_CPPFLAGS = $(tests_events_recorder_la_CPPFLAGS) \
 tests_events_badabi_la_LDFLAGS = $(tests_events_recorder_la_LDFLAGS)
 TESTS += tests/events/engine.sh
 EXTRA_DIST += tests/events/engine.sh
-TESTS += tests/events/mail.sh
-EXTRA_DIST += tests/events/mail.sh tests/events/smtp_server.py

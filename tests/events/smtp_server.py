@@ -1,82 +1,152 @@
-"""A loopback SMTP server for the mail tests, on Debian's aiosmtpd.
+#!/usr/bin/python3
+"""A loopback SMTP server for the usernotification tests (aiosmtpd).
 
-Each accepted message is written to DIR/N.eml (headers as received);
-each connection adds a line to DIR/connections.  Options: --tls CERT KEY
-(STARTTLS offered and required), --auth USER:PASS (AUTH PLAIN/LOGIN,
-over TLS only), --data-delay S (wait S seconds before accepting DATA),
---reject (answer 550 to every recipient).  It writes DIR/ready when it
-listens and runs until killed.
+Every accepted message is stored as DIR/NNNN.eml; the log (JSON lines)
+records each connection, STARTTLS, AUTH attempt and message, so that a
+test can count sessions and Message-IDs.  Options make it offer
+STARTTLS (--cert/--key) and require AUTH (--auth USER:PASSWORD), refuse
+or defer recipients, take its time before it answers a message's data
+(--slow-data), or put a line after its answer to STARTTLS (--inject).  The port (0: a free one) goes to --port-file once
+the server listens.
 """
 import argparse
 import asyncio
+import email
+import email.policy
+import json
 import os
+import signal
 import ssl
-import time
+import sys
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult
-
-ap = argparse.ArgumentParser()
-ap.add_argument("--port", type=int, required=True)
-ap.add_argument("--dir", required=True)
-ap.add_argument("--tls", nargs=2)
-ap.add_argument("--auth")
-ap.add_argument("--data-delay", type=float, default=0)
-ap.add_argument("--reject", action="store_true")
-args = ap.parse_args()
-os.makedirs(args.dir, exist_ok=True)
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
-class Store:
+class Recorder:
+    def __init__(self, args):
+        self.args = args
+        self.log_file = open(args.log, "a", buffering=1)
+        self.seq = len([n for n in os.listdir(args.dir) if n.endswith(".eml")])
+        self.connections = 0
+
+    def log(self, **event):
+        self.log_file.write(json.dumps(event, sort_keys=True) + "\n")
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.args.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        self.log(event="ehlo", conn=server.conn_id, tls=session.ssl is not None)
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if args.reject:
-            return "550 5.1.1 no such user here"
+        for pattern in self.args.reject or []:
+            if pattern in address:
+                self.log(event="rcpt", conn=server.conn_id, to=address, code=550)
+                return "550 5.1.1 no such user here"
+        for pattern in self.args.defer or []:
+            if pattern in address:
+                self.log(event="rcpt", conn=server.conn_id, to=address, code=451)
+                return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
+        self.log(event="rcpt", conn=server.conn_id, to=address, code=250)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if args.data_delay:
-            await asyncio.sleep(args.data_delay)
-        n = len([f for f in os.listdir(args.dir) if f.endswith(".eml")])
-        tmp = os.path.join(args.dir, "%d.tmp" % n)
-        with open(tmp, "wb") as f:
-            f.write(b"X-Envelope-To: " + ",".join(envelope.rcpt_tos).encode() + b"\r\n")
-            f.write(b"X-TLS: " + (b"yes" if session.ssl else b"no") + b"\r\n")
-            f.write(envelope.original_content)
-        os.rename(tmp, os.path.join(args.dir, "%d.eml" % n))
-        return "250 OK"
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        mid = msg.get("Message-ID", "")
+        self.log(event="data", conn=server.conn_id, message_id=str(mid))
+        if self.args.slow_data:
+            await asyncio.sleep(self.args.slow_data)
+        self.seq += 1
+        path = os.path.join(self.args.dir, "%04d.eml" % self.seq)
+        with open(path + ".tmp", "wb") as f:
+            f.write(envelope.content)
+        os.rename(path + ".tmp", path)
+        self.log(event="message", conn=server.conn_id, message_id=str(mid),
+                 mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos,
+                 tls=session.ssl is not None,
+                 user=session.auth_data.login.decode() if session.authenticated else None,
+                 file=os.path.basename(path))
+        return "250 2.0.0 stored"
 
 
-def authenticator(server, session, envelope, mechanism, auth_data):
-    user, password = args.auth.split(":", 1)
-    ok = (auth_data.login.decode() == user and auth_data.password.decode() == password)
-    return AuthResult(success=ok)
+class Server(SMTP):
+    def __init__(self, recorder, **kw):
+        super().__init__(recorder, **kw)
+        self.recorder = recorder
+        self.conn_id = None
 
+    async def push(self, status):
+        if self.recorder.args.inject and status.startswith("220 Ready to start TLS"):
+            status += "\r\n250 injected before TLS"  # what a man in the middle could add
+        await super().push(status)
 
-class CountingSMTP(SMTP):
     def connection_made(self, transport):
-        with open(os.path.join(args.dir, "connections"), "a") as f:
-            f.write("%f\n" % time.time())
+        if self.conn_id is None:  # not the same connection under TLS
+            self.recorder.connections += 1
+            self.conn_id = self.recorder.connections
+            self.recorder.log(event="connect", conn=self.conn_id)
         super().connection_made(transport)
 
 
-class Server(Controller):
-    def factory(self):
-        return CountingSMTP(self.handler, **self.SMTP_kwargs)
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--dir", required=True, help="where messages are stored")
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--auth", help="USER:PASSWORD, AUTH required")
+    ap.add_argument("--reject", action="append", help="550 for recipients containing this")
+    ap.add_argument("--defer", action="append", help="451 for recipients containing this")
+    ap.add_argument("--slow-data", type=float, default=0,
+                    help="seconds before a message's data is answered")
+    ap.add_argument("--no-pipelining", dest="pipelining", action="store_false")
+    ap.add_argument("--inject", action="store_true",
+                    help="a line after the answer to STARTTLS, in the same write")
+    args = ap.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    recorder = Recorder(args)
+
+    tls = None
+    if args.cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.cert, args.key)
+
+        def sni(sslobj, name, ctx):
+            recorder.log(event="sni", name=name)
+        tls.sni_callback = sni
+
+    def authenticator(server, session, envelope, mechanism, data):
+        ok = (args.auth is not None and isinstance(data, LoginPassword) and
+              "%s:%s" % (data.login.decode(), data.password.decode()) == args.auth)
+        recorder.log(event="auth", conn=server.conn_id, mechanism=mechanism, ok=ok,
+                     user=data.login.decode() if isinstance(data, LoginPassword) else None)
+        return AuthResult(success=ok, handled=False, auth_data=data)
+
+    kw = dict(hostname="mail.test", tls_context=tls, require_starttls=tls is not None)
+    if args.auth:
+        kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+    else:
+        kw.update(auth_exclude_mechanism=["LOGIN", "PLAIN"])
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(loop.create_server(
+        lambda: Server(recorder, loop=loop, **kw), host="127.0.0.1", port=args.port,
+        reuse_address=True))
+    port = server.sockets[0].getsockname()[1]
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write("%d\n" % port)
+    os.rename(args.port_file + ".tmp", args.port_file)
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    loop.add_signal_handler(signal.SIGINT, loop.stop)
+    loop.run_forever()
+    server.close()
+    return 0
 
 
-kw = {}
-if args.tls:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(*args.tls)
-    kw.update(tls_context=ctx, require_starttls=True)
-if args.auth:
-    kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
-server = Server(Store(), hostname="127.0.0.1", port=args.port, **kw)
-server.start()
-open(os.path.join(args.dir, "ready"), "w").close()
-try:
-    while True:
-        time.sleep(3600)
-finally:
-    server.stop()
+if __name__ == "__main__":
+    sys.exit(main())
