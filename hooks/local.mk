@@ -20,20 +20,22 @@ handlers_LTLIBRARIES = hooks/handlers/usernotification.la hooks/handlers/webhook
 HANDLER_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^oe_handler$$' -rpath $(handlersdir)
 HANDLER_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
+# Compiled into each handler (they are separate modules); not exported.
+HANDLER_COMMON = hooks/handlers/hbuf.c hooks/handlers/hbuf.h
 
-hooks_handlers_usernotification_la_SOURCES = hooks/handlers/usernotification.c
+hooks_handlers_usernotification_la_SOURCES = hooks/handlers/usernotification.c $(HANDLER_COMMON)
 hooks_handlers_usernotification_la_CPPFLAGS = $(HANDLER_CPPFLAGS)
 hooks_handlers_usernotification_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(CRYPTO_CFLAGS)
 hooks_handlers_usernotification_la_LIBADD = $(ESMTP_LIBS) $(CRYPTO_LIBS) $(SSL_LIBS)
 hooks_handlers_usernotification_la_LDFLAGS = $(HANDLER_LDFLAGS)
 
-hooks_handlers_webhook_la_SOURCES = hooks/handlers/webhook.c
+hooks_handlers_webhook_la_SOURCES = hooks/handlers/webhook.c $(HANDLER_COMMON)
 hooks_handlers_webhook_la_CPPFLAGS = $(HANDLER_CPPFLAGS)
 hooks_handlers_webhook_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 hooks_handlers_webhook_la_LIBADD = $(CURL_LIBS)
 hooks_handlers_webhook_la_LDFLAGS = $(HANDLER_LDFLAGS)
 
-hooks_handlers_script_la_SOURCES = hooks/handlers/script.c
+hooks_handlers_script_la_SOURCES = hooks/handlers/script.c $(HANDLER_COMMON)
 hooks_handlers_script_la_CPPFLAGS = $(HANDLER_CPPFLAGS)
 hooks_handlers_script_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 hooks_handlers_script_la_LIBADD = $(JANSSON_LIBS)

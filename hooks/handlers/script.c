@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "handler.h"
+#include "hbuf.h"
 
 #define SC_TIMEOUT_DEFAULT 10
 #define SC_TIMEOUT_MAX 3600
@@ -507,55 +508,25 @@ sc_pre(const oe_hook_host *h, oe_hook_job *job)
 	sc_run(h, job, true);
 }
 
-/* A bounded growing string for the preview. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool bad;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->bad)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (cap > 4 * SC_OUTPUT_MAX || (p = realloc(b->p, cap)) == NULL) {
-			b->bad = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /* s with backslashes and control bytes escaped, C style. */
 static void
-buf_escaped(struct buf *b, const char *s)
+buf_escaped(struct hbuf *b, const char *s)
 {
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		char esc[8];
 
 		if (c == '\\')
-			buf_add(b, "\\\\", 2);
+			hbuf_add(b, "\\\\", 2);
 		else if (c == '\n')
-			buf_add(b, "\\n", 2);
+			hbuf_add(b, "\\n", 2);
 		else if (c == '\t')
-			buf_add(b, "\\t", 2);
+			hbuf_add(b, "\\t", 2);
 		else if (c < 0x20 || c == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\x%02x", c);
-			buf_add(b, esc, 4);
+			hbuf_add(b, esc, 4);
 		} else {
-			buf_add(b, s, 1);
+			hbuf_add(b, s, 1);
 		}
 	}
 }
@@ -563,7 +534,7 @@ buf_escaped(struct buf *b, const char *s)
 static char *
 sc_preview(const oe_hook_host *h, oe_hook_job *job)
 {
-	struct buf b = { 0 };
+	struct hbuf b = HBUF_INIT(4 * SC_OUTPUT_MAX);
 	struct sc_cmd cmd;
 	char head[64];
 
@@ -572,17 +543,17 @@ sc_preview(const oe_hook_host *h, oe_hook_job *job)
 		return NULL;
 	for (size_t i = 0; i < cmd.argc; i++) {
 		snprintf(head, sizeof(head), "argv[%zu] ", i);
-		buf_add(&b, head, strlen(head));
+		hbuf_add(&b, head, strlen(head));
 		buf_escaped(&b, cmd.argv[i]);
-		buf_add(&b, "\n", 1);
+		hbuf_add(&b, "\n", 1);
 	}
 	for (size_t i = 0; i < cmd.envc; i++) {
-		buf_add(&b, "env ", 4);
+		hbuf_add(&b, "env ", 4);
 		buf_escaped(&b, cmd.envp[i]);
-		buf_add(&b, "\n", 1);
+		hbuf_add(&b, "\n", 1);
 	}
 	snprintf(head, sizeof(head), "timeout %ld s\n", cmd.timeout);
-	buf_add(&b, head, strlen(head));
+	hbuf_add(&b, head, strlen(head));
 	cmd_free(&cmd);
 	if (b.bad) {
 		free(b.p);

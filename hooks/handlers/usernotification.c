@@ -76,6 +76,7 @@
 #include <libesmtp.h>
 
 #include "handler.h"
+#include "hbuf.h"
 
 #define UN_TEXT_MAX (512 * 1024)     /* a message, a preview */
 #define UN_FILE_MAX (64 * 1024)      /* a body_file */
@@ -97,79 +98,6 @@ static const char *const un_tags[] = {
 	"user", "email", "serial", "tokentype", "rollout_state", "old_rollout_state", "ca",
 	"subject", "not_after", "event", "time", "result", "failcount", NULL
 };
-
-/* ---- a bounded growing string ---- */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool bad; /* out of memory or over UN_TEXT_MAX */
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->bad)
-		return;
-	if (b->len + n + 1 > UN_TEXT_MAX) {
-		b->bad = true;
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->bad = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void
-buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		b->bad = true;
-	else
-		buf_add(b, line, (size_t)n);
-}
-
-/* The string, handed over; NULL when the buffer went bad. */
-static char *
-buf_take(struct buf *b)
-{
-	char *p = b->bad ? NULL : b->p;
-
-	if (b->bad)
-		free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-	return p;
-}
 
 /* ---- text ---- */
 
@@ -687,7 +615,7 @@ mail_clear(struct mail *m)
 }
 
 static void
-put_date(struct buf *b, time_t t)
+put_date(struct hbuf *b, time_t t)
 {
 	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -698,7 +626,7 @@ put_date(struct buf *b, time_t t)
 		b->bad = true;
 		return;
 	}
-	buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
+	hbuf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
 		   tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
 		   tm.tm_sec);
 }
@@ -709,20 +637,20 @@ put_date(struct buf *b, time_t t)
  * '_'.
  */
 static void
-put_message_id(struct buf *b, const oe_hook_job *job, const char *from)
+put_message_id(struct hbuf *b, const oe_hook_job *job, const char *from)
 {
 	const char *id = job->delivery_id && *job->delivery_id ? job->delivery_id : "none";
 	const char *rule = job->rule ? job->rule : "rule";
 	size_t il = strlen(id), rl = strlen(rule);
-	struct buf raw = { 0 };
+	struct hbuf raw = HBUF_INIT(UN_TEXT_MAX);
 	char *s;
 
-	buf_str(&raw, id);
+	hbuf_str(&raw, id);
 	if (!(il > rl && id[il - rl - 1] == '.' && strcmp(id + il - rl, rule) == 0)) {
-		buf_str(&raw, ".");
-		buf_str(&raw, rule);
+		hbuf_str(&raw, ".");
+		hbuf_str(&raw, rule);
 	}
-	if ((s = buf_take(&raw)) == NULL) {
+	if ((s = hbuf_take(&raw)) == NULL) {
 		b->bad = true;
 		return;
 	}
@@ -730,36 +658,36 @@ put_message_id(struct buf *b, const oe_hook_job *job, const char *from)
 		if (*p == '.' ? p == s || p[1] == '\0' || p[1] == '.' :
 				!ascii_alnum(*p) && *p != '-' && *p != '_')
 			*p = '_';
-	buf_str(b, "Message-ID: <");
-	buf_str(b, s);
-	buf_str(b, strrchr(from, '@'));
-	buf_str(b, ">\r\n");
+	hbuf_str(b, "Message-ID: <");
+	hbuf_str(b, s);
+	hbuf_str(b, strrchr(from, '@'));
+	hbuf_str(b, ">\r\n");
 	free(s);
 }
 
 /* "Name: a, b, ...", folded before an address that would pass column 78. */
 static void
-put_addrs(struct buf *b, const char *name, const struct addrs *l)
+put_addrs(struct hbuf *b, const char *name, const struct addrs *l)
 {
 	size_t col = strlen(name) + 1;
 
-	buf_str(b, name);
-	buf_str(b, ":");
+	hbuf_str(b, name);
+	hbuf_str(b, ":");
 	for (size_t i = 0; i < l->n; i++) {
 		size_t n = strlen(l->a[i]);
 
 		if (i > 0 && col + n + 2 > 78) {
-			buf_str(b, ",\r\n");
+			hbuf_str(b, ",\r\n");
 			col = 0;
 		} else if (i > 0) {
-			buf_str(b, ",");
+			hbuf_str(b, ",");
 			col++;
 		}
-		buf_str(b, " ");
-		buf_str(b, l->a[i]);
+		hbuf_str(b, " ");
+		hbuf_str(b, l->a[i]);
 		col += n + 1;
 	}
-	buf_str(b, "\r\n");
+	hbuf_str(b, "\r\n");
 }
 
 /*
@@ -767,7 +695,7 @@ put_addrs(struct buf *b, const char *name, const struct addrs *l)
  * encoded words (UTF-8, base64) of whole characters, one per line.
  */
 static void
-put_subject(struct buf *b, const char *s)
+put_subject(struct hbuf *b, const char *s)
 {
 	bool plain = strstr(s, "=?") == NULL;
 	size_t col;
@@ -776,24 +704,24 @@ put_subject(struct buf *b, const char *s)
 		plain = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f;
 	if (plain) {
 		/* Folded before a space that would pass column 78. */
-		buf_str(b, "Subject: ");
+		hbuf_str(b, "Subject: ");
 		col = 9;
 		while (*s) {
 			size_t n = strspn(s, " ");
 
 			n += strcspn(s + n, " ");
 			if (col > 9 && *s == ' ' && col + n > 78) {
-				buf_str(b, "\r\n");
+				hbuf_str(b, "\r\n");
 				col = 0;
 			}
-			buf_add(b, s, n);
+			hbuf_add(b, s, n);
 			col += n;
 			s += n;
 		}
-		buf_str(b, "\r\n");
+		hbuf_str(b, "\r\n");
 		return;
 	}
-	buf_str(b, "Subject:");
+	hbuf_str(b, "Subject:");
 	while (*s) {
 		unsigned char enc[64];
 		size_t n = 0;
@@ -808,14 +736,14 @@ put_subject(struct buf *b, const char *s)
 			n += k;
 		}
 		EVP_EncodeBlock(enc, (const unsigned char *)s, (int)n);
-		buf_str(b, " =?UTF-8?B?");
-		buf_str(b, (const char *)enc);
-		buf_str(b, "?=");
+		hbuf_str(b, " =?UTF-8?B?");
+		hbuf_str(b, (const char *)enc);
+		hbuf_str(b, "?=");
 		s += n;
 		if (*s)
-			buf_str(b, "\r\n");
+			hbuf_str(b, "\r\n");
 	}
-	buf_str(b, "\r\n");
+	hbuf_str(b, "\r\n");
 }
 
 /*
@@ -823,7 +751,7 @@ put_subject(struct buf *b, const char *s)
  * plain ASCII with lines of at most 998 bytes, else quoted-printable.
  */
 static void
-put_body(struct buf *b, const char *body)
+put_body(struct hbuf *b, const char *body)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	bool plain = true;
@@ -840,14 +768,14 @@ put_body(struct buf *b, const char *body)
 		if (++line > 998)
 			plain = false;
 	}
-	buf_str(b, "MIME-Version: 1.0\r\n");
-	buf_str(b, "Content-Type: text/plain; charset=UTF-8\r\n");
-	buf_printf(b, "Content-Transfer-Encoding: %s\r\n\r\n", plain ? "7bit" : "quoted-printable");
+	hbuf_str(b, "MIME-Version: 1.0\r\n");
+	hbuf_str(b, "Content-Type: text/plain; charset=UTF-8\r\n");
+	hbuf_printf(b, "Content-Transfer-Encoding: %s\r\n\r\n", plain ? "7bit" : "quoted-printable");
 	while (*body) {
 		size_t n = strcspn(body, "\n"), col = 0;
 
 		if (plain) {
-			buf_add(b, body, n);
+			hbuf_add(b, body, n);
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				unsigned char c = (unsigned char)body[i];
@@ -857,14 +785,14 @@ put_body(struct buf *b, const char *body)
 				char e[3] = { '=', hex[c >> 4], hex[c & 15] };
 
 				if (col + (esc ? 3 : 1) > (last ? 76 : 75)) {
-					buf_str(b, "=\r\n");
+					hbuf_str(b, "=\r\n");
 					col = 0;
 				}
-				buf_add(b, esc ? e : (const char *)&body[i], esc ? 3 : 1);
+				hbuf_add(b, esc ? e : (const char *)&body[i], esc ? 3 : 1);
 				col += esc ? 3 : 1;
 			}
 		}
-		buf_str(b, "\r\n");
+		hbuf_str(b, "\r\n");
 		body += n;
 		if (*body == '\n')
 			body++;
@@ -904,7 +832,7 @@ mail_build(const oe_hook_host *h, oe_hook_job *job, const struct server *srv, ti
 	const char *body_file = h->option(job, "body_file");
 	char *subject = NULL, *body = NULL, *tmpl = NULL;
 	struct addrs rt = { 0 };
-	struct buf b = { 0 };
+	struct hbuf b = HBUF_INIT(UN_TEXT_MAX);
 	enum oe_hook_status st = OE_HOOK_FAIL;
 
 	memset(m, 0, sizeof(*m));
@@ -953,16 +881,16 @@ mail_build(const oe_hook_host *h, oe_hook_job *job, const struct server *srv, ti
 	subject_trim(subject);
 
 	put_date(&b, now);
-	buf_printf(&b, "From: %s\r\n", srv->from);
+	hbuf_printf(&b, "From: %s\r\n", srv->from);
 	put_addrs(&b, "To", &m->to);
 	if (rt.n > 0)
 		put_addrs(&b, "Reply-To", &rt);
 	put_subject(&b, subject);
 	put_message_id(&b, job, srv->from);
-	buf_str(&b, "Auto-Submitted: auto-generated\r\n");
+	hbuf_str(&b, "Auto-Submitted: auto-generated\r\n");
 	put_body(&b, body);
 	m->len = b.len;
-	if ((m->text = buf_take(&b)) == NULL) {
+	if ((m->text = hbuf_take(&b)) == NULL) {
 		snprintf(job->error, sizeof(job->error),
 			 "out of memory (or a message over %d bytes)", UN_TEXT_MAX);
 		st = OE_HOOK_FAIL;
@@ -976,7 +904,7 @@ out:
 	free(subject);
 	free(body);
 	free(tmpl);
-	free(buf_take(&b));
+	free(hbuf_take(&b));
 	addrs_clear(&rt);
 	if (st != OE_HOOK_OK)
 		mail_clear(m);
@@ -1817,7 +1745,7 @@ un_preview(const oe_hook_host *h, oe_hook_job *job)
 {
 	struct server srv;
 	struct mail m;
-	struct buf b = { 0 };
+	struct hbuf b = HBUF_INIT(UN_TEXT_MAX);
 	char *text;
 
 	*job->error = '\0';
@@ -1827,18 +1755,18 @@ un_preview(const oe_hook_host *h, oe_hook_job *job)
 	}
 	if ((job->status = mail_build(h, job, &srv, time(NULL), &m)) != OE_HOOK_OK)
 		return NULL;
-	buf_printf(&b, "%s (%s%s%s), nothing sent\n", srv.where,
+	hbuf_printf(&b, "%s (%s%s%s), nothing sent\n", srv.where,
 		   srv.starttls ? "starttls" : "no TLS", srv.username ? ", user " : "",
 		   srv.username ? srv.username : "");
-	buf_printf(&b, "MAIL FROM:<%s>\n", srv.from);
+	hbuf_printf(&b, "MAIL FROM:<%s>\n", srv.from);
 	for (size_t i = 0; i < m.to.n; i++)
-		buf_printf(&b, "RCPT TO:<%s>\n", m.to.a[i]);
-	buf_str(&b, "\n");
+		hbuf_printf(&b, "RCPT TO:<%s>\n", m.to.a[i]);
+	hbuf_str(&b, "\n");
 	for (const char *p = m.text; *p; p++)
 		if (!(p[0] == '\r' && p[1] == '\n'))
-			buf_add(&b, p, 1);
+			hbuf_add(&b, p, 1);
 	mail_clear(&m);
-	if ((text = buf_take(&b)) == NULL)
+	if ((text = hbuf_take(&b)) == NULL)
 		snprintf(job->error, sizeof(job->error), "out of memory");
 	return text;
 }

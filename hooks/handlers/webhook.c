@@ -37,6 +37,7 @@
 #include <curl/curl.h>
 
 #include "handler.h"
+#include "hbuf.h"
 
 #define WH_TIMEOUT_DEFAULT 10
 #define WH_TIMEOUT_MAX 3600
@@ -53,51 +54,11 @@ static const char *const wh_reserved[] = {
 	"Expect", "X-Otpenroll-Delivery", "X-Otpenroll-Event", NULL
 };
 
-/* A bounded growing string. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool bad; /* out of memory or over WH_TEXT_MAX */
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->bad)
-		return;
-	if (b->len + n + 1 > WH_TEXT_MAX) {
-		b->bad = true;
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->bad = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
 /* s as a JSON string, quotes included. */
 static void
-buf_json(struct buf *b, const char *s)
+buf_json(struct hbuf *b, const char *s)
 {
-	buf_add(b, "\"", 1);
+	hbuf_add(b, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		char esc[8];
@@ -105,28 +66,15 @@ buf_json(struct buf *b, const char *s)
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
-			buf_add(b, esc, 2);
+			hbuf_add(b, esc, 2);
 		} else if (c < 0x20) {
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			buf_add(b, esc, 6);
+			hbuf_add(b, esc, 6);
 		} else {
-			buf_add(b, s, 1);
+			hbuf_add(b, s, 1);
 		}
 	}
-	buf_add(b, "\"", 1);
-}
-
-/* The string, handed over; NULL when the buffer went bad. */
-static char *
-buf_take(struct buf *b)
-{
-	char *p = b->bad ? NULL : b->p;
-
-	if (b->bad)
-		free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-	return p;
+	hbuf_add(b, "\"", 1);
 }
 
 static int
@@ -319,12 +267,12 @@ request_free(struct wh_request *rq)
 static int
 request_header(struct wh_request *rq, const char *name, const char *value)
 {
-	struct buf b = { 0 };
+	struct hbuf b = HBUF_INIT(WH_TEXT_MAX);
 
-	buf_str(&b, name);
-	buf_str(&b, ": ");
-	buf_str(&b, value);
-	if ((rq->hdr[rq->nhdr] = buf_take(&b)) == NULL)
+	hbuf_str(&b, name);
+	hbuf_str(&b, ": ");
+	hbuf_str(&b, value);
+	if ((rq->hdr[rq->nhdr] = hbuf_take(&b)) == NULL)
 		return -1;
 	rq->nhdr++;
 	return 0;
@@ -340,7 +288,7 @@ request_body(const oe_hook_job *job, char *err, size_t errlen)
 {
 	const char *payload = job->payload ? job->payload : "{}";
 	const char *start = payload, *end = payload + strlen(payload);
-	struct buf b = { 0 };
+	struct hbuf b = HBUF_INIT(WH_TEXT_MAX);
 	bool empty = true;
 	char *body;
 
@@ -356,15 +304,15 @@ request_body(const oe_hook_job *job, char *err, size_t errlen)
 	for (const char *p = start + 1; p < end - 1; p++)
 		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
 			empty = false;
-	buf_add(&b, start, (size_t)(end - 1 - start));
-	buf_str(&b, empty ? "\"rule\":" : ",\"rule\":");
+	hbuf_add(&b, start, (size_t)(end - 1 - start));
+	hbuf_str(&b, empty ? "\"rule\":" : ",\"rule\":");
 	buf_json(&b, job->rule ? job->rule : "");
 	if (job->delivery_id && *job->delivery_id) { /* pre jobs have none */
-		buf_str(&b, ",\"delivery_id\":");
+		hbuf_str(&b, ",\"delivery_id\":");
 		buf_json(&b, job->delivery_id);
 	}
-	buf_str(&b, "}");
-	if ((body = buf_take(&b)) == NULL)
+	hbuf_str(&b, "}");
+	if ((body = hbuf_take(&b)) == NULL)
 		snprintf(err, errlen, "webhook: out of memory (or an event over %d bytes)",
 			 WH_TEXT_MAX);
 	return body;
@@ -635,24 +583,24 @@ static char *
 wh_preview(const oe_hook_host *h, oe_hook_job *job)
 {
 	struct wh_request rq;
-	struct buf b = { 0 };
+	struct hbuf b = HBUF_INIT(WH_TEXT_MAX);
 	char *text;
 
 	*job->error = '\0';
 	if ((job->status = request_build(h, job, &rq)) != OE_HOOK_OK)
 		return NULL;
-	buf_str(&b, "POST ");
-	buf_str(&b, rq.shown);
-	buf_str(&b, "\n");
+	hbuf_str(&b, "POST ");
+	hbuf_str(&b, rq.shown);
+	hbuf_str(&b, "\n");
 	for (size_t i = 0; i < rq.nhdr; i++) {
-		buf_str(&b, rq.hdr[i]);
-		buf_str(&b, "\n");
+		hbuf_str(&b, rq.hdr[i]);
+		hbuf_str(&b, "\n");
 	}
-	buf_str(&b, "\n");
-	buf_str(&b, rq.body);
-	buf_str(&b, "\n");
+	hbuf_str(&b, "\n");
+	hbuf_str(&b, rq.body);
+	hbuf_str(&b, "\n");
 	request_free(&rq);
-	if ((text = buf_take(&b)) == NULL)
+	if ((text = hbuf_take(&b)) == NULL)
 		snprintf(job->error, sizeof(job->error), "webhook: out of memory");
 	return text;
 }
