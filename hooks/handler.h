@@ -89,6 +89,9 @@ struct oe_hook_host {
 	/* Log a line (syslog priority) to the daemon's log or stderr. */
 	void (*log)(const oe_hook_host *h, int priority, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
+	/* Check a template the engine has not seen (a body file): 0, or -1
+	 * with err naming the unknown tag or the lone brace. */
+	int (*check_template)(const oe_hook_host *h, const char *tmpl, char *err, size_t errlen);
 };
 
 struct oe_handler_ops {

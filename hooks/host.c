@@ -145,6 +145,13 @@ host_log(const oe_hook_host *host, int priority, const char *fmt, ...)
 		fprintf(stderr, "otpenroll: %s\n", line);
 }
 
+static int
+host_check_template(const oe_hook_host *host, const char *tmpl, char *err, size_t errlen)
+{
+	(void)host;
+	return tmpl_check(tmpl, err, errlen);
+}
+
 void
 host_init(struct hooks *h)
 {
@@ -157,6 +164,7 @@ host_init(struct hooks *h)
 	h->host.has_section = host_has_section;
 	h->host.user_email = host_user_email;
 	h->host.log = host_log;
+	h->host.check_template = host_check_template;
 }
 
 void

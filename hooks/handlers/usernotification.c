@@ -92,13 +92,6 @@ static const char *const un_options[] = {
 	"to", "smtp", "subject", "body", "body_file", "reply_to", NULL
 };
 
-/* The template tags of otpenroll-events(5), for body_file's text (the
- * engine checks the options' own templates). */
-static const char *const un_tags[] = {
-	"user", "email", "serial", "tokentype", "rollout_state", "old_rollout_state", "ca",
-	"subject", "not_after", "event", "time", "result", "failcount", NULL
-};
-
 /* ---- text ---- */
 
 /* The length of the UTF-8 sequence at p (1 to 4), 0 when it is not one. */
@@ -392,46 +385,9 @@ password_free(char *pw)
 	}
 }
 
-/* The template rules of otpenroll-events(5) for a body_file's text. */
-static int
-tmpl_ok(const char *t, char *err, size_t errlen)
-{
-	for (const char *p = t; *p; p++) {
-		const char *end;
-		bool known = false;
-
-		if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
-			p++;
-			continue;
-		}
-		if (*p == '}') {
-			snprintf(err, errlen, "a lone \"}\" (write \"}}\" for a brace)");
-			return -1;
-		}
-		if (*p != '{')
-			continue;
-		if ((end = strchr(p + 1, '}')) == NULL) {
-			snprintf(err, errlen, "\"{\" without \"}\" (write \"{{\" for a brace)");
-			return -1;
-		}
-		for (size_t i = 0; un_tags[i] && !known; i++)
-			known = strlen(un_tags[i]) == (size_t)(end - p - 1) &&
-				strncmp(un_tags[i], p + 1, (size_t)(end - p - 1)) == 0;
-		if (!known) {
-			char shown[40];
-
-			text_shown(shown, sizeof(shown), p + 1, (size_t)(end - p - 1));
-			snprintf(err, errlen, "unknown tag {%s}", shown);
-			return -1;
-		}
-		p = end;
-	}
-	return 0;
-}
-
 /* A body_file's template; -1 with err set. */
 static int
-body_file_read(const char *path, char **out, char *err, size_t errlen)
+body_file_read(const oe_hook_host *h, const char *path, char **out, char *err, size_t errlen)
 {
 	char msg[200];
 	size_t n;
@@ -444,7 +400,7 @@ body_file_read(const char *path, char **out, char *err, size_t errlen)
 				 (size_t)(p - (unsigned char *)*out));
 			goto bad;
 		}
-	if (tmpl_ok(*out, msg, sizeof(msg)) != 0) {
+	if (h->check_template(h, *out, msg, sizeof(msg)) != 0) {
 		snprintf(err, errlen, "option.body_file %s: %s", path, msg);
 		goto bad;
 	}
@@ -870,7 +826,7 @@ mail_build(const oe_hook_host *h, oe_hook_job *job, const struct server *srv, ti
 
 	st = OE_HOOK_RETRY;
 	if (body_file) {
-		if (body_file_read(body_file, &tmpl, job->error, sizeof(job->error)) != 0)
+		if (body_file_read(h, body_file, &tmpl, job->error, sizeof(job->error)) != 0)
 			goto out;
 	}
 	if ((subject = h->render(job, h->option(job, "subject"), OE_RENDER_HEADER)) == NULL ||
@@ -1683,7 +1639,7 @@ un_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 					     "option.body or option.body_file is required");
 		goto out;
 	}
-	if (body_file && body_file_read(body_file, &text, err, errlen) != 0)
+	if (body_file && body_file_read(h, body_file, &text, err, errlen) != 0)
 		goto out;
 	ret = 0;
 out:
