@@ -21,7 +21,8 @@ HANDLER_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^oe_handler$$' -rpath $(handlersdir)
 HANDLER_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
 # Compiled into each handler (they are separate modules); not exported.
-HANDLER_COMMON = hooks/handlers/hbuf.c hooks/handlers/hbuf.h
+HANDLER_COMMON = hooks/handlers/hbuf.c hooks/handlers/hbuf.h hooks/handlers/hopt.c \
+	hooks/handlers/hopt.h
 
 hooks_handlers_usernotification_la_SOURCES = hooks/handlers/usernotification.c $(HANDLER_COMMON)
 hooks_handlers_usernotification_la_CPPFLAGS = $(HANDLER_CPPFLAGS)

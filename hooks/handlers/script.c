@@ -41,9 +41,8 @@
 
 #include "handler.h"
 #include "hbuf.h"
+#include "hopt.h"
 
-#define SC_TIMEOUT_DEFAULT 10
-#define SC_TIMEOUT_MAX 3600
 #define SC_ARGS_MAX 64
 #define SC_OUTPUT_MAX (64 * 1024)
 #define SC_TICK_MS 100 /* how often a running program is looked at */
@@ -90,23 +89,6 @@ struct sc_result {
 	size_t len;
 	bool truncated;
 };
-
-static int
-timeout_parse(const char *s, long *out)
-{
-	char *end;
-	long v;
-
-	*out = SC_TIMEOUT_DEFAULT;
-	if (s == NULL)
-		return 0;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > SC_TIMEOUT_MAX)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 /* 0 when program is an absolute path to an executable file; else -1, err set. */
 static int
@@ -177,7 +159,7 @@ cmd_build(const oe_hook_host *h, oe_hook_job *job, struct sc_cmd *cmd)
 		snprintf(job->error, sizeof(job->error), "option.program is not an absolute path");
 		goto out;
 	}
-	if (timeout_parse(h->option(job, "timeout"), &cmd->timeout) != 0) {
+	if (hopt_timeout(h->option(job, "timeout"), &cmd->timeout) != 0) {
 		snprintf(job->error, sizeof(job->error), "option.timeout: not a number of seconds");
 		goto out;
 	}
@@ -487,9 +469,9 @@ sc_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 
 	if (program_check(h->option(job, "program"), err, errlen) != 0)
 		return -1;
-	if (timeout_parse(h->option(job, "timeout"), &timeout) != 0) {
+	if (hopt_timeout(h->option(job, "timeout"), &timeout) != 0) {
 		snprintf(err, errlen, "option.timeout: not a number of seconds from 1 to %d",
-			 SC_TIMEOUT_MAX);
+			 HOPT_TIMEOUT_MAX);
 		return -1;
 	}
 	return 0;

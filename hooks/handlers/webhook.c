@@ -38,9 +38,8 @@
 
 #include "handler.h"
 #include "hbuf.h"
+#include "hopt.h"
 
-#define WH_TIMEOUT_DEFAULT 10
-#define WH_TIMEOUT_MAX 3600
 #define WH_HEADERS_MAX 32           /* extra headers of one rule */
 #define WH_TEXT_MAX (1024 * 1024)   /* a request body, a preview */
 #define WH_REPLY_MAX 1024           /* what is kept of an answer's body */
@@ -75,23 +74,6 @@ buf_json(struct hbuf *b, const char *s)
 		}
 	}
 	hbuf_add(b, "\"", 1);
-}
-
-static int
-timeout_parse(const char *s, long *out)
-{
-	char *end;
-	long v;
-
-	*out = WH_TIMEOUT_DEFAULT;
-	if (s == NULL)
-		return 0;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > WH_TIMEOUT_MAX)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* ---- the headers option ---- */
@@ -334,7 +316,7 @@ request_build(const oe_hook_host *h, oe_hook_job *job, struct wh_request *rq)
 	rq->url = h->option(job, "url");
 	rq->ca_file = h->option(job, "ca_file");
 	if (url_check(rq->url, job->error, sizeof(job->error)) != 0 ||
-	    timeout_parse(h->option(job, "timeout"), &rq->timeout) != 0 ||
+	    hopt_timeout(h->option(job, "timeout"), &rq->timeout) != 0 ||
 	    hdrs_parse(&hs, h->option(job, "headers"), job->error, sizeof(job->error)) != 0) {
 		if (*job->error == '\0')
 			snprintf(job->error, sizeof(job->error), "option.timeout: not a number of seconds");
@@ -539,9 +521,9 @@ wh_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 
 	if (url_check(h->option(job, "url"), err, errlen) != 0)
 		return -1;
-	if (timeout_parse(h->option(job, "timeout"), &timeout) != 0) {
+	if (hopt_timeout(h->option(job, "timeout"), &timeout) != 0) {
 		snprintf(err, errlen, "option.timeout: not a number of seconds from 1 to %d",
-			 WH_TIMEOUT_MAX);
+			 HOPT_TIMEOUT_MAX);
 		return -1;
 	}
 	if (ca_file && access(ca_file, R_OK) != 0) {
