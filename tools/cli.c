@@ -13,6 +13,21 @@
 #include "cli.h"
 #include "hooks.h"
 
+/* Load the event rules into cli->hooks and let their pre rules guard
+ * this context's operations; -1 after reporting why. */
+static int
+load_hooks(struct cli *cli, int *exit_code)
+{
+	char err[512];
+
+	if ((cli->hooks = hooks_load(cli->ctx, err, sizeof(err))) == NULL) {
+		*exit_code = cli_error(cli, EXIT_USAGE, "%s", err);
+		return -1;
+	}
+	hooks_install_pre(cli->hooks);
+	return 0;
+}
+
 oe_ctx *
 cli_ctx(struct cli *cli, int *exit_code)
 {
@@ -35,7 +50,7 @@ cli_ctx(struct cli *cli, int *exit_code)
 	}
 	/* Root changes the store directly: the pre rules apply to it as
 	 * they do in the daemon, so rules that do not load stop it. */
-	if (cli_is_root() && cli_hooks(cli, exit_code) == NULL) {
+	if (cli_is_root() && load_hooks(cli, exit_code) != 0) {
 		oe_ctx_free(cli->ctx);
 		cli->ctx = NULL;
 		return NULL;
@@ -46,20 +61,10 @@ cli_ctx(struct cli *cli, int *exit_code)
 struct hooks *
 cli_hooks(struct cli *cli, int *exit_code)
 {
-	char err[512];
-
-	*exit_code = EXIT_DONE;
-	if (cli->hooks)
-		return cli->hooks;
-	if (cli->ctx == NULL && cli_ctx(cli, exit_code) == NULL)
+	if (cli_ctx(cli, exit_code) == NULL)
 		return NULL;
-	if (cli->hooks)
-		return cli->hooks;
-	if ((cli->hooks = hooks_load(cli->ctx, err, sizeof(err))) == NULL) {
-		*exit_code = cli_error(cli, EXIT_USAGE, "%s", err);
+	if (cli->hooks == NULL && load_hooks(cli, exit_code) != 0)
 		return NULL;
-	}
-	hooks_install_pre(cli->hooks);
 	return cli->hooks;
 }
 
