@@ -80,12 +80,18 @@ json_t *
 client_call(const char *socket_path, json_t *req, char *err, size_t errlen)
 {
 	json_t *reply = NULL;
+	char code0[64];
 	int fd, asked = 0;
 
 	if ((fd = connect_to(socket_path, err, errlen)) < 0)
 		return NULL;
-	if (proto_send(fd, req, PROTO_TIMEOUT_MS, err, errlen) != 0)
+	if (proto_send(fd, req, PROTO_TIMEOUT_MS, err, errlen) != 0) {
+		/* A daemon that refused at once (busy, stopping) hung up before
+		 * reading; its reply may be waiting. */
+		if (proto_recv(fd, &reply, 1000, code0, sizeof(code0)) != 0)
+			reply = NULL;
 		goto out;
+	}
 	for (;;) {
 		const char *status;
 		char code[128];

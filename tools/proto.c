@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,10 @@ xfer(int fd, void *buf, size_t len, int writing, const struct timespec *deadline
 			return -1;
 		if (r == 0)
 			continue;
-		n = writing ? write(fd, b + *done, len - *done) : read(fd, b + *done, len - *done);
+		/* A peer that hung up is an error here, never a SIGPIPE that
+		 * kills the command line or a PAM application. */
+		n = writing ? send(fd, b + *done, len - *done, MSG_NOSIGNAL)
+			    : read(fd, b + *done, len - *done);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)

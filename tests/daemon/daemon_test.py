@@ -71,7 +71,11 @@ def call(path, req, otp=None):
     """One request; answers an OTP prompt with otp if given."""
     s = connect(path)
     try:
-        s.sendall(frame(req))
+        try:
+            s.sendall(frame(req))
+        except (BrokenPipeError, ConnectionResetError):
+            # A daemon that refuses at once (busy) has answered already.
+            pass
         reply = recv_msg(s)
         if reply and reply.get("status") == "otp_required":
             if otp is None:
