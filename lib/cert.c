@@ -23,6 +23,7 @@
 #include "audit.h"
 #include "ca/ca.h"
 #include "ca/x509check.h"
+#include "certtok.h"
 #include "cfg.h"
 #include "csr.h"
 #include "event.h"
@@ -30,19 +31,6 @@
 #include "store/store.h"
 #include "token.h"
 #include "util.h"
-
-#define CERT_COLUMNS                                                       \
-	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
-	" request, ca_cookie, secret, status_message"
-
-struct cert_row {
-	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
-	time_t not_after;
-	char *request, *cookie, *message;
-	unsigned char *key; /* sealed server-generated key, or NULL */
-	size_t key_len;
-	int found, nomem;
-};
 
 static char *
 col_text(const struct store_val *v, int *nomem)
@@ -61,7 +49,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 {
 	struct cert_row *r = arg;
 
-	if (ncol < 12)
+	if (ncol < 13)
 		return 1;
 	r->found = 1;
 	r->serial = col_text(&col[0], &r->nomem);
@@ -81,10 +69,11 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 			memcpy(r->key, col[10].b, r->key_len = col[10].len);
 	}
 	r->message = col_text(&col[11], &r->nomem);
+	r->attempts = col[12].i > 0 ? (unsigned)col[12].i : 0;
 	return 1;
 }
 
-static void
+void
 cert_row_clear(struct cert_row *r)
 {
 	free(r->serial);
@@ -102,7 +91,7 @@ cert_row_clear(struct cert_row *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static oe_rc
+oe_rc
 cert_row_load(oe_ctx *ctx, struct store *st, const char *serial, struct cert_row *r)
 {
 	struct store_val arg[] = { SV_T(serial) };
@@ -211,8 +200,8 @@ not_after_of(X509 *cert)
 	return timegm(&tm);
 }
 
-static X509 *
-cert_from_pem(const char *pem)
+X509 *
+cert_x509_from_pem(const char *pem)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
@@ -221,14 +210,37 @@ cert_from_pem(const char *pem)
 	return x;
 }
 
-static X509_REQ *
-req_from_pem(const char *pem)
+X509_REQ *
+cert_req_from_pem(const char *pem)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	X509_REQ *x = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
 
 	BIO_free(b);
 	return x;
+}
+
+/*
+ * A certificate from a CA must be for the key of the request it
+ * answers: one for another key is no answer (the CA is treated as out
+ * of order, and asked again later).
+ */
+void
+cert_check_reply(X509_REQ *csr, struct ca_reply *reply)
+{
+	EVP_PKEY *want = csr ? X509_REQ_get0_pubkey(csr) : NULL;
+	EVP_PKEY *got = reply->cert ? X509_get0_pubkey(reply->cert) : NULL;
+
+	if (reply->result != CA_ISSUED)
+		return;
+	if (reply->cert == NULL || want == NULL || got == NULL || EVP_PKEY_eq(want, got) != 1) {
+		X509_free(reply->cert);
+		reply->cert = NULL;
+		reply->result = CA_UNREACHABLE;
+		snprintf(reply->message, sizeof(reply->message),
+			 "the CA answered with a certificate for another key; not accepted");
+	}
+	ERR_clear_error();
 }
 
 /* ---- results ---- */
@@ -332,8 +344,8 @@ check_attestation(oe_ctx *ctx, const oe_cert_req *req, EVP_PKEY *key)
 	return x509_check_attestation(ctx, req->attestation, req->attestation_len, dir, key);
 }
 
-static oe_rc
-render_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **out)
+oe_rc
+cert_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **out)
 {
 	char section[160];
 
@@ -404,10 +416,15 @@ insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char 
 
 /* Turn a connector reply into the token's outcome. */
 static oe_rc
-apply_reply(oe_ctx *ctx, struct ca_reply *reply, struct outcome *o)
+apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
+	    struct outcome *o)
 {
 	time_t now = time(NULL);
 
+	/* What we signed ourselves needs no second look (nor the key
+	 * decoding it would cost); a remote CA's answer does. */
+	if (!in_process)
+		cert_check_reply(csr, reply);
 	switch (reply->result) {
 	case CA_ISSUED:
 		o->state = "enrolled";
@@ -426,7 +443,8 @@ apply_reply(oe_ctx *ctx, struct ca_reply *reply, struct outcome *o)
 		o->state = "pending";
 		o->cookie = reply->cookie;
 		reply->cookie = NULL;
-		o->next_poll = reply->delay ? now + reply->delay : 0;
+		/* Nothing to ask an in-process CA: it waits for `ca approve`. */
+		o->next_poll = in_process ? 0 : now + (reply->delay ? reply->delay : ctx_poll_interval(ctx));
 		o->message = reply->message;
 		return OE_OK;
 	case CA_REJECTED:
@@ -438,7 +456,7 @@ apply_reply(oe_ctx *ctx, struct ca_reply *reply, struct outcome *o)
 	case CA_UNREACHABLE:
 		/* Kept with its request, and retried by the poller. */
 		o->state = "failed";
-		o->next_poll = now + 60;
+		o->next_poll = now + ctx_poll_interval(ctx);
 		o->message = reply->message;
 		return OE_OK;
 	case CA_UNCONFIGURED:
@@ -480,7 +498,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	if ((rc = check_quota(ctx, st, req->user)) != OE_OK)
 		return rc;
 	if ((rc = ca_open(ctx, ca_cfg, &conn)) != OE_OK ||
-	    (rc = render_subject(ctx, ca_cfg, req->user, &subject)) != OE_OK)
+	    (rc = cert_subject(ctx, ca_cfg, req->user, &subject)) != OE_OK)
 		goto out;
 	if (req->csr) {
 		if ((rc = csr_parse(ctx, req->csr, req->csr_len, &csr)) != OE_OK ||
@@ -527,7 +545,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	if (conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
 		goto out;
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
-	    (rc = apply_reply(ctx, &reply, &o)) != OE_OK)
+	    (rc = apply_reply(ctx, csr, conn->ops->in_process, &reply, &o)) != OE_OK)
 		goto bad_tx;
 	/* A generated key waits, sealed, for a certificate still to come. */
 	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
@@ -582,8 +600,8 @@ out:
  * `set` (extra "col = ?, " assignments with their arguments first), the
  * audit row and token_rollout_state (plus `extra_event` if given).
  */
-static oe_rc
-transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *new_state,
+oe_rc
+cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *new_state,
 	   const char *set, const struct store_val *setarg, int nset, const char *action,
 	   const char *extra_event)
 {
@@ -621,8 +639,8 @@ transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *new_st
 }
 
 /* Record a certificate that arrived for a pending (or failed) request. */
-static oe_rc
-record_issued_cert(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
+oe_rc
+cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
 		   const char *action)
 {
 	char *pem = pem_of(write_cert, cert), *hex = serial_text(cert);
@@ -637,7 +655,7 @@ record_issued_cert(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert
 	{
 		struct store_val set[] = { SV_T(pem), SV_T(hex), SV_I(na), SV_T(subject) };
 		r->not_after = na; /* the event tells when it expires */
-		rc = transition(ctx, st, r, "enrolled",
+		rc = cert_transition(ctx, st, r, "enrolled",
 				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
 				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
 				set, 4, action, NULL);
@@ -685,11 +703,11 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 			      serial, r.ca);
 		goto out;
 	}
-	if ((csr = req_from_pem(r.request)) == NULL) {
+	if ((csr = cert_req_from_pem(r.request)) == NULL) {
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", serial);
 		goto out;
 	}
-	if ((rc = render_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
+	if ((rc = cert_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
 		goto out;
 	creq.user = r.user;
 	creq.token_serial = serial;
@@ -711,7 +729,7 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	if ((rc = record_issued_cert(ctx, st, &r, reply.cert, "ca_approve")) != OE_OK)
+	if ((rc = cert_record_issued(ctx, st, &r, reply.cert, "ca_approve")) != OE_OK)
 		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
@@ -758,7 +776,7 @@ oe_ca_deny(oe_ctx *ctx, const char *serial)
 	}
 	{
 		struct store_val set[] = { SV_T("denied by an administrator") };
-		rc = transition(ctx, st, &r, "denied",
+		rc = cert_transition(ctx, st, &r, "denied",
 				"request = NULL, ca_cookie = NULL, secret = NULL, status_message = ?, ",
 				set, 1, "ca_deny", NULL);
 	}
@@ -800,7 +818,7 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 	/* The key generated here leaves once, inside the PKCS#12. */
 	if ((rc = p12_unseal_key(ctx, r.key, r.key_len, serial, &key)) != OE_OK)
 		goto bad;
-	if ((cert = cert_from_pem(r.cert)) == NULL) {
+	if ((cert = cert_x509_from_pem(r.cert)) == NULL) {
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
 		goto bad;
 	}
@@ -992,7 +1010,7 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 			      serial, r.state);
 		goto out;
 	}
-	if ((cert = cert_from_pem(r.cert)) == NULL) {
+	if ((cert = cert_x509_from_pem(r.cert)) == NULL) {
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
 		goto out;
 	}
@@ -1016,7 +1034,7 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 	{
 		struct store_val set[] = { SV_T(ca_reason_name(code)) };
 		/* A generated key not fetched yet goes with the certificate. */
-		rc = transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
+		rc = cert_transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
 				set, 1, "token_revoke", "token_revoke");
 	}
 	if (rc != OE_OK) {

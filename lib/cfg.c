@@ -47,7 +47,7 @@ static const struct keydef enroll_keys[] = {
 	STR("default_ca"), UINT("grant_ttl", 0, 86400), STR("key_types"),
 	UINT("max_tokens_per_user", 0, 10000),
 	ENUM("attestation", "ignore|verify|require"), STR("attestation_ca_dir"),
-	END
+	STR("connector_dir"), END
 };
 static const struct keydef users_keys[] = { STR("email"), END };
 static const struct keydef events_keys[] = {
@@ -57,7 +57,7 @@ static const struct keydef events_keys[] = {
 };
 static const struct keydef daemon_keys[] = {
 	STR("socket"), STR("admin_group"), UINT("poll_interval", 1, 86400),
-	UINT("max_clients", 1, 4096), END
+	UINT("sync_interval", 0, 30 * 86400), UINT("max_clients", 1, 4096), END
 };
 static const struct keydef smtp_keys[] = {
 	STR("host"), UINT("port", 1, 65535), ENUM("tls", "none|starttls|tls"),

@@ -124,6 +124,12 @@ ctx_grant_ttl(const oe_ctx *ctx)
 	return (unsigned)cfg_uint(ctx->cfg, "enroll", "grant_ttl", 600);
 }
 
+unsigned
+ctx_poll_interval(const oe_ctx *ctx)
+{
+	return (unsigned)cfg_uint(ctx->cfg, "daemon", "poll_interval", 60);
+}
+
 static const char *
 key_file(const oe_ctx *ctx)
 {

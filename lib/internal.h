@@ -53,5 +53,6 @@ unsigned ctx_otp_window(const oe_ctx *ctx);
 unsigned ctx_otp_max_fail(const oe_ctx *ctx);
 unsigned ctx_otp_lock_seconds(const oe_ctx *ctx);
 unsigned ctx_grant_ttl(const oe_ctx *ctx);
+unsigned ctx_poll_interval(const oe_ctx *ctx);
 
 #endif

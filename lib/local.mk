@@ -12,8 +12,10 @@ LIB_DEP_LIBS = $(OATH_LIBS) $(SQLITE_LIBS) $(CRYPTO_LIBS) \
 	$(INIH_LIBS) $(JANSSON_LIBS)
 
 noinst_LTLIBRARIES += lib/libotpenroll-core.la
+connectorsdir = $(pkglibdir)/connectors
+lib_libotpenroll_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DCONNECTORDIR='"$(connectorsdir)"'
 lib_libotpenroll_core_la_CFLAGS = $(AM_CFLAGS) $(LIB_DEP_CFLAGS)
-lib_libotpenroll_core_la_LIBADD = $(LIB_DEP_LIBS)
+lib_libotpenroll_core_la_LIBADD = $(LIB_DEP_LIBS) -ldl
 lib_libotpenroll_core_la_SOURCES = \
 	lib/otpenroll.h lib/internal.h \
 	lib/error.c \
@@ -35,8 +37,10 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/outbox.c \
 	lib/csr.c lib/csr.h \
 	lib/p12.c lib/p12.h \
-	lib/cert.c \
+	lib/cert.c lib/certtok.h \
+	lib/poll.c \
 	lib/ca/ca.c lib/ca/ca.h \
+	lib/ca/connector.h lib/ca/plugin.c \
 	lib/ca/dn.c \
 	lib/ca/local.c \
 	lib/ca/x509check.c lib/ca/x509check.h

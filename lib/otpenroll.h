@@ -274,6 +274,48 @@ oe_rc oe_ca_check(oe_ctx *ctx, const char *name, char **report);
  */
 oe_rc oe_ca_preload(oe_ctx *ctx);
 
+/* ---- remote CAs: pending requests and synchronisation ----------------- */
+
+/* What became of one certificate token in oe_ca_poll() or oe_ca_sync(). */
+typedef struct oe_ca_event {
+	const char *serial;
+	const char *user;
+	const char *ca;
+	const char *old_state;  /* rollout_state before */
+	const char *state;      /* rollout_state after */
+	/* poll: issued, pending, denied, unreachable, unconfigured, error;
+	 * sync: valid, revoked, expired, unknown, error */
+	const char *outcome;
+	const char *message;    /* the CA's word or the problem; may be NULL */
+	time_t next_poll;       /* poll: when it is asked again; 0: not */
+} oe_ca_event;
+
+typedef int (*oe_ca_event_fn)(const oe_ca_event *e, void *arg);
+
+/*
+ * Ask remote CAs about pending requests, and submit failed ones again.
+ * due_only: only those whose time has come (the daemon's schedule,
+ * honouring the CA's checkAfter and the backoff); otherwise all of them
+ * now.  ca: one [ca NAME], or NULL for every CA.  Each token asked about
+ * is reported to fn; a resolved request changes rollout_state with its
+ * token_rollout_state event in one transaction.  A CA that does not
+ * answer leaves its tokens as they were, to be asked again later.
+ * Errors with single requests are reported, not returned.
+ */
+oe_rc oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn,
+		 void *arg, size_t *asked);
+/* When the next pending or failed request is due; OE_ENOTFOUND: none. */
+oe_rc oe_ca_poll_next_due(oe_ctx *ctx, time_t *when);
+/*
+ * Reconcile [ca NAME]'s (ca NULL: every CA's that can be asked)
+ * enrolled certificate tokens with the CA: a
+ * certificate the CA revoked becomes revoked here (token_revoke and
+ * token_rollout_state); expired ones are reported.  Nothing else is
+ * changed.  OE_EPERM when the CA cannot be asked.
+ */
+oe_rc oe_ca_sync(oe_ctx *ctx, const char *ca, oe_ca_event_fn fn, void *arg,
+		 size_t *checked);
+
 /* ---- users ------------------------------------------------------------- */
 
 /* Set a user's mail address (NULL or "" removes it). */

@@ -85,6 +85,10 @@ bool cli_is_root(void);
 /* QR code of text on stdout when it is a terminal. */
 void qr_print(FILE *out, const char *text);
 
+/* ca poll, ca sync (cmd_capoll.c). */
+int cmd_ca_poll(struct cli *cli, const struct command *me, int argc, char **argv);
+int cmd_ca_sync(struct cli *cli, const struct command *me, int argc, char **argv);
+
 /* Command groups. */
 extern const struct command token_commands[];
 extern const struct command admin_commands[];

@@ -16,6 +16,8 @@ static int ca_approve(struct cli *, int, char **);
 static int ca_deny(struct cli *, int, char **);
 static int ca_crl(struct cli *, int, char **);
 static int ca_check(struct cli *, int, char **);
+static int ca_poll(struct cli *, int, char **);
+static int ca_sync(struct cli *, int, char **);
 
 const struct command admin_commands[] = {
 	{ NULL, "init", init, "init", "create the store schema and the key file" },
@@ -30,6 +32,9 @@ const struct command ca_commands[] = {
 	{ "ca", "deny", ca_deny, "ca deny SERIAL", "refuse a request pending approval" },
 	{ "ca", "crl", ca_crl, "ca crl NAME [--out FILE] [--der]", "write a local CA's CRL" },
 	{ "ca", "check", ca_check, "ca check NAME", "check a CA connector" },
+	{ "ca", "poll", ca_poll, "ca poll [NAME]", "ask remote CAs about pending requests now" },
+	{ "ca", "sync", ca_sync, "ca sync NAME",
+	  "revoke here what the CA revoked; list expired certificates" },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -315,4 +320,16 @@ ca_check(struct cli *cli, int argc, char **argv)
 		printf("%s\n", report);
 	free(report);
 	return EXIT_DONE;
+}
+
+static int
+ca_poll(struct cli *cli, int argc, char **argv)
+{
+	return cmd_ca_poll(cli, find_in(ca_commands, "poll"), argc, argv);
+}
+
+static int
+ca_sync(struct cli *cli, int argc, char **argv)
+{
+	return cmd_ca_sync(cli, find_in(ca_commands, "sync"), argc, argv);
 }

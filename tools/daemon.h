@@ -27,6 +27,8 @@ int session_run(const struct daemon_cfg *dc, int fd, json_t *first);
 
 /* Fork the outbox dispatcher (daemon_dispatch.c); its pid, or -1. */
 pid_t dispatcher_start(const struct daemon_cfg *dc);
+/* Fork the poller of remote CAs (daemon_poller.c); its pid, or -1. */
+pid_t poller_start(const struct daemon_cfg *dc);
 
 /* Answer an otp_auth request from root (daemon_auth.c). */
 json_t *auth_handle(oe_ctx *ctx, json_t *req);

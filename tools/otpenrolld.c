@@ -57,7 +57,6 @@ struct waiting {
 struct listener {
 	oe_ctx *ctx; /* long-lived store connection, for otp_auth */
 	const struct daemon_cfg *dc;
-	long dispatcher_started; /* now_ms() of the last start */
 	int lfd;
 	size_t max;
 	struct waiting *wait;
@@ -67,8 +66,20 @@ struct listener {
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t children;
-static volatile pid_t dispatcher = -1;
-static volatile sig_atomic_t dispatcher_died;
+
+/* The background children: each restarted, at most once a second, when
+ * it dies. */
+static struct worker {
+	const char *name;
+	pid_t (*start)(const struct daemon_cfg *dc);
+	volatile pid_t pid;
+	volatile sig_atomic_t died;
+	long started; /* now_ms() of the last start */
+} workers[] = {
+	{ "dispatcher", dispatcher_start, -1, 0, 0 },
+	{ "poller", poller_start, -1, 0, 0 },
+};
+#define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
 void
 daemon_log(int prio, const char *fmt, ...)
@@ -99,10 +110,23 @@ on_term(int sig)
 static void
 count_exit(pid_t pid)
 {
-	if (pid == dispatcher)
-		dispatcher_died = 1;
-	else
-		children--;
+	for (size_t i = 0; i < NWORKERS; i++)
+		if (pid == workers[i].pid) {
+			workers[i].died = 1;
+			return;
+		}
+	children--;
+}
+
+static long now_ms(void);
+
+static void
+start_worker(struct worker *w, const struct daemon_cfg *dc)
+{
+	w->died = 0;
+	w->started = now_ms();
+	if ((w->pid = w->start(dc)) < 0)
+		w->died = 1; /* tried again a second later */
 }
 
 static void
@@ -185,6 +209,15 @@ listen_on(const char *path)
 		return -1;
 	}
 	return fd;
+}
+
+static bool
+workers_alive(void)
+{
+	for (size_t i = 0; i < NWORKERS; i++)
+		if (workers[i].pid > 0 && !workers[i].died)
+			return true;
+	return false;
 }
 
 /* Answer fd with an error, as a forked session would. */
@@ -344,14 +377,14 @@ serve(struct listener *l)
 		/* SIGCHLD and SIGTERM arrive only while waiting here. */
 		if (ppoll(p, n, &ts, &l->mask) < 0)
 			continue;
-		/* A dispatcher that died is started again, at most once a
-		 * second (ppoll wakes at least that often). */
-		if (dispatcher_died && !stopping && now_ms() - l->dispatcher_started >= 1000) {
-			daemon_log(LOG_WARNING, "the dispatcher stopped; starting it again");
-			dispatcher_died = 0;
-			l->dispatcher_started = now_ms();
-			dispatcher = dispatcher_start(l->dc);
-		}
+		/* A worker that died is started again, at most once a second
+		 * (ppoll wakes at least that often). */
+		for (size_t i = 0; i < NWORKERS; i++)
+			if (workers[i].died && !stopping && now_ms() - workers[i].started >= 1000) {
+				daemon_log(LOG_WARNING, "the %s stopped; starting it again",
+					   workers[i].name);
+				start_worker(&workers[i], l->dc);
+			}
 		now = now_ms();
 		/* Backwards: drop() moves the last entry, already seen, into i. */
 		for (size_t i = l->nwait; i-- > 0;) {
@@ -497,7 +530,8 @@ main(int argc, char **argv)
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, &l.mask);
 	daemon_log(LOG_INFO, "listening on %s", socket_path);
-	dispatcher = dispatcher_start(&dc);
+	for (size_t i = 0; i < NWORKERS; i++)
+		start_worker(&workers[i], &dc);
 	notify("READY=1");
 
 	serve(&l);
@@ -506,9 +540,10 @@ main(int argc, char **argv)
 	daemon_log(LOG_INFO, "stopping; waiting for %d client(s)", (int)children);
 	close(l.lfd);
 	unlink(socket_path);
-	if (dispatcher > 0 && !dispatcher_died)
-		kill(dispatcher, SIGTERM);
-	for (pid_t pid; children > 0 || (dispatcher > 0 && !dispatcher_died);)
+	for (size_t i = 0; i < NWORKERS; i++)
+		if (workers[i].pid > 0 && !workers[i].died)
+			kill(workers[i].pid, SIGTERM);
+	for (pid_t pid; children > 0 || workers_alive();)
 		if ((pid = wait(NULL)) > 0)
 			count_exit(pid);
 		else if (errno != EINTR)

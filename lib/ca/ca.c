@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ca.h"
+#include "internal.h"
 #include "cfg.h"
 #include "store/store.h"
 
@@ -46,6 +47,7 @@ oe_rc
 ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out)
 {
 	const struct cfg_section *sec;
+	const struct ca_ops *ops = NULL;
 	const char *type;
 	char section[128];
 
@@ -67,18 +69,23 @@ ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out)
 	if ((sec = cfg_section(ctx->cfg, section)) == NULL)
 		return ctx_fail(ctx, OE_ECONFIG, "%s: no [ca %s] section", ctx->cfg->path, name);
 	type = cfg_get(ctx->cfg, section, "type");
-	for (size_t i = 0; connectors[i]; i++)
-		if (strcmp(connectors[i]->type, type) == 0) {
-			if ((rc = connectors[i]->open(ctx, name, sec, out)) != OE_OK)
-				return rc;
-			if (ctx->nca < CTX_MAX_CA)
-				ctx->ca[ctx->nca++] = *out;
-			else
-				(*out)->uncached = 1;
-			return OE_OK;
-		}
-	return ctx_fail(ctx, OE_ECONFIG, "%s line %d: [ca %s] type %s is not available in this build",
-			ctx->cfg->path, sec->line, name, type);
+	for (size_t i = 0; connectors[i] && ops == NULL; i++)
+		if (strcmp(connectors[i]->type, type) == 0)
+			ops = connectors[i];
+	/* Not built in: a plugin from the connector directory. */
+	if (ops == NULL && (ops = ca_plugin_ops(ctx, type)) == NULL) {
+		char why[sizeof(ctx->errmsg)];
+		snprintf(why, sizeof(why), "%s", ctx->errmsg);
+		return ctx_fail(ctx, OE_ECONFIG, "%s line %d: [ca %s]: %s", ctx->cfg->path,
+				sec->line, name, why);
+	}
+	if ((rc = ops->open(ctx, name, sec, out)) != OE_OK)
+		return rc;
+	if (ctx->nca < CTX_MAX_CA)
+		ctx->ca[ctx->nca++] = *out;
+	else
+		(*out)->uncached = 1;
+	return OE_OK;
 }
 
 /* Connectors live as long as their context; only one that did not fit

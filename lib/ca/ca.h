@@ -15,7 +15,7 @@
 
 #include <openssl/x509.h>
 
-#include "internal.h"
+#include "otpenroll.h"
 
 struct cfg_section;
 
@@ -43,6 +43,20 @@ struct ca_reply {
 	char message[256];   /* why, for anything but CA_ISSUED */
 };
 
+/* A certificate as its CA sees it. */
+enum ca_cert_state {
+	CA_CERT_VALID,
+	CA_CERT_REVOKED,
+	CA_CERT_UNKNOWN, /* the CA has no record of it */
+};
+
+struct ca_status {
+	enum ca_cert_state state;
+	int reason;          /* CA_CERT_REVOKED: RFC 5280 CRLReason code */
+	time_t revoked_at;   /* CA_CERT_REVOKED, when known; else 0 */
+	char message[256];
+};
+
 /* RFC 5280 CRLReason values we accept by name, to revoke with: -1 when
  * unknown, -2 for removeFromCRL (8), which only a delta CRL carries. */
 #define CA_REASON_REMOVE_FROM_CRL 8
@@ -64,9 +78,11 @@ struct ca_ops {
 	void (*close)(struct ca_conn *conn);
 	oe_rc (*submit)(struct ca_conn *conn, const struct ca_request *req,
 			struct ca_reply *reply);
-	/* Optional: resume a pending request. */
+	/* Optional: ask about a pending request; cookie is what submit (or
+	 * the last poll) returned, req the request as it was submitted.  A
+	 * CA_PENDING reply may carry a new cookie, which replaces the old. */
 	oe_rc (*poll)(struct ca_conn *conn, const char *cookie,
-		      struct ca_reply *reply);
+		      const struct ca_request *req, struct ca_reply *reply);
 	/* Optional: revoke an issued certificate with a CRLReason code; an
 	 * in_process connector runs inside the caller's transaction. */
 	oe_rc (*revoke)(struct ca_conn *conn, X509 *cert, int reason);
@@ -90,6 +106,10 @@ struct ca_ops {
 	/* Optional: open what signing needs now and keep it for this process
 	 * and the children it forks (oe_ca_preload). */
 	oe_rc (*preload)(struct ca_conn *conn);
+	/* Optional: what the CA itself says of a certificate it issued
+	 * (`ca sync`).  OE_OK with *out filled, or an error when the CA
+	 * could not be asked. */
+	oe_rc (*status)(struct ca_conn *conn, X509 *cert, struct ca_status *out);
 };
 
 /* Every connector instance starts with this. */
@@ -113,5 +133,10 @@ oe_rc ca_subject(oe_ctx *ctx, const char *tmpl, const char *user,
 X509_NAME *ca_parse_dn(const char *dn, char *err, size_t errlen);
 
 extern const struct ca_ops ca_local_ops;
+
+/* The ops of a connector plugin for type (lib/ca/plugin.c), loaded from
+ * [enroll] connector_dir on first use and kept for the process; NULL
+ * with the reason on the context when there is none or it is unfit. */
+const struct ca_ops *ca_plugin_ops(oe_ctx *ctx, const char *type);
 
 #endif

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "internal.h"
 #include "cfg.h"
 
 #define DN_MAX 1024

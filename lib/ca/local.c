@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "internal.h"
 #include "cfg.h"
 #include "store/store.h"
 #include "util.h"
@@ -619,7 +620,8 @@ local_approve(struct ca_conn *conn, const char *cookie, const struct ca_request 
 }
 
 static oe_rc
-local_poll(struct ca_conn *conn, const char *cookie, struct ca_reply *reply)
+local_poll(struct ca_conn *conn, const char *cookie, const struct ca_request *req,
+	   struct ca_reply *reply)
 {
 	memset(reply, 0, sizeof(*reply));
 	reply->result = CA_PENDING;
@@ -656,6 +658,60 @@ local_revoke(struct ca_conn *conn, X509 *cert, int reason)
 	}
 	free(hex);
 	return rc;
+}
+
+struct status_row {
+	int found;
+	int64_t revoked, reason;
+};
+
+static int
+status_fill(void *arg, const struct store_val *col, int ncol)
+{
+	struct status_row *r = arg;
+
+	if (ncol < 2)
+		return 1;
+	r->found = 1;
+	r->revoked = col[0].i;
+	r->reason = col[1].i;
+	return 1;
+}
+
+/* `ca sync`: what this CA's own records say of a certificate. */
+static oe_rc
+local_status(struct ca_conn *conn, X509 *cert, struct ca_status *out)
+{
+	oe_ctx *ctx = conn->ctx;
+	struct status_row r = { 0 };
+	struct store *st;
+	char *hex;
+	oe_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((hex = serial_hex(X509_get0_serialNumber(cert))) == NULL)
+		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	if ((rc = ctx_store(ctx, &st)) == OE_OK) {
+		struct store_val arg[] = { SV_T(conn->name), SV_T(hex) };
+		rc = store_query(st, "SELECT revoked, reason FROM local_ca_certs WHERE ca = ? AND serial = ?",
+				 arg, 2, status_fill, &r);
+		if (rc != OE_OK)
+			ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	}
+	free(hex);
+	if (rc != OE_OK)
+		return rc;
+	if (!r.found) {
+		out->state = CA_CERT_UNKNOWN;
+		snprintf(out->message, sizeof(out->message), "not in [ca %s]'s records", conn->name);
+	} else if (r.revoked != 0) {
+		out->state = CA_CERT_REVOKED;
+		out->reason = (int)r.reason;
+		out->revoked_at = (time_t)r.revoked;
+	} else {
+		out->state = CA_CERT_VALID;
+	}
+	return OE_OK;
 }
 
 struct crl_fill {
@@ -948,4 +1004,5 @@ const struct ca_ops ca_local_ops = {
 	.ca_cert = local_ca_cert,
 	.init = local_init,
 	.preload = local_preload,
+	.status = local_status,
 };

@@ -103,10 +103,25 @@ static const char *const migration_3[] = {
 	NULL
 };
 
+/* Remote CAs: how often a pending or failed request was asked about in
+ * a row without an answer (its backoff), and connector state kept
+ * sealed (an OAuth access token until it expires). */
+static const char *const migration_4[] = {
+	"ALTER TABLE tokens ADD COLUMN poll_attempts INTEGER NOT NULL DEFAULT 0",
+	"CREATE TABLE ca_state ("
+	" ca TEXT NOT NULL,"
+	" name TEXT NOT NULL,"
+	" value BLOB NOT NULL,"
+	" expires BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (ca, name))",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
 	migration_3,
+	migration_4,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -1,0 +1,63 @@
+/*
+ * certtok.h - a certificate token's row and its state changes, shared by
+ * the request path (cert.c) and the poller and synchroniser (poll.c).
+ *
+ * Every change of rollout_state goes through cert_transition(): a
+ * compare-and-set on the old state, with its audit row and events, in
+ * the caller's open transaction.
+ */
+#ifndef OE_CERTTOK_H
+#define OE_CERTTOK_H
+
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "internal.h"
+#include "store/store.h"
+
+#define CERT_COLUMNS                                                       \
+	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
+	" request, ca_cookie, secret, status_message, poll_attempts"
+
+struct cert_row {
+	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
+	time_t not_after;
+	char *request, *cookie, *message;
+	unsigned char *key; /* sealed server-generated key, or NULL */
+	size_t key_len;
+	unsigned attempts;  /* polls in a row without an answer */
+	int found, nomem;
+};
+
+/* Load the certificate token serial (OE_ENOTFOUND when there is none). */
+oe_rc cert_row_load(oe_ctx *ctx, struct store *st, const char *serial, struct cert_row *r);
+void cert_row_clear(struct cert_row *r);
+
+/*
+ * In the open transaction, move r from r->state to new_state, writing
+ * `set` ("col = ?, " assignments, their arguments in setarg) with it,
+ * the audit row for action and token_rollout_state (and extra_event if
+ * given).  OE_EBUSY when the token left r->state meanwhile.
+ */
+oe_rc cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r,
+		      const char *new_state, const char *set,
+		      const struct store_val *setarg, int nset, const char *action,
+		      const char *extra_event);
+
+/* The certificate that arrived for a pending or failed request: the
+ * token becomes enrolled, its request and CA cookie go. */
+oe_rc cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
+			 const char *action);
+
+/* The subject [ca NAME] gives user. */
+oe_rc cert_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **out);
+
+/* Refuse an issued certificate that is not for the request's key. */
+struct ca_reply;
+void cert_check_reply(X509_REQ *csr, struct ca_reply *reply);
+
+X509_REQ *cert_req_from_pem(const char *pem);
+X509 *cert_x509_from_pem(const char *pem);
+
+#endif

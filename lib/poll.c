@@ -1,0 +1,532 @@
+/*
+ * poll.c - asking remote CAs about what they have not answered yet, and
+ * reconciling what they issued with what they say of it now.
+ *
+ * Polling: a pending request is asked about with the connector's poll
+ * (its cookie: an EJBCA request id, CMP transaction state); a failed one
+ * (the CA could not be reached, or erred) is submitted again from the
+ * request kept with it.  The CA is asked outside any transaction; what
+ * it answered is written in one, with a compare-and-set on the token's
+ * state (and, while pending, on its cookie), so a poll racing `ca
+ * approve`, another poller or a restart changes the token once.  A CA
+ * that gives no answer leaves the token as it was, asked again after a
+ * backoff that doubles up to an hour: a request is never lost.
+ *
+ * Synchronising: the certificates a CA issued to enrolled tokens are
+ * looked up at the CA; one revoked there is revoked here, with its
+ * events.  Nothing else is changed; expired ones are reported.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "ca/ca.h"
+#include "cfg.h"
+#include "certtok.h"
+#include "store/store.h"
+#include "util.h"
+
+#define POLL_BATCH 256
+#define BACKOFF_MAX 3600
+/* Consecutive failures after which `ca sync` stops asking a CA. */
+#define SYNC_GIVE_UP 3
+
+struct serials {
+	char **v;
+	size_t n, cap;
+	int nomem;
+};
+
+static int
+serial_add(void *arg, const struct store_val *col, int ncol)
+{
+	struct serials *s = arg;
+	char **nv;
+
+	if (ncol < 1 || col[0].type != SV_TEXT)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 32;
+		if ((nv = realloc(s->v, cap * sizeof(*nv))) == NULL) {
+			s->nomem = 1;
+			return 1;
+		}
+		s->v = nv;
+		s->cap = cap;
+	}
+	if ((s->v[s->n] = strdup(col[0].s)) == NULL) {
+		s->nomem = 1;
+		return 1;
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+serials_clear(struct serials *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Seconds until a request that got no answer n times in a row is asked
+ * again: poll_interval doubled per miss up to an hour, less up to a
+ * tenth at random so that requests do not move in step. */
+static unsigned
+backoff(const oe_ctx *ctx, unsigned n)
+{
+	unsigned base = ctx_poll_interval(ctx), d = base, cap = base > BACKOFF_MAX ? base : BACKOFF_MAX;
+	uint32_t r = 0;
+
+	for (unsigned i = 1; i < n && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	if (d >= 10 && util_random(&r, sizeof(r)) == 0)
+		d -= r % (d / 10 + 1);
+	return d;
+}
+
+static void
+report(oe_ca_event_fn fn, void *arg, const struct cert_row *r, const char *old_state,
+       const char *state, const char *outcome, const char *message, time_t next)
+{
+	oe_ca_event e = {
+		.serial = r->serial,
+		.user = r->user,
+		.ca = r->ca,
+		.old_state = old_state,
+		.state = state,
+		.outcome = outcome,
+		.message = message && *message ? message : NULL,
+		.next_poll = next,
+	};
+
+	if (fn)
+		fn(&e, arg);
+}
+
+/* The request a pending or failed token keeps, as the connector wants it. */
+static oe_rc
+rebuild_request(oe_ctx *ctx, const struct cert_row *r, X509_REQ **csr, X509_NAME **subject)
+{
+	*csr = NULL;
+	*subject = NULL;
+	if (r->request == NULL || (*csr = cert_req_from_pem(r->request)) == NULL)
+		return ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", r->serial);
+	return cert_subject(ctx, r->ca, r->user, subject);
+}
+
+/* Write what the CA answered about r (state r->state) in one transaction. */
+static oe_rc
+record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply *reply,
+	      time_t *next)
+{
+	time_t now = time(NULL);
+	int64_t changes = 0;
+	oe_rc rc;
+
+	*next = 0;
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	switch (reply->result) {
+	case CA_ISSUED:
+		rc = cert_record_issued(ctx, st, r, reply->cert, "ca_poll");
+		break;
+	case CA_PENDING:
+		*next = now + (reply->delay ? reply->delay : ctx_poll_interval(ctx));
+		if (strcmp(r->state, "failed") == 0) {
+			struct store_val set[] = { SV_T(reply->cookie), SV_I(*next), SV_T(reply->message) };
+			rc = cert_transition(ctx, st, r, "pending",
+					     "ca_cookie = ?, next_poll = ?, poll_attempts = 0,"
+					     " status_message = ?, ",
+					     set, 3, "ca_poll", NULL);
+		} else {
+			/* Still waiting; the connector's state may have moved on
+			 * (a CMP nonce).  The old cookie guards the write. */
+			struct store_val arg[] = {
+				SV_T(reply->cookie), SV_I(*next), SV_T(reply->message), SV_I(now),
+				SV_T(r->serial), SV_T(r->cookie),
+			};
+			rc = store_exec(st,
+					"UPDATE tokens SET ca_cookie = COALESCE(?, ca_cookie), next_poll = ?,"
+					" poll_attempts = 0, status_message = ?, updated = ?"
+					" WHERE serial = ? AND rollout_state = 'pending' AND ca_cookie = ?",
+					arg, 6, &changes);
+			if (rc != OE_OK)
+				ctx_fail(ctx, rc, "%s", store_errmsg(st));
+			else if (changes != 1)
+				rc = ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile", r->serial);
+		}
+		break;
+	case CA_REJECTED: {
+		struct store_val set[] = { SV_T(reply->message[0] ? reply->message : "refused by the CA") };
+		rc = cert_transition(ctx, st, r, "denied",
+				     "request = NULL, ca_cookie = NULL, secret = NULL, status_message = ?, ",
+				     set, 1, "ca_poll", NULL);
+		break;
+	}
+	case CA_UNREACHABLE:
+	case CA_UNCONFIGURED: {
+		/* No answer: as it was, asked again later. */
+		unsigned n = r->attempts + 1;
+		struct store_val arg[] = {
+			SV_I(now + backoff(ctx, n)), SV_I(n), SV_T(reply->message), SV_I(now),
+			SV_T(r->serial), SV_T(r->state),
+		};
+		*next = (time_t)arg[0].i;
+		rc = store_exec(st,
+				"UPDATE tokens SET next_poll = ?, poll_attempts = ?, status_message = ?,"
+				" updated = ? WHERE serial = ? AND rollout_state = ?",
+				arg, 6, &changes);
+		if (rc != OE_OK)
+			ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		else if (changes != 1)
+			rc = ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile", r->serial);
+		break;
+	}
+	}
+	if (rc != OE_OK) {
+		store_rollback(st);
+		return rc;
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	return OE_OK;
+}
+
+static const char *const outcome_names[] = {
+	[CA_ISSUED] = "issued",
+	[CA_PENDING] = "pending",
+	[CA_REJECTED] = "denied",
+	[CA_UNREACHABLE] = "unreachable",
+	[CA_UNCONFIGURED] = "unconfigured",
+};
+
+/* Ask about one token; 1 when it was asked, 0 when it is not ours to
+ * poll (an in-process CA's request waits for `ca approve`). */
+static int
+poll_one(oe_ctx *ctx, struct store *st, const char *serial, oe_ca_event_fn fn, void *arg)
+{
+	struct cert_row r;
+	struct ca_conn *conn = NULL;
+	struct ca_request creq = { 0 };
+	struct ca_reply reply = { 0 };
+	X509_REQ *csr = NULL;
+	X509_NAME *subject = NULL;
+	char old[16], msg[sizeof(ctx->errmsg)];
+	const char *state;
+	time_t next = 0;
+	int asked = 0;
+	oe_rc rc;
+
+	if (cert_row_load(ctx, st, serial, &r) != OE_OK)
+		return 0; /* gone meanwhile */
+	snprintf(old, sizeof(old), "%s", r.state);
+	if (strcmp(r.state, "pending") != 0 && strcmp(r.state, "failed") != 0)
+		goto out;
+	if ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK) {
+		report(fn, arg, &r, old, old, "error", ctx->errmsg, 0);
+		asked = 1;
+		goto out;
+	}
+	if (conn->ops->in_process)
+		goto out;
+	asked = 1;
+	if ((rc = rebuild_request(ctx, &r, &csr, &subject)) != OE_OK) {
+		report(fn, arg, &r, old, old, "error", ctx->errmsg, 0);
+		goto out;
+	}
+	creq.user = r.user;
+	creq.token_serial = r.serial;
+	creq.csr = csr;
+	creq.subject = subject;
+	ctx_clear_error(ctx);
+	if (strcmp(r.state, "pending") == 0) {
+		if (conn->ops->poll == NULL || r.cookie == NULL) {
+			report(fn, arg, &r, old, old, "error",
+			       "the connector has nothing to ask the CA about this request", 0);
+			goto out;
+		}
+		rc = conn->ops->poll(conn, r.cookie, &creq, &reply);
+	} else {
+		rc = conn->ops->submit(conn, &creq, &reply);
+	}
+	if (rc != OE_OK) {
+		/* The connector could not ask: no answer, as if unreachable. */
+		ca_reply_clear(&reply);
+		reply.result = CA_UNREACHABLE;
+		snprintf(reply.message, sizeof(reply.message), "%.*s", (int)sizeof(reply.message) - 1,
+			 *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
+	}
+	cert_check_reply(csr, &reply);
+	if ((rc = record_answer(ctx, st, &r, &reply, &next)) != OE_OK) {
+		snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+		report(fn, arg, &r, old, old, "error", msg, 0);
+		goto out;
+	}
+	state = reply.result == CA_ISSUED ? "enrolled" :
+		reply.result == CA_PENDING ? "pending" :
+		reply.result == CA_REJECTED ? "denied" : old;
+	report(fn, arg, &r, old, state, outcome_names[reply.result],
+	       reply.result == CA_ISSUED ? NULL : reply.message, next);
+out:
+	ca_reply_clear(&reply);
+	X509_REQ_free(csr);
+	X509_NAME_free(subject);
+	ca_close(conn);
+	cert_row_clear(&r);
+	ERR_clear_error();
+	return asked;
+}
+
+oe_rc
+oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *arg,
+	   size_t *asked)
+{
+	struct serials s = { 0 };
+	struct store *st;
+	char sql[512];
+	oe_rc rc;
+
+	if (asked)
+		*asked = 0;
+	if (ctx == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	/* next_poll 0: nothing to ask (an in-process CA's request). */
+	snprintf(sql, sizeof(sql),
+		 "SELECT serial FROM tokens WHERE type = 'certificate'"
+		 " AND rollout_state IN ('pending', 'failed') AND ca IS NOT NULL"
+		 " AND request IS NOT NULL%s%s ORDER BY next_poll, serial LIMIT %d",
+		 due_only ? " AND next_poll > 0 AND next_poll <= ?" : "",
+		 ca ? " AND ca = ?" : "", POLL_BATCH);
+	{
+		struct store_val a[2];
+		int n = 0;
+		if (due_only)
+			a[n++] = SV_I(time(NULL));
+		if (ca)
+			a[n++] = SV_T(ca);
+		rc = store_query(st, sql, a, n, serial_add, &s);
+	}
+	if (rc != OE_OK) {
+		serials_clear(&s);
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	}
+	if (s.nomem) {
+		serials_clear(&s);
+		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < s.n; i++)
+		if (poll_one(ctx, st, s.v[i], fn, arg) && asked)
+			(*asked)++;
+	serials_clear(&s);
+	ctx_clear_error(ctx);
+	return OE_OK;
+}
+
+oe_rc
+oe_ca_poll_next_due(oe_ctx *ctx, time_t *when)
+{
+	struct store *st;
+	int64_t t = -1;
+	oe_rc rc;
+
+	if (ctx == NULL || when == NULL)
+		return OE_EINVAL;
+	*when = 0;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	rc = store_query_int(st,
+			     "SELECT MIN(next_poll) FROM tokens WHERE type = 'certificate'"
+			     " AND rollout_state IN ('pending', 'failed') AND next_poll > 0"
+			     " AND request IS NOT NULL",
+			     NULL, 0, &t);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (t <= 0)
+		return OE_ENOTFOUND;
+	*when = (time_t)t;
+	return OE_OK;
+}
+
+/* ---- synchronising ---- */
+
+/* 1 when the CA could be asked about the token, 0 when it could not. */
+static int
+sync_one(oe_ctx *ctx, struct store *st, struct ca_conn *conn, const char *serial,
+	 oe_ca_event_fn fn, void *arg)
+{
+	struct ca_status cs = { 0 };
+	struct cert_row r;
+	X509 *cert = NULL;
+	char msg[sizeof(ctx->errmsg)];
+	int asked = 1;
+	oe_rc rc;
+
+	if (cert_row_load(ctx, st, serial, &r) != OE_OK)
+		return 1;
+	if (strcmp(r.state, "enrolled") != 0 || r.cert == NULL)
+		goto out;
+	if ((cert = cert_x509_from_pem(r.cert)) == NULL) {
+		report(fn, arg, &r, r.state, r.state, "error", "stored certificate does not parse", 0);
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+		char na[32];
+		util_iso_time(r.not_after, na);
+		snprintf(msg, sizeof(msg), "expired %s", na);
+		report(fn, arg, &r, r.state, r.state, "expired", msg, 0);
+		goto out;
+	}
+	ctx_clear_error(ctx);
+	if ((rc = conn->ops->status(conn, cert, &cs)) != OE_OK) {
+		snprintf(msg, sizeof(msg), "%s", *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
+		report(fn, arg, &r, r.state, r.state, "error", msg, 0);
+		asked = 0;
+		goto out;
+	}
+	switch (cs.state) {
+	case CA_CERT_VALID:
+		report(fn, arg, &r, r.state, r.state, "valid", NULL, 0);
+		break;
+	case CA_CERT_UNKNOWN:
+		report(fn, arg, &r, r.state, r.state, "unknown",
+		       cs.message[0] ? cs.message : "the CA has no record of it", 0);
+		break;
+	case CA_CERT_REVOKED: {
+		const char *reason = ca_reason_name(cs.reason);
+		struct store_val set[] = { SV_T(reason) };
+		char old[16];
+
+		snprintf(old, sizeof(old), "%s", r.state);
+		if ((rc = store_begin(st)) != OE_OK) {
+			report(fn, arg, &r, old, old, "error", store_errmsg(st), 0);
+			break;
+		}
+		/* As `token revoke` does, but the CA has done it already. */
+		rc = cert_transition(ctx, st, &r, "revoked",
+				     "active = 0, revoke_reason = ?, secret = NULL, ", set, 1, "ca_sync",
+				     "token_revoke");
+		if (rc == OE_OK)
+			rc = store_commit(st);
+		if (rc != OE_OK) {
+			snprintf(msg, sizeof(msg), "%s", *ctx->errmsg ? ctx->errmsg : store_errmsg(st));
+			store_rollback(st);
+			report(fn, arg, &r, old, old, "error", msg, 0);
+			break;
+		}
+		snprintf(msg, sizeof(msg), "revoked at the CA (%s)", reason);
+		report(fn, arg, &r, old, "revoked", "revoked", msg, 0);
+		break;
+	}
+	}
+out:
+	X509_free(cert);
+	cert_row_clear(&r);
+	ERR_clear_error();
+	return asked;
+}
+
+static oe_rc
+sync_ca(oe_ctx *ctx, struct store *st, struct ca_conn *conn, oe_ca_event_fn fn, void *arg,
+	size_t *checked)
+{
+	struct serials s = { 0 };
+	const char *ca = conn->name;
+	unsigned failures = 0;
+	oe_rc rc;
+
+	{
+		struct store_val a[] = { SV_T(ca) };
+		rc = store_query(st,
+				 "SELECT serial FROM tokens WHERE type = 'certificate' AND ca = ?"
+				 " AND rollout_state = 'enrolled' AND cert IS NOT NULL ORDER BY serial",
+				 a, 1, serial_add, &s);
+	}
+	if (rc != OE_OK) {
+		rc = ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto out;
+	}
+	if (s.nomem) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < s.n; i++) {
+		if (sync_one(ctx, st, conn, s.v[i], fn, arg))
+			failures = 0;
+		else if (++failures == SYNC_GIVE_UP) {
+			rc = ctx_fail(ctx, OE_EIO,
+				      "[ca %s] failed %d times in a row; %zu certificate(s) not checked",
+				      ca, SYNC_GIVE_UP, s.n - i - 1);
+			break;
+		}
+		if (checked)
+			(*checked)++;
+	}
+out:
+	serials_clear(&s);
+	return rc;
+}
+
+oe_rc
+oe_ca_sync(oe_ctx *ctx, const char *ca, oe_ca_event_fn fn, void *arg, size_t *checked)
+{
+	struct ca_conn *conn = NULL;
+	struct store *st;
+	oe_rc rc, first = OE_OK;
+	char msg[sizeof(ctx->errmsg)] = "";
+
+	if (checked)
+		*checked = 0;
+	if (ctx == NULL)
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if (ca != NULL) {
+		if ((rc = ca_open(ctx, ca, &conn)) != OE_OK)
+			return rc;
+		if (conn->ops->status == NULL)
+			rc = ctx_fail(ctx, OE_EPERM,
+				      "[ca %s] (%s) cannot be asked what became of a certificate",
+				      ca, conn->ops->type);
+		else if ((rc = sync_ca(ctx, st, conn, fn, arg, checked)) == OE_OK)
+			ctx_clear_error(ctx);
+		ca_close(conn);
+		return rc;
+	}
+	/* Every CA that can be asked; one that fails does not stop the rest,
+	 * and the first failure is the one returned. */
+	for (size_t i = 0; i < ctx->cfg->nsec; i++) {
+		const char *name = ctx->cfg->sec[i].name;
+		if (strncmp(name, "ca ", 3) != 0)
+			continue;
+		if ((rc = ca_open(ctx, name + 3, &conn)) == OE_OK) {
+			if (conn->ops->status != NULL)
+				rc = sync_ca(ctx, st, conn, fn, arg, checked);
+			ca_close(conn);
+		}
+		if (rc != OE_OK && first == OE_OK) {
+			first = rc;
+			snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+		}
+	}
+	if (first != OE_OK)
+		return ctx_fail(ctx, first, "%s", msg);
+	ctx_clear_error(ctx);
+	return OE_OK;
+}
