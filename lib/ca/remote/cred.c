@@ -1,0 +1,215 @@
+/*
+ * cred.c - loading and checking a connector's client credential.
+ *
+ * PKCS#12 files written by older tools (and by EJBCA's own admin
+ * enrolment, depending on version) protect the certificate with RC2 or
+ * the key with 3DES/RC2 under SHA-1 PBE: OpenSSL 3 has those in its
+ * legacy provider only.  The file is first read with what is loaded; if
+ * that fails for want of an algorithm, the legacy provider is loaded
+ * (with the default one, which loading another provider would otherwise
+ * switch off) and the file read again.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
+
+#include "cred.h"
+
+#define CRED_FILE_MAX (256 * 1024)
+#define PASS_MAX 1024
+
+static oe_rc
+check_cert(const struct ca_host *host, const struct ca_conn *conn, const char *key, X509 *cert,
+	   EVP_PKEY *pkey)
+{
+	char where[512], why[256];
+
+	host->where(conn, key, where, sizeof(where));
+	if (host->check_client_cert(cert, why, sizeof(why)) != 0)
+		return host->fail(conn->ctx, OE_ECONFIG, "%s: %s", where, why);
+	if (X509_check_private_key(cert, pkey) != 1) {
+		ERR_clear_error();
+		return host->fail(conn->ctx, OE_ECONFIG,
+				  "%s: the private key does not belong to the certificate", where);
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
+		return host->fail(conn->ctx, OE_ECONFIG, "%s: the client certificate has expired",
+				  where);
+	return OE_OK;
+}
+
+/* The first line of a password file, without its line end. */
+static oe_rc
+read_password(const struct ca_host *host, const struct ca_conn *conn, const char *key, char **out,
+	      size_t *len)
+{
+	unsigned char *buf;
+	size_t n;
+	oe_rc rc;
+
+	*out = NULL;
+	if ((rc = host->read_file(conn, key, PASS_MAX, 1, &buf, &n)) != OE_OK)
+		return rc;
+	*len = strcspn((char *)buf, "\r\n");
+	buf[*len] = '\0';
+	*out = (char *)buf;
+	(void)n;
+	return OE_OK;
+}
+
+static int
+legacy_loaded(void)
+{
+	static int tried;
+
+	if (tried)
+		return 0;
+	tried = 1;
+	return OSSL_PROVIDER_load(NULL, "default") != NULL &&
+	       OSSL_PROVIDER_load(NULL, "legacy") != NULL;
+}
+
+oe_rc
+cred_load_pkcs12(const struct ca_host *host, const struct ca_conn *conn, const char *p12_key,
+		 const char *pass_key, X509 **cert, EVP_PKEY **key, STACK_OF(X509) **chain)
+{
+	unsigned char *data = NULL;
+	const unsigned char *p;
+	char *pass = NULL, where[512];
+	size_t len = 0, plen = 0;
+	PKCS12 *p12 = NULL;
+	oe_rc rc;
+
+	*cert = NULL;
+	*key = NULL;
+	*chain = NULL;
+	host->where(conn, p12_key, where, sizeof(where));
+	if ((rc = host->read_file(conn, p12_key, CRED_FILE_MAX, 1, &data, &len)) != OE_OK)
+		return rc;
+	if (host->get(conn, pass_key) == NULL) {
+		char pw[512];
+		host->where(conn, pass_key, pw, sizeof(pw));
+		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: needed with %s", pw, p12_key);
+		goto out;
+	}
+	if ((rc = read_password(host, conn, pass_key, &pass, &plen)) != OE_OK)
+		goto out;
+	p = data;
+	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL) {
+		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: %s is not a PKCS#12 file", where,
+				host->get(conn, p12_key));
+		goto out;
+	}
+	/* The MAC tells a wrong password apart from anything else. */
+	if (PKCS12_mac_present(p12) && PKCS12_verify_mac(p12, pass, (int)plen) != 1) {
+		rc = host->fail(conn->ctx, OE_ECONFIG,
+				"%s: the password in %s does not open %s", where,
+				host->get(conn, pass_key), host->get(conn, p12_key));
+		goto out;
+	}
+	if (PKCS12_parse(p12, pass, key, cert, chain) != 1) {
+		ERR_clear_error();
+		if (!legacy_loaded() || PKCS12_parse(p12, pass, key, cert, chain) != 1) {
+			unsigned long e = ERR_peek_last_error();
+			char msg[256];
+			ERR_error_string_n(e, msg, sizeof(msg));
+			rc = host->fail(conn->ctx, OE_ECONFIG, "%s: %s cannot be read: %s", where,
+					host->get(conn, p12_key), e ? msg : "unsupported content");
+			goto out;
+		}
+	}
+	if (*cert == NULL || *key == NULL) {
+		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: %s holds no certificate with its key",
+				where, host->get(conn, p12_key));
+		goto out;
+	}
+	rc = check_cert(host, conn, p12_key, *cert, *key);
+out:
+	if (rc != OE_OK) {
+		X509_free(*cert);
+		EVP_PKEY_free(*key);
+		sk_X509_pop_free(*chain, X509_free);
+		*cert = NULL;
+		*key = NULL;
+		*chain = NULL;
+	}
+	PKCS12_free(p12);
+	if (pass)
+		host->free_secret(pass, plen + 1);
+	if (data)
+		host->free_secret(data, len + 1);
+	ERR_clear_error();
+	return rc;
+}
+
+oe_rc
+cred_load_pem(const struct ca_host *host, const struct ca_conn *conn, const char *cert_key,
+	      const char *key_key, X509 **cert, EVP_PKEY **key, STACK_OF(X509) **chain)
+{
+	unsigned char *cdata = NULL, *kdata = NULL;
+	size_t clen = 0, klen = 0;
+	char where[512];
+	BIO *b = NULL;
+	X509 *x;
+	oe_rc rc;
+
+	*cert = NULL;
+	*key = NULL;
+	*chain = NULL;
+	if ((rc = host->read_file(conn, cert_key, CRED_FILE_MAX, 0, &cdata, &clen)) != OE_OK)
+		return rc;
+	if (host->get(conn, key_key) == NULL) {
+		host->where(conn, key_key, where, sizeof(where));
+		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: needed with %s", where, cert_key);
+		goto out;
+	}
+	if ((rc = host->read_file(conn, key_key, CRED_FILE_MAX, 1, &kdata, &klen)) != OE_OK)
+		goto out;
+	host->where(conn, cert_key, where, sizeof(where));
+	if ((b = BIO_new_mem_buf(cdata, (int)clen)) == NULL ||
+	    (*cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: %s holds no PEM certificate", where,
+				host->get(conn, cert_key));
+		goto out;
+	}
+	if ((*chain = sk_X509_new_null()) == NULL) {
+		rc = host->fail(conn->ctx, OE_ENOMEM, "out of memory");
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(*chain, x))
+			X509_free(x);
+	BIO_free(b);
+	host->where(conn, key_key, where, sizeof(where));
+	/* No password callback: an encrypted key is refused, not prompted for. */
+	if ((b = BIO_new_mem_buf(kdata, (int)klen)) == NULL ||
+	    (*key = PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"")) == NULL) {
+		rc = host->fail(conn->ctx, OE_ECONFIG,
+				"%s: %s holds no unencrypted PEM private key", where,
+				host->get(conn, key_key));
+		goto out;
+	}
+	rc = check_cert(host, conn, cert_key, *cert, *key);
+out:
+	if (rc != OE_OK) {
+		X509_free(*cert);
+		EVP_PKEY_free(*key);
+		sk_X509_pop_free(*chain, X509_free);
+		*cert = NULL;
+		*key = NULL;
+		*chain = NULL;
+	}
+	BIO_free(b);
+	free(cdata);
+	if (kdata)
+		host->free_secret(kdata, klen + 1);
+	ERR_clear_error();
+	return rc;
+}

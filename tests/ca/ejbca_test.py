@@ -1,0 +1,539 @@
+#!/usr/bin/python3
+"""The ejbca-rest connector end to end, against tests/ca/ejbca_peer.py
+(EJBCA CE REST API v1 shapes, mTLS and OAuth) on loopback.
+
+Issued at once (and doubly base64-encoded); an approval outstanding
+(202, then finalize through `ca poll` and through otpenrolld's poller);
+refused (400 -> denied); not an administrator (403); OAuth with the
+token cached in the store; a wrong PKCS#12 password, a legacy-encrypted
+PKCS#12, a client certificate without clientAuth; trusted_ca,
+trusted_serial and tls_min_version refusing servers; the server down
+(failed, kept, then issued) and offline (503); revocation; `ca sync`
+(revoked at the CA, expired); `ca check`.
+"""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pki  # noqa: E402
+
+BUILD = os.environ.get("top_builddir", os.getcwd())
+SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
+OE = os.path.join(BUILD, "tools", "otpenroll")
+OED = os.path.join(BUILD, "tools", "otpenrolld")
+CONNECTORS = os.path.join(BUILD, "lib", "ca", ".libs")
+PEER = os.path.join(SRC, "tests", "ca", "ejbca_peer.py")
+PY = "/usr/bin/python3"
+
+failures = []
+tmp = tempfile.mkdtemp(prefix="oe-ejbca-")
+peers = []
+
+
+def check(cond, what, detail=None):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+        if detail is not None:
+            print("     " + str(detail).replace("\n", "\n     "), flush=True)
+
+
+def wait_for(pred, seconds=20, step=0.1):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+class Peer:
+    def __init__(self, name, server, *extra):
+        self.name = name
+        self.log = os.path.join(tmp, name + ".log")
+        self.port_file = os.path.join(tmp, name + ".port")
+        self.args = [PY, PEER, "--port-file", self.port_file, "--log", self.log,
+                     "--cert", server.pem, "--key", server.key_pem,
+                     "--client-ca", P.clients.pem, "--admin-cert", P.admin.pem,
+                     "--ca-cert", P.issuing.pem, "--ca-key", P.issuing.key_pem,
+                     "--oauth-client", "otpenroll:" + OAUTH_SECRET] + list(extra)
+        self.proc = None
+        self.start()
+        peers.append(self)
+
+    def start(self):
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.proc = subprocess.Popen(self.args, stderr=open(self.log + ".err", "a"))
+        if not wait_for(lambda: os.path.exists(self.port_file), 15):
+            raise RuntimeError("peer %s did not start" % self.name)
+        self.port = int(open(self.port_file).read())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d/ejbca/ejbca-rest-api/v1" % self.port
+
+    def requests(self):
+        if not os.path.exists(self.log):
+            return []
+        return [json.loads(line) for line in open(self.log)]
+
+    def control(self, path):
+        r = subprocess.run(["curl", "-sS", "--cacert", P.tls_ca.pem, "-X", "POST",
+                            "https://127.0.0.1:%d/_test/%s" % (self.port, path)],
+                           capture_output=True, text=True)
+        return r.returncode == 0 and '"ok"' in r.stdout
+
+
+class Pki:
+    pass
+
+
+P = Pki()
+OAUTH_SECRET = "s3cret-for-the-idp"
+
+
+def make_pki():
+    d = tmp
+    P.tls_ca = pki.make(d, "tls-ca", "TLS CA One", ca=True)
+    P.tls_ca2 = pki.make(d, "tls-ca2", "TLS CA Two", ca=True)
+    P.server = pki.make(d, "server", "localhost", issuer=P.tls_ca, server=True, client=False)
+    P.server2 = pki.make(d, "server2", "localhost", issuer=P.tls_ca2, server=True, client=False)
+    # Both TLS CAs, for the default "any server that chains" trust.
+    P.both = os.path.join(d, "both-cas.pem")
+    with open(P.both, "w") as f:
+        f.write(open(P.tls_ca.pem).read() + open(P.tls_ca2.pem).read())
+    P.clients = pki.make(d, "clients", "Admin CA", ca=True)
+    P.admin = pki.make(d, "admin", "otpenroll RA", issuer=P.clients)
+    P.stranger = pki.make(d, "stranger", "someone else", issuer=P.clients)
+    P.noclient = pki.make(d, "noclient", "otpenroll RA 2", issuer=P.clients, client=False,
+                          server=True)
+    P.issuing = pki.make(d, "issuing", "ManagementCA", ca=True)
+    P.admin_p12 = pki.pkcs12(d, "admin", P.admin, "p12-pass")
+    P.legacy_p12 = pki.pkcs12(d, "admin-legacy", P.admin, "p12-pass", legacy=True)
+    P.stranger_p12 = pki.pkcs12(d, "stranger", P.stranger, "p12-pass")
+    P.noclient_p12 = pki.pkcs12(d, "noclient", P.noclient, "p12-pass")
+    P.pass_file = pki.secret_file(d, "p12.pass", "p12-pass")
+    P.wrong_pass = pki.secret_file(d, "wrong.pass", "not-it")
+    P.oauth_file = pki.secret_file(d, "oauth.secret", OAUTH_SECRET)
+    P.oauth_wrong = pki.secret_file(d, "oauth-wrong.secret", "guess")
+
+
+def write_conf(name, peer_url, *ca_lines, poll_interval=1):
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "oe.conf")
+    with open(conf, "w") as f:
+        f.write("""[store]
+url = sqlite:{d}/oe.db
+key_file = {d}/secret.key
+[enroll]
+default_ca = ejbca
+connector_dir = {c}
+max_tokens_per_user = 50
+[daemon]
+socket = {d}/oe.sock
+poll_interval = {pi}
+sync_interval = 2
+[ca ejbca]
+type = ejbca-rest
+url = {u}
+timeout = 10
+""".format(d=d, c=CONNECTORS, u=peer_url, pi=poll_interval))
+        given = {line.split("=")[0].strip() for line in ca_lines}
+        for key, value in (("ca_name", "ManagementCA"), ("certificate_profile", "ENDUSER"),
+                           ("end_entity_profile", "EMPTY")):
+            if key not in given:
+                f.write("%s = %s\n" % (key, value))
+        for line in ca_lines:
+            f.write(line + "\n")
+    if not os.path.exists(os.path.join(d, "oe.db")):
+        oe(conf, "init")
+    return conf
+
+
+def mtls(ca_file=None, p12=None, pw=None):
+    return ("ca_file = " + (ca_file or P.both), "client_pkcs12 = " + (p12 or P.admin_p12),
+            "client_pkcs12_password_file = " + (pw or P.pass_file))
+
+
+def oe(conf, *args, env=None):
+    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True, env=env)
+    return r.returncode, r.stdout, r.stderr
+
+
+def oe_json(conf, *args):
+    rc, out, err = oe(conf, "--json", *args)
+    try:
+        return rc, json.loads(out), err
+    except ValueError:
+        return rc, None, err + out
+
+
+def db(conf, sql, *a):
+    path = os.path.join(os.path.dirname(conf), "oe.db")
+    c = sqlite3.connect(path)
+    try:
+        return c.execute(sql, a).fetchall()
+    finally:
+        c.close()
+
+
+def request(conf, user, *extra):
+    req, key = pki.csr(os.path.dirname(conf), user + str(time.monotonic_ns()), user)
+    rc, out, err = oe_json(conf, "cert", "request", "--user", user, "--csr", req, *extra)
+    return rc, out, err, key
+
+
+def verify(pem_text):
+    path = os.path.join(tmp, "v.pem")
+    with open(path, "w") as f:
+        f.write(pem_text)
+    r = subprocess.run(["openssl", "verify", "-CAfile", P.issuing.pem, "-purpose", "sslclient",
+                        path], capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def test_issued(peer):
+    conf = write_conf("mtls", peer.url, *mtls())
+    rc, out, err, key = request(conf, "alice")
+    check(rc == 0 and out and out["rollout_state"] == "enrolled",
+          "pkcs10enroll 201: the token is enrolled", (rc, out, err))
+    if out and out.get("cert_pem"):
+        check(verify(out["cert_pem"]), "the certificate verifies with openssl against the CA")
+    auths = [r["auth"] for r in peer.requests() if r["path"].endswith("pkcs10enroll")]
+    check(auths and auths[-1] == "cert", "EJBCA saw our client certificate", auths)
+    rc, out, err = oe(conf, "ca", "check", "ejbca")
+    check(rc == 0 and "authenticated" in out and "ManagementCA" in out,
+          "ca check: reachable, authenticated, the CA is there", out + err)
+    return conf
+
+
+def test_keepalive(peer, conf):
+    """Consecutive requests of one process share a connection."""
+    before = len(peer.requests())
+    rc, out, err = oe(conf, "ca", "check", "ejbca")   # two calls: status, ca
+    calls = peer.requests()[before:]
+    check(rc == 0 and len(calls) == 2 and calls[0]["peer"] == calls[1]["peer"],
+          "keep_alive: two calls of one command over one connection", calls)
+    conf2 = write_conf("fresh", peer.url, *mtls(), "keep_alive = no")
+    before = len(peer.requests())
+    rc, out, err = oe(conf2, "ca", "check", "ejbca")
+    calls = peer.requests()[before:]
+    check(rc == 0 and len(calls) == 2 and calls[0]["peer"] != calls[1]["peer"],
+          "keep_alive = no: a fresh connection per call", calls)
+
+
+def test_double_b64(tls_ca):
+    peer = Peer("double", P.server, "--double-b64")
+    conf = write_conf("double", peer.url, *mtls())
+    rc, out, err, _ = request(conf, "bob")
+    check(rc == 0 and out and out["rollout_state"] == "enrolled" and verify(out["cert_pem"]),
+          "a doubly base64-encoded certificate is taken", (rc, out, err))
+    peer.stop()
+
+
+def test_approval(peer):
+    conf = write_conf("approval", peer.url, *mtls(), "end_entity_profile = APPROVAL")
+    rc, out, err, _ = request(conf, "carol")
+    check(rc == 3 and out and out["rollout_state"] == "pending",
+          "202: pending, exit 3", (rc, out, err))
+    serial = out["serial"] if out else None
+    cookie = db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?", serial)
+    check(cookie and '"request_id"' in (cookie[0][0] or ""), "the request id is kept", cookie)
+    rid = json.loads(cookie[0][0])["request_id"] if cookie and cookie[0][0] else None
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["outcome"] == "pending",
+          "ca poll: finalize answers 202, still pending", (rc, out, err))
+    check(peer.control("approve/%s" % rid), "approved at the CA")
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
+          "ca poll: finalize answers 201, enrolled", (rc, out, err))
+    rc, out, err = oe_json(conf, "cert", "fetch", "--user", "carol", serial)
+    check(rc == 0 and out and verify(out.get("cert_pem", "")), "cert fetch: the certificate",
+          (rc, out, err))
+    ev = db(conf, "SELECT payload FROM outbox WHERE event = 'token_rollout_state'")
+    check(any('"old_rollout_state":"pending"' in p[0] and '"rollout_state":"enrolled"' in p[0]
+              for p in ev), "token_rollout_state pending -> enrolled is in the outbox", ev)
+    # Rejected at the CA: denied.
+    rc, out, err, _ = request(conf, "dave")
+    rid = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?",
+                        out["serial"])[0][0])["request_id"]
+    peer.control("reject/%s" % rid)
+    rc, out2, err = oe_json(conf, "ca", "poll")
+    st = db(conf, "SELECT rollout_state, status_message FROM tokens WHERE serial = ?",
+            out["serial"])
+    check(st and st[0][0] == "denied" and "rejected" in (st[0][1] or ""),
+          "rejected at the CA (finalize 400): denied, with EJBCA's words", st)
+    return conf
+
+
+def test_generated_pending(peer):
+    """A key made here waits sealed until EJBCA issues; then the PKCS#12."""
+    conf = write_conf("approval", peer.url, *mtls(), "end_entity_profile = APPROVAL")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "erin", "--generate")
+    check(rc == 3 and out and out["rollout_state"] == "pending", "--generate: pending",
+          (rc, out, err))
+    serial = out["serial"]
+    rid = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?",
+                        serial)[0][0])["request_id"]
+    sealed = db(conf, "SELECT secret IS NOT NULL FROM tokens WHERE serial = ?", serial)
+    check(sealed == [(1,)], "the generated key is kept, sealed, while pending")
+    peer.control("approve/%s" % rid)
+    oe(conf, "ca", "poll")
+    p12 = os.path.join(tmp, "erin.p12")
+    rc, out, err = oe_json(conf, "cert", "fetch", "--user", "erin", serial, "--out", p12)
+    ok = rc == 0 and out and out.get("pkcs12_password")
+    check(ok, "cert fetch gives the PKCS#12 and its password once", (rc, out, err))
+    if ok:
+        r = subprocess.run(["openssl", "pkcs12", "-in", p12, "-nokeys", "-passin",
+                            "pass:" + out["pkcs12_password"]], capture_output=True, text=True)
+        check(r.returncode == 0 and "BEGIN CERTIFICATE" in r.stdout,
+              "the PKCS#12 opens with the password shown", r.stderr)
+
+
+def test_daemon_poller(peer):
+    """otpenrolld asks EJBCA in the background; a restart loses nothing."""
+    conf = write_conf("approval", peer.url, *mtls(), "end_entity_profile = APPROVAL")
+    rc, out, err, _ = request(conf, "frank")
+    serial = out["serial"]
+    rid = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?",
+                        serial)[0][0])["request_id"]
+    log = open(os.path.join(tmp, "daemon.log"), "a")
+    d = subprocess.Popen([OED, "-c", conf], stderr=log)
+    time.sleep(2)
+    d.send_signal(signal.SIGTERM)
+    d.wait(30)
+    check(db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", serial) == [("pending",)],
+          "still pending after the daemon stopped")
+    peer.control("approve/%s" % rid)
+    d = subprocess.Popen([OED, "-c", conf], stderr=log)
+    got = wait_for(lambda: db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?",
+                              serial) == [("enrolled",)], 30)
+    d.send_signal(signal.SIGTERM)
+    d.wait(30)
+    check(got, "a restarted otpenrolld's poller finalizes it: enrolled")
+
+
+def test_refusals(peer):
+    conf = write_conf("reject", peer.url, *mtls(), "certificate_profile = REJECT")
+    rc, out, err, _ = request(conf, "gina")
+    check(rc == 1 and "refused" in err and "must match" in err,
+          "400: refused with EJBCA's error_message, exit 1", (rc, out, err))
+    st = db(conf, "SELECT rollout_state FROM tokens WHERE owner = 'gina'")
+    check(st == [("denied",)], "the token is denied", st)
+
+    conf = write_conf("stranger", peer.url, *mtls(p12=P.stranger_p12))
+    rc, out, err, _ = request(conf, "hank")
+    check(rc != 0 and "credentials" in err and "not an administrator" in err,
+          "403: a certificate EJBCA does not map to an administrator is refused",
+          (rc, out, err))
+    check(db(conf, "SELECT COUNT(*) FROM tokens") == [(0,)], "no token is left behind")
+    rc, out, err = oe(conf, "ca", "check", "ejbca")
+    check(rc != 0 and "refused our client certificate" in err, "ca check says so", err)
+
+    conf = write_conf("noca", peer.url, *mtls(), "ca_name = NoSuchCA")
+    rc, out, err, _ = request(conf, "ivan")
+    check(rc != 0 and "does not know" in err, "404: an unknown CA name is a setup error",
+          (rc, out, err))
+    rc, out, err = oe(conf, "ca", "check", "ejbca")
+    check(rc != 0 and "no CA named NoSuchCA" in err, "ca check names the missing CA", err)
+
+
+def test_credentials(peer):
+    conf = write_conf("wrongpass", peer.url, *mtls(pw=P.wrong_pass))
+    rc, out, err, _ = request(conf, "judy")
+    check(rc != 0 and "does not open" in err and "client_pkcs12" in err,
+          "a wrong PKCS#12 password is refused, naming the key", err)
+    conf = write_conf("noclient", peer.url, *mtls(p12=P.noclient_p12))
+    rc, out, err, _ = request(conf, "judy")
+    check(rc != 0 and "clientAuth" in err, "a client certificate without clientAuth is refused",
+          err)
+    conf = write_conf("legacy", peer.url, *mtls(p12=P.legacy_p12))
+    rc, out, err, _ = request(conf, "judy")
+    check(rc == 0 and out and out["rollout_state"] == "enrolled",
+          "a legacy-encrypted PKCS#12 (RC2/3DES) works", (rc, out, err))
+    os.chmod(P.pass_file, 0o644)
+    conf = write_conf("mtls", peer.url, *mtls())
+    rc, out, err, _ = request(conf, "judy")
+    check(rc != 0 and "chmod 600" in err, "a password file others can read is refused", err)
+    os.chmod(P.pass_file, 0o600)
+
+
+def test_oauth(peer):
+    conf = write_conf("oauth", peer.url, "ca_file = " + P.both,
+                      "oauth_token_url = https://127.0.0.1:%d/oauth/token" % peer.port,
+                      "oauth_client_id = otpenroll", "oauth_client_secret_file = " + P.oauth_file,
+                      "oauth_scope = ejbca")
+    before = len([r for r in peer.requests() if r["path"] == "/oauth/token"])
+    rc1, out1, err1, _ = request(conf, "kim")
+    rc2, out2, err2, _ = request(conf, "kim")
+    tokens = [r for r in peer.requests() if r["path"] == "/oauth/token"][before:]
+    enrol = [r for r in peer.requests() if r["path"].endswith("pkcs10enroll")][-2:]
+    check(rc1 == 0 and rc2 == 0 and all(r["auth"] == "oauth" for r in enrol),
+          "OAuth: requests go with a Bearer token", (rc1, err1, rc2, err2, enrol))
+    check(len(tokens) == 1, "the token is fetched once and cached across processes", tokens)
+    conf = write_conf("oauth-bad", peer.url, "ca_file = " + P.both,
+                      "oauth_token_url = https://127.0.0.1:%d/oauth/token" % peer.port,
+                      "oauth_client_id = otpenroll", "oauth_client_secret_file = " + P.oauth_wrong)
+    rc, out, err, _ = request(conf, "kim")
+    check(rc != 0 and "refused client otpenroll" in err and "invalid_client" in err,
+          "a wrong client secret: the token endpoint's refusal is shown", err)
+
+
+def test_tls(peer):
+    # trusted_ca: the server must be issued by that CA (the trust has both).
+    conf = write_conf("trusted", peer.url, *mtls(), "trusted_ca = " + P.tls_ca2.pem)
+    rc, out, err, _ = request(conf, "leo")
+    check(rc != 0 and "not by trusted_ca" in err and "TLS CA One" in err,
+          "a server from another CA is refused while trusted_ca is set", err)
+    conf = write_conf("trusted-ok", peer.url, *mtls(), "trusted_ca = " + P.tls_ca.pem,
+                      "trusted_serial = " + P.server.serial_hex)
+    rc, out, err, _ = request(conf, "leo")
+    check(rc == 0, "trusted_ca and the right trusted_serial: accepted", err)
+    conf = write_conf("serial", peer.url, *mtls(), "trusted_ca = " + P.tls_ca.pem,
+                      "trusted_serial = 0x1234")
+    rc, out, err, _ = request(conf, "leo")
+    check(rc != 0 and "not trusted_serial 1234" in err, "a wrong trusted_serial is refused", err)
+    conf = write_conf("untrusted", peer.url, *mtls(ca_file=P.tls_ca2.pem))
+    rc, out, err, _ = request(conf, "leo")
+    check(rc != 0 and "TLS" in err, "a server outside ca_file is refused", err)
+    old = Peer("tls12", P.server, "--tls-max", "1.2")
+    conf = write_conf("tls13", old.url, *mtls(), "tls_min_version = 1.3")
+    rc, out, err, _ = request(conf, "leo")
+    check(rc != 0 and "TLS" in err and "version" in err.lower(),
+          "a server offering only TLS 1.2 is refused with tls_min_version = 1.3", err)
+    rc, out, err = oe(conf, "ca", "check", "ejbca")
+    check(rc != 0 and "not reachable as configured" in err, "ca check says why", err)
+    conf = write_conf("tls12ok", old.url, *mtls(), "tls_ciphers = ECDHE-ECDSA-AES256-GCM-SHA384")
+    rc, out, err, _ = request(conf, "leo")
+    check(rc == 0, "TLS 1.2 with a tls_ciphers list the server shares: accepted", err)
+    conf = write_conf("badciphers", old.url, *mtls(), "tls_ciphers = NO-SUCH-CIPHER")
+    rc, out, err, _ = request(conf, "leo")
+    check(rc == 2 and "tls_ciphers" in err, "an unusable tls_ciphers is a configuration error",
+          (rc, err))
+    old.stop()
+
+
+def test_outage():
+    peer = Peer("flaky", P.server)
+    conf = write_conf("outage", peer.url, *mtls())
+    peer.stop()
+    rc, out, err, _ = request(conf, "mia")
+    check(rc == 1 and out and out["rollout_state"] == "failed",
+          "the server down: failed, exit 1", (rc, out, err))
+    check("kept" in err or out, "the user is told it is kept")
+    serial = out["serial"]
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 1 and out and out[0]["outcome"] == "unreachable",
+          "ca poll while down: unreachable, still failed", (rc, out, err))
+    att = db(conf, "SELECT poll_attempts, next_poll > strftime('%s','now') FROM tokens "
+             "WHERE serial = ?", serial)
+    check(att and att[0][0] >= 1 and att[0][1] == 1, "backoff: attempts counted, next poll later",
+          att)
+    peer.start()
+    # The port changed: the URL is the configuration's.
+    conf = write_conf("outage", peer.url, *mtls())
+    rc, out, err = oe_json(conf, "ca", "poll")
+    st = db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", serial)
+    check(st == [("enrolled",)], "back up: the kept request is submitted again and issued",
+          (rc, out, err, st))
+    ev = db(conf, "SELECT COUNT(*) FROM outbox WHERE event = 'token_rollout_state' AND "
+            "payload LIKE '%\"old_rollout_state\":\"failed\"%'")
+    check(ev == [(1,)], "token_rollout_state failed -> enrolled fired once", ev)
+    peer.stop()
+
+    peer = Peer("offline", P.server)
+    conf = write_conf("offline", peer.url, *mtls(), "certificate_profile = OFFLINE")
+    rc, out, err, _ = request(conf, "nina")
+    check(rc == 1 and out and out["rollout_state"] == "failed" and
+          "unavailable" in (out.get("message") or ""),
+          "503 (CA offline): failed with EJBCA's words, retryable", (rc, out, err))
+    peer.stop()
+
+
+def test_revoke_and_sync(peer):
+    conf = write_conf("sync", peer.url, *mtls())
+    rc, out, err, _ = request(conf, "olga")
+    s1 = out["serial"]
+    rc, out, err, _ = request(conf, "olga")
+    s2 = out["serial"]
+    cs2 = out["cert_serial"]
+    rc, out, err = oe(conf, "token", "revoke", s1, "--reason", "keyCompromise")
+    check(rc == 0, "token revoke goes through EJBCA", err)
+    rev = [r for r in peer.requests() if "/revoke?" in r["path"]]
+    check(rev and rev[-1]["status"] == 200 and "reason=KEY_COMPROMISE" in rev[-1]["path"],
+          "PUT .../revoke?reason=KEY_COMPROMISE answered 200", rev[-1:])
+    # Revoked at the CA directly: sync notices, and only that changes.
+    check(peer.control("revoke/" + cs2), "revoked at EJBCA itself")
+    rc, out, err = oe_json(conf, "ca", "sync", "ejbca")
+    check(rc == 0 and out and any(e["serial"] == s2 and e["outcome"] == "revoked" for e in out),
+          "ca sync: the certificate EJBCA revoked is revoked here", (rc, out, err))
+    st = db(conf, "SELECT rollout_state, revoke_reason FROM tokens WHERE serial = ?", s2)
+    check(st == [("revoked", "keyCompromise")], "with EJBCA's reason", st)
+    ev = db(conf, "SELECT COUNT(*) FROM outbox WHERE event = 'token_revoke' AND payload LIKE ?",
+            '%' + s2 + '%')
+    check(ev == [(1,)], "token_revoke fired for it", ev)
+    # Short-lived certificates: reported as expired, nothing changed.
+    short = Peer("short", P.server, "--validity-seconds", "2")
+    conf = write_conf("expiry", short.url, *mtls())
+    rc, out, err, _ = request(conf, "paul")
+    time.sleep(3)
+    rc, out2, err = oe_json(conf, "ca", "sync", "ejbca")
+    check(rc == 0 and out2 and out2[0]["outcome"] == "expired",
+          "ca sync lists an expired certificate", (rc, out2, err))
+    check(db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", out["serial"]) ==
+          [("enrolled",)], "and changes nothing about it")
+    short.stop()
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root (cert request --user)")
+        return 77
+    for tool in ("openssl", "curl"):
+        if shutil.which(tool) is None:
+            print("SKIP: %s missing" % tool)
+            return 77
+    try:
+        make_pki()
+        peer = Peer("main", P.server)
+        conf = test_issued(peer)
+        test_keepalive(peer, conf)
+        test_double_b64(P.tls_ca)
+        test_approval(peer)
+        test_generated_pending(peer)
+        test_daemon_poller(peer)
+        test_refusals(peer)
+        test_credentials(peer)
+        test_oauth(peer)
+        test_tls(peer)
+        test_outage()
+        test_revoke_and_sync(peer)
+    finally:
+        for p in peers:
+            p.stop()
+    if failures:
+        for p in peers:
+            if os.path.exists(p.log + ".err"):
+                print(open(p.log + ".err").read()[-2000:])
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
