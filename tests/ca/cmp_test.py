@@ -1,0 +1,376 @@
+#!/usr/bin/python3
+"""The cmp connector end to end, against OpenSSL's own CMP server
+(`openssl cmp -port`) on loopback.
+
+OpenSSL's server answers with a fixed certificate (-rsp_cert), so each
+case issues that certificate beforehand for the key the case enrolls.
+Shared-secret (PBM) and signature protection; p10cr, cr (raVerified);
+a `waiting` server (-poll_count, -check_after) polled to the end by
+`ca poll` and by otpenrolld across a restart; rejection (-pkistatus) ->
+denied; revocation through rr; `ca check` (genm); a wrong secret and an
+unreachable server.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pki  # noqa: E402
+
+BUILD = os.environ.get("top_builddir", os.getcwd())
+OE = os.path.join(BUILD, "tools", "otpenroll")
+OED = os.path.join(BUILD, "tools", "otpenrolld")
+CONNECTORS = os.path.join(BUILD, "lib", "ca", ".libs")
+SECRET = "cmp-shared-s3cret"
+
+failures = []
+tmp = tempfile.mkdtemp(prefix="oe-cmp-")
+servers = []
+
+
+def check(cond, what, detail=None):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+        if detail is not None:
+            print("     " + str(detail).replace("\n", "\n     "), flush=True)
+
+
+def wait_for(pred, seconds=20, step=0.1):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """An `openssl cmp -port` process answering with rsp_cert."""
+
+    def __init__(self, name, rsp_cert, *args, port=None):
+        self.name = name
+        self.port = port or free_port()
+        self.log = os.path.join(tmp, name + ".srv.log")
+        self.args = ["openssl", "cmp", "-config", "", "-port", str(self.port),
+                     "-rsp_cert", rsp_cert, "-verbosity", "7"] + list(args)
+        self.proc = subprocess.Popen(self.args, stdout=open(self.log, "a"),
+                                     stderr=subprocess.STDOUT)
+        servers.append(self)
+        if not wait_for(self.listening, 10):
+            raise RuntimeError("openssl cmp server %s did not start" % name)
+
+    def listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def received(self):
+        return [line.split("received ")[1].strip() for line in open(self.log)
+                if "CMP DEBUG: received " in line]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/pkix/" % self.port
+
+
+def pbm(secret_file=None):
+    return ("secret_file = " + (secret_file or P.secret), "reference = otpenroll",
+            "recipient = /CN=CMP Test CA/O=Test")
+
+
+class Pki:
+    pass
+
+
+P = Pki()
+
+
+def make_pki():
+    P.ca = pki.make(tmp, "cmpca", "CMP Test CA", ca=True)
+    P.srv = pki.make(tmp, "cmpsrv", "CMP Server", issuer=P.ca, client=False)
+    P.ra = pki.make(tmp, "ra", "otpenroll RA", issuer=P.ca)
+    P.ra_noclient = pki.make(tmp, "ra2", "otpenroll RA 2", issuer=P.ca, client=False,
+                             server=True)
+    P.secret = pki.secret_file(tmp, "cmp.secret", SECRET)
+    P.wrong = pki.secret_file(tmp, "wrong.secret", "not-the-secret")
+
+
+def user_cert(name, cn):
+    """A user's CSR, and the certificate the server will answer with."""
+    req, key = pki.csr(tmp, name, cn)
+    ext = os.path.join(tmp, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    cert = os.path.join(tmp, name + ".pem")
+    subprocess.run(["openssl", "x509", "-req", "-in", req, "-CA", P.ca.pem, "-CAkey",
+                    P.ca.key_pem, "-CAcreateserial", "-days", "30", "-extfile", ext,
+                    "-out", cert], check=True, capture_output=True)
+    return req, cert
+
+
+def write_conf(name, url, *ca_lines, command="p10cr"):
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "oe.conf")
+    with open(conf, "w") as f:
+        f.write("""[store]
+url = sqlite:{d}/oe.db
+key_file = {d}/secret.key
+[enroll]
+default_ca = cmp
+connector_dir = {c}
+max_tokens_per_user = 50
+[daemon]
+socket = {d}/oe.sock
+poll_interval = 1
+[ca cmp]
+type = cmp
+url = {u}
+command = {cmd}
+subject = CN={{user}},O=Test
+timeout = 10
+""".format(d=d, c=CONNECTORS, u=url, cmd=command))
+        for line in ca_lines:
+            f.write(line + "\n")
+    if not os.path.exists(os.path.join(d, "oe.db")):
+        oe(conf, "init")
+    return conf
+
+
+def oe(conf, *args):
+    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def oe_json(conf, *args):
+    rc, out, err = oe(conf, "--json", *args)
+    try:
+        return rc, json.loads(out), err
+    except ValueError:
+        return rc, None, err + out
+
+
+def db(conf, sql, *a):
+    c = sqlite3.connect(os.path.join(os.path.dirname(conf), "oe.db"))
+    try:
+        return c.execute(sql, a).fetchall()
+    finally:
+        c.close()
+
+
+def same_cert(pem_text, path):
+    a = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                       input=pem_text, capture_output=True, text=True).stdout
+    b = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", path],
+                       capture_output=True, text=True).stdout
+    return a and a == b
+
+
+def test_p10cr():
+    req, cert = user_cert("alice", "alice")
+    srv = Server("p10cr", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
+    conf = write_conf("p10cr", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "alice", "--csr", req)
+    check(rc == 0 and out and out["rollout_state"] == "enrolled" and
+          same_cert(out.get("cert_pem", ""), cert),
+          "p10cr with a shared secret: issued", (rc, out, err))
+    check(srv.received()[:2] == ["P10CR", "CERTCONF"], "p10cr, then certConf",
+          srv.received())
+    rc, out, err = oe(conf, "ca", "check", "cmp")
+    check(rc == 0 and "verifies" in out, "ca check: a genm answered and verified", out + err)
+    srv.stop()
+    return conf
+
+
+def test_cr():
+    req, cert = user_cert("bob", "bob")
+    srv = Server("cr", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
+                 "-accept_raverified")
+    conf = write_conf("cr", srv.url, *pbm(), command="cr")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "bob", "--csr", req)
+    check(rc == 0 and out and out["rollout_state"] == "enrolled",
+          "cr with the CSR's key, raVerified: issued", (rc, out, err))
+    srv.stop()
+    # A server that does not take our word for it says so.
+    srv = Server("cr-strict", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
+    conf = write_conf("cr-strict", srv.url, *pbm(), command="cr")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "bob", "--csr", req)
+    check(rc == 1 and "raverified not accepted" in err and
+          db(conf, "SELECT rollout_state FROM tokens WHERE owner = 'bob'") == [("denied",)],
+          "a server refusing raVerified: denied, with its words", (rc, out, err))
+    srv.stop()
+
+
+def test_signature():
+    req, cert = user_cert("carol", "carol")
+    srv = Server("sig", cert, "-srv_cert", P.srv.pem, "-srv_key", P.srv.key_pem,
+                 "-srv_trusted", P.ca.pem, "-poll_count", "2", "-check_after", "1")
+    conf = write_conf("sig", srv.url, "client_cert = " + P.ra.pem,
+                      "client_key = " + P.ra.key_pem, "trusted = " + P.ca.pem,
+                      "recipient = /CN=CMP Server/O=Test")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "carol", "--csr", req)
+    check(rc == 3 and out and out["rollout_state"] == "pending",
+          "signature protection; the server says waiting: pending", (rc, out, err))
+    time.sleep(1.2)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
+          "a pollRep verified by signature, then issued", (rc, out, err))
+    serial = out[0]["serial"] if out else None
+    rc, out, err = oe(conf, "token", "revoke", serial or "-", "--reason", "superseded")
+    check(rc == 0 and "RR" in srv.received(), "token revoke sends an rr", (rc, err))
+    srv.stop()
+    conf = write_conf("sig-noclient", "http://127.0.0.1:1/pkix/",
+                      "client_cert = " + P.ra_noclient.pem, "client_key = " + P.ra_noclient.key_pem,
+                      "trusted = " + P.ca.pem)
+    rc, out, err = oe(conf, "ca", "check", "cmp")
+    check(rc != 0 and "clientAuth" in err and "client_cert" in err,
+          "a client certificate without clientAuth is refused at load", err)
+
+
+def test_polling():
+    req, cert = user_cert("dave", "dave")
+    srv = Server("poll", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
+                 "-poll_count", "3", "-check_after", "1")
+    conf = write_conf("poll", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "dave", "--csr", req)
+    check(rc == 3 and out and out["rollout_state"] == "pending", "waiting: pending, exit 3",
+          (rc, out, err))
+    serial = out["serial"]
+    cookie = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?", serial)[0][0])
+    check(set(cookie) >= {"tid", "nonce", "rid", "cmd"},
+          "the transaction's state (tid, nonce, certReqId) is kept", cookie)
+    nxt = db(conf, "SELECT next_poll - strftime('%s','now') FROM tokens WHERE serial = ?",
+             serial)[0][0]
+    check(0 <= nxt <= 2, "checkAfter sets the next poll", nxt)
+    time.sleep(1.2)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["outcome"] == "pending",
+          "a new process resumes the transaction: pollRep", (rc, out, err))
+    time.sleep(1.2)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
+          "the next pollReq gets the certificate", (rc, out, err))
+    check(srv.received() == ["P10CR", "POLLREQ", "POLLREQ", "POLLREQ", "CERTCONF"],
+          "the server saw one transaction: p10cr, three pollReq, certConf", srv.received())
+    srv.stop()
+
+
+def test_daemon_restart():
+    req, cert = user_cert("erin", "erin")
+    srv = Server("restart", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
+                 "-poll_count", "5", "-check_after", "1")
+    conf = write_conf("restart", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "erin", "--csr", req)
+    serial = out["serial"] if out else None
+    log = open(os.path.join(tmp, "daemon.log"), "a")
+    d = subprocess.Popen([OED, "-c", conf], stderr=log)
+    polled = wait_for(lambda: srv.received().count("POLLREQ") >= 3, 20)
+    d.send_signal(signal.SIGTERM)
+    d.wait(30)
+    check(polled and db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", serial)
+          == [("pending",)], "otpenrolld polls in the background; stopped while pending",
+          srv.received())
+    d = subprocess.Popen([OED, "-c", conf], stderr=log)
+    got = wait_for(lambda: db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?",
+                              serial) == [("enrolled",)], 30)
+    d.send_signal(signal.SIGTERM)
+    d.wait(30)
+    check(got, "restarted, it resumes the same transaction and the certificate arrives",
+          srv.received())
+    check(srv.received()[-1] == "CERTCONF" and srv.received().count("P10CR") == 1,
+          "one request, confirmed once", srv.received())
+    srv.stop()
+
+
+def test_rejection():
+    req, cert = user_cert("frank", "frank")
+    srv = Server("reject", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
+                 "-pkistatus", "2", "-failure", "2", "-statusstring", "denied by policy")
+    conf = write_conf("reject", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "frank", "--csr", req)
+    check(rc == 1 and "rejected" in err and
+          db(conf, "SELECT rollout_state FROM tokens WHERE owner = 'frank'") == [("denied",)],
+          "-pkistatus rejection: denied, exit 1", (rc, out, err))
+    msg = db(conf, "SELECT status_message FROM tokens WHERE owner = 'frank'")
+    check(msg and "denied by policy" in (msg[0][0] or ""), "with the server's status string", msg)
+    srv.stop()
+
+
+def test_failures():
+    req, cert = user_cert("gina", "gina")
+    srv = Server("wrong", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
+    conf = write_conf("wrong", srv.url, *pbm(P.wrong))
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "gina", "--csr", req)
+    check(rc != 0 and db(conf, "SELECT COUNT(*) FROM tokens") == [(0,)],
+          "a wrong shared secret: refused, no token", (rc, out, err))
+    check("protection" in err.lower() or "secret" in err.lower(),
+          "the message points at the protection", err)
+    srv.stop()
+    port = free_port()
+    conf = write_conf("down", "http://127.0.0.1:%d/pkix/" % port, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "gina", "--csr", req)
+    check(rc == 1 and out and out["rollout_state"] == "failed",
+          "the server down: failed, kept", (rc, out, err))
+    srv = Server("up-again", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv", port=port)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
+          "back up: submitted again and issued", (rc, out, err))
+    srv.stop()
+    rc, out, err = oe(conf, "ca", "sync", "cmp")
+    check(rc == 1 and "cannot be asked" in err, "ca sync: CMP has no status query, said plainly",
+          err)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root (cert request --user)")
+        return 77
+    if shutil.which("openssl") is None:
+        print("SKIP: openssl missing")
+        return 77
+    try:
+        make_pki()
+        test_p10cr()
+        test_cr()
+        test_signature()
+        test_polling()
+        test_daemon_restart()
+        test_rejection()
+        test_failures()
+    finally:
+        for s in servers:
+            s.stop()
+    if failures:
+        for s in servers:
+            print("--- %s\n%s" % (s.name, open(s.log).read()[-1500:]))
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
