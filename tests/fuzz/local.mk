@@ -9,4 +9,13 @@ EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/fuzz_cfg.c tests/fuzz/fuzz_users
 	tests/fuzz/corpus/fuzz_csr/cert.pem \
 	tests/fuzz/corpus/fuzz_proto/list tests/fuzz/corpus/fuzz_proto/request \
 	tests/fuzz/corpus/fuzz_proto/csr tests/fuzz/corpus/fuzz_proto/otp \
-	tests/fuzz/corpus/fuzz_proto/short
+	tests/fuzz/corpus/fuzz_proto/short \
+	tests/fuzz/fuzz_ejbca.c tests/fuzz/fuzz_cmp.c \
+	tests/fuzz/corpus/fuzz_ejbca/calist.json tests/fuzz/corpus/fuzz_ejbca/error.json \
+	tests/fuzz/corpus/fuzz_ejbca/issued-double.json \
+	tests/fuzz/corpus/fuzz_ejbca/issued.json \
+	tests/fuzz/corpus/fuzz_ejbca/pending-short.json \
+	tests/fuzz/corpus/fuzz_ejbca/pending.json tests/fuzz/corpus/fuzz_ejbca/revstatus.json \
+	tests/fuzz/corpus/fuzz_ejbca/status.json tests/fuzz/corpus/fuzz_ejbca/token.json \
+	tests/fuzz/corpus/fuzz_cmp/cp.der tests/fuzz/corpus/fuzz_cmp/pollrep.der \
+	tests/fuzz/corpus/fuzz_cmp/pollreq.der tests/fuzz/corpus/fuzz_cmp/waiting.der

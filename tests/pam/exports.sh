@@ -10,3 +10,16 @@ echo "ok: module exports only $(nm -D --defined-only "$mod" | awk '{print $3}' |
 bad=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v -e '^oe_' -e '^OTPENROLL_' || true)
 [ -z "$bad" ] || { echo "FAIL: the library exports $bad"; exit 1; }
 echo "ok: library exports $(nm -D --defined-only "$lib" | grep -c ' oe_') oe_ symbols and nothing else"
+# A connector plugin exports its one entry point, and its libraries'
+# dependencies stay out of the library the PAM module loads.
+for plugin in cmp ejbca-rest; do
+	so=$build/lib/ca/.libs/$plugin.so
+	bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^oe_connector$' || true)
+	[ -z "$bad" ] || { echo "FAIL: connector $plugin exports $bad"; exit 1; }
+done
+echo "ok: connectors export only oe_connector"
+if ldd "$lib" | grep -q libcurl; then
+	echo "FAIL: libotpenroll links libcurl, which every PAM login would load"
+	exit 1
+fi
+echo "ok: libotpenroll does not load libcurl"

@@ -3,7 +3,7 @@
 if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
 	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import \
-	tests/unit/test_hooks \
+	tests/unit/test_hooks tests/unit/test_remote \
 	tests/unit/test_liboath
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -27,6 +27,12 @@ tests_unit_test_import_LDADD = $(UNIT_LDADD)
 tests_unit_test_liboath_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_liboath_LDADD = $(UNIT_LDADD)
 tests_unit_test_liboath_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=oath_init,--wrap=oath_done
+# The connectors' parsers, compiled in (the connectors are plugins).
+tests_unit_test_remote_SOURCES = tests/unit/test_remote.c lib/ca/ejbca_json.c lib/ca/cmp_msg.c
+tests_unit_test_remote_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_remote_LDADD = $(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
+EXTRA_DIST += tests/unit/data/cmp-pollreq.der tests/unit/data/cmp-pollrep.der \
+	tests/unit/data/cmp-p10cr.der tests/unit/data/cmp-cp.der
 tests_unit_test_hooks_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
 tests_unit_test_hooks_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_hooks_LDADD = hooks/libotpenroll-hooks.la $(UNIT_LDADD)
