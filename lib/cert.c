@@ -540,6 +540,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	creq.token_serial = serial;
 	creq.csr = csr;
 	creq.subject = subject;
+	creq.key = key;
 	/* A remote CA is asked outside any transaction (it may take
 	 * seconds); the local one inside ours, so one commit records both. */
 	if (conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)

@@ -73,7 +73,11 @@ static const struct keydef ca_cmp_keys[] = {
 	ENUM("type", "local|cmp|ejbca-rest"), STR("url"), STR("trusted"),
 	STR("secret_file"), STR("reference"), STR("client_cert"),
 	STR("client_key"), STR("recipient"), ENUM("command", "ir|cr|p10cr"),
-	STR("subject"), UINT("timeout", 1, 600), END
+	STR("subject"), UINT("timeout", 1, 600), ENUM("keep_alive", "yes|no"),
+	/* an https:// url */
+	STR("ca_file"), STR("trusted_ca"), STR("trusted_serial"),
+	ENUM("tls_min_version", "1.2|1.3"), STR("tls_ciphers"), STR("tls13_ciphers"),
+	END
 };
 static const struct keydef ca_ejbca_keys[] = {
 	ENUM("type", "local|cmp|ejbca-rest"), STR("url"), STR("client_pkcs12"),
@@ -83,7 +87,7 @@ static const struct keydef ca_ejbca_keys[] = {
 	ENUM("tls_min_version", "1.2|1.3"), STR("tls_ciphers"),
 	STR("tls13_ciphers"), STR("certificate_profile"),
 	STR("end_entity_profile"), STR("ca_name"), STR("subject"),
-	UINT("timeout", 1, 600), END
+	UINT("timeout", 1, 600), STR("ca_file"), ENUM("keep_alive", "yes|no"), END
 };
 /* Until a [ca] section's type is known, any CA key is accepted; the
  * section is checked against its type's table once the file is read. */

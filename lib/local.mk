@@ -51,3 +51,35 @@ lib_libotpenroll_la_LIBADD = lib/libotpenroll-core.la
 lib_libotpenroll_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(LIBOTPENROLL_LT_VERSION) \
 	-Wl,--version-script=$(top_srcdir)/lib/libotpenroll.map -no-undefined
 EXTRA_lib_libotpenroll_la_DEPENDENCIES = $(top_srcdir)/lib/libotpenroll.map
+
+# CA connector plugins, loaded with dlopen from $(connectorsdir) the first
+# time a [ca] of their type is used (lib/ca/connector.h says why they are
+# not part of the library); each exports only `oe_connector`.
+connectors_LTLIBRARIES = lib/ca/cmp.la lib/ca/ejbca-rest.la
+CONNECTOR_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
+	-export-symbols-regex '^oe_connector$$' -rpath $(connectorsdir)
+CONNECTOR_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(CRYPTO_CFLAGS) $(JANSSON_CFLAGS)
+CONNECTOR_LIBS = $(CURL_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
+# Compiled into each plugin (they are separate modules); not exported.
+CONNECTOR_COMMON = lib/ca/connector.h lib/ca/remote/http.c lib/ca/remote/http.h \
+	lib/ca/remote/cred.c lib/ca/remote/cred.h
+
+lib_ca_cmp_la_SOURCES = lib/ca/cmp.c lib/ca/cmp_msg.c lib/ca/cmp_msg.h $(CONNECTOR_COMMON)
+lib_ca_cmp_la_CFLAGS = $(CONNECTOR_CFLAGS)
+lib_ca_cmp_la_LIBADD = $(CONNECTOR_LIBS)
+lib_ca_cmp_la_LDFLAGS = $(CONNECTOR_LDFLAGS)
+
+lib_ca_ejbca_rest_la_SOURCES = lib/ca/ejbca.c lib/ca/ejbca_json.c lib/ca/ejbca_json.h \
+	$(CONNECTOR_COMMON)
+lib_ca_ejbca_rest_la_CFLAGS = $(CONNECTOR_CFLAGS)
+lib_ca_ejbca_rest_la_LIBADD = $(CONNECTOR_LIBS)
+lib_ca_ejbca_rest_la_LDFLAGS = $(CONNECTOR_LDFLAGS)
+
+# Loaded by name from a directory: the .la files are of no use there.
+install-data-hook: install-connectors-hook
+install-connectors-hook:
+	rm -f $(DESTDIR)$(connectorsdir)/*.la
+uninstall-hook: uninstall-connectors-hook
+uninstall-connectors-hook:
+	rm -f $(DESTDIR)$(connectorsdir)/cmp.so $(DESTDIR)$(connectorsdir)/ejbca-rest.so
+.PHONY: install-connectors-hook uninstall-connectors-hook

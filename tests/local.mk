@@ -15,3 +15,4 @@ include tests/daemon/local.mk
 include tests/events/local.mk
 include tests/events/web.mk
 include tests/events/mail.mk
+include tests/ca/local.mk

@@ -161,6 +161,13 @@ deliver(struct cli *cli, const oe_cert *c, const char *out)
 			fprintf(stderr, "%s: request %s is pending%s%s\n", cli->prog, c->serial,
 				c->message ? ": " : "", c->message ? c->message : "");
 		ret = EXIT_PENDING;
+	} else if (c->rollout_state && strcmp(c->rollout_state, "failed") == 0) {
+		/* Not lost: the poller submits it again. */
+		if (!cli->json)
+			fprintf(stderr, "%s: request %s did not reach its CA%s%s; it is kept and "
+				"sent again later\n", cli->prog, c->serial, c->message ? ": " : "",
+				c->message ? c->message : "");
+		ret = EXIT_REFUSED;
 	} else if (c->rollout_state && strcmp(c->rollout_state, "enrolled") != 0 &&
 		   strcmp(c->rollout_state, "revoked") != 0) {
 		ret = EXIT_REFUSED;

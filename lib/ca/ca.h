@@ -32,6 +32,8 @@ struct ca_request {
 	const char *token_serial;
 	X509_REQ *csr;       /* signature already verified */
 	X509_NAME *subject;  /* from the [ca] subject template, never the CSR */
+	EVP_PKEY *key;       /* the key generated here for it, or NULL: a
+			      * connector may prove possession with it */
 };
 
 struct ca_reply {

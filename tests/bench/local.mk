@@ -6,4 +6,5 @@ tests_bench_pam_bench_LDADD = $(OATH_LIBS) $(PAM_LIBS)
 check_PROGRAMS += tests/bench/cert_bench
 tests_bench_cert_bench_LDADD = lib/libotpenroll.la
 EXTRA_DIST += tests/bench/pam-bench.sh tests/bench/cert-bench.sh tests/bench/events-bench.sh \
+	tests/bench/ca-bench.sh \
 	tests/bench/events_bench.py tests/bench/daemon_client.py
