@@ -405,7 +405,7 @@ why_refused(const struct http_reply *r, const char *what, char *msg, size_t len)
 	char err[300];
 
 	ejbca_parse_error((const char *)r->body, r->len, r->status, err, sizeof(err));
-	snprintf(msg, len, "%s: %s", what, err);
+	remote_printf(msg, len, "%s: %s", what, err);
 }
 
 /* 201, 202 and the errors of pkcs10enroll and finalize, as a reply. */

@@ -214,6 +214,14 @@ def test_cr():
     check(rc == 0 and out and out["rollout_state"] == "enrolled",
           "cr with the CSR's key, raVerified: issued", (rc, out, err))
     srv.stop()
+    req2, cert2 = user_cert("bob2", "bob2")
+    srv = Server("ir", cert2, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
+                 "-accept_raverified")
+    conf = write_conf("ir", srv.url, *pbm(), command="ir")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "bob", "--csr", req2)
+    check(rc == 0 and out and out["rollout_state"] == "enrolled" and srv.received()[0] == "IR",
+          "ir: issued", (rc, out, err, srv.received()))
+    srv.stop()
     # A server that does not take our word for it says so.
     srv = Server("cr-strict", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
     conf = write_conf("cr-strict", srv.url, *pbm(), command="cr")

@@ -486,6 +486,16 @@ def test_revoke_and_sync(peer):
     ev = db(conf, "SELECT COUNT(*) FROM outbox WHERE event = 'token_revoke' AND payload LIKE ?",
             '%' + s2 + '%')
     check(ev == [(1,)], "token_revoke fired for it", ev)
+    # otpenrolld does the same on its own schedule ([daemon] sync_interval).
+    rc, out, err, _ = request(conf, "olga")
+    s3, cs3 = out["serial"], out["cert_serial"]
+    peer.control("revoke/" + cs3)
+    d = subprocess.Popen([OED, "-c", conf], stderr=open(os.path.join(tmp, "daemon.log"), "a"))
+    got = wait_for(lambda: db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s3) ==
+                   [("revoked",)], 30)
+    d.send_signal(signal.SIGTERM)
+    d.wait(30)
+    check(got, "otpenrolld's scheduled sync revokes it too")
     # Short-lived certificates: reported as expired, nothing changed.
     short = Peer("short", P.server, "--validity-seconds", "2")
     conf = write_conf("expiry", short.url, *mtls())

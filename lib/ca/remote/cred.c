@@ -64,6 +64,9 @@ read_password(const struct ca_host *host, const struct ca_conn *conn, const char
 	return OE_OK;
 }
 
+/* Loaded once and kept for the life of the process. */
+static OSSL_PROVIDER *default_provider, *legacy_provider;
+
 static int
 legacy_loaded(void)
 {
@@ -72,8 +75,8 @@ legacy_loaded(void)
 	if (tried)
 		return 0;
 	tried = 1;
-	return OSSL_PROVIDER_load(NULL, "default") != NULL &&
-	       OSSL_PROVIDER_load(NULL, "legacy") != NULL;
+	return (default_provider = OSSL_PROVIDER_load(NULL, "default")) != NULL &&
+	       (legacy_provider = OSSL_PROVIDER_load(NULL, "legacy")) != NULL;
 }
 
 oe_rc
