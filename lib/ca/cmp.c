@@ -272,7 +272,7 @@ exchange(struct xfer *x, const OSSL_CMP_MSG *req)
 	 */
 	const char *headers[] = { "Content-Type: application/pkixcmp",
 				  "Accept: application/pkixcmp", "Cache-Control: no-cache",
-				  OSSL_CMP_MSG_get_bodytype(req) == CMP_BODY_POLLREQ
+				  OSSL_CMP_MSG_get_bodytype(req) == CMP_BODY_POLLREQ && x->c->http.reuse
 					  ? "Connection: close" : NULL,
 				  NULL };
 	struct http_reply r = { 0 };

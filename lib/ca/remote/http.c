@@ -419,6 +419,13 @@ http_request(struct http *h, const char *method, const char *url, const char *co
 	if ((l = curl_slist_append(list, "Expect:")) == NULL)
 		goto nomem;
 	list = l;
+	/* A connection used once says so, so that the server does not wait
+	 * for a next request that never comes. */
+	if (!h->reuse) {
+		if ((l = curl_slist_append(list, "Connection: close")) == NULL)
+			goto nomem;
+		list = l;
+	}
 	if ((rc = setup(h, method, url, list, body, len, &sink, errbuf)) != CURLE_OK) {
 		snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
 		res = HTTP_BAD;
