@@ -829,18 +829,34 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 			    r.user, &(*out)->pkcs12, &(*out)->pkcs12_len,
 			    &(*out)->pkcs12_password)) != OE_OK)
 		goto bad;
+	/*
+	 * The key is handed out by the fetch whose erasure commits: a
+	 * compare-and-set on the key still being there.  Two fetches at
+	 * once (two forked daemon clients) both build a PKCS#12; only one
+	 * returns it, the other returns the certificate alone.
+	 */
 	{
 		struct store_val arg[] = { SV_I(time(NULL)), SV_T(serial) };
+		int64_t changes = 0;
 		if ((rc = store_begin(st)) != OE_OK ||
-		    (rc = store_exec(st, "UPDATE tokens SET secret = NULL, updated = ? WHERE serial = ?",
-				     arg, 2, NULL)) != OE_OK ||
-		    (rc = audit_add(ctx, st, "cert_fetch_pkcs12", r.user, serial, "success",
-				    "generated key handed out and erased")) != OE_OK ||
+		    (rc = store_exec(st, "UPDATE tokens SET secret = NULL, updated = ?"
+				     " WHERE serial = ? AND secret IS NOT NULL",
+				     arg, 2, &changes)) != OE_OK ||
+		    (changes == 1 &&
+		     (rc = audit_add(ctx, st, "cert_fetch_pkcs12", r.user, serial, "success",
+				     "generated key handed out and erased")) != OE_OK) ||
 		    (rc = store_commit(st)) != OE_OK) {
 			if (*ctx->errmsg == '\0')
 				ctx_fail(ctx, rc, "%s", store_errmsg(st));
 			store_rollback(st);
 			goto bad;
+		}
+		if (changes != 1) {
+			util_free_secret((*out)->pkcs12, (*out)->pkcs12_len);
+			util_free_secret((*out)->pkcs12_password, strlen((*out)->pkcs12_password));
+			(*out)->pkcs12 = NULL;
+			(*out)->pkcs12_len = 0;
+			(*out)->pkcs12_password = NULL;
 		}
 	}
 	goto out;

@@ -534,10 +534,17 @@ change_token(oe_ctx *ctx, const char *serial, const char *sql,
 	if ((rc = audit_add(ctx, st, action, c.list[0]->user, serial, "success", NULL)) != OE_OK)
 		goto bad;
 	if (event) {
+		char na[32];
+		/* The whole snapshot, as a certificate token's other events
+		 * carry it: rules match on ca and mails name the subject. */
+		util_iso_time(c.list[0]->not_after, na);
 		ev.user = c.list[0]->user;
 		ev.serial = serial;
 		ev.tokentype = c.list[0]->type;
 		ev.rollout_state = c.list[0]->rollout_state;
+		ev.ca = c.list[0]->ca;
+		ev.subject = c.list[0]->subject;
+		ev.not_after = *na ? na : NULL;
 		if ((rc = event_emit(ctx, st, event, &ev)) != OE_OK)
 			goto bad;
 	}

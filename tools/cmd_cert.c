@@ -7,9 +7,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -119,21 +122,71 @@ daemon_call(struct cli *cli, json_t *req, int *ret)
 	return reply;
 }
 
+/*
+ * --out is checked before anything is asked of the daemon or the store:
+ * a PKCS#12 is handed out once, so the file it goes to must be writable
+ * before the key is.  *created: the check made the (empty) file.
+ */
+static int
+out_check(struct cli *cli, const char *out, bool *created)
+{
+	struct stat st;
+	int fd;
+
+	*created = false;
+	if (out == NULL)
+		return 0;
+	if ((fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0) {
+		*created = true;
+	} else if (errno == EEXIST) {
+		fd = open(out, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+			close(fd);
+			return cli_error(cli, -1, "%s: not a regular file", out);
+		}
+	}
+	if (fd < 0)
+		return cli_error(cli, -1, "%s: %s", out, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/* A PKCS#12 that could not be written is shown rather than lost: the
+ * key inside exists nowhere else any more. */
+static void
+pkcs12_rescue(const oe_cert *c)
+{
+	char *b64 = proto_b64_encode(c->pkcs12, c->pkcs12_len);
+
+	fprintf(stderr, "the PKCS#12 of %s could not be saved; it follows in base64 (decode with "
+			"`base64 -d > FILE.p12`), its password is %s\n",
+		c->serial, c->pkcs12_password);
+	if (b64) {
+		fputs(b64, stdout);
+		fputc('\n', stdout);
+	}
+	free(b64);
+}
+
 /* Print and save what came back; the exit code follows rollout_state. */
 static int
-deliver(struct cli *cli, const oe_cert *c, const char *out)
+deliver(struct cli *cli, const oe_cert *c, const char *out, bool created)
 {
 	char name[96];
 	int ret = EXIT_DONE;
 
+	if (created && out && !c->pkcs12 && !c->cert_pem)
+		unlink(out); /* made by out_check(); nothing came for it */
 	if (c->pkcs12) {
 		if (out == NULL) {
 			snprintf(name, sizeof(name), "%s.p12", c->serial);
 			out = name;
 		}
 		/* The key inside is the user's alone. */
-		if (cli_write_file(cli, out, c->pkcs12, c->pkcs12_len, 0600) != 0)
+		if (cli_write_file(cli, out, c->pkcs12, c->pkcs12_len, 0600) != 0) {
+			pkcs12_rescue(c);
 			return EXIT_REFUSED;
+		}
 	} else if (c->cert_pem && out) {
 		if (cli_write_file(cli, out, c->cert_pem, strlen(c->cert_pem), 0644) != 0)
 			return EXIT_REFUSED;
@@ -208,7 +261,7 @@ request(struct cli *cli, int argc, char **argv)
 	const char *user = NULL;
 	unsigned char *csr = NULL, *att = NULL;
 	size_t csr_len = 0, att_len = 0;
-	bool generate = false;
+	bool generate = false, created = false;
 	oe_cert *c = NULL;
 	int opt, ret;
 
@@ -245,6 +298,8 @@ request(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, me, "--key-type goes with --generate");
 	if (generate && key_type == NULL)
 		key_type = "ec256";
+	if (out_check(cli, out, &created) != 0)
+		return EXIT_REFUSED;
 	if (csr_file && (csr = cli_read_file(cli, csr_file, INPUT_MAX, &csr_len)) == NULL)
 		return EXIT_REFUSED;
 	if (att_file && (att = cli_read_file(cli, att_file, INPUT_MAX, &att_len)) == NULL) {
@@ -283,8 +338,10 @@ request(struct cli *cli, int argc, char **argv)
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
 	}
-	ret = c ? deliver(cli, c, out) : cli_error(cli, EXIT_REFUSED, "out of memory");
+	ret = c ? deliver(cli, c, out, created) : cli_error(cli, EXIT_REFUSED, "out of memory");
 out:
+	if (c == NULL && created)
+		unlink(out);
 	oe_cert_free(c);
 	free(csr);
 	free(att);
@@ -301,6 +358,7 @@ fetch(struct cli *cli, int argc, char **argv)
 	};
 	const struct command *me = self("fetch");
 	const char *out = NULL, *user = NULL;
+	bool created = false;
 	oe_cert *c = NULL;
 	int opt, ret;
 
@@ -318,30 +376,40 @@ fetch(struct cli *cli, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage(cli, me, "one SERIAL expected");
+	if (out_check(cli, out, &created) != 0)
+		return EXIT_REFUSED;
 	if (user) {
 		oe_ctx *ctx = NULL;
 		oe_token *t = NULL;
 		oe_rc rc;
 		if ((ret = direct(cli, user, &ctx)) != EXIT_DONE)
-			return ret;
-		if ((rc = oe_token_get(ctx, argv[optind], &t)) != OE_OK)
-			return cli_fail(cli, rc);
+			goto out;
+		if ((rc = oe_token_get(ctx, argv[optind], &t)) != OE_OK) {
+			ret = cli_fail(cli, rc);
+			goto out;
+		}
 		if (strcmp(t->user, user) != 0) {
 			oe_token_free(t);
-			return cli_error(cli, EXIT_REFUSED, "%s has no token %s", user, argv[optind]);
+			ret = cli_error(cli, EXIT_REFUSED, "%s has no token %s", user, argv[optind]);
+			goto out;
 		}
 		oe_token_free(t);
-		if ((rc = oe_cert_fetch(ctx, argv[optind], &c)) != OE_OK)
-			return cli_fail(cli, rc);
+		if ((rc = oe_cert_fetch(ctx, argv[optind], &c)) != OE_OK) {
+			ret = cli_fail(cli, rc);
+			goto out;
+		}
 	} else {
 		json_t *reply = daemon_call(cli, json_pack("{s:s, s:s}", "op", "cert_fetch", "serial",
 							  argv[optind]), &ret);
 		if (reply == NULL)
-			return ret;
+			goto out;
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
 	}
-	ret = c ? deliver(cli, c, out) : cli_error(cli, EXIT_REFUSED, "out of memory");
+	ret = c ? deliver(cli, c, out, created) : cli_error(cli, EXIT_REFUSED, "out of memory");
+out:
+	if (c == NULL && created)
+		unlink(out);
 	oe_cert_free(c);
 	return ret;
 }
@@ -455,7 +523,7 @@ upload(struct cli *cli, int argc, char **argv)
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
 	}
-	ret = c ? deliver(cli, c, NULL) : cli_error(cli, EXIT_REFUSED, "out of memory");
+	ret = c ? deliver(cli, c, NULL, false) : cli_error(cli, EXIT_REFUSED, "out of memory");
 out:
 	oe_cert_free(c);
 	free(data);

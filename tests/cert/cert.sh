@@ -202,6 +202,11 @@ for kt in ec256 rsa2048 rsa3072; do
 		&& ok "$kt: no key kept" || bad "$kt: key kept"
 done
 expect 2 "--key-type without --generate" oe cert request --user x --csr "$tmp/alice.csr" --key-type ec256
+# Where the PKCS#12 cannot go, nothing is asked for: no key is made and lost.
+before=$(tokens)
+expect 1 "--out in a missing directory is refused first" oe cert request --user genlost --generate --out "$tmp/no/such/dir/x.p12"
+has "$tmp/err" "no/such/dir" "the message names the file"
+[ "$(tokens)" = "$before" ] && ok "no token was made for it" || bad "a token was made though --out cannot be written"
 
 # Manual approval: pending (exit 3), approve, fetch; deny.
 expect 3 "a manual CA leaves the request pending" oe --json cert request --user mona --csr "$tmp/alice.csr" --ca manual
@@ -231,6 +236,16 @@ expect 0 "fetch again" oe --json cert fetch "$m3" --user nina
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d)" \
 	&& ok "the PKCS#12 is handed out once" || bad "PKCS#12 twice"
 [ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m3'")" ] && ok "key erased after fetch" || bad "key kept"
+# Six fetches at once (as six forked daemon clients would): the key leaves once.
+expect 3 "generated key, pending, for a race" oe --json cert request --user race --generate --ca manual
+m5=$(json 'd["serial"]' <"$tmp/out")
+expect 0 "approve the raced one" oe ca approve "$m5"
+for i in 1 2 3 4 5 6; do
+	oe --json cert fetch "$m5" --user race --out "$tmp/race$i.out.p12" >"$tmp/race$i.json" 2>&1 &
+done
+wait
+n=$(grep -l pkcs12_password "$tmp"/race?.json | wc -l)
+[ "$n" -eq 1 ] && ok "six fetches at once: exactly one gets the PKCS#12" || bad "$n of six fetches got a PKCS#12"
 # Revoked before it was fetched: the sealed key goes with the revocation.
 expect 3 "generated key, pending again" oe --json cert request --user rita --generate --ca manual
 m4=$(json 'd["serial"]' <"$tmp/out")
@@ -283,6 +298,21 @@ sqlite3 "$tmp/oe.db" "DROP TRIGGER fail_revoke"
 expect 0 "revoke once the store works again" oe token revoke "$bobserial"
 [ "$(sqlite3 "$tmp/oe.db" "SELECT revoked > 0 FROM local_ca_certs WHERE serial = '$bobcert'")" = 1 ] \
 	&& ok "now the CA has it revoked" || bad "CA record after revocation"
+# Each CA's CRL lists its own revocations only.
+expect 0 "ca crl of the RSA CA" oe ca crl rsa --out "$tmp/crl2.pem"
+openssl crl -in "$tmp/crl2.pem" -noout -text >"$tmp/crl2.txt"
+has "$tmp/crl2.txt" "$bobcert" "the RSA CA's CRL lists bob's certificate"
+grep -q "$serial" "$tmp/crl2.txt" && bad "the RSA CA's CRL lists another CA's revocation" \
+	|| ok "and not the other CA's"
+openssl crl -in "$tmp/crl2.pem" -CAfile "$tmp/ca-rsa/ca.pem" -noout 2>&1 | grep -q "verify OK" \
+	&& ok "signed by the RSA CA" || bad "RSA CRL verify"
+expect 0 "ca crl of the first CA again" oe ca crl local --out "$tmp/crl3.pem"
+[ "$(openssl crl -in "$tmp/crl3.pem" -noout -text | grep -c 'Serial Number:')" -eq 1 ] \
+	&& ok "the first CA's CRL still lists its one revocation" || bad "first CRL entries"
+# A deleted certificate token's event carries its CA and subject.
+expect 0 "delete a denied certificate token" oe token delete "$m2"
+sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_delete'" | grep "$m2" \
+	| grep -q '"ca":"manual".*"subject":"' && ok "token_delete carries ca and subject" || bad "token_delete payload"
 
 # Uploads.
 expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursula
