@@ -102,6 +102,20 @@ openssl verify -purpose sslclient -CAfile "$tmp/ca-rsa/ca.pem" "$tmp/bob.pem" >/
 [ "$(openssl x509 -in "$tmp/bob.pem" -noout -pubkey)" = "$(openssl pkey -in "$tmp/bob.key" -pubout)" ] \
 	&& ok "RSA: the certificate carries the request's key" || bad "RSA public key differs"
 
+# The other key types key_types may allow: P-384 and Ed25519.
+write_conf_keys() { sed -i "s/^key_types = .*/key_types = $1/" "$conf"; }
+write_conf_keys "ec256, ec384, ed25519, rsa2048, rsa3072"
+csr p384 ec:<(openssl ecparam -name secp384r1) "/CN=p384"
+expect 0 "a P-384 request" oe cert request --user p384 --csr "$tmp/p384.csr" --out "$tmp/p384.pem"
+openssl verify -purpose sslclient -CAfile "$tmp/ca/ca.pem" "$tmp/p384.pem" >/dev/null 2>&1 && ok "P-384 certificate verifies" || bad "P-384 verify"
+openssl req -new -newkey ed25519 -nodes -keyout "$tmp/ed.key" -subj /CN=ed -out "$tmp/ed.csr" 2>/dev/null
+expect 0 "an Ed25519 request" oe cert request --user ed --csr "$tmp/ed.csr" --out "$tmp/ed.pem"
+openssl verify -purpose sslclient -CAfile "$tmp/ca/ca.pem" "$tmp/ed.pem" >/dev/null 2>&1 && ok "Ed25519 certificate verifies" || bad "Ed25519 verify"
+openssl x509 -in "$tmp/ed.pem" -noout -text | grep -q "ED25519" && ok "with the Ed25519 key" || bad "Ed25519 key"
+write_conf_keys "ec256, ec384, rsa2048, rsa3072"
+expect 1 "Ed25519 outside key_types" oe cert request --user ed2 --csr "$tmp/ed.csr"
+has "$tmp/err" "key_types" "policy named for Ed25519"
+
 # Refusals leave no token behind.
 before=$(tokens)
 csr t "$ec" "/CN=t" der
@@ -170,14 +184,17 @@ for kind in ec rsa; do
 	csr "other$kind" "$spec" "/CN=o"
 	attest "att$kind" inter "good$kind.pem"
 	expect 0 "$kind: attestation chaining to the anchor" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/good$kind.pem"
+	before=$(tokens)
 	attest "att$kind" rogue "rogue$kind.pem"
 	expect 1 "$kind: attestation from an unknown anchor" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/rogue$kind.pem"
+	has "$tmp/err" "attestation" "$kind: the refusal is about the attestation"
 	attest "att$kind" inter "old$kind.pem" expired
 	expect 1 "$kind: expired attestation" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/old$kind.pem"
 	has "$tmp/err" "expired" "$kind: says expired"
 	attest "other$kind" inter "mismatch$kind.pem"
 	expect 1 "$kind: attestation for another key" oe cert request --user "att$kind" --csr "$tmp/att$kind.csr" --attestation "$tmp/mismatch$kind.pem"
 	has "$tmp/err" "another key" "$kind: says another key"
+	[ "$(tokens)" = "$before" ] && ok "$kind: no token left by the refused attestations" || bad "$kind: tokens left"
 done
 expect 0 "verify mode: no attestation is fine" oe cert request --user nobody1 --csr "$tmp/alice.csr"
 write_conf require
@@ -256,6 +273,23 @@ expect 0 "revoke the unfetched one" oe token revoke "$m4"
 expect 0 "fetch after revocation" oe --json cert fetch "$m4" --user rita
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d or d['rollout_state'] != 'revoked')" \
 	&& ok "fetch gives no key for a revoked token" || bad "PKCS#12 after revocation"
+
+# An event that cannot be written takes its change with it: request,
+# approval and denial each commit together with their event or not at all.
+expect 3 "a pending request before the outbox fails" oe --json cert request --user outage --csr "$tmp/alice.csr" --ca manual
+m6=$(json 'd["serial"]' <"$tmp/out")
+sqlite3 "$tmp/oe.db" "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+before=$(tokens)
+issued=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs")
+expect 1 "a request while events cannot be written" oe cert request --user outage2 --csr "$tmp/alice.csr"
+[ "$(tokens)" = "$before" ] && ok "no token without its token_init" || bad "a token without its event"
+expect 1 "ca approve while events cannot be written" oe ca approve "$m6"
+expect 1 "ca deny while events cannot be written" oe ca deny "$m6"
+[ "$(oe --json token show "$m6" | json 'd["rollout_state"]')" = pending ] && ok "still pending" || bad "changed without its event"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs")" = "$issued" ] \
+	&& ok "the CA recorded nothing either" || bad "the CA issued without the token's change"
+sqlite3 "$tmp/oe.db" "DROP TRIGGER no_outbox"
+expect 0 "approve once events can be written" oe ca approve "$m6"
 
 # Events in the outbox, from the same transactions.
 sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_init'" | grep -q "\"serial\":\"$m1\".*\|\"rollout_state\":\"pending\"" \

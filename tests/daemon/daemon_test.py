@@ -10,6 +10,7 @@ to run clients under other uids); skips otherwise.
 import base64
 import json
 import os
+import pty
 import pwd
 import shutil
 import signal
@@ -392,6 +393,64 @@ admin_group = {ADMIN_GROUP}
         check(v.returncode == 0, "CLI: the fetched certificate verifies")
         r = as_user(OTHER_USER, lambda: cli_run(["cert", "list"], ""))
         check(r["rc"] == 0 and pending in r["out"], "CLI: cert list shows it")
+
+        # A key made by the daemon, as the user, into the user's own file.
+        home = os.path.join(tmp, "other-home")
+        os.mkdir(home)
+        os.chown(home, pwd.getpwnam(OTHER_USER).pw_uid, -1)
+        p12 = os.path.join(home, "mine.p12")
+        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--generate",
+                                                 "--out", p12], ""))
+        ok = r["rc"] == 0 and os.path.exists(p12)
+        check(ok, "CLI: --generate through the daemon writes the PKCS#12: %s" % r)
+        if ok:
+            st = os.stat(p12)
+            check(st.st_mode & 0o777 == 0o600 and st.st_uid == pwd.getpwnam(OTHER_USER).pw_uid,
+                  "the PKCS#12 is the user's, mode 0600 (%o)" % (st.st_mode & 0o777))
+            pw = json.loads(r["out"]).get("pkcs12_password", "")
+            v = subprocess.run(["openssl", "pkcs12", "-in", p12, "-passin", "pass:" + pw,
+                                "-nodes", "-noout"], capture_output=True, text=True)
+            check(v.returncode == 0, "it opens with the password shown: %s" % v.stderr.strip())
+        # An existing certificate, uploaded through the daemon.
+        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "upload", out], ""))
+        up = json.loads(r["out"]) if r["rc"] == 0 else {}
+        check(up.get("rollout_state") == "enrolled" and up.get("user") == OTHER_USER,
+              "CLI: cert upload through the daemon records an enrolled token: %s" % r)
+
+        # On a terminal the one-time password is read without echo.
+        dbpath = os.path.join(tmp, "state", "oe.db")
+        subprocess.run(["sqlite3", dbpath, "DELETE FROM grants WHERE username = '%s'"
+                        % OTHER_USER], check=True)
+        code = hotp(2)
+        pid, fd = pty.fork()
+        if pid == 0:
+            try:
+                pw = pwd.getpwnam(OTHER_USER)
+                os.setgroups([])
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+                os.chdir("/")
+                os.execve(cli, [cli, "cert", "fetch", pending], cenv)
+            finally:
+                os._exit(127)
+        seen, sent = b"", False
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b"password" in seen.lower():
+                os.write(fd, code.encode() + b"\n")
+                sent = True
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        check(sent and os.WEXITSTATUS(status) == 0 and b"BEGIN CERTIFICATE" in seen,
+              "CLI on a terminal: asked for the OTP, then served: %r" % seen[-200:])
+        check(code.encode() not in seen, "the code typed on the terminal is not echoed")
 
         # pam_otpenroll with [daemon] socket set asks the daemon, which
         # checks on its own store connection; replay is still refused.
