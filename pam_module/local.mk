@@ -10,10 +10,20 @@ pam_module_pam_otpenroll_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shar
 EXTRA_DIST += pam_module/pam_otpenroll.sym
 
 # PAM loads the .so; the libtool archive has no use there.
-install-exec-hook: install-pam-module-hook
+# pammoddir is a data directory to automake: its files go in install-data.
+install-data-hook: install-pam-module-hook
 install-pam-module-hook:
 	rm -f $(DESTDIR)$(pammoddir)/pam_otpenroll.la
 uninstall-hook: uninstall-pam-module-hook
 uninstall-pam-module-hook:
 	rm -f $(DESTDIR)$(pammoddir)/pam_otpenroll.so
 .PHONY: install-pam-module-hook uninstall-pam-module-hook
+
+# make distcheck runs this on the installed tree: modules loaded by name
+# from a directory are there as .so files alone.
+installcheck-local:
+	@for d in "$(DESTDIR)$(pammoddir)" "$(DESTDIR)$(handlersdir)" "$(DESTDIR)$(connectorsdir)"; do \
+		if ls "$$d"/*.la >/dev/null 2>&1; then echo "libtool archives installed in $$d"; exit 1; fi; \
+	done; \
+	test -f "$(DESTDIR)$(pammoddir)/pam_otpenroll.so" && \
+	test -f "$(DESTDIR)$(connectorsdir)/cmp.so" && test -f "$(DESTDIR)$(connectorsdir)/ejbca-rest.so"

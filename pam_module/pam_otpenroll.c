@@ -260,8 +260,10 @@ check(pam_handle_t *pamh, const struct options *o, oe_ctx *ctx, const char *user
 			   user, info.serial, info.failcount, info.locked ? ", now locked" : "");
 		return PAM_AUTH_ERR;
 	case OE_ELOCKED:
+		/* The log says locked; the answer is the one anybody gets, so
+		 * that a locked user cannot be told from one without a token. */
 		pam_syslog(pamh, LOG_NOTICE, "user %s: token %s is locked", user, info.serial);
-		return PAM_MAXTRIES;
+		return PAM_AUTH_ERR;
 	case OE_ENOTOKEN:
 		pam_syslog(pamh, LOG_NOTICE, "user %s has no active OTP token", user);
 		return PAM_AUTH_ERR;
@@ -319,8 +321,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		}
 		if (authtok && strnlen(authtok, MAX_CODE + 1) <= MAX_CODE) {
 			ret = check(pamh, &o, ctx, user, authtok);
-			if (ret == PAM_SUCCESS || o.use_first_pass || ret == PAM_AUTHINFO_UNAVAIL ||
-			    ret == PAM_MAXTRIES)
+			if (ret == PAM_SUCCESS || o.use_first_pass || ret == PAM_AUTHINFO_UNAVAIL)
 				goto out;
 		} else if (o.use_first_pass) {
 			pam_syslog(pamh, LOG_NOTICE, "user %s: use_first_pass and no earlier token", user);
@@ -333,6 +334,11 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		ret = PAM_CONV_ERR;
 		goto out;
 	}
+	/* Checked all the same (a failure is a failure), but said for what
+	 * it is; the reply itself is never logged. */
+	if (!looks_like_code(code))
+		pam_syslog(pamh, LOG_NOTICE, "user %s: the reply is not a 6 to 8 digit code (%zu%s "
+			   "characters)", user, strnlen(code, MAX_CODE), *code ? "" : ", or over 64");
 	ret = check(pamh, &o, ctx, user, code);
 out:
 	wipe_free(code);
