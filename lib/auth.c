@@ -91,7 +91,7 @@ match_token(oe_ctx *ctx, const struct tok_row *r, const char *code, time_t now,
 			 r->t.serial);
 		return -1;
 	}
-	m = otp_match(secret, len, r->t.digits, from, to, code, factor);
+	m = otp_match(secret, len, r->t.digits, r->alg, from, to, code, factor);
 	util_free_secret(secret, len);
 	if (m < 0)
 		ctx_fail(ctx, OE_ECRYPTO, "token %s: cannot compute codes", r->t.serial);

@@ -89,7 +89,7 @@ totp_next_step(const struct uf_line *l)
 	if ((t = mktime(&tm)) == (time_t)-1)
 		return 0;
 	step = otp_totp_step(t, l->period);
-	if (otp_match(l->secret, l->secret_len, l->digits,
+	if (otp_match(l->secret, l->secret_len, l->digits, OTP_SHA1,
 		      step > LASTOTP_SEARCH ? step - LASTOTP_SEARCH : 0,
 		      step + LASTOTP_SEARCH, l->lastotp, &factor) == 1)
 		return factor + 1;

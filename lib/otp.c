@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <strings.h>
 
 #include <liboath/oath.h>
 #include <openssl/crypto.h>
@@ -31,16 +32,42 @@ otp_init(void)
 	return oath_start_rc == OATH_OK ? 0 : -1;
 }
 
+static const char *const alg_names[] = { "SHA1", "SHA256", "SHA512" };
+
+int
+otp_alg_parse(const char *name, enum otp_alg *alg)
+{
+	for (int i = 0; i < 3; i++)
+		if (name && strcasecmp(name, alg_names[i]) == 0) {
+			*alg = (enum otp_alg)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+otp_alg_name(enum otp_alg alg)
+{
+	return alg_names[alg <= OTP_SHA512 ? alg : OTP_SHA1];
+}
+
 int
 otp_generate(const unsigned char *secret, size_t len, uint64_t factor,
-	     unsigned digits, char out[OTP_MAX_DIGITS + 1])
+	     unsigned digits, enum otp_alg alg, char out[OTP_MAX_DIGITS + 1])
 {
-	if (digits != 6 && digits != 7 && digits != 8)
+	if ((digits != 6 && digits != 7 && digits != 8) || (alg != OTP_SHA1 && alg != OTP_SHA256 &&
+							       alg != OTP_SHA512))
 		return -1;
-	if (oath_hotp_generate((const char *)secret, len, factor, digits, false,
-			       OATH_HOTP_DYNAMIC_TRUNCATION, out) != OATH_OK)
+	if (alg == OTP_SHA1)
+		return oath_hotp_generate((const char *)secret, len, factor, digits, false,
+					  OATH_HOTP_DYNAMIC_TRUNCATION, out) == OATH_OK ? 0 : -1;
+	/* liboath offers the other HMACs through TOTP only: a step of one
+	 * second from the epoch makes the "time" the moving factor itself. */
+	if (factor > (uint64_t)INT64_MAX)
 		return -1;
-	return 0;
+	return oath_totp_generate2((const char *)secret, len, (time_t)factor, 1, 0, digits,
+				   alg == OTP_SHA256 ? OATH_TOTP_HMAC_SHA256 : OATH_TOTP_HMAC_SHA512,
+				   out) == OATH_OK ? 0 : -1;
 }
 
 uint64_t
@@ -65,7 +92,7 @@ otp_well_formed(const char *code, unsigned digits)
 }
 
 int
-otp_match(const unsigned char *secret, size_t len, unsigned digits,
+otp_match(const unsigned char *secret, size_t len, unsigned digits, enum otp_alg alg,
 	  uint64_t from, uint64_t to, const char *code, uint64_t *factor)
 {
 	char want[OTP_MAX_DIGITS + 1];
@@ -76,7 +103,7 @@ otp_match(const unsigned char *secret, size_t len, unsigned digits,
 		return 0;
 	memcpy(given, code, digits);
 	for (uint64_t f = from; f <= to; f++) {
-		if (otp_generate(secret, len, f, digits, want) != 0) {
+		if (otp_generate(secret, len, f, digits, alg, want) != 0) {
 			OPENSSL_cleanse(want, sizeof(want));
 			return -1;
 		}

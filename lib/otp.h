@@ -16,12 +16,20 @@
 #define OTP_MAX_DIGITS 8
 #define OTP_MAX_INPUT 64 /* longest code string looked at */
 
+/* The HMAC of a code: RFC 4226 has SHA-1; RFC 6238 adds SHA-256 and
+ * SHA-512 for TOTP. */
+enum otp_alg { OTP_SHA1, OTP_SHA256, OTP_SHA512 };
+
+/* "SHA1", "SHA256", "SHA512" (any case) -> 0 with *alg, else -1. */
+int otp_alg_parse(const char *name, enum otp_alg *alg);
+const char *otp_alg_name(enum otp_alg alg);
+
 /* Start liboath, once per process (oe_ctx_new() calls it); 0 on success. */
 int otp_init(void);
 
 /* Code for a moving factor into out (digits + 1 bytes); 0 on success. */
 int otp_generate(const unsigned char *secret, size_t len, uint64_t factor,
-		 unsigned digits, char out[OTP_MAX_DIGITS + 1]);
+		 unsigned digits, enum otp_alg alg, char out[OTP_MAX_DIGITS + 1]);
 
 /* TOTP time step for a time. */
 uint64_t otp_totp_step(time_t now, unsigned period);
@@ -32,7 +40,7 @@ uint64_t otp_totp_step(time_t now, unsigned period);
  * (or whether) it matched.  Returns 1 and sets *factor on a match, 0 on
  * none, -1 on an error.
  */
-int otp_match(const unsigned char *secret, size_t len, unsigned digits,
+int otp_match(const unsigned char *secret, size_t len, unsigned digits, enum otp_alg alg,
 	      uint64_t from, uint64_t to, const char *code, uint64_t *factor);
 
 /* Whether code is exactly `digits` ASCII digits. */

@@ -132,6 +132,7 @@ typedef struct oe_token {
 	char *subject;
 	char *cert_serial;
 	time_t not_after;
+	char *algorithm;     /* OTP tokens: "SHA1", "SHA256", "SHA512" */
 } oe_token;
 
 void oe_token_free(oe_token *tok);
@@ -146,6 +147,7 @@ typedef struct oe_otp_params {
 	unsigned period;             /* TOTP step in seconds; 0: 30 */
 	uint64_t counter;            /* HOTP start counter */
 	const char *description;     /* may be NULL */
+	const char *algorithm;       /* TOTP: SHA1 (NULL), SHA256, SHA512 */
 } oe_otp_params;
 
 /*

@@ -29,7 +29,7 @@ tok_from_row(const struct store_val *col, int ncol, struct tok_row *row)
 	oe_token *t = &row->t;
 
 	memset(row, 0, sizeof(*row));
-	if (ncol < 19)
+	if (ncol < 20)
 		return -1;
 	t->serial = text_dup(&col[0]);
 	t->type = text_dup(&col[1]);
@@ -52,6 +52,12 @@ tok_from_row(const struct store_val *col, int ncol, struct tok_row *row)
 	    (col[17].type == SV_TEXT && (t->cert_serial = strdup(col[17].s)) == NULL))
 		goto nomem;
 	t->not_after = (time_t)col[18].i;
+	/* An algorithm this build does not know is refused at use, not read
+	 * as another. */
+	if ((t->algorithm = text_dup(&col[19])) == NULL)
+		goto nomem;
+	if (otp_alg_parse(t->algorithm, &row->alg) != 0)
+		row->alg = (enum otp_alg)-1;
 	if (col[14].type == SV_BLOB && col[14].len > 0) {
 		if ((row->sealed = malloc(col[14].len)) == NULL)
 			goto nomem;
@@ -77,6 +83,7 @@ token_fields_free(oe_token *t)
 	free(t->ca);
 	free(t->subject);
 	free(t->cert_serial);
+	free(t->algorithm);
 }
 
 void
@@ -145,6 +152,15 @@ tok_check_otp_params(oe_ctx *ctx, const oe_otp_params *p, size_t secret_len)
 				p->digits);
 	if (p->period > 3600)
 		return ctx_fail(ctx, OE_EINVAL, "period %u is longer than an hour", p->period);
+	if (p->algorithm) {
+		enum otp_alg alg;
+		if (otp_alg_parse(p->algorithm, &alg) != 0)
+			return ctx_fail(ctx, OE_EINVAL, "algorithm \"%s\" is not SHA1, SHA256 or SHA512",
+					p->algorithm);
+		/* RFC 6238 has the others for TOTP; HOTP is SHA-1 (RFC 4226). */
+		if (alg != OTP_SHA1 && strcmp(p->type, "hotp") == 0)
+			return ctx_fail(ctx, OE_EINVAL, "HOTP tokens use SHA1 (RFC 4226)");
+	}
 	if (secret_len < TOK_SECRET_MIN || secret_len > TOK_SECRET_MAX)
 		return ctx_fail(ctx, OE_EINVAL, "secret must be %d to %d bytes, not %zu",
 				TOK_SECRET_MIN, TOK_SECRET_MAX, secret_len);
@@ -217,6 +233,17 @@ check_secret_unused(oe_ctx *ctx, struct store *st, const char *user,
 	return OE_OK;
 }
 
+/* The canonical name of p's algorithm (SHA1 when none is given). */
+static const char *
+alg_name(const oe_otp_params *p)
+{
+	enum otp_alg alg = OTP_SHA1;
+
+	if (p->algorithm)
+		(void)otp_alg_parse(p->algorithm, &alg);
+	return otp_alg_name(alg);
+}
+
 oe_rc
 tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 	       const unsigned char *secret, size_t secret_len,
@@ -245,13 +272,13 @@ tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 			SV_T(serial), SV_T(p->type), SV_T(p->user),
 			SV_T(p->description ? p->description : ""),
 			SV_B(sealed, sealed_len), SV_I(digits), SV_I(period),
-			SV_I(p->counter), SV_I(now), SV_I(now),
+			SV_I(p->counter), SV_I(now), SV_I(now), SV_T(alg_name(p)),
 		};
 		rc = store_exec(st,
 				"INSERT INTO tokens (serial, type, owner, rollout_state, description,"
-				" secret, digits, period, counter, created, updated)"
-				" VALUES (?, ?, ?, 'enrolled', ?, ?, ?, ?, ?, ?, ?)",
-				arg, 10, NULL);
+				" secret, digits, period, counter, created, updated, algorithm)"
+				" VALUES (?, ?, ?, 'enrolled', ?, ?, ?, ?, ?, ?, ?, ?)",
+				arg, 11, NULL);
 		free(sealed);
 		sealed = NULL;
 		if (rc != OE_EEXISTS)
@@ -303,8 +330,8 @@ make_uri(const oe_ctx *ctx, const oe_otp_params *p, const unsigned char *secret,
 		b32[--b32len] = '\0';
 	if (strcmp(p->type, "totp") == 0)
 		n = asprintf(&uri,
-			     "otpauth://totp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%u&period=%u",
-			     issuer, user, b32, issuer, digits, period);
+			     "otpauth://totp/%s:%s?secret=%s&issuer=%s&algorithm=%s&digits=%u&period=%u",
+			     issuer, user, b32, issuer, alg_name(p), digits, period);
 	else
 		n = asprintf(&uri,
 			     "otpauth://hotp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%u&counter=%llu",

@@ -3,13 +3,14 @@
 #define OE_TOKEN_H
 
 #include "internal.h"
+#include "otp.h"
 #include "store/store.h"
 
 /* Columns read by tok_from_row(), in order. */
 #define TOK_COLUMNS                                                         \
 	"serial, type, owner, rollout_state, description, active, failcount," \
 	" digits, period, counter, locked_until, last_auth, created, updated, secret," \
-	" ca, subject, cert_serial, not_after"
+	" ca, subject, cert_serial, not_after, algorithm"
 
 #define TOK_SECRET_MIN 10 /* bytes; RFC 4226 asks for 16, old tokens have less */
 #define TOK_SECRET_MAX 64
@@ -17,6 +18,7 @@
 
 struct tok_row {
 	oe_token t;
+	enum otp_alg alg;      /* t.algorithm, parsed */
 	unsigned char *sealed; /* sealed OTP secret, or NULL */
 	size_t sealed_len;
 };

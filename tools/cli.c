@@ -205,8 +205,10 @@ cli_token_json(const oe_token *t)
 		json_object_set_new(o, "not_after", cli_time_json(t->not_after));
 	} else {
 		json_object_set_new(o, "digits", json_integer(t->digits));
-		if (strcmp(t->type, "totp") == 0)
+		if (strcmp(t->type, "totp") == 0) {
 			json_object_set_new(o, "period", json_integer(t->period));
+			json_object_set_new(o, "algorithm", jstr(t->algorithm));
+		}
 		json_object_set_new(o, "counter", json_integer((json_int_t)t->counter));
 		json_object_set_new(o, "last_auth", cli_time_json(t->last_auth));
 	}
@@ -260,8 +262,10 @@ cli_print_token(const oe_token *t)
 		printf("not_after:     %s\n", cli_time(t->not_after, b));
 	} else {
 		printf("digits:        %u\n", t->digits);
-		if (strcmp(t->type, "totp") == 0)
+		if (strcmp(t->type, "totp") == 0) {
 			printf("period:        %u\n", t->period);
+			printf("algorithm:     %s\n", t->algorithm ? t->algorithm : "SHA1");
+		}
 		printf("counter:       %llu\n", (unsigned long long)t->counter);
 		printf("last_auth:     %s\n", cli_time(t->last_auth, b));
 	}

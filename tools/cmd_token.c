@@ -24,7 +24,7 @@ static int revoke(struct cli *, int, char **);
 const struct command token_commands[] = {
 	{ "token", "add-otp", add_otp,
 	  "token add-otp --user U --type totp|hotp [--secret-file F | --secret-hex H]"
-	  " [--digits 6|8] [--period 30]",
+	  " [--digits 6|8] [--period 30] [--algorithm SHA1|SHA256|SHA512]",
 	  "enroll an OTP token; prints the serial, the otpauth URI and a QR code" },
 	{ "token", "import", import, "token import FILE",
 	  "import a pam_oath usersfile with its counters, in one transaction" },
@@ -118,6 +118,7 @@ add_otp(struct cli *cli, int argc, char **argv)
 		{ "secret-file", required_argument, NULL, 'f' },
 		{ "digits", required_argument, NULL, 'd' },
 		{ "period", required_argument, NULL, 'p' },
+		{ "algorithm", required_argument, NULL, 'A' },
 		{ "counter", required_argument, NULL, 'n' },
 		{ "description", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
@@ -140,6 +141,7 @@ add_otp(struct cli *cli, int argc, char **argv)
 				"  --secret-hex H      hex secret on the command line (visible to `ps')\n"
 				"  --digits 6|8        code length (default 6)\n"
 				"  --period N          TOTP step in seconds (default 30)\n"
+				"  --algorithm A       TOTP HMAC: SHA1 (default), SHA256, SHA512\n"
 				"  --counter N         HOTP start counter (default 0)\n"
 				"  --description TEXT  free text\n");
 	optind = 1;
@@ -166,6 +168,9 @@ add_otp(struct cli *cli, int argc, char **argv)
 			p.period = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || p.period == 0 || p.period > 3600)
 				return cli_usage(cli, me, "--period must be 1 to 3600 seconds");
+			break;
+		case 'A':
+			p.algorithm = optarg;
 			break;
 		case 'n':
 			p.counter = strtoull(optarg, &end, 10);

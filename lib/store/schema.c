@@ -117,11 +117,18 @@ static const char *const migration_4[] = {
 	NULL
 };
 
+/* TOTP with the HMACs RFC 6238 adds to SHA-1. */
+static const char *const migration_5[] = {
+	"ALTER TABLE tokens ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'SHA1'",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
 	migration_3,
 	migration_4,
+	migration_5,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
