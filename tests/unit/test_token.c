@@ -277,6 +277,11 @@ test_verification(void **state)
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_locked'"), 1);
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'auth_success'"), 2);
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_lock'"), 1);
+	/* Every login is in the audit log: 2 accepted, 4 wrong, 1 locked. */
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'auth'"
+			       " AND result = 'success' AND username = 'alice'"), 2);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'auth'"
+			       " AND result = 'failure' AND username = 'alice'"), 5);
 	assert_int_equal(oe_token_unlock(c, s), OE_OK);
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(4), &info), OE_OK);
 	assert_int_equal(oe_token_get(c, s, &t), OE_OK);
@@ -293,6 +298,27 @@ test_verification(void **state)
 			 OATH_OK);
 	assert_int_equal(oe_auth_otp(c, "tina", now_code, &info), OE_OK);
 	assert_int_equal(oe_auth_otp(c, "tina", now_code, &info), OE_EAUTH);
+	/* A login whose event cannot be written does not happen: the code
+	 * stays unused, nothing is counted, and it works once the outbox does. */
+	{
+		struct store *store;
+		oe_token *before, *after;
+		assert_int_equal(ctx_store(c, &store), OE_OK);
+		assert_int_equal(store_exec(store, "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox"
+					    " BEGIN SELECT RAISE(ABORT, 'injected'); END",
+					    NULL, 0, NULL), OE_OK);
+		assert_int_equal(oe_token_set_active(c, s, true), OE_OK);
+		assert_int_equal(oe_token_get(c, s, &before), OE_OK);
+		assert_int_not_equal(oe_auth_otp(c, "alice", hotp(5), &info), OE_OK);
+		assert_int_not_equal(oe_auth_otp(c, "alice", "000000", &info), OE_EAUTH);
+		assert_int_equal(oe_token_get(c, s, &after), OE_OK);
+		assert_int_equal(after->counter, before->counter);
+		assert_int_equal(after->failcount, before->failcount);
+		oe_token_free(before);
+		oe_token_free(after);
+		assert_int_equal(store_exec(store, "DROP TRIGGER no_outbox", NULL, 0, NULL), OE_OK);
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(5), &info), OE_OK);
+	}
 	free(s);
 	free(st);
 	oe_ctx_free(c);
