@@ -24,10 +24,11 @@ HANDLER_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
 HANDLER_COMMON = hooks/handlers/hbuf.c hooks/handlers/hbuf.h hooks/handlers/hopt.c \
 	hooks/handlers/hopt.h
 
-hooks_handlers_usernotification_la_SOURCES = hooks/handlers/usernotification.c $(HANDLER_COMMON)
+hooks_handlers_usernotification_la_SOURCES = hooks/handlers/usernotification.c \
+	hooks/handlers/tlsrelay.c hooks/handlers/tlsrelay.h $(HANDLER_COMMON)
 hooks_handlers_usernotification_la_CPPFLAGS = $(HANDLER_CPPFLAGS)
 hooks_handlers_usernotification_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(CRYPTO_CFLAGS)
-hooks_handlers_usernotification_la_LIBADD = $(ESMTP_LIBS) $(CRYPTO_LIBS) $(SSL_LIBS)
+hooks_handlers_usernotification_la_LIBADD = $(ESMTP_LIBS) $(CRYPTO_LIBS) $(SSL_LIBS) -lpthread
 hooks_handlers_usernotification_la_LDFLAGS = $(HANDLER_LDFLAGS)
 
 hooks_handlers_webhook_la_SOURCES = hooks/handlers/webhook.c $(HANDLER_COMMON)

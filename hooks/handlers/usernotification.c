@@ -14,7 +14,7 @@
  *     [smtp default]
  *     host = mail.example.com
  *     port = 587                       ; default 25
- *     tls = starttls                   ; none | starttls (the default)
+ *     tls = starttls                   ; none | starttls (the default) | tls (port 465)
  *     username = otpenroll             ; AUTH PLAIN or LOGIN, over TLS only
  *     password_file = /etc/otpenroll/smtp.secret
  *     from = otpenroll@example.com
@@ -36,8 +36,10 @@
  * another attempt; a 5xx answer for the sender, for every recipient or
  * for the message, or an owner without an address, is final.
  *
- * libESMTP 1.1 speaks STARTTLS only, so implicit TLS (tls = tls, port
- * 465) is refused when the rules are loaded.  The server's certificate
+ * libESMTP 1.1 speaks STARTTLS only; for implicit TLS (tls = tls, port
+ * 465, RFC 8314) the handler makes the TLS connection itself and lets
+ * libESMTP talk to it through a loopback relay (tlsrelay.c).  The
+ * server's certificate
  * is verified by OpenSSL during the handshake, its name or address
  * included (the handler's SSL_CTX).  The password is read from its file
  * (0600, owned by the running user) for each session and wiped after.
@@ -77,6 +79,7 @@
 
 #include "handler.h"
 #include "hbuf.h"
+#include "tlsrelay.h"
 
 #define UN_TEXT_MAX (512 * 1024)     /* a message, a preview */
 #define UN_FILE_MAX (64 * 1024)      /* a body_file */
@@ -419,6 +422,7 @@ struct server {
 	const char *host, *from, *username, *password_file, *ca_file;
 	unsigned port, timeout;
 	bool starttls;
+	bool implicit_tls;              /* tls = tls: TLS from the first byte */
 	bool ip;                        /* host is an IPv4 address */
 	char where[160];                /* "smtp NAME HOST:PORT", for messages */
 };
@@ -504,13 +508,10 @@ server_load(const oe_hook_host *h, const oe_hook_job *job, struct server *srv, c
 	if (tls == NULL || strcmp(tls, "starttls") == 0) {
 		srv->starttls = true;
 	} else if (strcmp(tls, "tls") == 0) {
-		snprintf(err, errlen, "[%s] tls = tls: implicit TLS (port 465) is not supported, "
-			 "libESMTP 1.1 speaks STARTTLS only; use tls = starttls (port 587 or 25)",
-			 srv->section);
-		return -1;
+		srv->implicit_tls = true; /* through tlsrelay.c */
 	} else if (strcmp(tls, "none") != 0) {
-		snprintf(err, errlen, "[%s] tls: \"%.32s\" is not none or starttls", srv->section,
-			 tls);
+		snprintf(err, errlen, "[%s] tls: \"%.32s\" is not none, starttls or tls",
+			 srv->section, tls);
 		return -1;
 	}
 	if ((srv->from = conf(h, srv, "from")) == NULL || !addr_valid(srv->from)) {
@@ -535,15 +536,15 @@ server_load(const oe_hook_host *h, const oe_hook_job *job, struct server *srv, c
 					 srv->section);
 				return -1;
 			}
-		if (!srv->starttls) {
+		if (!srv->starttls && !srv->implicit_tls) {
 			snprintf(err, errlen, "[%s] username with tls = none would send the password "
-				 "in clear; use tls = starttls", srv->section);
+				 "in clear; use tls = starttls or tls", srv->section);
 			return -1;
 		}
 	}
 	srv->ca_file = conf(h, srv, "ca_file");
-	if (srv->ca_file && !srv->starttls) {
-		snprintf(err, errlen, "[%s] ca_file is for tls = starttls", srv->section);
+	if (srv->ca_file && !srv->starttls && !srv->implicit_tls) {
+		snprintf(err, errlen, "[%s] ca_file is for tls = starttls or tls", srv->section);
 		return -1;
 	}
 	snprintf(srv->where, sizeof(srv->where), "smtp %s %s:%u", srv->name, srv->host,
@@ -1490,6 +1491,7 @@ session_run(const oe_hook_host *h, const struct server *srv, struct mail *mails,
 	smtp_session_t s = NULL;
 	auth_context_t actx = NULL;
 	SSL_CTX *ctx = NULL;
+	struct tls_relay *relay = NULL;
 	char hostport[300], err[256] = "", why[256] = "";
 	enum oe_hook_status fail = OE_HOOK_RETRY;
 	bool auth_loaded = false;
@@ -1510,6 +1512,19 @@ session_run(const oe_hook_host *h, const struct server *srv, struct mail *mails,
 		}
 	}
 	snprintf(hostport, sizeof(hostport), "%s:%u", srv->host, srv->port);
+	if (srv->implicit_tls) {
+		unsigned local = 0;
+		/* TLS from the first byte: we connect and verify; libESMTP
+		 * talks plain SMTP to our end of it. */
+		if ((ctx = tls_context(&ss, why, sizeof(why))) == NULL ||
+		    tls_relay_open(&relay, srv->host, srv->port, ctx, srv->timeout, &local, why,
+				   sizeof(why)) != 0) {
+			msg(err, sizeof(err), "%s: %s", srv->where, why);
+			goto out;
+		}
+		ss.tls_ok = true;
+		snprintf(hostport, sizeof(hostport), "127.0.0.1:%u", local);
+	}
 	if ((s = smtp_create_session()) == NULL || !smtp_set_server(s, hostport) ||
 	    !smtp_set_eventcb(s, session_event, &ss) ||
 	    !smtp_set_monitorcb(s, session_monitor, &ss, 0)) {
@@ -1520,7 +1535,12 @@ session_run(const oe_hook_host *h, const struct server *srv, struct mail *mails,
 	for (int which = Timeout_GREETING; which <= Timeout_DATA2; which++)
 		smtp_set_timeout(s, which | Timeout_OVERRIDE_RFC2822_MINIMUM,
 				 (long)srv->timeout * 1000);
-	if (srv->starttls) {
+	if (srv->implicit_tls) {
+		if (!smtp_starttls_enable(s, Starttls_DISABLED)) {
+			msg(err, sizeof(err), "%s: libESMTP: cannot turn STARTTLS off", srv->where);
+			goto out;
+		}
+	} else if (srv->starttls) {
 		if ((ctx = tls_context(&ss, why, sizeof(why))) == NULL) {
 			msg(err, sizeof(err), "%s: %s", srv->where, why);
 			goto out;
@@ -1580,6 +1600,7 @@ out:
 		}
 	if (s)
 		smtp_destroy_session(s);
+	tls_relay_close(relay);
 	if (actx)
 		auth_destroy_context(actx);
 	if (auth_loaded)

@@ -246,7 +246,6 @@ def test_check():
     os.chmod(tmpl_open, 0o666)
     with open(env.conf, "a") as f:
         f.write(smtp_section("default", 25))
-        f.write(smtp_section("implicit", 465).replace("tls = none", "tls = tls"))
         f.write(smtp_section("clear", 25, "username = mailer\npassword_file = %s\n" % pw))
         f.write(smtp_section("loose", 587, "username = mailer\npassword_file = %s\n"
                              % pw_loose).replace("tls = none", "tls = starttls"))
@@ -256,8 +255,6 @@ def test_check():
     cases = [
         ("a missing [smtp] section", dict(base, option__smtp="backup"),
          r"option\.smtp: no \[smtp backup\] section"),
-        ("implicit TLS", dict(base, option__smtp="implicit"),
-         r"\[smtp implicit\] tls = tls: implicit TLS \(port 465\) is not supported"),
         ("AUTH without TLS", dict(base, option__smtp="clear"),
          r"\[smtp clear\] username with tls = none would send the password in clear"),
         ("a password file others can read", dict(base, option__smtp="loose"),
@@ -612,6 +609,9 @@ def test_tls():
         "misnamed": Smtp("misnamed", *(misnamed + auth)),
         "notls": Smtp("notls"),
         "inject": Smtp("inject-tls", *(good + auth + ["--inject"])),
+        "smtps": Smtp("smtps", *(good + auth + ["--implicit"])),
+        "smtpsrogue": Smtp("smtps-rogue", *(rogue + auth + ["--implicit"])),
+        "smtpsplain": Smtp("smtps-plain"),
     }
     env = Env("tls")
     pw = secret(os.path.join(env.dir, "smtp.pw"), PASSWORD + "\n")
@@ -620,13 +620,15 @@ def test_tls():
         for name, s in srv.items():
             f.write(smtp_section(name, s.port, "ca_file = %s\nusername = mailer\n"
                                  "password_file = %s\n" % (ca, wrong if name == "badpw" else pw))
-                    .replace("tls = none", "tls = starttls"))
+                    .replace("tls = none", "tls = tls" if name.startswith("smtps")
+                             else "tls = starttls"))
     with open(env.conf) as f:
         text = f.read()
     with open(env.conf, "w") as f:  # [smtp byname]: the server by name (SNI, DNS name)
         f.write(re.sub(r"(\[smtp byname\]\nhost = )127\.0\.0\.1", r"\1localhost", text))
     users = {"secure": "ann", "byname": "ben", "badpw": "cat", "rogue": "dan",
-             "misnamed": "eve", "notls": "fay", "inject": "gil"}
+             "misnamed": "eve", "notls": "fay", "inject": "gil", "smtps": "hal",
+             "smtpsrogue": "ivy", "smtpsplain": "joe"}
     env.rule("tls", "".join(mail_rule(
         "to-" + name, option__smtp=name, condition__user=user, option__to="tokenowner",
         option__subject="Token {serial}", option__body="Hello {user}")
@@ -672,8 +674,21 @@ def test_tls():
     retrying("gil", r"smtp inject 127\.0\.0\.1:%d: refused: the server's answer to STARTTLS "
              r"came with more lines" % port("inject"),
              "a line after the answer to STARTTLS (response injection): refused")
+    # Implicit TLS (tls = tls, port 465): TLS from the first byte, AUTH inside.
+    t = srv["smtps"]
+    ev = t.events("message")
+    check(states["hal"]["state"] == "delivered" and len(ev) == 1 and ev[0]["tls"] and
+          ev[0]["user"] == "mailer" and t.events("connect")[0]["implicit"],
+          "implicit TLS + AUTH: delivered, TLS from the first byte", (states["hal"], ev))
+    check(not any(e.get("tls") is False for e in t.events("ehlo")),
+          "nothing went in clear to the implicit-TLS server", t.events("ehlo"))
+    retrying("ivy", r"smtp smtpsrogue 127\.0\.0\.1:%d: TLS: the server's certificate: unable "
+             "to get local issuer certificate" % port("smtpsrogue"),
+             "implicit TLS to a server from another CA: retrying with the TLS error")
+    retrying("joe", r"smtp smtpsplain 127\.0\.0\.1:%d: TLS" % port("smtpsplain"),
+             "implicit TLS to a server that speaks plain SMTP: retrying, a TLS error")
     check(all(srv[n].events("auth") == [] and srv[n].events("rcpt") == []
-              for n in ("notls", "rogue", "misnamed", "inject")),
+              for n in ("notls", "rogue", "misnamed", "inject", "smtpsrogue", "smtpsplain")),
           "no AUTH, no envelope to a server that failed TLS")
     for s in srv.values():
         s.stop()

@@ -6,7 +6,9 @@ records each connection, STARTTLS, AUTH attempt and message, so that a
 test can count sessions and Message-IDs.  Options make it offer
 STARTTLS (--cert/--key) and require AUTH (--auth USER:PASSWORD), refuse
 or defer recipients, take its time before it answers a message's data
-(--slow-data), or put a line after its answer to STARTTLS (--inject).  The port (0: a free one) goes to --port-file once
+(--slow-data), or put a line after its answer to STARTTLS (--inject).
+--implicit serves TLS from the first byte (SMTP submission on port 465,
+RFC 8314) instead of offering STARTTLS.  The port (0: a free one) goes to --port-file once
 the server listens.
 """
 import argparse
@@ -36,7 +38,7 @@ class Recorder:
         session.host_name = hostname
         if self.args.pipelining:
             responses.insert(1, "250-PIPELINING")
-        self.log(event="ehlo", conn=server.conn_id, tls=session.ssl is not None)
+        self.log(event="ehlo", conn=server.conn_id, tls=session.ssl is not None or server.implicit)
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -65,7 +67,7 @@ class Recorder:
         os.rename(path + ".tmp", path)
         self.log(event="message", conn=server.conn_id, message_id=str(mid),
                  mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos,
-                 tls=session.ssl is not None,
+                 tls=session.ssl is not None or server.implicit,
                  user=session.auth_data.login.decode() if session.authenticated else None,
                  file=os.path.basename(path))
         return "250 2.0.0 stored"
@@ -76,6 +78,7 @@ class Server(SMTP):
         super().__init__(recorder, **kw)
         self.recorder = recorder
         self.conn_id = None
+        self.implicit = False
 
     async def push(self, status):
         if self.recorder.args.inject and status.startswith("220 Ready to start TLS"):
@@ -86,7 +89,8 @@ class Server(SMTP):
         if self.conn_id is None:  # not the same connection under TLS
             self.recorder.connections += 1
             self.conn_id = self.recorder.connections
-            self.recorder.log(event="connect", conn=self.conn_id)
+            self.implicit = transport.get_extra_info("ssl_object") is not None
+            self.recorder.log(event="connect", conn=self.conn_id, implicit=self.implicit)
         super().connection_made(transport)
 
 
@@ -104,6 +108,7 @@ def main():
     ap.add_argument("--slow-data", type=float, default=0,
                     help="seconds before a message's data is answered")
     ap.add_argument("--no-pipelining", dest="pipelining", action="store_false")
+    ap.add_argument("--implicit", action="store_true", help="TLS from the first byte")
     ap.add_argument("--inject", action="store_true",
                     help="a line after the answer to STARTTLS, in the same write")
     args = ap.parse_args()
@@ -126,9 +131,14 @@ def main():
                      user=data.login.decode() if isinstance(data, LoginPassword) else None)
         return AuthResult(success=ok, handled=False, auth_data=data)
 
+    implicit = tls if args.implicit else None
+    if implicit:
+        tls = None  # no STARTTLS inside TLS
     kw = dict(hostname="mail.test", tls_context=tls, require_starttls=tls is not None)
     if args.auth:
-        kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+        # Under implicit TLS the whole connection is protected already.
+        kw.update(authenticator=authenticator, auth_required=True,
+                  auth_require_tls=implicit is None)
     else:
         kw.update(auth_exclude_mechanism=["LOGIN", "PLAIN"])
 
@@ -136,7 +146,7 @@ def main():
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(
         lambda: Server(recorder, loop=loop, **kw), host="127.0.0.1", port=args.port,
-        reuse_address=True))
+        reuse_address=True, ssl=implicit))
     port = server.sockets[0].getsockname()[1]
     with open(args.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)
