@@ -49,7 +49,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 {
 	struct cert_row *r = arg;
 
-	if (ncol < 13)
+	if (ncol < 14)
 		return 1;
 	r->found = 1;
 	r->serial = col_text(&col[0], &r->nomem);
@@ -70,6 +70,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 	}
 	r->message = col_text(&col[11], &r->nomem);
 	r->attempts = col[12].i > 0 ? (unsigned)col[12].i : 0;
+	r->next_poll = (time_t)col[13].i;
 	return 1;
 }
 
@@ -465,6 +466,36 @@ apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
 	return ctx_fail(ctx, OE_EINVAL, "unknown connector result");
 }
 
+/*
+ * A CSR a connector hands to its CA as it is: the CA may issue what it
+ * asks for, so it may ask only for what the user is to get here, the
+ * [ca] subject template's name and no extensions.
+ */
+static oe_rc
+check_forwarded(oe_ctx *ctx, const char *ca, X509_REQ *csr, X509_NAME *subject)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+	int n = sk_X509_EXTENSION_num(exts);
+	char *want;
+
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ERR_clear_error();
+	if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), subject) != 0) {
+		want = name_text(subject);
+		ctx_fail(ctx, OE_EPERM,
+			 "[ca %s] passes the request to its CA as it is: its subject must be %s",
+			 ca, want ? want : "the [ca] subject template's");
+		free(want);
+		return OE_EPERM;
+	}
+	if (n > 0)
+		return ctx_fail(ctx, OE_EPERM,
+				"[ca %s] passes the request to its CA as it is: it must not ask for "
+				"extensions (it asks for %d); make it without, or use --generate",
+				ca, n);
+	return OE_OK;
+}
+
 oe_rc
 oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 {
@@ -503,7 +534,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	if (req->csr) {
 		if ((rc = csr_parse(ctx, req->csr, req->csr_len, &csr)) != OE_OK ||
 		    (rc = csr_check_key(ctx, X509_REQ_get0_pubkey(csr))) != OE_OK ||
-		    (rc = check_attestation(ctx, req, X509_REQ_get0_pubkey(csr))) != OE_OK)
+		    (rc = check_attestation(ctx, req, X509_REQ_get0_pubkey(csr))) != OE_OK ||
+		    (conn->forwards_csr && (rc = check_forwarded(ctx, ca_cfg, csr, subject)) != OE_OK))
 			goto out;
 	} else {
 		const char *allowed = cfg_str(ctx->cfg, "enroll", "key_types", "ec256, rsa2048, rsa3072");

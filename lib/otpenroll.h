@@ -286,7 +286,7 @@ typedef struct oe_ca_event {
 	const char *old_state;  /* rollout_state before */
 	const char *state;      /* rollout_state after */
 	/* poll: issued, pending, denied, unreachable, unconfigured, error;
-	 * sync: valid, revoked, expired, unknown, error */
+	 * sync: valid, revoked, hold, expired, unknown, error */
 	const char *outcome;
 	const char *message;    /* the CA's word or the problem; may be NULL */
 	time_t next_poll;       /* poll: when it is asked again; 0: not */

@@ -30,6 +30,7 @@
 #include "ca/ca.h"
 #include "cfg.h"
 #include "certtok.h"
+#include "p12.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -40,6 +41,7 @@
 
 struct serials {
 	char **v;
+	char **ca;   /* the second column, when there is one */
 	size_t n, cap;
 	int nomem;
 };
@@ -59,9 +61,18 @@ serial_add(void *arg, const struct store_val *col, int ncol)
 			return 1;
 		}
 		s->v = nv;
+		if ((nv = realloc(s->ca, cap * sizeof(*nv))) == NULL) {
+			s->nomem = 1;
+			return 1;
+		}
+		s->ca = nv;
 		s->cap = cap;
 	}
-	if ((s->v[s->n] = strdup(col[0].s)) == NULL) {
+	s->v[s->n] = strdup(col[0].s);
+	s->ca[s->n] = strdup(ncol > 1 && col[1].type == SV_TEXT ? col[1].s : "");
+	if (s->v[s->n] == NULL || s->ca[s->n] == NULL) {
+		free(s->v[s->n]);
+		free(s->ca[s->n]);
 		s->nomem = 1;
 		return 1;
 	}
@@ -72,9 +83,12 @@ serial_add(void *arg, const struct store_val *col, int ncol)
 static void
 serials_clear(struct serials *s)
 {
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		free(s->v[i]);
+		free(s->ca[i]);
+	}
 	free(s->v);
+	free(s->ca);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -96,7 +110,8 @@ backoff(const oe_ctx *ctx, unsigned n)
 	return d;
 }
 
-static void
+/* Tell fn; its non-zero answer asks to stop the pass. */
+static int
 report(oe_ca_event_fn fn, void *arg, const struct cert_row *r, const char *old_state,
        const char *state, const char *outcome, const char *message, time_t next)
 {
@@ -111,8 +126,7 @@ report(oe_ca_event_fn fn, void *arg, const struct cert_row *r, const char *old_s
 		.next_poll = next,
 	};
 
-	if (fn)
-		fn(&e, arg);
+	return fn ? fn(&e, arg) : 0;
 }
 
 /* The request a pending or failed token keeps, as the connector wants it. */
@@ -124,6 +138,59 @@ rebuild_request(oe_ctx *ctx, const struct cert_row *r, X509_REQ **csr, X509_NAME
 	if (r->request == NULL || (*csr = cert_req_from_pem(r->request)) == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", r->serial);
 	return cert_subject(ctx, r->ca, r->user, subject);
+}
+
+/*
+ * Reschedule r without an answer (the CA was not asked, or gave none):
+ * as it was, asked again after the backoff for one more miss.  A
+ * compare-and-set on the state; *next is the new time.
+ */
+static oe_rc
+reschedule(oe_ctx *ctx, struct store *st, const struct cert_row *r, const char *why,
+	   bool count_miss, time_t *next)
+{
+	time_t now = time(NULL);
+	unsigned n = count_miss ? r->attempts + 1 : r->attempts;
+	struct store_val arg[] = {
+		SV_I(now + (count_miss ? backoff(ctx, n) : ctx_poll_interval(ctx))), SV_I(n),
+		SV_T(why), SV_I(now), SV_T(r->serial), SV_T(r->state),
+	};
+	oe_rc rc;
+
+	*next = (time_t)arg[0].i;
+	rc = store_exec(st,
+			"UPDATE tokens SET next_poll = ?, poll_attempts = ?, status_message = ?,"
+			" updated = ? WHERE serial = ? AND rollout_state = ?",
+			arg, 6, NULL);
+	return rc == OE_OK ? OE_OK : ctx_fail(ctx, rc, "%s", store_errmsg(st));
+}
+
+/*
+ * Take r for this poller before asking its CA: a compare-and-set of
+ * next_poll from what was read to a little after the CA's timeout, so
+ * that no other poller (the daemon's, an admin's `ca poll`) asks about
+ * it at the same time (a second submission would issue twice, a second
+ * EJBCA finalize would be refused).  A poller that dies holding it lets
+ * it go when that time comes.  1 when taken.
+ */
+#define CLAIM_SECONDS 900
+
+static int
+claim(oe_ctx *ctx, struct store *st, struct cert_row *r)
+{
+	time_t until = time(NULL) + CLAIM_SECONDS;
+	struct store_val arg[] = { SV_I(until), SV_T(r->serial), SV_T(r->state), SV_I(r->next_poll) };
+	int64_t changes = 0;
+
+	if (store_exec(st,
+		       "UPDATE tokens SET next_poll = ? WHERE serial = ? AND rollout_state = ?"
+		       " AND next_poll = ?",
+		       arg, 4, &changes) != OE_OK || changes != 1) {
+		ctx_clear_error(ctx);
+		return 0;
+	}
+	r->next_poll = until;
+	return 1;
 }
 
 /* Write what the CA answered about r (state r->state) in one transaction. */
@@ -176,24 +243,19 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 		break;
 	}
 	case CA_UNREACHABLE:
-	case CA_UNCONFIGURED: {
-		/* No answer: as it was, asked again later. */
-		unsigned n = r->attempts + 1;
-		struct store_val arg[] = {
-			SV_I(now + backoff(ctx, n)), SV_I(n), SV_T(reply->message), SV_I(now),
-			SV_T(r->serial), SV_T(r->state),
-		};
-		*next = (time_t)arg[0].i;
-		rc = store_exec(st,
-				"UPDATE tokens SET next_poll = ?, poll_attempts = ?, status_message = ?,"
-				" updated = ? WHERE serial = ? AND rollout_state = ?",
-				arg, 6, &changes);
-		if (rc != OE_OK)
-			ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		else if (changes != 1)
-			rc = ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile", r->serial);
+	case CA_UNCONFIGURED:
+		if (reply->restart && strcmp(r->state, "pending") == 0) {
+			/* The CA lost the transaction: submitted anew, later. */
+			struct store_val set[] = { SV_I(now + backoff(ctx, 1)), SV_T(reply->message) };
+			*next = (time_t)set[0].i;
+			rc = cert_transition(ctx, st, r, "failed",
+					     "ca_cookie = NULL, next_poll = ?, poll_attempts = 1,"
+					     " status_message = ?, ",
+					     set, 2, "ca_poll", NULL);
+		} else {
+			rc = reschedule(ctx, st, r, reply->message, true, next);
+		}
 		break;
-	}
 	}
 	if (rc != OE_OK) {
 		store_rollback(st);
@@ -212,10 +274,37 @@ static const char *const outcome_names[] = {
 	[CA_UNCONFIGURED] = "unconfigured",
 };
 
-/* Ask about one token; 1 when it was asked, 0 when it is not ours to
- * poll (an in-process CA's request waits for `ca approve`). */
-static int
-poll_one(oe_ctx *ctx, struct store *st, const char *serial, oe_ca_event_fn fn, void *arg)
+enum polled {
+	POLLED_NOT_OURS,    /* not asked: gone, or an in-process CA's */
+	POLLED_ANSWER,      /* the CA answered (whatever it said) */
+	POLLED_NO_ANSWER,   /* the CA did not answer, or could not be asked */
+	POLLED_STOP,        /* the caller wants no more */
+};
+
+/* A token not asked about and why: reschedule, report. */
+static enum polled
+not_asked(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *old, const char *why,
+	  bool count_miss, oe_ca_event_fn fn, void *arg)
+{
+	char msg[sizeof(ctx->errmsg)];
+	time_t next = 0;
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	/* A request that cannot be asked about is looked at again after the
+	 * backoff, not every second: it would crowd out the others. */
+	(void)reschedule(ctx, st, r, msg, count_miss, &next);
+	return report(fn, arg, r, old, old, count_miss ? "error" : "unreachable", msg, next)
+		       ? POLLED_STOP
+		       : POLLED_NO_ANSWER;
+}
+
+/*
+ * Ask about one token.  skip: its CA has not answered this pass, so it
+ * is not asked again now, only rescheduled.
+ */
+static enum polled
+poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_event_fn fn,
+	 void *arg)
 {
 	struct cert_row r;
 	struct ca_conn *conn = NULL;
@@ -223,27 +312,33 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, oe_ca_event_fn fn, v
 	struct ca_reply reply = { 0 };
 	X509_REQ *csr = NULL;
 	X509_NAME *subject = NULL;
+	EVP_PKEY *key = NULL;
 	char old[16], msg[sizeof(ctx->errmsg)];
 	const char *state;
+	enum polled done = POLLED_NOT_OURS;
 	time_t next = 0;
-	int asked = 0;
 	oe_rc rc;
 
 	if (cert_row_load(ctx, st, serial, &r) != OE_OK)
-		return 0; /* gone meanwhile */
+		return POLLED_NOT_OURS; /* gone meanwhile */
 	snprintf(old, sizeof(old), "%s", r.state);
 	if (strcmp(r.state, "pending") != 0 && strcmp(r.state, "failed") != 0)
 		goto out;
 	if ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK) {
-		report(fn, arg, &r, old, old, "error", ctx->errmsg, 0);
-		asked = 1;
+		done = not_asked(ctx, st, &r, old, ctx->errmsg, true, fn, arg);
 		goto out;
 	}
 	if (conn->ops->in_process)
 		goto out;
-	asked = 1;
+	if (skip) {
+		snprintf(msg, sizeof(msg), "not asked: [ca %s] did not answer this pass", r.ca);
+		done = not_asked(ctx, st, &r, old, msg, false, fn, arg);
+		goto out;
+	}
+	if (!claim(ctx, st, &r))
+		goto out; /* another poller has it */
 	if ((rc = rebuild_request(ctx, &r, &csr, &subject)) != OE_OK) {
-		report(fn, arg, &r, old, old, "error", ctx->errmsg, 0);
+		done = not_asked(ctx, st, &r, old, ctx->errmsg, true, fn, arg);
 		goto out;
 	}
 	creq.user = r.user;
@@ -253,12 +348,18 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, oe_ca_event_fn fn, v
 	ctx_clear_error(ctx);
 	if (strcmp(r.state, "pending") == 0) {
 		if (conn->ops->poll == NULL || r.cookie == NULL) {
-			report(fn, arg, &r, old, old, "error",
-			       "the connector has nothing to ask the CA about this request", 0);
+			done = not_asked(ctx, st, &r, old,
+					 "the connector has nothing to ask the CA about this request",
+					 true, fn, arg);
 			goto out;
 		}
 		rc = conn->ops->poll(conn, r.cookie, &creq, &reply);
 	} else {
+		/* Submitted again as it was first: a key made here proves
+		 * possession again. */
+		if (r.key && p12_unseal_key(ctx, r.key, r.key_len, r.serial, &key) == OE_OK)
+			creq.key = key;
+		ctx_clear_error(ctx);
 		rc = conn->ops->submit(conn, &creq, &reply);
 	}
 	if (rc != OE_OK) {
@@ -271,29 +372,43 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, oe_ca_event_fn fn, v
 	cert_check_reply(csr, &reply);
 	if ((rc = record_answer(ctx, st, &r, &reply, &next)) != OE_OK) {
 		snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
-		report(fn, arg, &r, old, old, "error", msg, 0);
+		done = report(fn, arg, &r, old, old, "error", msg, 0) ? POLLED_STOP : POLLED_ANSWER;
 		goto out;
 	}
 	state = reply.result == CA_ISSUED ? "enrolled" :
 		reply.result == CA_PENDING ? "pending" :
-		reply.result == CA_REJECTED ? "denied" : old;
-	report(fn, arg, &r, old, state, outcome_names[reply.result],
-	       reply.result == CA_ISSUED ? NULL : reply.message, next);
+		reply.result == CA_REJECTED ? "denied" :
+		reply.restart && strcmp(old, "pending") == 0 ? "failed" : old;
+	done = reply.result == CA_UNREACHABLE ? POLLED_NO_ANSWER : POLLED_ANSWER;
+	if (report(fn, arg, &r, old, state, outcome_names[reply.result],
+		   reply.result == CA_ISSUED ? NULL : reply.message, next))
+		done = POLLED_STOP;
 out:
 	ca_reply_clear(&reply);
+	EVP_PKEY_free(key);
 	X509_REQ_free(csr);
 	X509_NAME_free(subject);
 	ca_close(conn);
 	cert_row_clear(&r);
 	ERR_clear_error();
-	return asked;
+	return done;
 }
+
+/* A CA that missed this many answers in a row is not asked again in
+ * the same pass: its other requests wait for the next one. */
+#define PASS_GIVE_UP 3
+#define PASS_CAS 32
 
 oe_rc
 oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *arg,
 	   size_t *asked)
 {
 	struct serials s = { 0 };
+	struct {
+		char name[64];
+		unsigned misses;
+	} cas[PASS_CAS];
+	size_t ncas = 0;
 	struct store *st;
 	char sql[512];
 	oe_rc rc;
@@ -307,7 +422,7 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 		return rc;
 	/* next_poll 0: nothing to ask (an in-process CA's request). */
 	snprintf(sql, sizeof(sql),
-		 "SELECT serial FROM tokens WHERE type = 'certificate'"
+		 "SELECT serial, ca FROM tokens WHERE type = 'certificate'"
 		 " AND rollout_state IN ('pending', 'failed') AND ca IS NOT NULL"
 		 " AND request IS NOT NULL%s%s ORDER BY next_poll, serial LIMIT %d",
 		 due_only ? " AND next_poll > 0 AND next_poll <= ?" : "",
@@ -329,9 +444,27 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 		serials_clear(&s);
 		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < s.n; i++)
-		if (poll_one(ctx, st, s.v[i], fn, arg) && asked)
+	for (size_t i = 0; i < s.n; i++) {
+		const char *name = s.ca[i];
+		size_t k;
+		enum polled p;
+
+		for (k = 0; k < ncas && strcmp(cas[k].name, name) != 0; k++)
+			;
+		if (k == ncas && ncas < PASS_CAS) {
+			snprintf(cas[k].name, sizeof(cas[k].name), "%s", name);
+			cas[k].misses = 0;
+			ncas++;
+		}
+		p = poll_one(ctx, st, s.v[i], k < ncas && cas[k].misses >= PASS_GIVE_UP, fn, arg);
+		if (p != POLLED_NOT_OURS && asked)
 			(*asked)++;
+		if (p == POLLED_STOP)
+			break;
+		if (k < ncas)
+			cas[k].misses = p == POLLED_NO_ANSWER ? cas[k].misses + 1 :
+					p == POLLED_ANSWER ? 0 : cas[k].misses;
+	}
 	serials_clear(&s);
 	ctx_clear_error(ctx);
 	return OE_OK;
@@ -368,7 +501,7 @@ oe_ca_poll_next_due(oe_ctx *ctx, time_t *when)
 /* 1 when the CA could be asked about the token, 0 when it could not. */
 static int
 sync_one(oe_ctx *ctx, struct store *st, struct ca_conn *conn, const char *serial,
-	 oe_ca_event_fn fn, void *arg)
+	 oe_ca_event_fn fn, void *arg, int *stop)
 {
 	struct ca_status cs = { 0 };
 	struct cert_row r;
@@ -382,39 +515,46 @@ sync_one(oe_ctx *ctx, struct store *st, struct ca_conn *conn, const char *serial
 	if (strcmp(r.state, "enrolled") != 0 || r.cert == NULL)
 		goto out;
 	if ((cert = cert_x509_from_pem(r.cert)) == NULL) {
-		report(fn, arg, &r, r.state, r.state, "error", "stored certificate does not parse", 0);
+		*stop |= report(fn, arg, &r, r.state, r.state, "error", "stored certificate does not parse", 0);
 		goto out;
 	}
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
 		char na[32];
 		util_iso_time(r.not_after, na);
 		snprintf(msg, sizeof(msg), "expired %s", na);
-		report(fn, arg, &r, r.state, r.state, "expired", msg, 0);
+		*stop |= report(fn, arg, &r, r.state, r.state, "expired", msg, 0);
 		goto out;
 	}
 	ctx_clear_error(ctx);
 	if ((rc = conn->ops->status(conn, cert, &cs)) != OE_OK) {
 		snprintf(msg, sizeof(msg), "%s", *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
-		report(fn, arg, &r, r.state, r.state, "error", msg, 0);
+		*stop |= report(fn, arg, &r, r.state, r.state, "error", msg, 0);
 		asked = 0;
 		goto out;
 	}
 	switch (cs.state) {
 	case CA_CERT_VALID:
-		report(fn, arg, &r, r.state, r.state, "valid", NULL, 0);
+		*stop |= report(fn, arg, &r, r.state, r.state, "valid", NULL, 0);
 		break;
 	case CA_CERT_UNKNOWN:
-		report(fn, arg, &r, r.state, r.state, "unknown",
+		*stop |= report(fn, arg, &r, r.state, r.state, "unknown",
 		       cs.message[0] ? cs.message : "the CA has no record of it", 0);
 		break;
 	case CA_CERT_REVOKED: {
 		const char *reason = ca_reason_name(cs.reason);
+
+		/* On hold may be lifted at the CA; revoked here is for good. */
+		if (cs.reason == 6) {
+			*stop |= report(fn, arg, &r, r.state, r.state, "hold",
+					"on hold at the CA (certificateHold); not revoked here", 0);
+			break;
+		}
 		struct store_val set[] = { SV_T(reason) };
 		char old[16];
 
 		snprintf(old, sizeof(old), "%s", r.state);
 		if ((rc = store_begin(st)) != OE_OK) {
-			report(fn, arg, &r, old, old, "error", store_errmsg(st), 0);
+			*stop |= report(fn, arg, &r, old, old, "error", store_errmsg(st), 0);
 			break;
 		}
 		/* As `token revoke` does, but the CA has done it already. */
@@ -426,11 +566,11 @@ sync_one(oe_ctx *ctx, struct store *st, struct ca_conn *conn, const char *serial
 		if (rc != OE_OK) {
 			snprintf(msg, sizeof(msg), "%s", *ctx->errmsg ? ctx->errmsg : store_errmsg(st));
 			store_rollback(st);
-			report(fn, arg, &r, old, old, "error", msg, 0);
+			*stop |= report(fn, arg, &r, old, old, "error", msg, 0);
 			break;
 		}
 		snprintf(msg, sizeof(msg), "revoked at the CA (%s)", reason);
-		report(fn, arg, &r, old, "revoked", "revoked", msg, 0);
+		*stop |= report(fn, arg, &r, old, "revoked", "revoked", msg, 0);
 		break;
 	}
 	}
@@ -448,6 +588,7 @@ sync_ca(oe_ctx *ctx, struct store *st, struct ca_conn *conn, oe_ca_event_fn fn, 
 	struct serials s = { 0 };
 	const char *ca = conn->name;
 	unsigned failures = 0;
+	int stop = 0;
 	oe_rc rc;
 
 	{
@@ -465,8 +606,8 @@ sync_ca(oe_ctx *ctx, struct store *st, struct ca_conn *conn, oe_ca_event_fn fn, 
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < s.n; i++) {
-		if (sync_one(ctx, st, conn, s.v[i], fn, arg))
+	for (size_t i = 0; i < s.n && !stop; i++) {
+		if (sync_one(ctx, st, conn, s.v[i], fn, arg, &stop))
 			failures = 0;
 		else if (++failures == SYNC_GIVE_UP) {
 			rc = ctx_fail(ctx, OE_EIO,

@@ -43,6 +43,8 @@ nap(long ms)
 		;
 }
 
+/* The answer asks oe_ca_poll and oe_ca_sync to stop when SIGTERM came:
+ * a pass with many requests to a slow CA does not hold up a shutdown. */
 static int
 log_poll(const oe_ca_event *e, void *arg)
 {
@@ -54,7 +56,7 @@ log_poll(const oe_ca_event *e, void *arg)
 		daemon_log(LOG_NOTICE, "poller: %s (%s) [ca %s] still %s, %s%s%s", e->serial, e->user,
 			   e->ca, e->state, e->outcome, e->message ? ": " : "",
 			   e->message ? e->message : "");
-	return 0;
+	return stop;
 }
 
 static int
@@ -62,11 +64,11 @@ log_sync(const oe_ca_event *e, void *arg)
 {
 	(void)arg;
 	if (strcmp(e->outcome, "valid") == 0)
-		return 0;
+		return stop;
 	daemon_log(strcmp(e->outcome, "revoked") == 0 ? LOG_INFO : LOG_NOTICE,
 		   "sync: %s (%s) [ca %s]: %s%s%s", e->serial, e->user, e->ca, e->outcome,
 		   e->message ? ": " : "", e->message ? e->message : "");
-	return 0;
+	return stop;
 }
 
 static int

@@ -42,6 +42,9 @@ struct ca_reply {
 	X509 *issuer;        /* CA_ISSUED, when known: the issuing CA */
 	char *cookie;        /* CA_PENDING: opaque state for poll(); malloc'd */
 	unsigned delay;      /* CA_PENDING: seconds before polling again */
+	int restart;         /* with CA_UNREACHABLE from poll: the CA has lost
+			      * the request's state (its transaction); it is
+			      * to be submitted anew */
 	char message[256];   /* why, for anything but CA_ISSUED */
 };
 
@@ -120,6 +123,10 @@ struct ca_conn {
 	oe_ctx *ctx;
 	char *name;
 	int uncached; /* closed by ca_close() rather than with the context */
+	/* Set by open: the user's CSR goes to the CA as it is (EJBCA, CMP
+	 * p10cr), so the CA may take its subject and extensions; such a CSR
+	 * must ask for nothing the [ca] subject template does not give. */
+	int forwards_csr;
 };
 
 /* The connector for [ca NAME] (NULL: [enroll] default_ca), opened on

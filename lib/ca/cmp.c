@@ -177,6 +177,8 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 	if ((v = host->get(&c->base, "timeout")) != NULL)
 		c->timeout = strtol(v, NULL, 10);
 	c->cmd = cmd_of(host->get(&c->base, "command"));
+	/* ir and cr carry a template of ours; p10cr the user's CSR. */
+	c->base.forwards_csr = c->cmd == CMP_BODY_P10CR;
 	if ((v = host->get(&c->base, "recipient")) != NULL &&
 	    (c->recipient = host->parse_dn(v, err, sizeof(err))) == NULL) {
 		host->where(&c->base, "recipient", where, sizeof(where));
@@ -403,7 +405,10 @@ new_ctx(struct cmp *c, struct xfer *x)
 						      (int)strlen(c->reference)))
 			goto bad;
 	} else if (!OSSL_CMP_CTX_set1_cert(ctx, c->cert) || !OSSL_CMP_CTX_set1_pkey(ctx, c->key) ||
-		   (sk_X509_num(c->chain) > 0 && !OSSL_CMP_CTX_set1_untrusted(ctx, c->chain))) {
+		   (sk_X509_num(c->chain) > 0 && !OSSL_CMP_CTX_set1_untrusted(ctx, c->chain)) ||
+		   /* Not any certificate under `trusted` may sign answers:
+		    * the server's, as `recipient` names it. */
+		   (c->recipient && !OSSL_CMP_CTX_set1_expected_sender(ctx, c->recipient))) {
 		goto bad;
 	}
 	current = x;
@@ -413,14 +418,19 @@ bad:
 	return NULL;
 }
 
-/* The request's contents: the template's subject and key, or the CSR. */
+/*
+ * The request's contents.  p10cr: the CSR.  ir, cr: a template of the
+ * [ca] subject and the CSR's public key, nothing else of the CSR (its
+ * extension requests are the user's wishes, and we would vouch for
+ * them with raVerified).
+ */
 static int
 set_request(OSSL_CMP_CTX *ctx, struct cmp *c, const struct ca_request *req, int resuming)
 {
-	if (!OSSL_CMP_CTX_set1_p10CSR(ctx, req->csr))
-		return 0;
+	EVP_PKEY *pub;
+
 	if (c->cmd == CMP_BODY_P10CR)
-		return 1;
+		return OSSL_CMP_CTX_set1_p10CSR(ctx, req->csr);
 	if (!OSSL_CMP_CTX_set1_subjectName(ctx, req->subject))
 		return 0;
 	/* A resumed transaction's request is never sent: no key needed. */
@@ -432,6 +442,12 @@ set_request(OSSL_CMP_CTX *ctx, struct cmp *c, const struct ca_request *req, int 
 			return 0;
 		}
 		return OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_SIGNATURE);
+	}
+	if ((pub = X509_REQ_get_pubkey(req->csr)) == NULL)
+		return 0;
+	if (!OSSL_CMP_CTX_set0_newPkey(ctx, 0, pub)) {
+		EVP_PKEY_free(pub);
+		return 0;
 	}
 	return OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_RAVERIFIED);
 }
@@ -482,32 +498,44 @@ make_cookie(int cmd, int rid, const struct cmp_header_info *h)
 	return s;
 }
 
-/* What went wrong, from OpenSSL's error queue (which it empties). */
+/* What OpenSSL's error queue says went wrong (the queue is emptied). */
+struct ossl_why {
+	int protection;     /* an answer's protection did not verify */
+	int received_error; /* the server answered with a (verified) error message */
+	const char *first;  /* the first reason, for the message */
+};
+
 static void
-openssl_reason(char *buf, size_t len, enum ca_result *result)
+ossl_why(struct ossl_why *w)
 {
 	unsigned long e;
-	const char *first = NULL;
-	int protection = 0;
 
+	memset(w, 0, sizeof(*w));
 	while ((e = ERR_get_error()) != 0) {
 		int r = ERR_GET_REASON(e);
 		if (ERR_GET_LIB(e) == ERR_LIB_CMP &&
 		    (r == CMP_R_ERROR_VALIDATING_PROTECTION || r == CMP_R_WRONG_PBM_VALUE ||
 		     r == CMP_R_MISSING_PROTECTION || r == CMP_R_NO_SUITABLE_SENDER_CERT ||
 		     r == CMP_R_SRVCERT_DOES_NOT_VALIDATE_MSG))
-			protection = 1;
-		if (first == NULL)
-			first = ERR_reason_error_string(e);
-	}
-	if (protection) {
-		*result = CA_UNCONFIGURED;
-		snprintf(buf, len, "the CMP server's answer fails its protection check (is "
-			 "secret_file the server's secret, or do trusted and recipient name it?)");
-	} else if (first) {
-		snprintf(buf, len, "CMP exchange failed: %s", first);
+			w->protection = 1;
+		if (ERR_GET_LIB(e) == ERR_LIB_CMP && r == CMP_R_RECEIVED_ERROR)
+			w->received_error = 1;
+		if (w->first == NULL)
+			w->first = ERR_reason_error_string(e);
 	}
 }
+
+#define FI(bit) (1L << OSSL_CMP_PKIFAILUREINFO_##bit)
+/* failInfo bits that say the request itself will not do: another try
+ * with the same request gets the same answer. */
+#define FI_REQUEST                                                                  \
+	(FI(badAlg) | FI(badRequest) | FI(badCertId) | FI(badDataFormat) | FI(incorrectData) | \
+	 FI(badPOP) | FI(unacceptedPolicy) | FI(unacceptedExtension) | FI(badCertTemplate) | \
+	 FI(duplicateCertReq) | FI(certRevoked))
+/* ... and those that say we are not set up to talk to this server. */
+#define FI_SETUP                                                                    \
+	(FI(badMessageCheck) | FI(wrongIntegrity) | FI(signerNotTrusted) |            \
+	 FI(notAuthorized) | FI(wrongAuthority) | FI(unsupportedVersion))
 
 /* The outcome of OSSL_CMP_try_certreq, as a reply. */
 static oe_rc
@@ -516,6 +544,8 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 {
 	int rid = cmd == CMP_BODY_P10CR ? CMP_CERTREQID_NONE : CMP_CERTREQID;
 	char status[300] = "";
+	struct ossl_why w;
+	long fi;
 
 	if (res == 1) {
 		STACK_OF(X509) *chain = OSSL_CMP_CTX_get1_newChain(ctx);
@@ -552,17 +582,49 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 	}
 	if (OSSL_CMP_CTX_snprint_PKIStatus(ctx, status, sizeof(status)) == NULL)
 		status[0] = '\0';
+	ossl_why(&w);
+	fi = OSSL_CMP_CTX_get_failInfoCode(ctx);
 	if (x->saw_crep && OSSL_CMP_CTX_get_status(ctx) == OSSL_CMP_PKISTATUS_rejection) {
 		reply->result = CA_REJECTED;
 		remote_printf(reply->message, sizeof(reply->message), "the CMP server rejected it: %s",
-			 status);
+			      status);
 		return OE_OK;
 	}
-	/* No answer, a broken one, or an error message: try again later;
+	if (!x->transport && w.received_error) {
+		if (x->resume) {
+			/* The server ended the transaction we resumed (it lost
+			 * it, or a lost answer moved its nonce on): the request
+			 * is submitted anew. */
+			reply->result = CA_UNREACHABLE;
+			reply->restart = 1;
+			remote_printf(reply->message, sizeof(reply->message),
+				      "[ca %s] ended the transaction (%s); the request is submitted "
+				      "again", c->base.name, status);
+			return OE_OK;
+		}
+		if (fi > 0 && (fi & FI_REQUEST)) {
+			reply->result = CA_REJECTED;
+			remote_printf(reply->message, sizeof(reply->message),
+				      "the CMP server rejected it: %s", status);
+			return OE_OK;
+		}
+		if (fi > 0 && (fi & FI_SETUP)) {
+			reply->result = CA_UNCONFIGURED;
+			remote_printf(reply->message, sizeof(reply->message),
+				      "[ca %s] refuses to deal with us: %s", c->base.name, status);
+			return OE_OK;
+		}
+	}
+	/* No answer, a broken one, or a passing error: try again later;
 	 * an answer whose protection does not verify is our setup's fault. */
 	reply->result = CA_UNREACHABLE;
-	if (x->why[0] == '\0')
-		openssl_reason(x->why, sizeof(x->why), &reply->result);
+	if (w.protection) {
+		reply->result = CA_UNCONFIGURED;
+		snprintf(x->why, sizeof(x->why), "the CMP server's answer fails its protection check "
+			 "(is secret_file the server's secret, or do trusted and recipient name it?)");
+	} else if (x->why[0] == '\0' && w.first) {
+		snprintf(x->why, sizeof(x->why), "CMP exchange failed: %s", w.first);
+	}
 	remote_printf(reply->message, sizeof(reply->message), "[ca %s] %s%s%s", c->base.name,
 		      x->why[0] ? x->why : "CMP exchange failed",
 		      status[0] && !x->transport ? "; status: " : "", !x->transport ? status : "");
@@ -666,7 +728,10 @@ cmp_revoke(struct ca_conn *conn, X509 *cert, int reason)
 	    !OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_REVOCATION_REASON, reason)) {
 		rc = host->fail(conn->ctx, OE_ECRYPTO, "[ca %s]: cannot set up the revocation request",
 				conn->name);
-	} else if (OSSL_CMP_exec_RR_ses(ctx) != 1) {
+	} else if (OSSL_CMP_exec_RR_ses(ctx) != 1 &&
+		   /* Revoked there already: so it is here. */
+		   !(OSSL_CMP_CTX_get_failInfoCode(ctx) > 0 &&
+		     (OSSL_CMP_CTX_get_failInfoCode(ctx) & FI(certRevoked)))) {
 		if (OSSL_CMP_CTX_snprint_PKIStatus(ctx, status, sizeof(status)) == NULL)
 			status[0] = '\0';
 		rc = host->fail(conn->ctx, x.transport ? OE_EIO : OE_EPERM,

@@ -107,8 +107,9 @@ ejbca_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct 
 	}
 	e->base.ops = oe_connector.ops;
 	e->base.ctx = ctx;
-	if ((v = host->get(&e->base, "url")) == NULL ||
-	    (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)) {
+	e->base.forwards_csr = 1; /* pkcs10enroll takes the CSR as it is */
+	/* The enrolment body and a Bearer token never go in clear. */
+	if ((v = host->get(&e->base, "url")) == NULL || strncmp(v, "https://", 8) != 0) {
 		host->where(&e->base, "url", where, sizeof(where));
 		rc = host->fail(ctx, OE_ECONFIG, "%s: needs the https:// URL of EJBCA's REST API "
 				"(.../ejbca/ejbca-rest-api/v1)", where);
@@ -133,6 +134,12 @@ ejbca_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct 
 		goto bad;
 	if ((v = host->get(&e->base, "oauth_token_url")) != NULL) {
 		e->oauth = 1;
+		if (strncmp(v, "https://", 8) != 0) {
+			host->where(&e->base, "oauth_token_url", where, sizeof(where));
+			rc = host->fail(ctx, OE_ECONFIG, "%s: the client secret goes there: it must be "
+					"an https:// URL", where);
+			goto bad;
+		}
 		if ((e->token_url = strdup(v)) == NULL)
 			goto nomem;
 		if ((v = host->get(&e->base, "oauth_client_id")) == NULL ||
@@ -457,10 +464,32 @@ enrol_answer(struct ejbca *e, const struct http_reply *r, const char *what,
 	}
 	case 400:
 	case 409:
-	case 422:
-		reply->result = CA_REJECTED;
+	case 422: {
+		char why[300];
+
+		ejbca_parse_error((const char *)r->body, r->len, r->status, why, sizeof(why));
 		why_refused(r, "EJBCA refused the request", reply->message, sizeof(reply->message));
+		reply->result = CA_REJECTED;
+		/* Two 400s that are not about the request.  EJBCA CE answers
+		 * pkcs10enroll so when the CA or profile wants approvals (it
+		 * has no 202 there): a setup matter.  A finalize refused as
+		 * done already means its 201 was lost on the way: the
+		 * certificate exists, so the request is not denied. */
+		if (strstr(reply->message, "approvals are enabled") != NULL) {
+			reply->result = CA_UNCONFIGURED;
+			remote_printf(reply->message, sizeof(reply->message),
+				      "EJBCA will not issue at once where approvals are enabled "
+				      "(use a profile without approvals, or EJBCA's approval API): %s",
+				      why);
+		} else if (strstr(reply->message, "already been finalized") != NULL) {
+			reply->result = CA_UNREACHABLE;
+			remote_printf(reply->message, sizeof(reply->message),
+				      "EJBCA finalized this request already, but its certificate did "
+				      "not reach us; find it at EJBCA and `otpenroll cert upload` it, "
+				      "or deny the token: %s", why);
+		}
 		return;
+	}
 	case 401:
 	case 403:
 		reply->result = CA_UNCONFIGURED;

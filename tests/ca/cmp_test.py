@@ -118,9 +118,11 @@ def make_pki():
     P.wrong = pki.secret_file(tmp, "wrong.secret", "not-the-secret")
 
 
-def user_cert(name, cn):
-    """A user's CSR, and the certificate the server will answer with."""
-    req, key = pki.csr(tmp, name, cn)
+def user_cert(name, cn, subj=None):
+    """A user's CSR, and the certificate the server will answer with.  The
+    subject is the [ca] template's for cn (RFC 4514 CN=cn,O=Test is
+    /O=Test/CN=cn in encoding order), as p10cr forwards the CSR."""
+    req, key = pki.csr(tmp, name, cn, subj or "/O=Test/CN=" + cn)
     ext = os.path.join(tmp, name + ".ext")
     with open(ext, "w") as f:
         f.write("keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
@@ -176,7 +178,9 @@ def oe_json(conf, *args):
 def db(conf, sql, *a):
     c = sqlite3.connect(os.path.join(os.path.dirname(conf), "oe.db"))
     try:
-        return c.execute(sql, a).fetchall()
+        rows = c.execute(sql, a).fetchall()
+        c.commit()
+        return rows
     finally:
         c.close()
 
@@ -201,6 +205,18 @@ def test_p10cr():
           srv.received())
     rc, out, err = oe(conf, "ca", "check", "cmp")
     check(rc == 0 and "verifies" in out, "ca check: a genm answered and verified", out + err)
+    # p10cr passes the CSR on as it is: it may ask only for what the
+    # template gives.
+    other, _ = pki.csr(tmp, "alice-admin", "admin", "/O=Test/CN=admin")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "alice", "--csr", other)
+    check(rc == 1 and "subject must be CN=alice,O=Test" in err,
+          "p10cr: a CSR for another subject is refused before it reaches the CA", err)
+    ext, _ = pki.csr(tmp, "alice-san", "alice", "/O=Test/CN=alice",
+                     "subjectAltName=DNS:www.example.com")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "alice", "--csr", ext)
+    check(rc == 1 and "must not ask for extensions" in err,
+          "p10cr: a CSR asking for extensions is refused", err)
+    check(srv.received().count("P10CR") == 1, "neither reached the server", srv.received())
     srv.stop()
     return conf
 
@@ -286,6 +302,37 @@ def test_polling():
     srv.stop()
 
 
+def test_lost_answer():
+    """An answer lost on the way (here: the saved nonce put back) makes
+    the server end the transaction; the request is submitted anew, not
+    polled in vain forever."""
+    req, cert = user_cert("hank", "hank")
+    srv = Server("lost", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
+                 "-poll_count", "3", "-check_after", "1")
+    conf = write_conf("lost", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "hank", "--csr", req)
+    serial = out["serial"]
+    before = db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?", serial)[0][0]
+    time.sleep(1.1)
+    oe(conf, "ca", "poll")
+    db(conf, "UPDATE tokens SET ca_cookie = ? WHERE serial = ?", before, serial)
+    time.sleep(1.1)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    st = db(conf, "SELECT rollout_state, ca_cookie FROM tokens WHERE serial = ?", serial)
+    check(out and st == [("failed", None)] and "ended the transaction" in out[0]["message"],
+          "the server ends the transaction: failed, to be submitted again", (out, st))
+    got = False
+    for _ in range(8):
+        time.sleep(1.1)
+        oe(conf, "ca", "poll")
+        if db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", serial) == [("enrolled",)]:
+            got = True
+            break
+    check(got, "submitted again in a new transaction, polled to the end: enrolled",
+          srv.received())
+    srv.stop()
+
+
 def test_daemon_restart():
     req, cert = user_cert("erin", "erin")
     srv = Server("restart", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
@@ -365,6 +412,7 @@ def main():
         test_cr()
         test_signature()
         test_polling()
+        test_lost_answer()
         test_daemon_restart()
         test_rejection()
         test_failures()

@@ -21,6 +21,9 @@ choose it here:
   certificate_profile_name "REJECT": 400, as EJBCA refuses a request.
   certificate_profile_name "OFFLINE": 503, as when the CA's crypto token
       is offline.
+  certificate_profile_name "CEAPPROVAL": 400 "Single transaction
+      enrollment request rejected since approvals are enabled ...", as
+      EJBCA CE's pkcs10enroll answers where approvals are required.
   an unknown certificate_authority_name: 404.
 
 Authentication as EJBCA does it: a TLS client certificate (asked for,
@@ -296,6 +299,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error(400, "Subject DN field 'CN' must match the end entity's.")
         if req["certificate_profile_name"] == "OFFLINE":
             return self.error(503, "Device was unavailable.")
+        if req["certificate_profile_name"] == "CEAPPROVAL":
+            return self.error(400, "Single transaction enrollment request rejected since "
+                              "approvals are enabled for this CA (1) or Certificate Profile (2).")
         try:
             x509.load_pem_x509_csr(req["certificate_request"].encode())
         except ValueError:

@@ -261,6 +261,22 @@ def test_approval(peer):
     rc, out, err = oe_json(conf, "ca", "poll")
     check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
           "ca poll: finalize answers 201, enrolled", (rc, out, err))
+    # A 201 lost on the way: EJBCA says "already finalized"; the token is
+    # not denied for it.
+    rc2, out2, err2, _ = request(conf, "carol")
+    rid2 = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?",
+                         out2["serial"])[0][0])["request_id"]
+    peer.control("approve/%s" % rid2)
+    subprocess.run(["curl", "-sS", "--cacert", P.tls_ca.pem, "--cert", P.admin.pem, "--key",
+                    P.admin.key_pem, "-X", "POST", "-H", "Content-Type: application/json",
+                    "-d", '{"response_format":"DER"}', peer.url + "/certificate/%s/finalize"
+                    % rid2], capture_output=True)
+    oe(conf, "ca", "poll")
+    st = db(conf, "SELECT rollout_state, status_message FROM tokens WHERE serial = ?",
+            out2["serial"])
+    check(st and st[0][0] == "pending" and "finalized this request already" in (st[0][1] or ""),
+          "a finalize whose 201 was lost: still pending, with what to do, not denied", st)
+    oe(conf, "ca", "deny", out2["serial"])
     rc, out, err = oe_json(conf, "cert", "fetch", "--user", "carol", serial)
     check(rc == 0 and out and verify(out.get("cert_pem", "")), "cert fetch: the certificate",
           (rc, out, err))
@@ -343,6 +359,15 @@ def test_refusals(peer):
     check(db(conf, "SELECT COUNT(*) FROM tokens") == [(0,)], "no token is left behind")
     rc, out, err = oe(conf, "ca", "check", "ejbca")
     check(rc != 0 and "refused our client certificate" in err, "ca check says so", err)
+
+    conf = write_conf("ceapproval", peer.url, *mtls(), "certificate_profile = CEAPPROVAL")
+    rc, out, err, _ = request(conf, "hank")
+    check(rc != 0 and "approvals are enabled" in err and
+          db(conf, "SELECT COUNT(*) FROM tokens") == [(0,)],
+          "EJBCA CE's 400 for a profile with approvals: a setup error, no token", err)
+    conf = write_conf("plainhttp", peer.url.replace("https://", "http://"), *mtls())
+    rc, out, err = oe(conf, "ca", "check", "ejbca")
+    check(rc == 2 and "https://" in err, "an http:// EJBCA URL is refused at load", err)
 
     conf = write_conf("noca", peer.url, *mtls(), "ca_name = NoSuchCA")
     rc, out, err, _ = request(conf, "ivan")

@@ -106,11 +106,13 @@ def secret_file(d, name, text):
     return p
 
 
-def csr(d, name, cn):
-    """A P-256 key and CSR made with the openssl command."""
+def csr(d, name, cn, subj=None, ext=None):
+    """A P-256 key and CSR made with the openssl command; subj (slash
+    form) overrides /CN=cn, ext adds an extension request."""
     key = os.path.join(d, name + ".key")
     req = os.path.join(d, name + ".csr")
     subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", req,
-                    "-subj", "/CN=" + cn], check=True, capture_output=True)
+                    "-subj", subj or "/CN=" + cn] + (["-addext", ext] if ext else []),
+                   check=True, capture_output=True)
     return req, key
