@@ -415,6 +415,117 @@ insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char 
 	return event_emit(ctx, st, "token_init", &ev);
 }
 
+/*
+ * A request for a remote CA is recorded before the CA is asked, as
+ * `failed` with its request (and a key made here, sealed), claimed by
+ * this process: a certificate the CA issues then never lacks its token,
+ * whatever happens to this process before the answer is written.  If
+ * it dies, the poller submits the request again once the claim lapses.
+ * No event yet: token_init goes with the answer (submitted()).
+ */
+static oe_rc
+record_submitting(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
+		  const char *ca, const char *key_type, const struct outcome *o, EVP_PKEY *key)
+{
+	time_t now = time(NULL);
+	unsigned char *sealed = NULL;
+	size_t sealed_len = 0;
+	char msg[160];
+	oe_rc rc;
+
+	if (key && (rc = p12_seal_key(ctx, key, serial, &sealed, &sealed_len)) != OE_OK)
+		return rc;
+	snprintf(msg, sizeof(msg), "being submitted to [ca %s]", ca);
+	if ((rc = begin_insert(ctx, st, user)) != OE_OK)
+		goto out;
+	{
+		struct store_val arg[] = {
+			SV_T(serial), SV_T(user), SV_T(ca), SV_T(o->subject), SV_T(o->request),
+			SV_I(now + ctx_poll_interval(ctx)), sealed ? SV_B(sealed, sealed_len) : SV_T(NULL),
+			SV_T(key_type), SV_T(msg), SV_I(now + CERT_CLAIM_SECONDS), SV_I(now), SV_I(now),
+		};
+		rc = store_exec(st,
+				"INSERT INTO tokens (serial, type, owner, rollout_state, ca, subject,"
+				" request, next_poll, secret, key_type, status_message, claimed_until,"
+				" created, updated)"
+				" VALUES (?, 'certificate', ?, 'failed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				arg, 12, NULL);
+	}
+	if (rc != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		store_rollback(st);
+		goto out;
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+out:
+	if (sealed)
+		util_free_secret(sealed, sealed_len);
+	return rc;
+}
+
+/* The answer for a recorded request, in the open transaction: the token
+ * as the answer makes it, with its audit row and token_init. */
+static oe_rc
+submitted(oe_ctx *ctx, struct store *st, const char *serial, const char *user, const char *ca,
+	  const struct outcome *o)
+{
+	time_t now = time(NULL);
+	struct store_val arg[] = {
+		SV_T(o->state), SV_T(o->subject), SV_T(o->cert_pem), SV_T(o->cert_serial),
+		SV_I(o->not_after), SV_T(o->request), SV_T(o->cookie), SV_I(o->next_poll),
+		SV_T(o->message), SV_T(o->state), SV_I(now), SV_T(serial),
+	};
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	struct cert_row r = { 0 };
+	int64_t changes = 0;
+	char na[32];
+	oe_rc rc;
+
+	/* The sealed key stays while a certificate is still to come. */
+	rc = store_exec(st,
+			"UPDATE tokens SET rollout_state = ?, subject = ?, cert = ?, cert_serial = ?,"
+			" not_after = ?, request = ?, ca_cookie = ?, next_poll = ?, status_message = ?,"
+			" secret = CASE WHEN ? IN ('pending', 'failed') THEN secret END,"
+			" poll_attempts = 0, claimed_until = 0, updated = ?"
+			" WHERE serial = ? AND rollout_state = 'failed'",
+			arg, 12, &changes);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (changes != 1)
+		return ctx_fail(ctx, OE_EBUSY, "token %s was changed while its CA was asked", serial);
+	if ((rc = audit_add(ctx, st, "cert_request", user, serial,
+			    strcmp(o->state, "denied") == 0 ? "failure" : "success",
+			    o->state)) != OE_OK)
+		return rc;
+	r.serial = (char *)serial;
+	r.user = (char *)user;
+	r.ca = (char *)ca;
+	r.state = (char *)o->state;
+	r.subject = o->subject;
+	r.not_after = o->not_after;
+	fields_of(&r, NULL, &ev, na);
+	return event_emit(ctx, st, "token_init", &ev);
+}
+
+/* A recorded request that never reached its CA (we are not set up for
+ * it): nothing is left behind. */
+static void
+drop_submitting(oe_ctx *ctx, struct store *st, const char *serial)
+{
+	struct store_val arg[] = { SV_T(serial) };
+	char keep[sizeof(ctx->errmsg)];
+
+	snprintf(keep, sizeof(keep), "%s", ctx->errmsg);
+	if (store_begin(st) == OE_OK &&
+	    store_exec(st, "DELETE FROM tokens WHERE serial = ? AND rollout_state = 'failed'", arg, 1,
+		       NULL) == OE_OK)
+		store_commit(st);
+	else
+		store_rollback(st);
+	snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%s", keep);
+}
+
 /* Turn a connector reply into the token's outcome. */
 static oe_rc
 apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
@@ -508,8 +619,12 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	X509_REQ *csr = NULL;
 	EVP_PKEY *key = NULL; /* generated here */
 	X509_NAME *subject = NULL;
+	unsigned char *p12 = NULL;
+	size_t p12_len = 0;
+	char *p12_password = NULL;
 	const char *ca;
 	struct store *st;
+	int remote = 0;
 	oe_rc rc;
 
 	if (out)
@@ -574,19 +689,39 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	creq.subject = subject;
 	creq.key = key;
 	/* A remote CA is asked outside any transaction (it may take
-	 * seconds); the local one inside ours, so one commit records both. */
-	if (conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
+	 * seconds), the request recorded first; the local one inside ours,
+	 * so one commit records both. */
+	remote = !conn->ops->in_process;
+	if (remote) {
+		if ((rc = record_submitting(ctx, st, serial, req->user, ca_cfg, req->key_type, &o,
+					    key)) != OE_OK)
+			goto out;
+	} else if ((rc = begin_insert(ctx, st, req->user)) != OE_OK) {
 		goto out;
+	}
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
-	    (rc = apply_reply(ctx, csr, conn->ops->in_process, &reply, &o)) != OE_OK)
+	    (rc = apply_reply(ctx, csr, conn->ops->in_process, &reply, &o)) != OE_OK) {
+		if (remote)
+			drop_submitting(ctx, st, serial);
 		goto bad_tx;
+	}
 	/* A generated key waits, sealed, for a certificate still to come. */
-	if (key && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
+	if (key && !remote && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
 	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
 		goto bad_tx;
-	if (!conn->ops->in_process && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
+	/* The PKCS#12 is made before anything commits: the key in it is
+	 * kept nowhere else once the token is enrolled. */
+	if (key && reply.cert &&
+	    (rc = p12_build(ctx, key, reply.cert, reply.issuer, req->user, &p12, &p12_len,
+			    &p12_password)) != OE_OK)
+		goto bad_tx;
+	if (remote && (rc = store_begin(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
-	if ((rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o)) != OE_OK)
+	}
+	rc = remote ? submitted(ctx, st, serial, req->user, ca_cfg, &o)
+		    : insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o);
+	if (rc != OE_OK)
 		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
@@ -603,20 +738,26 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	r.message = (char *)o.message;
 	if ((rc = result_from_row(ctx, &r, out)) != OE_OK)
 		goto out;
-	if (strcmp(o.state, "denied") == 0)
+	if (strcmp(o.state, "denied") == 0) {
 		rc = ctx_fail(ctx, OE_EPERM, "[ca %s] refused the request: %s", ca_cfg,
 			      o.message ? o.message : "no reason given");
-	else if (key && reply.cert)
-		rc = p12_build(ctx, key, reply.cert, reply.issuer, req->user, &(*out)->pkcs12,
-			       &(*out)->pkcs12_len, &(*out)->pkcs12_password);
-	if (rc != OE_OK) {
 		oe_cert_free(*out);
 		*out = NULL;
+	} else if (p12) {
+		(*out)->pkcs12 = p12;
+		(*out)->pkcs12_len = p12_len;
+		(*out)->pkcs12_password = p12_password;
+		p12 = NULL;
+		p12_password = NULL;
 	}
 	goto out;
 bad_tx:
 	store_rollback(st);
 out:
+	if (p12)
+		util_free_secret(p12, p12_len);
+	if (p12_password)
+		util_free_secret(p12_password, strlen(p12_password));
 	outcome_clear(&o);
 	ca_reply_clear(&reply);
 	EVP_PKEY_free(key);
@@ -690,7 +831,7 @@ cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert
 		r->not_after = na; /* the event tells when it expires */
 		rc = cert_transition(ctx, st, r, "enrolled",
 				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
-				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
+				" request = NULL, ca_cookie = NULL, status_message = NULL, claimed_until = 0, ",
 				set, 4, action, NULL);
 	}
 out:

@@ -31,6 +31,9 @@ struct cert_row {
 	int found, nomem;
 };
 
+/* How long asking a remote CA about a token may hold it (claimed_until). */
+#define CERT_CLAIM_SECONDS 900
+
 /* Load the certificate token serial (OE_ENOTFOUND when there is none). */
 oe_rc cert_row_load(oe_ctx *ctx, struct store *st, const char *serial, struct cert_row *r);
 void cert_row_clear(struct cert_row *r);

@@ -160,36 +160,34 @@ reschedule(oe_ctx *ctx, struct store *st, const struct cert_row *r, const char *
 	*next = (time_t)arg[0].i;
 	rc = store_exec(st,
 			"UPDATE tokens SET next_poll = ?, poll_attempts = ?, status_message = ?,"
-			" updated = ? WHERE serial = ? AND rollout_state = ?",
+			" claimed_until = 0, updated = ? WHERE serial = ? AND rollout_state = ?",
 			arg, 6, NULL);
 	return rc == OE_OK ? OE_OK : ctx_fail(ctx, rc, "%s", store_errmsg(st));
 }
 
 /*
- * Take r for this poller before asking its CA: a compare-and-set of
- * next_poll from what was read to a little after the CA's timeout, so
- * that no other poller (the daemon's, an admin's `ca poll`) asks about
- * it at the same time (a second submission would issue twice, a second
- * EJBCA finalize would be refused).  A poller that dies holding it lets
- * it go when that time comes.  1 when taken.
+ * Take r for this poller before asking its CA, so that no other poller
+ * (the daemon's, an admin's `ca poll`) asks about it at the same time: a
+ * second submission would issue twice, a second EJBCA finalize would be
+ * refused.  A compare-and-set of claimed_until; what is written after
+ * the answer lets it go, and a poller that dies holding it lets it go
+ * when that time comes.  1 when taken.
  */
-#define CLAIM_SECONDS 900
-
 static int
 claim(oe_ctx *ctx, struct store *st, struct cert_row *r)
 {
-	time_t until = time(NULL) + CLAIM_SECONDS;
-	struct store_val arg[] = { SV_I(until), SV_T(r->serial), SV_T(r->state), SV_I(r->next_poll) };
+	time_t now = time(NULL);
+	struct store_val arg[] = { SV_I(now + CERT_CLAIM_SECONDS), SV_T(r->serial), SV_T(r->state),
+				   SV_I(now) };
 	int64_t changes = 0;
 
 	if (store_exec(st,
-		       "UPDATE tokens SET next_poll = ? WHERE serial = ? AND rollout_state = ?"
-		       " AND next_poll = ?",
+		       "UPDATE tokens SET claimed_until = ? WHERE serial = ? AND rollout_state = ?"
+		       " AND claimed_until <= ?",
 		       arg, 4, &changes) != OE_OK || changes != 1) {
 		ctx_clear_error(ctx);
 		return 0;
 	}
-	r->next_poll = until;
 	return 1;
 }
 
@@ -215,7 +213,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 			struct store_val set[] = { SV_T(reply->cookie), SV_I(*next), SV_T(reply->message) };
 			rc = cert_transition(ctx, st, r, "pending",
 					     "ca_cookie = ?, next_poll = ?, poll_attempts = 0,"
-					     " status_message = ?, ",
+					     " status_message = ?, claimed_until = 0, ",
 					     set, 3, "ca_poll", NULL);
 		} else {
 			/* Still waiting; the connector's state may have moved on
@@ -226,7 +224,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 			};
 			rc = store_exec(st,
 					"UPDATE tokens SET ca_cookie = COALESCE(?, ca_cookie), next_poll = ?,"
-					" poll_attempts = 0, status_message = ?, updated = ?"
+					" poll_attempts = 0, status_message = ?, claimed_until = 0, updated = ?"
 					" WHERE serial = ? AND rollout_state = 'pending' AND ca_cookie = ?",
 					arg, 6, &changes);
 			if (rc != OE_OK)
@@ -250,7 +248,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 			*next = (time_t)set[0].i;
 			rc = cert_transition(ctx, st, r, "failed",
 					     "ca_cookie = NULL, next_poll = ?, poll_attempts = 1,"
-					     " status_message = ?, ",
+					     " status_message = ?, claimed_until = 0, ",
 					     set, 2, "ca_poll", NULL);
 		} else {
 			rc = reschedule(ctx, st, r, reply->message, true, next);
@@ -424,12 +422,14 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 	snprintf(sql, sizeof(sql),
 		 "SELECT serial, ca FROM tokens WHERE type = 'certificate'"
 		 " AND rollout_state IN ('pending', 'failed') AND ca IS NOT NULL"
-		 " AND request IS NOT NULL%s%s ORDER BY next_poll, serial LIMIT %d",
+		 " AND request IS NOT NULL AND claimed_until <= ?%s%s"
+		 " ORDER BY next_poll, serial LIMIT %d",
 		 due_only ? " AND next_poll > 0 AND next_poll <= ?" : "",
 		 ca ? " AND ca = ?" : "", POLL_BATCH);
 	{
-		struct store_val a[2];
+		struct store_val a[3];
 		int n = 0;
+		a[n++] = SV_I(time(NULL));
 		if (due_only)
 			a[n++] = SV_I(time(NULL));
 		if (ca)

@@ -123,12 +123,20 @@ static const char *const migration_5[] = {
 	NULL
 };
 
+/* A poller (or the request itself) asking a remote CA about a token
+ * holds it until then, so that no one else asks at the same time. */
+static const char *const migration_6[] = {
+	"ALTER TABLE tokens ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
 	migration_3,
 	migration_4,
 	migration_5,
+	migration_6,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

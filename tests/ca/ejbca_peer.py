@@ -21,6 +21,7 @@ choose it here:
   certificate_profile_name "REJECT": 400, as EJBCA refuses a request.
   certificate_profile_name "OFFLINE": 503, as when the CA's crypto token
       is offline.
+  certificate_profile_name "SLOW": answered after 5 s, as a busy CA.
   certificate_profile_name "CEAPPROVAL": 400 "Single transaction
       enrollment request rejected since approvals are enabled ...", as
       EJBCA CE's pkcs10enroll answers where approvals are required.
@@ -52,6 +53,7 @@ import socketserver
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 from cryptography import x509
@@ -299,6 +301,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error(400, "Subject DN field 'CN' must match the end entity's.")
         if req["certificate_profile_name"] == "OFFLINE":
             return self.error(503, "Device was unavailable.")
+        if req["certificate_profile_name"] == "SLOW":
+            time.sleep(5)
         if req["certificate_profile_name"] == "CEAPPROVAL":
             return self.error(400, "Single transaction enrollment request rejected since "
                               "approvals are enabled for this CA (1) or Certificate Profile (2).")

@@ -186,7 +186,9 @@ def db(conf, sql, *a):
     path = os.path.join(os.path.dirname(conf), "oe.db")
     c = sqlite3.connect(path)
     try:
-        return c.execute(sql, a).fetchall()
+        rows = c.execute(sql, a).fetchall()
+        c.commit()
+        return rows
     finally:
         c.close()
 
@@ -478,6 +480,28 @@ def test_outage():
     ev = db(conf, "SELECT COUNT(*) FROM outbox WHERE event = 'token_rollout_state' AND "
             "payload LIKE '%\"old_rollout_state\":\"failed\"%'")
     check(ev == [(1,)], "token_rollout_state failed -> enrolled fired once", ev)
+    peer.stop()
+
+    # The request is recorded before the CA is asked: a process killed
+    # while it waits leaves a failed request, submitted again later.
+    peer = Peer("slow", P.server)
+    conf = write_conf("killed", peer.url, *mtls(), "certificate_profile = SLOW")
+    req, _ = pki.csr(os.path.dirname(conf), "quinn", "quinn")
+    p = subprocess.Popen([OE, "-c", conf, "cert", "request", "--user", "quinn", "--csr", req],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = lambda: db(conf, "SELECT serial, rollout_state, request IS NOT NULL, claimed_until > "
+                      "strftime('%s','now') FROM tokens WHERE owner = 'quinn'")
+    seen = wait_for(lambda: len(rows()) == 1, 10)
+    p.kill()
+    p.wait()
+    check(seen and rows()[0][1:] == ("failed", 1, 1),
+          "killed while EJBCA answers: the request is there, failed and claimed", rows())
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(out == [], "a claimed request is not asked about by another process", out)
+    db(conf, "UPDATE tokens SET claimed_until = 0 WHERE owner = 'quinn'")
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rows() and rows()[0][1] == "enrolled", "once the claim lapses it is submitted again",
+          (out, rows()))
     peer.stop()
 
     peer = Peer("offline", P.server)
