@@ -1168,6 +1168,12 @@ out:
 oe_rc
 oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 {
+	return oe_token_revoke_ex(ctx, serial, reason, false);
+}
+
+oe_rc
+oe_token_revoke_ex(oe_ctx *ctx, const char *serial, const char *reason, bool here_only)
+{
 	struct cert_row r;
 	struct ca_conn *conn = NULL;
 	X509 *cert = NULL;
@@ -1207,9 +1213,15 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 	/* An uploaded certificate has no CA of ours to tell.  A remote CA is
 	 * told outside any transaction; an in-process one inside ours, so
 	 * its record and the token's change commit together or not at all. */
-	if (r.ca && (rc = ca_open(ctx, r.ca, &conn)) != OE_OK)
-		goto out;
-	if (conn && conn->ops->revoke && !conn->ops->in_process &&
+	if (r.ca && (rc = ca_open(ctx, r.ca, &conn)) != OE_OK) {
+		if (!here_only)
+			goto out;
+		conn = NULL; /* the [ca] is gone: revoked here all the same */
+	}
+	/* here_only leaves a remote CA alone (it revoked the certificate
+	 * itself, no longer knows it, or is out of reach for good); an
+	 * in-process CA's record is ours and is always written. */
+	if (conn && conn->ops->revoke && !conn->ops->in_process && !here_only &&
 	    (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)
 		goto out;
 	if ((rc = store_begin(st)) != OE_OK) {
@@ -1225,7 +1237,9 @@ oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason)
 		struct store_val set[] = { SV_T(ca_reason_name(code)) };
 		/* A generated key not fetched yet goes with the certificate. */
 		rc = cert_transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
-				set, 1, "token_revoke", "token_revoke");
+				set, 1, here_only && conn && !conn->ops->in_process
+					    ? "token_revoke_here" : "token_revoke",
+				"token_revoke");
 	}
 	if (rc != OE_OK) {
 		store_rollback(st);

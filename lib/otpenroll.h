@@ -252,6 +252,11 @@ oe_rc oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data,
 /* Revoke a token: a certificate at its CA (reason as in RFC 5280, e.g.
  * "keyCompromise"; NULL: unspecified), an OTP token by disabling it. */
 oe_rc oe_token_revoke(oe_ctx *ctx, const char *serial, const char *reason);
+/* The same; here_only: the certificate's remote CA is not told (it
+ * revoked it already, no longer knows it, or is gone), the token is
+ * revoked here only, audited as such. */
+oe_rc oe_token_revoke_ex(oe_ctx *ctx, const char *serial, const char *reason,
+			 bool here_only);
 
 /* ---- certificate authorities ------------------------------------------- */
 

@@ -34,7 +34,7 @@ const struct command token_commands[] = {
 	{ "token", "disable", disable, "token disable SERIAL", "disable a token" },
 	{ "token", "delete", delete, "token delete SERIAL", "delete a token" },
 	{ "token", "unlock", unlock, "token unlock SERIAL", "clear a token's failures and lock" },
-	{ "token", "revoke", revoke, "token revoke SERIAL [--reason R]",
+	{ "token", "revoke", revoke, "token revoke SERIAL [--reason R] [--local]",
 	  "revoke a certificate at its CA, or an OTP token for good" },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
@@ -400,28 +400,35 @@ revoke(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "reason", required_argument, NULL, 'r' },
+		{ "local", no_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct command *me = self("revoke");
 	const char *reason = NULL;
+	bool local = false;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int c, ret;
 
 	if (cli_wants_help(argc, argv))
 		return cli_help(me, "  --reason R   RFC 5280 reason: unspecified (default), keyCompromise,\n"
-				    "               affiliationChanged, superseded, cessationOfOperation, ...\n");
+				    "               affiliationChanged, superseded, cessationOfOperation, ...\n"
+				    "  --local      do not tell a remote CA (it revoked the certificate\n"
+				    "               itself, no longer knows it, or is gone): revoke here only\n");
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'r')
+		if (c == 'r')
+			reason = optarg;
+		else if (c == 'l')
+			local = true;
+		else
 			return cli_usage(cli, me, "bad option");
-		reason = optarg;
 	}
 	if (optind + 1 != argc)
 		return cli_usage(cli, me, "one SERIAL expected");
 	if ((ctx = cli_ctx(cli, &ret)) == NULL)
 		return ret;
-	if ((rc = oe_token_revoke(ctx, argv[optind], reason)) != OE_OK)
+	if ((rc = oe_token_revoke_ex(ctx, argv[optind], reason, local)) != OE_OK)
 		return rc == OE_EINVAL ? (cli_fail(cli, rc), EXIT_USAGE) : cli_fail(cli, rc);
 	if (cli->json)
 		cli_print_json(json_pack("{s:s, s:s}", "serial", argv[optind], "rollout_state",

@@ -188,6 +188,9 @@ static char *
 form_escape(CURL *c, const char *s)
 {
 	char *t = curl_easy_escape(c, s, 0), *r = t ? strdup(t) : NULL;
+
+	if (t)
+		OPENSSL_cleanse(t, strlen(t)); /* it may be the client secret */
 	curl_free(t);
 	return r;
 }

@@ -114,7 +114,9 @@ host_read_file(const struct ca_conn *conn, const char *key, size_t max, int secr
 	host_where(conn, key, where, sizeof(where));
 	if (path == NULL)
 		return ctx_fail(ctx, OE_ECONFIG, "%s: not set", where);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0)
+	/* A secret is not read through a link someone else may point
+	 * elsewhere; trust bundles often are links (the distribution's). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (secret ? O_NOFOLLOW : 0))) < 0)
 		return ctx_fail(ctx, OE_ECONFIG, "%s: %s: %s", where, path, strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		rc = ctx_fail(ctx, OE_ECONFIG, "%s: %s is not a regular file", where, path);

@@ -556,6 +556,21 @@ def test_revoke_and_sync(peer):
     check(db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", out["serial"]) ==
           [("enrolled",)], "and changes nothing about it")
     short.stop()
+    # EJBCA out of reach: not revoked, unless --local says so.
+    gone = Peer("gone", P.server)
+    conf = write_conf("gone", gone.url, *mtls())
+    rc, out, err, _ = request(conf, "olga")
+    s4 = out["serial"]
+    gone.stop()
+    rc, out2, err = oe(conf, "token", "revoke", s4)
+    check(rc != 0 and db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s4)
+          == [("enrolled",)], "EJBCA unreachable: token revoke fails and changes nothing", err)
+    rc, out2, err = oe(conf, "token", "revoke", s4, "--local")
+    check(rc == 0 and db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s4)
+          == [("revoked",)] and db(conf, "SELECT COUNT(*) FROM audit WHERE action = "
+                                   "'token_revoke_here' AND serial = ?", s4) == [(1,)],
+          "token revoke --local: revoked here, audited as such", err)
+
 
 
 def main():

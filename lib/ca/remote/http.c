@@ -128,7 +128,8 @@ http_tls_load(const struct ca_host *host, const struct ca_conn *conn, struct htt
 		}
 		if (strncmp(hex, "0x", 2) == 0 || strncmp(hex, "0X", 2) == 0)
 			hex += 2;
-		if (strspn(hex, "0123456789abcdefABCDEF:") != strlen(hex) || *hex == '\0') {
+		if (strspn(hex, "0123456789abcdefABCDEF:") != strlen(hex) || *hex == '\0' ||
+		    strlen(hex) > 120) {
 			rc = host->fail(conn->ctx, OE_ECONFIG, "%s: \"%s\" is not a hex serial number",
 					where, v);
 			goto bad;
@@ -438,6 +439,12 @@ http_request(struct http *h, const char *method, const char *url, const char *co
 			res = HTTP_BAD;
 		} else {
 			res = classify(rc);
+			/* A connection cut during the handshake is the network's,
+			 * not our TLS policy's. */
+			if (res == HTTP_TLS && !h->refusal[0] &&
+			    (strstr(errbuf, "reset by peer") || strstr(errbuf, "SSL_ERROR_SYSCALL") ||
+			     strstr(errbuf, "unexpected eof")))
+				res = HTTP_UNREACHABLE;
 			if (h->refusal[0])
 				snprintf(err, errlen, "%s: TLS: %s", url, h->refusal);
 			else
@@ -458,6 +465,9 @@ http_request(struct http *h, const char *method, const char *url, const char *co
 out:
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, NULL);
+	/* The headers may hold an Authorization line. */
+	for (l = list; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
 	curl_slist_free_all(list);
 	if (!h->reuse) {
 		curl_easy_cleanup(h->curl);
