@@ -5,9 +5,8 @@
  * enrolment, depending on version) protect the certificate with RC2 or
  * the key with 3DES/RC2 under SHA-1 PBE: OpenSSL 3 has those in its
  * legacy provider only.  The file is first read with what is loaded; if
- * that fails for want of an algorithm, the legacy provider is loaded
- * (with the default one, which loading another provider would otherwise
- * switch off) and the file read again.
+ * that fails, it is read again in a library context of its own that has
+ * the legacy provider (parse_legacy), and the result carried over.
  */
 #include "config.h"
 
@@ -64,19 +63,94 @@ read_password(const struct ca_host *host, const struct ca_conn *conn, const char
 	return OE_OK;
 }
 
-/* Loaded once and kept for the life of the process. */
-static OSSL_PROVIDER *default_provider, *legacy_provider;
-
-static int
-legacy_loaded(void)
+/* A certificate or key decoded again in the default library context,
+ * so that it outlives the one it was read in. */
+static X509 *
+cert_to_default(X509 *x)
 {
-	static int tried;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int n = i2d_X509(x, &der);
+	X509 *y = NULL;
 
-	if (tried)
-		return 0;
-	tried = 1;
-	return (default_provider = OSSL_PROVIDER_load(NULL, "default")) != NULL &&
-	       (legacy_provider = OSSL_PROVIDER_load(NULL, "legacy")) != NULL;
+	if (n > 0) {
+		p = der;
+		y = d2i_X509(NULL, &p, n);
+	}
+	OPENSSL_free(der);
+	return y;
+}
+
+static EVP_PKEY *
+key_to_default(EVP_PKEY *k)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int n = i2d_PrivateKey(k, &der);
+	EVP_PKEY *y = NULL;
+
+	if (n > 0) {
+		p = der;
+		y = d2i_AutoPrivateKey(NULL, &p, n);
+		OPENSSL_cleanse(der, (size_t)n);
+	}
+	OPENSSL_free(der);
+	return y;
+}
+
+/*
+ * PKCS12_parse in a library context of its own with the legacy provider
+ * next to the default one; what it gives is carried over to the default
+ * context and the legacy provider is gone again: nothing else in the
+ * process sees RC2 or 3DES-SHA1 PBE.  1 on success.
+ */
+static int
+parse_legacy(PKCS12 *p12, const char *pass, EVP_PKEY **key, X509 **cert, STACK_OF(X509) **ca)
+{
+	OSSL_LIB_CTX *lc = OSSL_LIB_CTX_new(), *prev;
+	OSSL_PROVIDER *def = NULL, *leg = NULL;
+	EVP_PKEY *k = NULL;
+	X509 *c = NULL;
+	STACK_OF(X509) *chain = NULL;
+	int ok = 0;
+
+	if (lc == NULL || (def = OSSL_PROVIDER_load(lc, "default")) == NULL ||
+	    (leg = OSSL_PROVIDER_load(lc, "legacy")) == NULL)
+		goto out;
+	prev = OSSL_LIB_CTX_set0_default(lc);
+	ok = PKCS12_parse(p12, pass, &k, &c, &chain) == 1;
+	OSSL_LIB_CTX_set0_default(prev);
+	if (!ok)
+		goto out;
+	ok = 0;
+	if ((k && (*key = key_to_default(k)) == NULL) || (c && (*cert = cert_to_default(c)) == NULL))
+		goto out;
+	if ((*ca = sk_X509_new_null()) == NULL)
+		goto out;
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = cert_to_default(sk_X509_value(chain, i));
+		if (x == NULL || !sk_X509_push(*ca, x)) {
+			X509_free(x);
+			goto out;
+		}
+	}
+	ok = 1;
+out:
+	EVP_PKEY_free(k);
+	X509_free(c);
+	sk_X509_pop_free(chain, X509_free);
+	OSSL_PROVIDER_unload(leg);
+	OSSL_PROVIDER_unload(def);
+	OSSL_LIB_CTX_free(lc);
+	if (!ok) {
+		EVP_PKEY_free(*key);
+		X509_free(*cert);
+		sk_X509_pop_free(*ca, X509_free);
+		*key = NULL;
+		*cert = NULL;
+		*ca = NULL;
+	}
+	return ok;
 }
 
 oe_rc
@@ -119,7 +193,7 @@ cred_load_pkcs12(const struct ca_host *host, const struct ca_conn *conn, const c
 	}
 	if (PKCS12_parse(p12, pass, key, cert, chain) != 1) {
 		ERR_clear_error();
-		if (!legacy_loaded() || PKCS12_parse(p12, pass, key, cert, chain) != 1) {
+		if (!parse_legacy(p12, pass, key, cert, chain)) {
 			unsigned long e = ERR_peek_last_error();
 			char msg[256];
 			ERR_error_string_n(e, msg, sizeof(msg));
