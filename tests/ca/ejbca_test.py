@@ -447,6 +447,14 @@ def test_tls(peer):
     conf = write_conf("tls12ok", old.url, *mtls(), "tls_ciphers = ECDHE-ECDSA-AES256-GCM-SHA384")
     rc, out, err, _ = request(conf, "leo")
     check(rc == 0, "TLS 1.2 with a tls_ciphers list the server shares: accepted", err)
+    conf = write_conf("tls13suites", peer.url, *mtls(), "tls_min_version = 1.3",
+                      "tls13_ciphers = TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384")
+    rc, out, err, _ = request(conf, "leo")
+    check(rc == 0, "TLS 1.3 with a tls13_ciphers list: accepted", err)
+    conf = write_conf("bad13", peer.url, *mtls(), "tls13_ciphers = TLS_NO_SUCH_SUITE")
+    rc, out, err, _ = request(conf, "leo")
+    check(rc == 2 and "tls13_ciphers" in err, "an unusable tls13_ciphers is a configuration error",
+          (rc, err))
     conf = write_conf("badciphers", old.url, *mtls(), "tls_ciphers = NO-SUCH-CIPHER")
     rc, out, err, _ = request(conf, "leo")
     check(rc == 2 and "tls_ciphers" in err, "an unusable tls_ciphers is a configuration error",

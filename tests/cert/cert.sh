@@ -343,6 +343,19 @@ openssl crl -in "$tmp/crl2.pem" -CAfile "$tmp/ca-rsa/ca.pem" -noout 2>&1 | grep 
 expect 0 "ca crl of the first CA again" oe ca crl local --out "$tmp/crl3.pem"
 [ "$(openssl crl -in "$tmp/crl3.pem" -noout -text | grep -c 'Serial Number:')" -eq 1 ] \
 	&& ok "the first CA's CRL still lists its one revocation" || bad "first CRL entries"
+# ca sync for the local CA: what its own records say.  A record revoked
+# behind the token's back (restored from a backup, say) is revoked here.
+charlie=$(oe --json cert request --user charlie --csr "$tmp/alice.csr" | json 'd["serial"]')
+ccert=$(oe --json token show "$charlie" | json 'd["cert_serial"]')
+expect 0 "ca sync local, nothing to do" oe --json ca sync local
+python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit(not all(e['outcome'] == 'valid' for e in d) or not d)" \
+	&& ok "every certificate valid" || bad "sync outcomes"
+sqlite3 "$tmp/oe.db" "UPDATE local_ca_certs SET revoked = 1700000000, reason = 3 WHERE serial = '$ccert'"
+expect 0 "ca sync local after the CA's record changed" oe --json ca sync local
+[ "$(oe --json token show "$charlie" | json 'd["rollout_state"]')" = revoked ] \
+	&& ok "the token follows its CA's record: revoked" || bad "sync did not revoke"
+sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_revoke'" | grep -q "$charlie" \
+	&& ok "with its token_revoke event" || bad "no token_revoke from sync"
 # A deleted certificate token's event carries its CA and subject.
 expect 0 "delete a denied certificate token" oe token delete "$m2"
 sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_delete'" | grep "$m2" \
