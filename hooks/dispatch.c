@@ -103,13 +103,10 @@ in_words(const char *list, const char *name)
 	return false;
 }
 
-static time_t
-backoff(struct hooks *h, int attempts)
+time_t
+dispatch_backoff(unsigned lo, unsigned hi, int attempts, uint32_t rnd)
 {
-	unsigned lo = config_uint(h, "retry_min", DEFAULT_RETRY_MIN);
-	unsigned hi = config_uint(h, "retry_max", DEFAULT_RETRY_MAX);
 	uint64_t delay = lo;
-	uint32_t rnd = 0;
 
 	for (int i = 0; i < attempts && delay < hi; i++)
 		delay *= 2;
@@ -117,28 +114,45 @@ backoff(struct hooks *h, int attempts)
 		delay = hi;
 	/* Jitter: somewhere in the upper half, so retries of many entries
 	 * (after an outage) do not all come back at the same second. */
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint32_t)time(NULL);
 	delay = delay - delay / 2 + (delay / 2 ? rnd % (delay / 2 + 1) : 0);
 	return (time_t)(delay ? delay : 1);
 }
 
+static time_t
+backoff(struct hooks *h, int attempts)
+{
+	uint32_t rnd = 0;
+
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)time(NULL);
+	return dispatch_backoff(config_uint(h, "retry_min", DEFAULT_RETRY_MIN),
+				config_uint(h, "retry_max", DEFAULT_RETRY_MAX), attempts, rnd);
+}
+
+/*
+ * A claim id names its holder, HOST:PID:RANDOM, so that otpenrolld can
+ * let go of what a dispatcher of its own held when it died
+ * (oe_outbox_release) instead of waiting for the lease to run out.
+ */
 static void
 new_lease(struct hooks *h)
 {
 	unsigned char rnd[16];
 	static const char hex[] = "0123456789abcdef";
+	char host[64] = "", tail[33];
 
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		snprintf(h->lease, sizeof(h->lease), "%016llx%08x",
-			 (unsigned long long)time(NULL), (unsigned)getpid());
-		return;
+		snprintf(tail, sizeof(tail), "%016llx", (unsigned long long)time(NULL));
+	} else {
+		for (size_t i = 0; i < sizeof(rnd); i++) {
+			tail[2 * i] = hex[rnd[i] >> 4];
+			tail[2 * i + 1] = hex[rnd[i] & 15];
+		}
+		tail[32] = '\0';
 	}
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		h->lease[2 * i] = hex[rnd[i] >> 4];
-		h->lease[2 * i + 1] = hex[rnd[i] & 15];
-	}
-	h->lease[32] = '\0';
+	snprintf(h->lease, sizeof(h->lease), "%.63s:%ld:%s", host, (long)getpid(), tail);
 }
 
 /* Make the jobs of every entry: one per matching rule still owed. */

@@ -88,7 +88,7 @@ struct hooks {
 	size_t nhandlers;
 	const char *handler_dir;
 	void (*log)(int priority, const char *line); /* NULL: stderr */
-	char lease[33];           /* this dispatcher's claim id */
+	char lease[128];          /* this dispatcher's claim id: HOST:PID:RANDOM */
 	oe_hook_host host;
 };
 
@@ -147,5 +147,10 @@ int tmpl_check(const char *tmpl, char *err, size_t errlen);
 /* Render with values from the snapshot; NULL when out of memory. */
 char *tmpl_render(struct hooks *h, struct snapshot *s, const char *tmpl,
 		  enum oe_hook_render how);
+
+/* The delay before attempt attempts + 1 of an outbox entry: retry_min
+ * doubled per attempt up to retry_max, drawn from the upper half of that
+ * with rnd (dispatch.c). */
+time_t dispatch_backoff(unsigned lo, unsigned hi, int attempts, uint32_t rnd);
 
 #endif

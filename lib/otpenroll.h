@@ -360,6 +360,10 @@ oe_rc oe_outbox_retry(oe_ctx *ctx, int64_t id);
  * delivered again (at least once, the same delivery id every time).
  * fn sees each claimed entry after the claim has committed.
  */
+/* Let go of every claim whose id starts with owner (a dispatcher that
+ * died: its entries are due again at once). */
+oe_rc oe_outbox_release(oe_ctx *ctx, const char *owner);
+
 oe_rc oe_outbox_claim(oe_ctx *ctx, const char *lease, unsigned max,
 		      unsigned lease_seconds, oe_outbox_fn fn, void *arg);
 

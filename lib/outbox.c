@@ -230,3 +230,31 @@ oe_outbox_next_due(oe_ctx *ctx, time_t *when)
 	*when = (time_t)t;
 	return OE_OK;
 }
+
+oe_rc
+oe_outbox_release(oe_ctx *ctx, const char *owner)
+{
+	struct store *st;
+	oe_rc rc;
+
+	if (ctx == NULL || owner == NULL || *owner == '\0')
+		return OE_EINVAL;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	{
+		/* A prefix compared as text: no LIKE, whose wildcards a host
+		 * name may hold. */
+		struct store_val arg[] = { SV_I((int64_t)strlen(owner)), SV_T(owner) };
+		if ((rc = store_begin(st)) != OE_OK ||
+		    (rc = store_exec(st,
+				     "UPDATE outbox SET lease_owner = NULL, lease_until = 0"
+				     " WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, ?) = ?",
+				     arg, 2, NULL)) != OE_OK ||
+		    (rc = store_commit(st)) != OE_OK) {
+			ctx_fail(ctx, rc, "%s", store_errmsg(st));
+			store_rollback(st);
+		}
+	}
+	return rc;
+}

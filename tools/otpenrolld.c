@@ -211,6 +211,21 @@ listen_on(const char *path)
 	return fd;
 }
 
+/* What a dispatcher that died held is due again at once: its lease
+ * names it (HOST:PID:...). */
+static void
+release_claims(struct listener *l, pid_t pid)
+{
+	char host[64] = "", owner[96];
+
+	if (pid <= 0 || gethostname(host, sizeof(host) - 1) != 0)
+		return;
+	snprintf(owner, sizeof(owner), "%.63s:%ld:", host, (long)pid);
+	if (oe_outbox_release(l->ctx, owner) != OE_OK)
+		daemon_log(LOG_WARNING, "the dead dispatcher's events wait for its lease: %s",
+			   oe_ctx_errmsg(l->ctx));
+}
+
 static bool
 workers_alive(void)
 {
@@ -383,6 +398,8 @@ serve(struct listener *l)
 			if (workers[i].died && !stopping && now_ms() - workers[i].started >= 1000) {
 				daemon_log(LOG_WARNING, "the %s stopped; starting it again",
 					   workers[i].name);
+				if (workers[i].start == dispatcher_start)
+					release_claims(l, workers[i].pid);
 				start_worker(&workers[i], l->dc);
 			}
 		now = now_ms();

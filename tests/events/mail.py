@@ -901,6 +901,60 @@ def test_kill():
     fast.stop()
 
 
+def children(pid):
+    """The process ids whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def test_daemon_kill():
+    """otpenrolld's own dispatcher killed mid-delivery: the daemon starts
+    it again, and the mail comes once more with the same Message-ID."""
+    slow = Smtp("dkill", "--slow-data", "60")
+    sock = os.path.join(tmp, "dkill.sock")
+    env = Env("dkill", smtp_section("default", slow.port, "").replace("timeout = 5",
+                                                                       "timeout = 120")
+              + "[daemon]\nsocket = %s\n" % sock,
+              # A lease longer than the test waits: the daemon lets go of
+              # the dead dispatcher's claims itself.
+              events="max_attempts = 3\nretry_min = 1\nretry_max = 1\nlease_seconds = 300\n")
+    env.rule("m", mail_rule("m", option__to="email:ops@example.com", option__subject="s",
+                            option__body="b"))
+    daemon = subprocess.Popen([os.path.join(BUILD, "tools", "otpenrolld"), "-c", env.conf],
+                              stdout=subprocess.DEVNULL,
+                              stderr=open(os.path.join(tmp, "dkill.err"), "w"))
+    servers.append(daemon)
+    check(wait_for(lambda: os.path.exists(sock), 20), "otpenrolld listens")
+    env.oe("token", "add-otp", "--user", "lou", "--type", "totp")
+    saw = wait_for(lambda: slow.events("data"), 20)
+    check(saw, "the daemon's dispatcher sent the data to the slow server")
+    first = slow.events("data")[0]["message_id"] if saw else None
+    workers = children(daemon.pid)
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    slow.stop()
+    fast = Smtp("dkill", port=slow.port)
+    ok = wait_for(lambda: env.outbox() and env.outbox()[0]["state"] == "delivered", 30, 0.5)
+    check(workers and ok, "the daemon restarted its dispatcher and released what the dead one "
+          "held: delivered at once, not after the 300 s lease",
+          (workers, env.outbox()))
+    msgs = fast.events("message")
+    check(len(msgs) == 1 and msgs[0]["message_id"] == first,
+          "once, with the Message-ID of the killed attempt", (first, msgs))
+    daemon.terminate()
+    daemon.wait(30)
+    fast.stop()
+
+
 def main():
     for f in (OE, SERVER):
         if not os.path.exists(f):
@@ -914,7 +968,7 @@ def main():
               "ALL_PROXY"):
         os.environ.pop(v, None)
     tests = [test_check, test_story, test_daemon_story, test_content, test_injection, test_tls, test_answers,
-             test_outage, test_dead, test_kill]
+             test_outage, test_dead, test_kill, test_daemon_kill]
     try:
         for t in tests:
             print("# " + t.__doc__.split("\n")[0], flush=True)

@@ -153,10 +153,40 @@ test_snapshot_rejects_non_objects(void **state)
 	assert_int_equal(snap_parse(&s, "{\"a\":1,\"a\":2}"), -1);
 }
 
+/* Outbox backoff: doubling from retry_min to retry_max, in the upper
+ * half of that, spread by the random draw. */
+static void
+test_backoff(void **state)
+{
+	(void)state;
+	for (int a = 0; a < 12; a++) {
+		uint64_t full = 30;
+		time_t lo = 0, hi = 0;
+		for (int i = 0; i < a && full < 3600; i++)
+			full *= 2;
+		if (full > 3600)
+			full = 3600;
+		for (uint32_t r = 0; r < 5000; r += 7) {
+			time_t d = dispatch_backoff(30, 3600, a, r * 2654435761u);
+			assert_true(d >= (time_t)(full - full / 2) && d <= (time_t)full);
+			if (lo == 0 || d < lo)
+				lo = d;
+			if (d > hi)
+				hi = d;
+		}
+		/* Spread over most of the half, not one value. */
+		assert_true(hi - lo >= (time_t)(full / 2) * 9 / 10);
+	}
+	assert_int_equal(dispatch_backoff(30, 3600, 40, 0), 1800);
+	assert_int_equal(dispatch_backoff(1, 1, 0, 12345), 1);
+	assert_int_equal(dispatch_backoff(0, 0, 0, 0), 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_tags_filled),
 		cmocka_unit_test(test_values_are_data),
 		cmocka_unit_test(test_header_flavour_drops_template_newlines),
