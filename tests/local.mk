@@ -5,6 +5,18 @@ AM_TESTS_ENVIRONMENT = \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
 	top_builddir='$(abs_top_builddir)'; export top_builddir;
 
+EXTRA_DIST += tests/missing.sh
+# What configure could not find shows as SKIP (tests/missing.sh).
+tests/unit/cmocka-missing.sh: $(srcdir)/tests/missing.sh
+	@mkdir -p tests/unit
+	sed 's|$${OE_MISSING:-a test dependency}|libcmocka-dev (the unit tests)|' $(srcdir)/tests/missing.sh >$@
+	chmod +x $@
+tests/pam/pamtest-missing.sh: $(srcdir)/tests/missing.sh
+	@mkdir -p tests/pam
+	sed 's|$${OE_MISSING:-a test dependency}|libpamtest0-dev (the PAM tests)|' $(srcdir)/tests/missing.sh >$@
+	chmod +x $@
+CLEANFILES += tests/unit/cmocka-missing.sh tests/pam/pamtest-missing.sh
+
 include tests/unit/local.mk
 include tests/pam/local.mk
 include tests/cli/local.mk

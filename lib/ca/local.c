@@ -623,6 +623,8 @@ static oe_rc
 local_poll(struct ca_conn *conn, const char *cookie, const struct ca_request *req,
 	   struct ca_reply *reply)
 {
+	(void)conn;
+	(void)req;
 	memset(reply, 0, sizeof(*reply));
 	reply->result = CA_PENDING;
 	reply->cookie = strdup(cookie);

@@ -1,4 +1,7 @@
 # pam_otpenroll through the real PAM library (pam_wrapper + libpamtest).
+if !HAVE_PAMTEST
+TESTS += tests/pam/pamtest-missing.sh
+endif
 if HAVE_PAMTEST
 check_PROGRAMS += tests/pam/test_pam tests/pam/test_race
 TESTS += tests/pam/test_pam tests/pam/test_race

@@ -1,5 +1,8 @@
 # cmocka unit tests; they link the convenience library, so internal
 # functions are reachable and the shipped code is what is tested.
+if !HAVE_CMOCKA
+TESTS += tests/unit/cmocka-missing.sh
+endif
 if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
 	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import \
