@@ -136,6 +136,26 @@ key_file(const oe_ctx *ctx)
 	return cfg_str(ctx->cfg, "store", "key_file", DEFAULT_KEY_FILE);
 }
 
+/* Say where the key file's name came from, after a message about it:
+ * an admin looking at "key_file ...: No such file" wants to know which
+ * line to fix, or that it is the default. */
+static void
+key_file_where(oe_ctx *ctx)
+{
+	const struct cfg_section *sec = cfg_section(ctx->cfg, "store");
+	size_t len = strlen(ctx->errmsg);
+
+	for (size_t i = 0; sec && i < sec->nkv; i++)
+		if (strcmp(sec->kv[i].key, "key_file") == 0) {
+			snprintf(ctx->errmsg + len, sizeof(ctx->errmsg) - len,
+				 " (key_file is set in %s line %d)", ctx->cfg->path,
+				 sec->kv[i].line);
+			return;
+		}
+	snprintf(ctx->errmsg + len, sizeof(ctx->errmsg) - len,
+		 " (the default; set key_file in [store] of %s to change it)", ctx->cfg->path);
+}
+
 /* Compare the key with the check value the store was bound to. */
 static oe_rc
 check_key(oe_ctx *ctx, struct store *st, const unsigned char key[OE_KEY_LEN],
@@ -211,8 +231,10 @@ oe_ctx_open_store(oe_ctx *ctx)
 	ctx_clear_error(ctx);
 	if ((rc = open_store(ctx, 0)) != OE_OK)
 		return rc;
-	if (keyfile_read(key_file(ctx), ctx->key, ctx->errmsg, sizeof(ctx->errmsg)) != 0)
+	if (keyfile_read(key_file(ctx), ctx->key, ctx->errmsg, sizeof(ctx->errmsg)) != 0) {
+		key_file_where(ctx);
 		return OE_EKEY;
+	}
 	if ((rc = check_key(ctx, ctx->store, ctx->key, false)) != OE_OK) {
 		OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
 		return rc;
@@ -277,6 +299,7 @@ oe_init(oe_ctx *ctx, bool *created_key)
 		if (created_key)
 			*created_key = true;
 	} else if (keyfile_read(kf, ctx->key, ctx->errmsg, sizeof(ctx->errmsg)) != 0) {
+		key_file_where(ctx);
 		free(bound);
 		return OE_EKEY;
 	}

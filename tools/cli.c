@@ -291,8 +291,11 @@ cli_print_cert(const oe_cert *c)
 		printf("message:       %s\n", c->message);
 }
 
-unsigned char *
-cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len)
+/* private: the file holds a secret, so refuse it unless only its owner
+ * (the caller or root) can read it, checked on the open file so that
+ * it cannot be swapped between the check and the read. */
+static unsigned char *
+read_file(struct cli *cli, const char *path, size_t max, int private, size_t *len)
 {
 	unsigned char *buf = NULL;
 	struct stat st;
@@ -300,12 +303,27 @@ cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len)
 	int fd;
 
 	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_error(cli, EXIT_REFUSED, "%s: %s", path, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+		       (private ? O_NOFOLLOW : 0))) < 0) {
+		if (private && errno == ELOOP)
+			cli_error(cli, EXIT_REFUSED, "%s is a symbolic link; name the file itself",
+				  path);
+		else
+			cli_error(cli, EXIT_REFUSED, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
 		cli_error(cli, EXIT_REFUSED, "%s: not a regular file of at most %zu bytes", path, max);
+		goto out;
+	}
+	if (private && st.st_uid != getuid() && st.st_uid != 0) {
+		cli_error(cli, EXIT_REFUSED, "%s is owned by uid %u, not by you or root", path,
+			  (unsigned)st.st_uid);
+		goto out;
+	}
+	if (private && (st.st_mode & 077)) {
+		cli_error(cli, EXIT_REFUSED, "%s is readable by group or others; chmod 600 it",
+			  path);
 		goto out;
 	}
 	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
@@ -316,6 +334,7 @@ cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len)
 			continue;
 		if (n <= 0) {
 			cli_error(cli, EXIT_REFUSED, "%s: read error", path);
+			explicit_bzero(buf, off);
 			free(buf);
 			buf = NULL;
 			goto out;
@@ -327,6 +346,18 @@ cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len)
 out:
 	close(fd);
 	return buf;
+}
+
+unsigned char *
+cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len)
+{
+	return read_file(cli, path, max, 0, len);
+}
+
+unsigned char *
+cli_read_secret_file(struct cli *cli, const char *path, size_t max, size_t *len)
+{
+	return read_file(cli, path, max, 1, len);
 }
 
 int

@@ -75,6 +75,10 @@ void cli_print_cert(const oe_cert *c);
 
 /* Read a whole file (at most max bytes); NULL with a message printed. */
 unsigned char *cli_read_file(struct cli *cli, const char *path, size_t max, size_t *len);
+/* The same for a file holding a secret: refused if it is a symbolic link,
+ * owned by someone else, or readable by group or others. */
+unsigned char *cli_read_secret_file(struct cli *cli, const char *path, size_t max,
+				    size_t *len);
 /* Write data to path with mode (O_EXCL unless overwrite); 0 on success. */
 int cli_write_file(struct cli *cli, const char *path, const void *data, size_t len,
 		   int mode);

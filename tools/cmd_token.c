@@ -4,7 +4,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -52,16 +51,11 @@ self(const char *name)
 static unsigned char *
 secret_from_file(struct cli *cli, const char *path, size_t *len)
 {
-	struct stat st;
 	unsigned char *text, *bin = NULL;
 	size_t n, i;
 
 	*len = 0;
-	if (stat(path, &st) == 0 && (st.st_mode & 077)) {
-		cli_error(cli, EXIT_REFUSED, "%s is readable by group or others; chmod 600 it", path);
-		return NULL;
-	}
-	if ((text = cli_read_file(cli, path, SECRET_FILE_MAX, &n)) == NULL)
+	if ((text = cli_read_secret_file(cli, path, SECRET_FILE_MAX, &n)) == NULL)
 		return NULL;
 	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
 		text[--n] = '\0';

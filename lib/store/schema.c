@@ -130,6 +130,36 @@ static const char *const migration_6[] = {
 	NULL
 };
 
+/* The local CA's record of a certificate names the token it was issued
+ * for; deleting the token keeps the record (a revoked certificate stays
+ * on the CRL) but forgets the name, so a later token with the same
+ * serial is not taken for it.  Deferred, because issuing records the
+ * certificate before the token row in the same transaction.  SQLite
+ * cannot add a constraint to a table, so the table is rebuilt; names of
+ * tokens deleted before this version are forgotten on the way. */
+static const char *const migration_7[] = {
+	"CREATE TABLE local_ca_certs_new ("
+	" ca TEXT NOT NULL,"
+	" serial TEXT NOT NULL,"
+	" token TEXT REFERENCES tokens (serial) ON DELETE SET NULL"
+	" DEFERRABLE INITIALLY DEFERRED,"
+	" subject TEXT NOT NULL,"
+	" issued BIGINT NOT NULL,"
+	" not_after BIGINT NOT NULL,"
+	" revoked BIGINT NOT NULL DEFAULT 0,"
+	" reason INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (ca, serial))",
+	"INSERT INTO local_ca_certs_new"
+	" (ca, serial, token, subject, issued, not_after, revoked, reason)"
+	" SELECT ca, serial,"
+	" CASE WHEN token IN (SELECT serial FROM tokens) THEN token END,"
+	" subject, issued, not_after, revoked, reason FROM local_ca_certs",
+	"DROP TABLE local_ca_certs",
+	"ALTER TABLE local_ca_certs_new RENAME TO local_ca_certs",
+	"CREATE INDEX local_ca_certs_token ON local_ca_certs (token)",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
@@ -137,6 +167,7 @@ static const char *const *const migrations[] = {
 	migration_4,
 	migration_5,
 	migration_6,
+	migration_7,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

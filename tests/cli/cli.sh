@@ -44,6 +44,12 @@ bob=$(json 'd["serial"]' <"$tmp/out")
 grep -q 'secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ' "$tmp/out" && ok "secret from the file" || bad "secret file"
 chmod 644 "$tmp/k.hex"
 expect 1 "a world-readable secret file is refused" oe token add-otp --user bob --type hotp --secret-file "$tmp/k.hex"
+grep -q "chmod 600" "$tmp/err" && ok "the refusal says what to do" || bad "refusal: $(cat "$tmp/err")"
+chmod 600 "$tmp/k.hex"
+ln -s "$tmp/k.hex" "$tmp/k.link"
+expect 1 "a secret file named through a symbolic link is refused" \
+	oe token add-otp --user bob --type hotp --secret-file "$tmp/k.link"
+grep -q "symbolic link" "$tmp/err" && ok "the refusal names the link" || bad "link refusal: $(cat "$tmp/err")"
 expect 0 "--secret-hex works and warns" oe token add-otp --user carl --type totp --secret-hex $key
 grep -q "process list" "$tmp/err" && ok "warning about --secret-hex" || bad "no --secret-hex warning"
 expect 0 "add-otp --help" oe token add-otp --help
@@ -116,6 +122,19 @@ expect 2 "an unreadable config" "${asother[@]}" "$bin" -c "$tmp/ro/oe.conf" toke
 grep -q "$tmp/ro/oe.conf: Permission denied" "$tmp/err" && ok "names the file and the reason" \
 	|| bad "unreadable config message: $(cat "$tmp/err")"
 chmod 700 "$tmp"
+
+# The key file gone after init: refused, and the message says which
+# line of which config named it.
+kstore="$tmp/nokey"
+mkdir -m 700 "$kstore"
+printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n' "$kstore" "$kstore" >"$kstore/oe.conf"
+expect 0 "a store whose key will go" "$bin" -c "$kstore/oe.conf" init
+mv "$kstore/secret.key" "$kstore/secret.key.bak"
+expect 1 "a missing key file" "$bin" -c "$kstore/oe.conf" token list
+grep -q "secret.key: No such file.*key_file is set in $kstore/oe.conf line 3" "$tmp/err" \
+	&& ok "names the key file and the config line" || bad "missing key message: $(cat "$tmp/err")"
+expect 1 "init does not make a new key for a keyed store" "$bin" -c "$kstore/oe.conf" init
+grep -q "restore the key file" "$tmp/err" && ok "init says to restore it" || bad "init message: $(cat "$tmp/err")"
 
 # A store damaged on disk: a clear error and exit 1 from the commands
 # that read the damaged pages, never a crash.

@@ -301,6 +301,86 @@ test_migration_from_1(void **state)
 	store_close(st);
 }
 
+/* A store at version 6, with the local CA's records as they were then
+ * (no foreign key): one names a live token, one a deleted one.  After
+ * migration 7 the live name stays, the stale one is gone, and the key
+ * holds: deleting a token forgets its name, an unknown name is refused
+ * at commit, and a record written before its token in one transaction
+ * (as issuing does) is accepted. */
+static void
+test_migration_local_ca_fk(void **state)
+{
+	static const char *const to_v6[] = {
+		"DROP TABLE local_ca_certs",
+		"CREATE TABLE local_ca_certs ("
+		" ca TEXT NOT NULL, serial TEXT NOT NULL, token TEXT,"
+		" subject TEXT NOT NULL, issued BIGINT NOT NULL,"
+		" not_after BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0,"
+		" reason INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ca, serial))",
+		"INSERT INTO tokens (serial, type, owner, rollout_state, created, updated)"
+		" VALUES ('CERT0001', 'certificate', 'alice', 'enrolled', 1, 1)",
+		"INSERT INTO local_ca_certs (ca, serial, token, subject, issued, not_after)"
+		" VALUES ('local', '01', 'CERT0001', '/CN=alice', 1, 2)",
+		"INSERT INTO local_ca_certs (ca, serial, token, subject, issued, not_after,"
+		" revoked, reason) VALUES ('local', '02', 'GONE0001', '/CN=bob', 1, 2, 5, 1)",
+		"UPDATE meta SET value = '6' WHERE name = 'schema_version'",
+		NULL
+	};
+	struct store *st;
+	struct first f;
+
+	(void)state;
+	st = open_applied(1);
+	assert_int_equal(store_begin(st), OE_OK);
+	for (const char *const *sql = to_v6; *sql; sql++)
+		if (store_exec(st, *sql, NULL, 0, NULL) != OE_OK)
+			fail_msg("%s: %s", *sql, store_errmsg(st));
+	assert_int_equal(store_commit(st), OE_OK);
+	store_close(st);
+
+	st = open_applied(0);
+	assert_string_equal(query_first(st, "SELECT token FROM local_ca_certs"
+					" WHERE serial = '01'").s, "CERT0001");
+	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs WHERE serial = '02'"
+			" AND token IS NULL AND revoked = 5 AND reason = 1"
+			" AND subject = '/CN=bob'");
+	assert_int_equal(f.i, 1);
+	assert_int_equal(query_first(st, "SELECT COUNT(*) FROM pragma_foreign_key_check").i, 0);
+
+	/* Deleting the token keeps the record, without the name. */
+	assert_int_equal(store_exec(st, "DELETE FROM tokens WHERE serial = 'CERT0001'",
+				    NULL, 0, NULL), OE_OK);
+	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs WHERE serial = '01'"
+			" AND token IS NULL");
+	assert_int_equal(f.i, 1);
+
+	/* A record for a token that never comes is refused at commit. */
+	assert_int_equal(store_begin(st), OE_OK);
+	assert_int_equal(store_exec(st, "INSERT INTO local_ca_certs (ca, serial, token,"
+				    " subject, issued, not_after)"
+				    " VALUES ('local', '03', 'NONE0001', '/CN=x', 1, 2)",
+				    NULL, 0, NULL), OE_OK);
+	assert_int_not_equal(store_commit(st), OE_OK);
+	store_rollback(st);
+	assert_int_equal(query_first(st, "SELECT COUNT(*) FROM local_ca_certs"
+				     " WHERE serial = '03'").i, 0);
+
+	/* The record first, then its token, in one transaction. */
+	assert_int_equal(store_begin(st), OE_OK);
+	assert_int_equal(store_exec(st, "INSERT INTO local_ca_certs (ca, serial, token,"
+				    " subject, issued, not_after)"
+				    " VALUES ('local', '04', 'CERT0002', '/CN=carol', 1, 2)",
+				    NULL, 0, NULL), OE_OK);
+	assert_int_equal(store_exec(st, "INSERT INTO tokens (serial, type, owner,"
+				    " rollout_state, created, updated) VALUES ('CERT0002',"
+				    " 'certificate', 'carol', 'enrolled', 1, 1)",
+				    NULL, 0, NULL), OE_OK);
+	assert_int_equal(store_commit(st), OE_OK);
+	assert_string_equal(query_first(st, "SELECT token FROM local_ca_certs"
+					" WHERE serial = '04'").s, "CERT0002");
+	store_close(st);
+}
+
 /* Another process holds the write lock for a second: the library's
  * write waits for it (the busy timeout) and then succeeds. */
 static void
@@ -364,6 +444,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_local_ca_fk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_write_lock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
