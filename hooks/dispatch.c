@@ -13,6 +13,8 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,38 +203,94 @@ make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
 	return jobs ? jobs : calloc(1, sizeof(*jobs));
 }
 
-/* Hand every handler its jobs at once; jobs stay in their slots. */
+/* One handler's share of a pass. */
+struct handler_run {
+	struct hooks *h;
+	const struct handler *hd;
+	oe_hook_job *batch;
+	size_t n;
+	pthread_t thread;
+	bool threaded;
+};
+
+static void *
+deliver_run(void *arg)
+{
+	struct handler_run *run = arg;
+
+	run->hd->ops->deliver(&run->h->host, run->batch, run->n);
+	return NULL;
+}
+
+/*
+ * Hand every handler its jobs at once, each handler in a thread of its
+ * own when more than one has work: a mail server that hangs until its
+ * timeout then delays only the mails, not the webhook or the log line
+ * of the same events.  The threads start with every signal blocked, so
+ * that the daemon's stop signals reach the dispatcher's own thread (a
+ * handler unblocks what it handles itself, as the mail watchdog does).
+ * Jobs stay in their slots.
+ */
 static void
 run_handlers(struct hooks *h, struct job_slot *jobs, size_t n)
 {
-	oe_hook_job *batch;
+	struct handler_run *runs = NULL;
+	oe_hook_job *batch = NULL;
+	size_t nruns = 0, used = 0;
+	sigset_t all, old;
 
-	if (n == 0 || (batch = calloc(n, sizeof(*batch))) == NULL) {
+	if (n > 0) {
+		batch = calloc(n, sizeof(*batch));
+		runs = calloc(h->nhandlers ? h->nhandlers : 1, sizeof(*runs));
+	}
+	if (n == 0 || batch == NULL || runs == NULL) {
 		for (size_t i = 0; i < n; i++) {
 			jobs[i].job.status = OE_HOOK_RETRY;
 			snprintf(jobs[i].job.error, sizeof(jobs[i].job.error), "out of memory");
 		}
+		free(batch);
+		free(runs);
 		return;
 	}
 	for (size_t k = 0; k < h->nhandlers; k++) {
-		const struct handler *hd = h->handlers[k];
-		size_t m = 0;
+		struct handler_run *run = &runs[nruns];
 
+		run->h = h;
+		run->hd = h->handlers[k];
+		run->batch = batch + used;
 		for (size_t i = 0; i < n; i++)
-			if (jobs[i].ref.rule->handler == hd)
-				batch[m++] = jobs[i].job;
-		if (m == 0)
-			continue;
-		hd->ops->deliver(&h->host, batch, m);
-		for (size_t i = 0, b = 0; i < n; i++)
-			if (jobs[i].ref.rule->handler == hd) {
-				jobs[i].job.status = batch[b].status;
-				memcpy(jobs[i].job.error, batch[b].error, sizeof(jobs[i].job.error));
-				jobs[i].job.error[sizeof(jobs[i].job.error) - 1] = '\0';
-				b++;
-			}
+			if (jobs[i].ref.rule->handler == run->hd)
+				run->batch[run->n++] = jobs[i].job;
+		used += run->n;
+		if (run->n > 0)
+			nruns++;
 	}
+	if (nruns > 1) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		for (size_t r = 0; r < nruns; r++)
+			runs[r].threaded = pthread_create(&runs[r].thread, NULL, deliver_run,
+							  &runs[r]) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	/* What could not have a thread (or the only handler) runs here. */
+	for (size_t r = 0; r < nruns; r++)
+		if (!runs[r].threaded)
+			deliver_run(&runs[r]);
+	for (size_t r = 0; r < nruns; r++)
+		if (runs[r].threaded)
+			pthread_join(runs[r].thread, NULL);
+	for (size_t r = 0; r < nruns; r++)
+		for (size_t i = 0, b = 0; i < n; i++)
+			if (jobs[i].ref.rule->handler == runs[r].hd) {
+				oe_hook_job *done = &runs[r].batch[b++];
+
+				jobs[i].job.status = done->status;
+				memcpy(jobs[i].job.error, done->error, sizeof(jobs[i].job.error));
+				jobs[i].job.error[sizeof(jobs[i].job.error) - 1] = '\0';
+			}
 	free(batch);
+	free(runs);
 }
 
 /* The outcome of one entry from its jobs. */

@@ -9,6 +9,7 @@
 #ifndef OE_HOOKS_ENGINE_H
 #define OE_HOOKS_ENGINE_H
 
+#include <pthread.h>
 #include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -90,6 +91,9 @@ struct hooks {
 	void (*log)(int priority, const char *line); /* NULL: stderr */
 	char lease[128];          /* this dispatcher's claim id: HOST:PID:RANDOM */
 	oe_hook_host host;
+	/* Handlers deliver in threads of their own; the host services they
+	 * call (the store, the log, snapshots' cached fields) take this. */
+	pthread_mutex_t host_lock;
 };
 
 /* Read every *.conf of dir into h->rules; -1 with err filled. */

@@ -110,7 +110,11 @@ struct oe_handler_ops {
 	/*
 	 * Post: deliver n jobs, setting each one's status (and error).
 	 * Required for a handler that may run in position post; NULL makes
-	 * the handler pre-only.
+	 * the handler pre-only.  When several handlers have jobs in one
+	 * pass, each is called in a thread of its own, at the same time as
+	 * the others (never twice at once): keep state per call, or guard
+	 * what is shared.  The thread starts with every signal blocked; the
+	 * host services may be called from it.
 	 */
 	void (*deliver)(const oe_hook_host *h, oe_hook_job *jobs, size_t n);
 

@@ -38,6 +38,7 @@ hooks_free(struct hooks *h)
 	oe_ctx_set_pre_hook(h->ctx, NULL, NULL);
 	rules_free(h);
 	loader_free(h);
+	pthread_mutex_destroy(&h->host_lock);
 	free(h);
 }
 

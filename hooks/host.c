@@ -73,7 +73,21 @@ snap_field(struct hooks *h, struct snapshot *s, const char *name)
 	return json_string_value(json_object_get(s->obj, name));
 }
 
-/* ---- the host services ---- */
+/* ---- the host services ----
+ *
+ * Each takes the host lock: handlers of one pass deliver in parallel
+ * threads, and behind these lie the library context (one store
+ * connection), the log and the snapshot's cached address.  What they
+ * return stays valid without it (the snapshot is not changed while the
+ * handlers run, only its cached fields filled once).
+ */
+
+#define LOCKED(h, expr) \
+	do { \
+		pthread_mutex_lock(&(h)->host_lock); \
+		expr; \
+		pthread_mutex_unlock(&(h)->host_lock); \
+	} while (0)
 
 static struct job_ref *
 ref_of(const oe_hook_job *job)
@@ -91,28 +105,40 @@ static const char *
 host_field(const oe_hook_job *job, const char *name)
 {
 	struct job_ref *r = ref_of(job);
-	return snap_field(r->h, r->snap, name);
+	const char *v;
+
+	LOCKED(r->h, v = snap_field(r->h, r->snap, name));
+	return v;
 }
 
 static char *
 host_render(const oe_hook_job *job, const char *tmpl, enum oe_hook_render how)
 {
 	struct job_ref *r = ref_of(job);
-	return tmpl_render(r->h, r->snap, tmpl ? tmpl : "", how);
+	char *v;
+
+	LOCKED(r->h, v = tmpl_render(r->h, r->snap, tmpl ? tmpl : "", how));
+	return v;
 }
 
 static const char *
 host_config(const oe_hook_host *host, const char *section, const char *key)
 {
 	struct hooks *h = host->engine;
-	return oe_config_get(h->ctx, section, key);
+	const char *v;
+
+	LOCKED(h, v = oe_config_get(h->ctx, section, key));
+	return v;
 }
 
 static bool
 host_has_section(const oe_hook_host *host, const char *section)
 {
 	struct hooks *h = host->engine;
-	return oe_config_has_section(h->ctx, section);
+	bool v;
+
+	LOCKED(h, v = oe_config_has_section(h->ctx, section));
+	return v;
 }
 
 static char *
@@ -120,9 +146,14 @@ host_user_email(const oe_hook_host *host, const char *user)
 {
 	struct hooks *h = host->engine;
 	char *email = NULL;
+	oe_rc rc = OE_EINVAL;
 
-	if (user == NULL || oe_user_email(h->ctx, user, &email) != OE_OK)
+	if (user != NULL)
+		LOCKED(h, rc = oe_user_email(h->ctx, user, &email));
+	if (rc != OE_OK) {
+		free(email);
 		return NULL;
+	}
 	return email;
 }
 
@@ -139,10 +170,12 @@ host_log(const oe_hook_host *host, int priority, const char *fmt, ...)
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
+	pthread_mutex_lock(&h->host_lock);
 	if (h->log)
 		h->log(priority, line);
 	else
 		fprintf(stderr, "otpenroll: %s\n", line);
+	pthread_mutex_unlock(&h->host_lock);
 }
 
 static int
@@ -155,6 +188,14 @@ host_check_template(const oe_hook_host *host, const char *tmpl, char *err, size_
 void
 host_init(struct hooks *h)
 {
+	pthread_mutexattr_t attr;
+
+	/* Recursive: a service may log, and a log callback may ask for
+	 * configuration. */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&h->host_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	h->host.abi = OE_HANDLER_ABI;
 	h->host.engine = h;
 	h->host.option = host_option;

@@ -807,6 +807,63 @@ def test_answers():
     smtp.stop()
 
 
+def test_parallel():
+    """A mail server that hangs does not hold up another handler's jobs."""
+    # The server accepts and greets, then says nothing more until the
+    # test lets it go; the mail rule comes first, so a dispatcher running
+    # handlers one after another would reach the script only then.
+    quiet = socket.socket()
+    quiet.bind(("127.0.0.1", 0))
+    quiet.listen(8)
+    held, release = [], threading.Event()
+
+    def hold():
+        try:
+            c, _ = quiet.accept()
+            c.sendall(b"220 quiet.test\r\n")
+            held.append(c)
+            release.wait(90)
+            c.close()
+        except OSError:
+            pass
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    env = Env("parallel", smtp_section("default", quiet.getsockname()[1])
+              .replace("timeout = 5", "timeout = 60"))
+    marker = os.path.join(env.dir, "script-ran")
+    prog = os.path.join(env.dir, "mark")
+    with open(prog, "w") as f:
+        f.write("#!/bin/sh\nprintf '%%s\\n' \"$OE_USER\" >>%s\n" % marker)
+    os.chmod(prog, 0o755)
+    env.rule("both", mail_rule("a-mail", order="1", option__to="email:a@example.com",
+                               option__subject="s", option__body="b") +
+             "[rule b-script]\nevent = token_init\nhandler = script\naction = run\n"
+             "order = 2\noption.program = %s\n" % prog)
+    env.oe("token", "add-otp", "--user", "par1", "--type", "totp")
+    d = subprocess.Popen([OE, "-c", env.conf, "events", "dispatch", "--once"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ran = wait_for(lambda: os.path.exists(marker), 45)
+    running = d.poll() is None
+    check(ran and running and held,
+          "the script ran while the mail session was still waiting for its server",
+          (ran, running, len(held)))
+    release.set()
+    out, err = d.communicate(timeout=90)
+    box = env.outbox()
+    check(len(box) == 1 and box[0]["state"] == "retrying" and
+          "rule a-mail" in (box[0]["last_error"] or ""),
+          "then the mail failed on its own: retrying", (box, err))
+    check(open(marker).read() == "par1\n" if ran else False, "the script ran once", None)
+    # The retry owes only the mail: the script is not run again.
+    if box:
+        env.oe("events", "retry", str(box[0]["id"]))
+    quiet.close()
+    env.dispatch()
+    check(open(marker).read() == "par1\n" if ran else False,
+          "a retry does not run the delivered script again", None)
+    t.join(5)
+
+
 def test_outage():
     """(3) and (6): SMTP down with 5 events queued, then up: each mail
     exactly once, all in one session."""
@@ -970,7 +1027,7 @@ def main():
               "ALL_PROXY"):
         os.environ.pop(v, None)
     tests = [test_check, test_story, test_daemon_story, test_content, test_injection, test_tls, test_answers,
-             test_outage, test_dead, test_kill, test_daemon_kill]
+             test_parallel, test_outage, test_dead, test_kill, test_daemon_kill]
     try:
         for t in tests:
             print("# " + t.__doc__.split("\n")[0], flush=True)
