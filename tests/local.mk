@@ -5,7 +5,7 @@ AM_TESTS_ENVIRONMENT = \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
 	top_builddir='$(abs_top_builddir)'; export top_builddir;
 
-EXTRA_DIST += tests/missing.sh
+EXTRA_DIST += tests/missing.sh tests/harness.py
 # What configure could not find shows as SKIP (tests/missing.sh).
 tests/unit/cmocka-missing.sh: $(srcdir)/tests/missing.sh
 	@mkdir -p tests/unit

@@ -15,49 +15,22 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..")]
 import pki  # noqa: E402
+from harness import BUILD, check, db, failures, free_port, oe, oe_json, wait_for  # noqa: E402
 
-BUILD = os.environ.get("top_builddir", os.getcwd())
-OE = os.path.join(BUILD, "tools", "otpenroll")
 OED = os.path.join(BUILD, "tools", "otpenrolld")
 CONNECTORS = os.path.join(BUILD, "lib", "ca", ".libs")
 SECRET = "cmp-shared-s3cret"
 
-failures = []
 tmp = tempfile.mkdtemp(prefix="oe-cmp-")
 servers = []
-
-
-def check(cond, what, detail=None):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-        if detail is not None:
-            print("     " + str(detail).replace("\n", "\n     "), flush=True)
-
-
-def wait_for(pred, seconds=20, step=0.1):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Server:
@@ -160,29 +133,6 @@ timeout = 10
     if not os.path.exists(os.path.join(d, "oe.db")):
         oe(conf, "init")
     return conf
-
-
-def oe(conf, *args):
-    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True)
-    return r.returncode, r.stdout, r.stderr
-
-
-def oe_json(conf, *args):
-    rc, out, err = oe(conf, "--json", *args)
-    try:
-        return rc, json.loads(out), err
-    except ValueError:
-        return rc, None, err + out
-
-
-def db(conf, sql, *a):
-    c = sqlite3.connect(os.path.join(os.path.dirname(conf), "oe.db"))
-    try:
-        rows = c.execute(sql, a).fetchall()
-        c.commit()
-        return rows
-    finally:
-        c.close()
 
 
 def same_cert(pem_text, path):

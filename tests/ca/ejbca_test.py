@@ -15,43 +15,24 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..")]
 import pki  # noqa: E402
+from harness import BUILD, OE, check, db, failures, oe, oe_json, wait_for  # noqa: E402
 
-BUILD = os.environ.get("top_builddir", os.getcwd())
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
-OE = os.path.join(BUILD, "tools", "otpenroll")
 OED = os.path.join(BUILD, "tools", "otpenrolld")
 CONNECTORS = os.path.join(BUILD, "lib", "ca", ".libs")
 PEER = os.path.join(SRC, "tests", "ca", "ejbca_peer.py")
 PY = "/usr/bin/python3"
 
-failures = []
 tmp = tempfile.mkdtemp(prefix="oe-ejbca-")
 peers = []
-
-
-def check(cond, what, detail=None):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-        if detail is not None:
-            print("     " + str(detail).replace("\n", "\n     "), flush=True)
-
-
-def wait_for(pred, seconds=20, step=0.1):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class Peer:
@@ -167,30 +148,6 @@ timeout = 10
 def mtls(ca_file=None, p12=None, pw=None):
     return ("ca_file = " + (ca_file or P.both), "client_pkcs12 = " + (p12 or P.admin_p12),
             "client_pkcs12_password_file = " + (pw or P.pass_file))
-
-
-def oe(conf, *args, env=None):
-    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True, env=env)
-    return r.returncode, r.stdout, r.stderr
-
-
-def oe_json(conf, *args):
-    rc, out, err = oe(conf, "--json", *args)
-    try:
-        return rc, json.loads(out), err
-    except ValueError:
-        return rc, None, err + out
-
-
-def db(conf, sql, *a):
-    path = os.path.join(os.path.dirname(conf), "oe.db")
-    c = sqlite3.connect(path)
-    try:
-        rows = c.execute(sql, a).fetchall()
-        c.commit()
-        return rows
-    finally:
-        c.close()
 
 
 def request(conf, user, *extra):

@@ -28,42 +28,17 @@ import tempfile
 import threading
 import time
 
-BUILD = os.environ.get("top_builddir", os.getcwd())
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import BUILD, OE, check, failures, free_port, wait_for  # noqa: E402
+
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
-OE = os.path.join(BUILD, "tools", "otpenroll")
 HANDLERS = os.path.join(BUILD, "hooks", "handlers", ".libs")
 SERVER = os.path.join(SRC, "tests", "events", "smtp_server.py")
 PY = "/usr/bin/python3"
 PASSWORD = "Tr0ub4dor-s3cret"
 
-failures = []
 tmp = tempfile.mkdtemp(prefix="oe-mail-")
 servers = []
-
-
-def check(cond, what, detail=None):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-        if detail is not None:
-            print("     " + str(detail).replace("\n", "\n     "), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, seconds=15, step=0.05):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class Smtp:

@@ -1,0 +1,72 @@
+"""What the Python tests share: reporting a check, waiting for a
+condition, a free loopback port, and running the otpenroll command line
+against a configuration.  The shell tests have the same in tests/lib.sh.
+
+A test script imports it after putting this directory on sys.path:
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from harness import check, failures, wait_for, free_port
+"""
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+
+BUILD = os.environ.get("top_builddir", os.getcwd())
+OE = os.path.join(BUILD, "tools", "otpenroll")
+
+# Every failed check, in order; a script exits 1 when it is not empty.
+failures = []
+
+
+def check(cond, what, detail=None):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+        if detail is not None:
+            print("     " + str(detail).replace("\n", "\n     "), flush=True)
+
+
+def wait_for(pred, seconds=20, step=0.05):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def oe(conf, *args, env=None):
+    """otpenroll -c conf args...: (exit code, stdout, stderr)."""
+    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True, env=env)
+    return r.returncode, r.stdout, r.stderr
+
+
+def oe_json(conf, *args):
+    """The same with --json: (exit code, parsed output or None, stderr)."""
+    rc, out, err = oe(conf, "--json", *args)
+    try:
+        return rc, json.loads(out), err
+    except ValueError:
+        return rc, None, err + out
+
+
+def db(conf, sql, *a):
+    """Rows of a statement on the store beside conf (oe.db), committed."""
+    c = sqlite3.connect(os.path.join(os.path.dirname(conf), "oe.db"))
+    try:
+        rows = c.execute(sql, a).fetchall()
+        c.commit()
+        return rows
+    finally:
+        c.close()
