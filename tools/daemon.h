@@ -25,10 +25,19 @@ struct daemon_cfg {
  * the listener already read (or NULL).  Returns the child's exit status. */
 int session_run(const struct daemon_cfg *dc, int fd, json_t *first);
 
-/* Fork the outbox dispatcher (daemon_dispatch.c); its pid, or -1. */
-pid_t dispatcher_start(const struct daemon_cfg *dc);
-/* Fork the poller of remote CAs (daemon_poller.c); its pid, or -1. */
-pid_t poller_start(const struct daemon_cfg *dc);
+/* A background child of the listener (daemon_worker.c): run(dc) in a
+ * forked process, its exit status run's answer; the pid, or -1. */
+pid_t worker_fork(const char *name, int (*run)(const struct daemon_cfg *dc),
+		  const struct daemon_cfg *dc);
+/* In a worker: whether SIGTERM or SIGINT asked it to stop. */
+bool worker_stopping(void);
+/* In a worker: sleep ms, less when asked to stop. */
+void worker_nap(long ms);
+
+/* The workers: the outbox dispatcher (daemon_dispatch.c) and the poller
+ * of remote CAs (daemon_poller.c). */
+int dispatcher_run(const struct daemon_cfg *dc);
+int poller_run(const struct daemon_cfg *dc);
 
 /* Answer an otp_auth request from root (daemon_auth.c). */
 json_t *auth_handle(oe_ctx *ctx, json_t *req);

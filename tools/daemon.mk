@@ -2,7 +2,7 @@
 # the socket protocol shared with the command line (proto.c, client.c).
 sbin_PROGRAMS += tools/otpenrolld
 tools_otpenrolld_SOURCES = tools/otpenrolld.c tools/daemon.h \
-	tools/daemon_session.c tools/daemon_pam.c tools/daemon_auth.c tools/daemon_dispatch.c tools/daemon_poller.c \
+	tools/daemon_session.c tools/daemon_pam.c tools/daemon_auth.c tools/daemon_dispatch.c tools/daemon_poller.c tools/daemon_worker.c \
 	tools/proto.c tools/proto.h
 tools_otpenrolld_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
 tools_otpenrolld_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CRYPTO_CFLAGS)

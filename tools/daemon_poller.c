@@ -12,36 +12,15 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "daemon.h"
 
 #define IDLE_MS 1000
 #define SYNC_DEFAULT 3600
-
-static volatile sig_atomic_t stop;
-
-static void
-on_stop(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static void
-nap(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (!stop && nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 /* The answer asks oe_ca_poll and oe_ca_sync to stop when SIGTERM came:
  * a pass with many requests to a slow CA does not hold up a shutdown. */
@@ -56,7 +35,7 @@ log_poll(const oe_ca_event *e, void *arg)
 		daemon_log(LOG_NOTICE, "poller: %s (%s) [ca %s] still %s, %s%s%s", e->serial, e->user,
 			   e->ca, e->state, e->outcome, e->message ? ": " : "",
 			   e->message ? e->message : "");
-	return stop;
+	return worker_stopping();
 }
 
 static int
@@ -64,14 +43,14 @@ log_sync(const oe_ca_event *e, void *arg)
 {
 	(void)arg;
 	if (strcmp(e->outcome, "valid") == 0)
-		return stop;
+		return worker_stopping();
 	daemon_log(strcmp(e->outcome, "revoked") == 0 ? LOG_INFO : LOG_NOTICE,
 		   "sync: %s (%s) [ca %s]: %s%s%s", e->serial, e->user, e->ca, e->outcome,
 		   e->message ? ": " : "", e->message ? e->message : "");
-	return stop;
+	return worker_stopping();
 }
 
-static int
+int
 poller_run(const struct daemon_cfg *dc)
 {
 	const char *v;
@@ -91,7 +70,7 @@ poller_run(const struct daemon_cfg *dc)
 	if ((v = oe_config_get(ctx, "daemon", "sync_interval")) != NULL)
 		sync_interval = (unsigned)strtoul(v, NULL, 10); /* checked on loading */
 	next_sync = sync_interval ? time(NULL) + sync_interval : 0;
-	while (!stop) {
+	while (!worker_stopping()) {
 		time_t due = 0;
 		size_t asked = 0;
 
@@ -99,16 +78,16 @@ poller_run(const struct daemon_cfg *dc)
 			if ((rc = oe_ca_poll(ctx, NULL, true, log_poll, NULL, &asked)) != OE_OK) {
 				daemon_log(LOG_ERR, "poller: %s", *oe_ctx_errmsg(ctx)
 						 ? oe_ctx_errmsg(ctx) : oe_strerror(rc));
-				nap(5000);
+				worker_nap(5000);
 				continue;
 			}
 		} else if (rc != OE_OK && rc != OE_ENOTFOUND) {
 			daemon_log(LOG_ERR, "poller: %s", *oe_ctx_errmsg(ctx) ? oe_ctx_errmsg(ctx)
 									: oe_strerror(rc));
-			nap(5000);
+			worker_nap(5000);
 			continue;
 		}
-		if (next_sync && time(NULL) >= next_sync && !stop) {
+		if (next_sync && time(NULL) >= next_sync && !worker_stopping()) {
 			size_t checked = 0;
 			if (oe_ca_sync(ctx, NULL, log_sync, NULL, &checked) != OE_OK)
 				daemon_log(LOG_WARNING, "sync: %s", oe_ctx_errmsg(ctx));
@@ -118,32 +97,8 @@ poller_run(const struct daemon_cfg *dc)
 		}
 		/* A full batch may have more due behind it. */
 		if (asked < 200)
-			nap(IDLE_MS);
+			worker_nap(IDLE_MS);
 	}
 	oe_ctx_free(ctx);
 	return 0;
-}
-
-pid_t
-poller_start(const struct daemon_cfg *dc)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		struct sigaction sa;
-		sigset_t none;
-
-		/* The listener blocks its signals outside ppoll(). */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_stop;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		signal(SIGCHLD, SIG_DFL);
-		_exit(poller_run(dc));
-	}
-	if (pid < 0)
-		daemon_log(LOG_ERR, "cannot start the poller: %s", strerror(errno));
-	return pid;
 }

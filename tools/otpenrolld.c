@@ -71,13 +71,13 @@ static volatile sig_atomic_t children;
  * it dies. */
 static struct worker {
 	const char *name;
-	pid_t (*start)(const struct daemon_cfg *dc);
+	int (*run)(const struct daemon_cfg *dc);
 	volatile pid_t pid;
 	volatile sig_atomic_t died;
 	long started; /* now_ms() of the last start */
 } workers[] = {
-	{ "dispatcher", dispatcher_start, -1, 0, 0 },
-	{ "poller", poller_start, -1, 0, 0 },
+	{ "dispatcher", dispatcher_run, -1, 0, 0 },
+	{ "poller", poller_run, -1, 0, 0 },
 };
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
@@ -125,7 +125,7 @@ start_worker(struct worker *w, const struct daemon_cfg *dc)
 {
 	w->died = 0;
 	w->started = now_ms();
-	if ((w->pid = w->start(dc)) < 0)
+	if ((w->pid = worker_fork(w->name, w->run, dc)) < 0)
 		w->died = 1; /* tried again a second later */
 }
 
@@ -398,7 +398,7 @@ serve(struct listener *l)
 			if (workers[i].died && !stopping && now_ms() - workers[i].started >= 1000) {
 				daemon_log(LOG_WARNING, "the %s stopped; starting it again",
 					   workers[i].name);
-				if (workers[i].start == dispatcher_start)
+				if (workers[i].run == dispatcher_run)
 					release_claims(l, workers[i].pid);
 				start_worker(&workers[i], l->dc);
 			}
