@@ -222,6 +222,27 @@ ctx_store(oe_ctx *ctx, struct store **out)
 }
 
 oe_rc
+ctx_next_due(oe_ctx *ctx, const char *sql, time_t *when)
+{
+	struct store *st;
+	int64_t t = -1;
+	oe_rc rc;
+
+	if (ctx == NULL || when == NULL)
+		return OE_EINVAL;
+	*when = 0;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = store_query_int(st, sql, NULL, 0, &t)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (t < 0)
+		return OE_ENOTFOUND;
+	*when = (time_t)t;
+	return OE_OK;
+}
+
+oe_rc
 oe_ctx_open_store(oe_ctx *ctx)
 {
 	oe_rc rc;

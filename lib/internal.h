@@ -47,6 +47,9 @@ void ctx_close_cas(oe_ctx *ctx);
 
 /* Open the store (and key) if not open yet. */
 oe_rc ctx_store(oe_ctx *ctx, struct store **out);
+/* The time sql's one value names (a MIN over what is due), for the
+ * oe_*_next_due calls; OE_ENOTFOUND when it is NULL. */
+oe_rc ctx_next_due(oe_ctx *ctx, const char *sql, time_t *when);
 
 /* Settings with their defaults applied, read by the library's files. */
 unsigned ctx_otp_window(const oe_ctx *ctx);

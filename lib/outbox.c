@@ -209,26 +209,10 @@ oe_outbox_settle(oe_ctx *ctx, const char *lease, const oe_outbox_outcome *o, siz
 oe_rc
 oe_outbox_next_due(oe_ctx *ctx, time_t *when)
 {
-	struct store *st;
-	int64_t t = -1;
-	oe_rc rc;
-
-	if (ctx == NULL || when == NULL)
-		return OE_EINVAL;
-	*when = 0;
-	ctx_clear_error(ctx);
-	if ((rc = ctx_store(ctx, &st)) != OE_OK)
-		return rc;
-	rc = store_query_int(st,
-			     "SELECT MIN(CASE WHEN lease_until > next_attempt THEN lease_until"
-			     " ELSE next_attempt END) FROM outbox WHERE state IN ('queued', 'retrying')",
-			     NULL, 0, &t);
-	if (rc != OE_OK)
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	if (t < 0)
-		return OE_ENOTFOUND;
-	*when = (time_t)t;
-	return OE_OK;
+	return ctx_next_due(ctx,
+			    "SELECT MIN(CASE WHEN lease_until > next_attempt THEN lease_until"
+			    " ELSE next_attempt END) FROM outbox WHERE state IN ('queued', 'retrying')",
+			    when);
 }
 
 oe_rc

@@ -473,27 +473,11 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 oe_rc
 oe_ca_poll_next_due(oe_ctx *ctx, time_t *when)
 {
-	struct store *st;
-	int64_t t = -1;
-	oe_rc rc;
-
-	if (ctx == NULL || when == NULL)
-		return OE_EINVAL;
-	*when = 0;
-	ctx_clear_error(ctx);
-	if ((rc = ctx_store(ctx, &st)) != OE_OK)
-		return rc;
-	rc = store_query_int(st,
-			     "SELECT MIN(next_poll) FROM tokens WHERE type = 'certificate'"
-			     " AND rollout_state IN ('pending', 'failed') AND next_poll > 0"
-			     " AND request IS NOT NULL",
-			     NULL, 0, &t);
-	if (rc != OE_OK)
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	if (t <= 0)
-		return OE_ENOTFOUND;
-	*when = (time_t)t;
-	return OE_OK;
+	return ctx_next_due(ctx,
+			    "SELECT MIN(next_poll) FROM tokens WHERE type = 'certificate'"
+			    " AND rollout_state IN ('pending', 'failed') AND next_poll > 0"
+			    " AND request IS NOT NULL",
+			    when);
 }
 
 /* ---- synchronising ---- */
