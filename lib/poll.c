@@ -191,24 +191,28 @@ claim(oe_ctx *ctx, struct store *st, struct cert_row *r)
 	return 1;
 }
 
-/* Write what the CA answered about r (state r->state) in one transaction. */
+/* Write what the CA answered about r (state r->state) in one
+ * transaction; *state is the token's state after it. */
 static oe_rc
 record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply *reply,
-	      time_t *next)
+	      time_t *next, const char **state)
 {
 	time_t now = time(NULL);
 	int64_t changes = 0;
 	oe_rc rc;
 
 	*next = 0;
+	*state = r->state;
 	if ((rc = store_begin(st)) != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	switch (reply->result) {
 	case CA_ISSUED:
 		rc = cert_record_issued(ctx, st, r, reply->cert, "ca_poll");
+		*state = "enrolled";
 		break;
 	case CA_PENDING:
 		*next = now + (reply->delay ? reply->delay : ctx_poll_interval(ctx));
+		*state = "pending";
 		if (strcmp(r->state, "failed") == 0) {
 			struct store_val set[] = { SV_T(reply->cookie), SV_I(*next), SV_T(reply->message) };
 			rc = cert_transition(ctx, st, r, "pending",
@@ -238,6 +242,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 		rc = cert_transition(ctx, st, r, "denied",
 				     "request = NULL, ca_cookie = NULL, secret = NULL, status_message = ?, ",
 				     set, 1, "ca_poll", NULL);
+		*state = "denied";
 		break;
 	}
 	case CA_UNREACHABLE:
@@ -250,6 +255,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 					     "ca_cookie = NULL, next_poll = ?, poll_attempts = 1,"
 					     " status_message = ?, claimed_until = 0, ",
 					     set, 2, "ca_poll", NULL);
+			*state = "failed";
 		} else {
 			rc = reschedule(ctx, st, r, reply->message, true, next);
 		}
@@ -368,15 +374,11 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 			 *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
 	}
 	cert_check_reply(csr, &reply);
-	if ((rc = record_answer(ctx, st, &r, &reply, &next)) != OE_OK) {
+	if ((rc = record_answer(ctx, st, &r, &reply, &next, &state)) != OE_OK) {
 		snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
 		done = report(fn, arg, &r, old, old, "error", msg, 0) ? POLLED_STOP : POLLED_ANSWER;
 		goto out;
 	}
-	state = reply.result == CA_ISSUED ? "enrolled" :
-		reply.result == CA_PENDING ? "pending" :
-		reply.result == CA_REJECTED ? "denied" :
-		reply.restart && strcmp(old, "pending") == 0 ? "failed" : old;
 	done = reply.result == CA_UNREACHABLE ? POLLED_NO_ANSWER : POLLED_ANSWER;
 	if (report(fn, arg, &r, old, state, outcome_names[reply.result],
 		   reply.result == CA_ISSUED ? NULL : reply.message, next))
