@@ -375,6 +375,31 @@ outcome_clear(struct outcome *o)
 	memset(o, 0, sizeof(*o));
 }
 
+/* A request's first answer is in its token's row: its audit row and
+ * token_init, in the same transaction. */
+static oe_rc
+request_answered(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
+		 const char *ca, const struct outcome *o)
+{
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	struct cert_row r = { 0 };
+	char na[32];
+	oe_rc rc;
+
+	if ((rc = audit_add(ctx, st, "cert_request", user, serial,
+			    strcmp(o->state, "denied") == 0 ? "failure" : "success",
+			    o->state)) != OE_OK)
+		return rc;
+	r.serial = (char *)serial;
+	r.user = (char *)user;
+	r.ca = (char *)ca;
+	r.state = (char *)o->state;
+	r.subject = o->subject;
+	r.not_after = o->not_after;
+	fields_of(&r, NULL, &ev, na);
+	return event_emit(ctx, st, "token_init", &ev);
+}
+
 /* Insert the new token with its outcome, audit row and token_init. */
 static oe_rc
 insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
@@ -388,9 +413,6 @@ insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char 
 		o->key ? SV_B(o->key, o->key_len) : SV_T(NULL), SV_T(key_type),
 		SV_T(o->message), SV_I(now), SV_I(now),
 	};
-	struct event_fields ev = EVENT_FIELDS_INIT;
-	struct cert_row r = { 0 };
-	char na[32];
 	oe_rc rc;
 
 	rc = store_exec(st,
@@ -401,18 +423,7 @@ insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char 
 			arg, 16, NULL);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	if ((rc = audit_add(ctx, st, "cert_request", user, serial,
-			    strcmp(o->state, "denied") == 0 ? "failure" : "success",
-			    o->state)) != OE_OK)
-		return rc;
-	r.serial = (char *)serial;
-	r.user = (char *)user;
-	r.ca = (char *)ca;
-	r.state = (char *)o->state;
-	r.subject = o->subject;
-	r.not_after = o->not_after;
-	fields_of(&r, NULL, &ev, na);
-	return event_emit(ctx, st, "token_init", &ev);
+	return request_answered(ctx, st, serial, user, ca, o);
 }
 
 /*
@@ -476,10 +487,7 @@ submitted(oe_ctx *ctx, struct store *st, const char *serial, const char *user, c
 		SV_I(o->not_after), SV_T(o->request), SV_T(o->cookie), SV_I(o->next_poll),
 		SV_T(o->message), SV_T(o->state), SV_I(now), SV_T(serial),
 	};
-	struct event_fields ev = EVENT_FIELDS_INIT;
-	struct cert_row r = { 0 };
 	int64_t changes = 0;
-	char na[32];
 	oe_rc rc;
 
 	/* The sealed key stays while a certificate is still to come. */
@@ -494,18 +502,7 @@ submitted(oe_ctx *ctx, struct store *st, const char *serial, const char *user, c
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	if (changes != 1)
 		return ctx_fail(ctx, OE_EBUSY, "token %s was changed while its CA was asked", serial);
-	if ((rc = audit_add(ctx, st, "cert_request", user, serial,
-			    strcmp(o->state, "denied") == 0 ? "failure" : "success",
-			    o->state)) != OE_OK)
-		return rc;
-	r.serial = (char *)serial;
-	r.user = (char *)user;
-	r.ca = (char *)ca;
-	r.state = (char *)o->state;
-	r.subject = o->subject;
-	r.not_after = o->not_after;
-	fields_of(&r, NULL, &ev, na);
-	return event_emit(ctx, st, "token_init", &ev);
+	return request_answered(ctx, st, serial, user, ca, o);
 }
 
 /* A recorded request that never reached its CA (we are not set up for
