@@ -13,7 +13,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,19 +43,6 @@ static struct {
 static size_t nplugins;
 
 /* ---- the host side ---- */
-
-static oe_rc
-host_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ctx == NULL)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 static const char *
 host_errmsg(const oe_ctx *ctx)
@@ -286,7 +272,7 @@ host_poll_interval(const struct ca_conn *conn)
 
 static const struct ca_host host = {
 	.abi = OE_CONNECTOR_ABI,
-	.fail = host_fail,
+	.fail = ctx_fail,
 	.errmsg = host_errmsg,
 	.get = host_get,
 	.where = host_where,
