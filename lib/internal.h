@@ -51,6 +51,19 @@ oe_rc ctx_store(oe_ctx *ctx, struct store **out);
  * oe_*_next_due calls; OE_ENOTFOUND when it is NULL. */
 oe_rc ctx_next_due(oe_ctx *ctx, const char *sql, time_t *when);
 
+/*
+ * Read a small file whole, NUL-terminated (*len without the NUL), for
+ * what the configuration names; what ("[ca x] secret_file") and path
+ * begin every message.  READ_SECRET: not through a symbolic link, owned
+ * by root or us, no access for group or others; free it with
+ * util_free_secret.  READ_NOFOLLOW: not through a link either.
+ * open_rc is returned when it cannot be opened or is no regular file.
+ */
+#define READ_SECRET 1
+#define READ_NOFOLLOW 2
+oe_rc ctx_read_file(oe_ctx *ctx, const char *what, const char *path, size_t max, int flags,
+		    oe_rc open_rc, unsigned char **out, size_t *len);
+
 /* Settings with their defaults applied, read by the library's files. */
 unsigned ctx_otp_window(const oe_ctx *ctx);
 unsigned ctx_otp_max_fail(const oe_ctx *ctx);

@@ -24,6 +24,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/keyfile.c lib/keyfile.h \
 	lib/seal.c lib/seal.h \
 	lib/util.c lib/util.h \
+	lib/readfile.c \
 	lib/store/store.c lib/store/store.h \
 	lib/store/sqlite.c \
 	lib/store/schema.c \

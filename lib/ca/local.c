@@ -161,47 +161,28 @@ local_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
 static BIO *
 read_ca_file(oe_ctx *ctx, const char *path, int secret, oe_rc *rc)
 {
-	struct stat st;
+	unsigned char *buf;
+	size_t len;
 	BIO *bio = NULL;
-	char *buf = NULL;
-	ssize_t n;
-	int fd;
 
-	*rc = OE_OK;
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		*rc = ctx_fail(ctx, errno == ENOENT ? OE_ENOTFOUND : OE_EIO,
-			       "%s: %s%s", path, strerror(errno),
-			       errno == ENOENT ? " (run `otpenroll ca init`)" : "");
+	*rc = ctx_read_file(ctx, NULL, path, CA_FILE_MAX, secret ? READ_SECRET : READ_NOFOLLOW,
+			    OE_EIO, &buf, &len);
+	if (*rc != OE_OK) {
+		char why[sizeof(ctx->errmsg)];
+
+		/* Not there at all: the CA was never made. */
+		if (access(path, F_OK) != 0 && errno == ENOENT) {
+			snprintf(why, sizeof(why), "%s", ctx->errmsg);
+			*rc = ctx_fail(ctx, OE_ENOTFOUND, "%s (run `otpenroll ca init`)", why);
+		}
 		return NULL;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CA_FILE_MAX) {
-		*rc = ctx_fail(ctx, OE_EIO, "%s: not a regular file of at most %d bytes",
-			       path, CA_FILE_MAX);
-		goto out;
-	}
-	if (secret && (st.st_mode & 077)) {
-		*rc = ctx_fail(ctx, OE_EPERM, "%s is accessible by group or others; chmod 600 it",
-			       path);
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		*rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
-		goto out;
-	}
-	n = read(fd, buf, (size_t)st.st_size);
-	if (n != st.st_size) {
-		*rc = ctx_fail(ctx, OE_EIO, "%s: short read", path);
-		goto out;
-	}
-	if ((bio = BIO_new(BIO_s_mem())) == NULL || BIO_write(bio, buf, (int)n) != (int)n) {
+	if ((bio = BIO_new(BIO_s_mem())) == NULL || BIO_write(bio, buf, (int)len) != (int)len) {
 		BIO_free(bio);
 		bio = NULL;
 		*rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 	}
-out:
-	if (buf)
-		util_free_secret(buf, (size_t)st.st_size + 1);
-	close(fd);
+	util_free_secret(buf, len + 1);
 	return bio;
 }
 

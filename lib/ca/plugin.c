@@ -12,7 +12,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,65 +85,16 @@ static oe_rc
 host_read_file(const struct ca_conn *conn, const char *key, size_t max, int secret,
 	       unsigned char **out, size_t *len)
 {
-	oe_ctx *ctx = conn->ctx;
 	const char *path = host_get(conn, key);
 	char where[512];
-	unsigned char *buf = NULL;
-	struct stat st;
-	size_t got = 0;
-	oe_rc rc = OE_OK;
-	int fd;
 
 	*out = NULL;
 	*len = 0;
 	host_where(conn, key, where, sizeof(where));
 	if (path == NULL)
-		return ctx_fail(ctx, OE_ECONFIG, "%s: not set", where);
-	/* A secret is not read through a link someone else may point
-	 * elsewhere; trust bundles often are links (the distribution's). */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (secret ? O_NOFOLLOW : 0))) < 0)
-		return ctx_fail(ctx, OE_ECONFIG, "%s: %s: %s", where, path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = ctx_fail(ctx, OE_ECONFIG, "%s: %s is not a regular file", where, path);
-		goto out;
-	}
-	if ((size_t)st.st_size > max) {
-		rc = ctx_fail(ctx, OE_ELIMIT, "%s: %s is larger than %zu bytes", where, path, max);
-		goto out;
-	}
-	if (secret && (st.st_mode & 077)) {
-		rc = ctx_fail(ctx, OE_EPERM, "%s: %s is accessible by group or others; chmod 600 it",
-			      where, path);
-		goto out;
-	}
-	if (secret && st.st_uid != 0 && st.st_uid != geteuid()) {
-		rc = ctx_fail(ctx, OE_EPERM, "%s: %s must be owned by root or by us", where, path);
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = ctx_fail(ctx, OE_EIO, "%s: %s: %s", where, path,
-				      r < 0 ? strerror(errno) : "file shrank while reading");
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	buf = NULL;
-out:
-	if (buf)
-		util_free_secret(buf, (size_t)st.st_size + 1);
-	close(fd);
-	return rc;
+		return ctx_fail(conn->ctx, OE_ECONFIG, "%s: not set", where);
+	return ctx_read_file(conn->ctx, where, path, max, secret ? READ_SECRET : 0, OE_ECONFIG,
+			     out, len);
 }
 
 static void

@@ -348,6 +348,22 @@ def test_failures():
     check(rc == 1 and "cannot be asked" in err, "ca sync: CMP has no status query, said plainly",
           err)
 
+    # The shared secret's file: missing, readable by others, reached
+    # through a symbolic link; each refused when the connector opens,
+    # naming the key, the file and what to do.
+    loose = pki.secret_file(tmp, "loose.secret", SECRET)
+    os.chmod(loose, 0o644)
+    link = os.path.join(tmp, "link.secret")
+    os.symlink(P.secret, link)
+    for name, path, want, why in (
+            ("missing", os.path.join(tmp, "nosuch.secret"), 2, "No such file or directory"),
+            ("loose", loose, 1, "is accessible by group or others; chmod 600 it"),
+            ("link", link, 2, "Too many levels of symbolic links")):
+        conf = write_conf("secret-" + name, "http://127.0.0.1:%d/pkix/" % port, *pbm(path))
+        rc, out, err = oe(conf, "ca", "check", "cmp")
+        check(rc == want and "[ca cmp] secret_file" in err and path in err and why in err,
+              "a secret file %s: refused with where and why" % name, (rc, err))
+
 
 def main():
     if os.geteuid() != 0:

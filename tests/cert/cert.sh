@@ -69,6 +69,23 @@ has "$tmp/ca.txt" "Certificate Sign, CRL Sign" "CA key usage keyCertSign, cRLSig
 openssl pkey -in "$tmp/ca/ca.key" -passin pass: -noout 2>/dev/null && bad "ca.key opens without the store key" \
 	|| ok "ca.key is encrypted"
 expect 0 "ca check" oe ca check local
+# A CA whose files were never made, and one whose key others may read
+# or that is reached through a symbolic link: refused, saying why.
+cp "$conf" "$tmp/files.conf"
+printf '[ca none]\ntype = local\ndir = %s/nowhere\n' "$tmp" >>"$tmp/files.conf"
+expect 1 "a CA never initialised" "$bin" -c "$tmp/files.conf" ca check none
+has "$tmp/err" "nowhere/ca.pem: No such file.*run \`otpenroll ca init\`" "says to run ca init"
+chmod 644 "$tmp/ca/ca.key"
+expect 1 "a CA key others may read" "$bin" -c "$tmp/files.conf" ca check local
+has "$tmp/err" "ca/ca.key is accessible by group or others; chmod 600 it" "says to chmod 600 the key"
+chmod 600 "$tmp/ca/ca.key"
+mv "$tmp/ca/ca.key" "$tmp/ca.key.real"
+ln -s "$tmp/ca.key.real" "$tmp/ca/ca.key"
+expect 1 "a CA key through a symbolic link" "$bin" -c "$tmp/files.conf" ca check local
+has "$tmp/err" "ca/ca.key: Too many levels of symbolic links" "names the link"
+rm "$tmp/ca/ca.key"
+mv "$tmp/ca.key.real" "$tmp/ca/ca.key"
+expect 0 "the key back: ca check" oe ca check local
 
 # A user's CSR, EC in PEM: issued at once, subject from policy.
 csr alice "$ec" "/CN=root/O=Evil"
