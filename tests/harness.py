@@ -46,6 +46,20 @@ def free_port():
     return port
 
 
+def make_conf(d, text):
+    """A configuration d/oe.conf with its store in d and then text, the
+    store initialised once: the path.  A configuration the command line
+    refuses is still written (a test may be about just that)."""
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "oe.conf")
+    with open(conf, "w") as f:
+        f.write("[store]\nurl = sqlite:{d}/oe.db\nkey_file = {d}/secret.key\n".format(d=d))
+        f.write(text)
+    if not os.path.exists(os.path.join(d, "oe.db")):
+        oe(conf, "init")
+    return conf
+
+
 def oe(conf, *args, env=None):
     """otpenroll -c conf args...: (exit code, stdout, stderr)."""
     r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True, env=env)

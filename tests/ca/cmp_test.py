@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..")]
 import pki  # noqa: E402
-from harness import BUILD, check, db, failures, free_port, oe, oe_json, wait_for  # noqa: E402
+from harness import BUILD, check, db, failures, free_port, make_conf, oe, oe_json, wait_for  # noqa: E402
 
 OED = os.path.join(BUILD, "tools", "otpenrolld")
 CONNECTORS = os.path.join(BUILD, "lib", "ca", ".libs")
@@ -108,13 +108,7 @@ def user_cert(name, cn, subj=None):
 
 def write_conf(name, url, *ca_lines, command="p10cr"):
     d = os.path.join(tmp, name)
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "oe.conf")
-    with open(conf, "w") as f:
-        f.write("""[store]
-url = sqlite:{d}/oe.db
-key_file = {d}/secret.key
-[enroll]
+    return make_conf(d, """[enroll]
 default_ca = cmp
 connector_dir = {c}
 max_tokens_per_user = 50
@@ -127,12 +121,7 @@ url = {u}
 command = {cmd}
 subject = CN={{user}},O=Test
 timeout = 10
-""".format(d=d, c=CONNECTORS, u=url, cmd=command))
-        for line in ca_lines:
-            f.write(line + "\n")
-    if not os.path.exists(os.path.join(d, "oe.db")):
-        oe(conf, "init")
-    return conf
+""".format(d=d, c=CONNECTORS, u=url, cmd=command) + "".join(line + "\n" for line in ca_lines))
 
 
 def same_cert(pem_text, path):

@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..")]
 import pki  # noqa: E402
-from harness import BUILD, OE, check, db, failures, oe, oe_json, wait_for  # noqa: E402
+from harness import BUILD, OE, check, db, failures, make_conf, oe, oe_json, wait_for  # noqa: E402
 
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 OED = os.path.join(BUILD, "tools", "otpenrolld")
@@ -114,13 +114,11 @@ def make_pki():
 
 def write_conf(name, peer_url, *ca_lines, poll_interval=1):
     d = os.path.join(tmp, name)
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "oe.conf")
-    with open(conf, "w") as f:
-        f.write("""[store]
-url = sqlite:{d}/oe.db
-key_file = {d}/secret.key
-[enroll]
+    given = {line.split("=")[0].strip() for line in ca_lines}
+    defaults = "".join("%s = %s\n" % (key, value) for key, value in (
+        ("ca_name", "ManagementCA"), ("certificate_profile", "ENDUSER"),
+        ("end_entity_profile", "EMPTY")) if key not in given)
+    return make_conf(d, """[enroll]
 default_ca = ejbca
 connector_dir = {c}
 max_tokens_per_user = 50
@@ -132,17 +130,8 @@ sync_interval = 2
 type = ejbca-rest
 url = {u}
 timeout = 10
-""".format(d=d, c=CONNECTORS, u=peer_url, pi=poll_interval))
-        given = {line.split("=")[0].strip() for line in ca_lines}
-        for key, value in (("ca_name", "ManagementCA"), ("certificate_profile", "ENDUSER"),
-                           ("end_entity_profile", "EMPTY")):
-            if key not in given:
-                f.write("%s = %s\n" % (key, value))
-        for line in ca_lines:
-            f.write(line + "\n")
-    if not os.path.exists(os.path.join(d, "oe.db")):
-        oe(conf, "init")
-    return conf
+""".format(d=d, c=CONNECTORS, u=peer_url, pi=poll_interval) + defaults +
+        "".join(line + "\n" for line in ca_lines))
 
 
 def mtls(ca_file=None, p12=None, pw=None):
