@@ -351,17 +351,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.reply(201, {"certificate": der_b64(cert), "serial_number": serial,
                                 "response_format": "DER"})
 
+    def certificate(self, issuer, serial):
+        """The record of issuer's certificate serial, or None when the
+        404 EJBCA gives has been sent.  Called with the state lock held."""
+        st = self.server.state
+        if issuer != st.issuer_dn():
+            self.error(404, "CA '%s' does not exist." % issuer)
+            return None
+        c = st.certs.get(serial.upper().lstrip("0") or "0")
+        if c is None:
+            self.error(404, "Certificate with serial number '%s' and issuer DN '%s' was "
+                       "not found" % (serial, issuer))
+        return c
+
     def revoke(self, issuer, serial, query):
         st = self.server.state
         reason = query.get("reason", [None])[0]
-        key = serial.upper().lstrip("0") or "0"
         with st.lock:
-            if issuer != st.issuer_dn():
-                return self.error(404, "CA '%s' does not exist." % issuer)
-            c = st.certs.get(key)
+            c = self.certificate(issuer, serial)
             if c is None:
-                return self.error(404, "Certificate with serial number '%s' and issuer DN "
-                                  "'%s' was not found" % (serial, issuer))
+                return
             if reason not in REASONS:
                 return self.error(400, "Invalid revocation reason.")
             if c["revoked"]:
@@ -374,18 +383,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "message": "Successfully revoked", "revoked": True})
 
     def revstatus(self, issuer, serial):
-        st = self.server.state
-        key = serial.upper().lstrip("0") or "0"
-        if issuer != st.issuer_dn():
-            return self.error(404, "CA '%s' does not exist." % issuer)
-        c = st.certs.get(key)
-        if c is None:
-            return self.error(404, "Certificate with serial number '%s' and issuer DN '%s' was "
-                              "not found" % (serial, issuer))
-        body = {"issuer_dn": issuer, "serial_number": serial, "revoked": c["revoked"],
-                "revocation_reason": c["reason"] or "NOT_REVOKED"}
-        if c["revoked"]:
-            body["revocation_date"] = c["date"]
+        with self.server.state.lock:
+            c = self.certificate(issuer, serial)
+            if c is None:
+                return
+            body = {"issuer_dn": issuer, "serial_number": serial, "revoked": c["revoked"],
+                    "revocation_reason": c["reason"] or "NOT_REVOKED"}
+            if c["revoked"]:
+                body["revocation_date"] = c["date"]
         return self.reply(200, body)
 
     def control(self, method, path):
