@@ -69,6 +69,12 @@ class Server:
         return "http://127.0.0.1:%d/pkix/" % self.port
 
 
+def pbm_server(name, rsp_cert, *args, port=None):
+    """A server that protects its messages with the shared secret."""
+    return Server(name, rsp_cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv", *args,
+                  port=port)
+
+
 def pbm(secret_file=None):
     return ("secret_file = " + (secret_file or P.secret), "reference = otpenroll",
             "recipient = /CN=CMP Test CA/O=Test")
@@ -134,7 +140,7 @@ def same_cert(pem_text, path):
 
 def test_p10cr():
     req, cert = user_cert("alice", "alice")
-    srv = Server("p10cr", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
+    srv = pbm_server("p10cr", cert)
     conf = write_conf("p10cr", srv.url, *pbm())
     rc, out, err = oe_json(conf, "cert", "request", "--user", "alice", "--csr", req)
     check(rc == 0 and out and out["rollout_state"] == "enrolled" and
@@ -162,23 +168,21 @@ def test_p10cr():
 
 def test_cr():
     req, cert = user_cert("bob", "bob")
-    srv = Server("cr", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
-                 "-accept_raverified")
+    srv = pbm_server("cr", cert, "-accept_raverified")
     conf = write_conf("cr", srv.url, *pbm(), command="cr")
     rc, out, err = oe_json(conf, "cert", "request", "--user", "bob", "--csr", req)
     check(rc == 0 and out and out["rollout_state"] == "enrolled",
           "cr with the CSR's key, raVerified: issued", (rc, out, err))
     srv.stop()
     req2, cert2 = user_cert("bob2", "bob2")
-    srv = Server("ir", cert2, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
-                 "-accept_raverified")
+    srv = pbm_server("ir", cert2, "-accept_raverified")
     conf = write_conf("ir", srv.url, *pbm(), command="ir")
     rc, out, err = oe_json(conf, "cert", "request", "--user", "bob", "--csr", req2)
     check(rc == 0 and out and out["rollout_state"] == "enrolled" and srv.received()[0] == "IR",
           "ir: issued", (rc, out, err, srv.received()))
     srv.stop()
     # A server that does not take our word for it says so.
-    srv = Server("cr-strict", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
+    srv = pbm_server("cr-strict", cert)
     conf = write_conf("cr-strict", srv.url, *pbm(), command="cr")
     rc, out, err = oe_json(conf, "cert", "request", "--user", "bob", "--csr", req)
     check(rc == 1 and "raverified not accepted" in err and
@@ -215,8 +219,7 @@ def test_signature():
 
 def test_polling():
     req, cert = user_cert("dave", "dave")
-    srv = Server("poll", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
-                 "-poll_count", "3", "-check_after", "1")
+    srv = pbm_server("poll", cert, "-poll_count", "3", "-check_after", "1")
     conf = write_conf("poll", srv.url, *pbm())
     rc, out, err = oe_json(conf, "cert", "request", "--user", "dave", "--csr", req)
     check(rc == 3 and out and out["rollout_state"] == "pending", "waiting: pending, exit 3",
@@ -246,8 +249,7 @@ def test_lost_answer():
     the server end the transaction; the request is submitted anew, not
     polled in vain forever."""
     req, cert = user_cert("hank", "hank")
-    srv = Server("lost", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
-                 "-poll_count", "3", "-check_after", "1")
+    srv = pbm_server("lost", cert, "-poll_count", "3", "-check_after", "1")
     conf = write_conf("lost", srv.url, *pbm())
     rc, out, err = oe_json(conf, "cert", "request", "--user", "hank", "--csr", req)
     serial = out["serial"]
@@ -274,8 +276,7 @@ def test_lost_answer():
 
 def test_daemon_restart():
     req, cert = user_cert("erin", "erin")
-    srv = Server("restart", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
-                 "-poll_count", "5", "-check_after", "1")
+    srv = pbm_server("restart", cert, "-poll_count", "5", "-check_after", "1")
     conf = write_conf("restart", srv.url, *pbm())
     rc, out, err = oe_json(conf, "cert", "request", "--user", "erin", "--csr", req)
     serial = out["serial"] if out else None
@@ -301,8 +302,8 @@ def test_daemon_restart():
 
 def test_rejection():
     req, cert = user_cert("frank", "frank")
-    srv = Server("reject", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv",
-                 "-pkistatus", "2", "-failure", "2", "-statusstring", "denied by policy")
+    srv = pbm_server("reject", cert, "-pkistatus", "2", "-failure", "2",
+                     "-statusstring", "denied by policy")
     conf = write_conf("reject", srv.url, *pbm())
     rc, out, err = oe_json(conf, "cert", "request", "--user", "frank", "--csr", req)
     check(rc == 1 and "rejected" in err and
@@ -315,7 +316,7 @@ def test_rejection():
 
 def test_failures():
     req, cert = user_cert("gina", "gina")
-    srv = Server("wrong", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv")
+    srv = pbm_server("wrong", cert)
     conf = write_conf("wrong", srv.url, *pbm(P.wrong))
     rc, out, err = oe_json(conf, "cert", "request", "--user", "gina", "--csr", req)
     check(rc != 0 and db(conf, "SELECT COUNT(*) FROM tokens") == [(0,)],
@@ -328,7 +329,7 @@ def test_failures():
     rc, out, err = oe_json(conf, "cert", "request", "--user", "gina", "--csr", req)
     check(rc == 1 and out and out["rollout_state"] == "failed",
           "the server down: failed, kept", (rc, out, err))
-    srv = Server("up-again", cert, "-srv_secret", "pass:" + SECRET, "-srv_ref", "srv", port=port)
+    srv = pbm_server("up-again", cert, port=port)
     rc, out, err = oe_json(conf, "ca", "poll")
     check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
           "back up: submitted again and issued", (rc, out, err))
