@@ -46,6 +46,15 @@ def free_port():
     return port
 
 
+def listener(backlog=8):
+    """A TCP socket listening on loopback, a port of its own; a test
+    decides what it answers (or that it answers nothing)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(backlog)
+    return s
+
+
 def make_conf(d, text):
     """A configuration d/oe.conf with its store in d and then text, the
     store initialised once: the path.  A configuration the command line

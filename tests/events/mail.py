@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from harness import BUILD, OE, check, failures, free_port, wait_for  # noqa: E402
+from harness import BUILD, OE, check, failures, free_port, listener, wait_for  # noqa: E402
 
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 HANDLERS = os.path.join(BUILD, "hooks", "handlers", ".libs")
@@ -672,9 +672,7 @@ def test_tls():
 def test_answers():
     """Final and temporary answers, owners without address, silence."""
     smtp = Smtp("answers", "--reject", "nobody", "--defer", "later")
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # accepts, never greets
+    silent = listener()  # accepts, never greets
     env = Env("answers", smtp_section("default", smtp.port) +
               smtp_section("silent", silent.getsockname()[1]).replace("timeout = 5",
                                                                        "timeout = 1"))
@@ -709,9 +707,7 @@ def test_answers():
 
     # A server that hangs up right after EHLO: the client's next writes
     # meet a closed connection (SIGPIPE must not end the dispatcher).
-    rude = socket.socket()
-    rude.bind(("127.0.0.1", 0))
-    rude.listen(8)
+    rude = listener()
 
     def hang_up():
         try:
@@ -743,9 +739,7 @@ def test_answers():
 
     # A server that never completes the TCP handshake: libESMTP's connect()
     # has no timeout of its own; the handler's applies.
-    hang = socket.socket()
-    hang.bind(("127.0.0.1", 0))
-    hang.listen(0)
+    hang = listener(0)
     fill = []
     for _ in range(8):  # fill the accept queue; further SYNs are dropped
         c = socket.socket()
@@ -787,9 +781,7 @@ def test_parallel():
     # The server accepts and greets, then says nothing more until the
     # test lets it go; the mail rule comes first, so a dispatcher running
     # handlers one after another would reach the script only then.
-    quiet = socket.socket()
-    quiet.bind(("127.0.0.1", 0))
-    quiet.listen(8)
+    quiet = listener()
     held, release = [], threading.Event()
 
     def hold():
