@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 #include <openssl/cmp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -452,33 +453,21 @@ set_request(OSSL_CMP_CTX *ctx, struct cmp *c, const struct ca_request *req, int 
 	return OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_RAVERIFIED);
 }
 
+/* Octets as hex and back, no separators; 0 for a string that is not
+ * hex of 1 to max octets. */
 static void
-hex(const unsigned char *b, size_t n, char *out)
+hex(const unsigned char *b, size_t n, char *out, size_t outlen)
 {
-	static const char d[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = d[b[i] >> 4];
-		out[2 * i + 1] = d[b[i] & 15];
-	}
-	out[2 * n] = '\0';
+	if (!OPENSSL_buf2hexstr_ex(out, outlen, NULL, b, n, '\0'))
+		*out = '\0';
 }
 
 static size_t
 unhex(const char *s, unsigned char *out, size_t max)
 {
-	size_t n = strlen(s);
+	size_t n = 0;
 
-	if (n == 0 || n % 2 || n / 2 > max)
-		return 0;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v = 0;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1 || strchr("0123456789abcdefABCDEF", s[2 * i]) == NULL ||
-		    strchr("0123456789abcdefABCDEF", s[2 * i + 1]) == NULL)
-			return 0;
-		out[i] = (unsigned char)v;
-	}
-	return n / 2;
+	return OPENSSL_hexstr2buf_ex(out, max, &n, s, '\0') ? n : 0;
 }
 
 /* The cookie that lets any later process go on polling. */
@@ -489,8 +478,8 @@ make_cookie(int cmd, int rid, const struct cmp_header_info *h)
 	json_t *j;
 	char *s;
 
-	hex(h->tid, h->tid_len, tid);
-	hex(h->sender_nonce, h->sender_nonce_len, nonce);
+	hex(h->tid, h->tid_len, tid, sizeof(tid));
+	hex(h->sender_nonce, h->sender_nonce_len, nonce, sizeof(nonce));
 	j = json_pack("{s:i, s:s, s:i, s:s, s:s}", "v", 1, "cmd", cmd_name(cmd), "rid", rid, "tid",
 		      tid, "nonce", nonce);
 	s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

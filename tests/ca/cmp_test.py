@@ -231,6 +231,16 @@ def test_polling():
     nxt = db(conf, "SELECT next_poll - strftime('%s','now') FROM tokens WHERE serial = ?",
              serial)[0][0]
     check(0 <= nxt <= 2, "checkAfter sets the next poll", nxt)
+    # Polling state that does not parse (not hex): the CA is not asked,
+    # the request stays pending and the message says why.
+    for bad in ("ZZ", "ABC", ""):
+        damaged = dict(cookie, tid=bad)
+        db(conf, "UPDATE tokens SET ca_cookie = ? WHERE serial = ?", json.dumps(damaged), serial)
+        rc, out, err = oe_json(conf, "ca", "poll")
+        check(rc == 1 and out and out[0]["rollout_state"] == "pending" and
+              "polling state is damaged" in (out[0].get("message") or ""),
+              "a damaged transaction id %r: not asked, still pending" % bad, (rc, out, err))
+    db(conf, "UPDATE tokens SET ca_cookie = ? WHERE serial = ?", json.dumps(cookie), serial)
     time.sleep(1.2)
     rc, out, err = oe_json(conf, "ca", "poll")
     check(rc == 0 and out and out[0]["outcome"] == "pending",
