@@ -563,9 +563,10 @@ apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
 		o->request = NULL;
 		return OE_OK;
 	case CA_UNREACHABLE:
-		/* Kept with its request, and retried by the poller. */
+		/* Kept with its request, and retried by the poller; an
+		 * in-process CA has no one to ask again: the user asks anew. */
 		o->state = "failed";
-		o->next_poll = now + ctx_poll_interval(ctx);
+		o->next_poll = in_process ? 0 : now + ctx_poll_interval(ctx);
 		o->message = reply->message;
 		return OE_OK;
 	case CA_UNCONFIGURED:
@@ -785,8 +786,10 @@ cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *n
 
 	if (nset > 12)
 		return ctx_fail(ctx, OE_EINVAL, "too many columns");
+	/* A change of state ends whatever claim a poller had on the token. */
 	snprintf(sql, sizeof(sql),
-		 "UPDATE tokens SET %srollout_state = ?, updated = ? WHERE serial = ? AND rollout_state = ?",
+		 "UPDATE tokens SET %sclaimed_until = 0, rollout_state = ?, updated = ?"
+		 " WHERE serial = ? AND rollout_state = ?",
 		 set ? set : "");
 	for (int i = 0; i < nset; i++)
 		arg[n++] = setarg[i];
@@ -828,7 +831,7 @@ cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert
 		r->not_after = na; /* the event tells when it expires */
 		rc = cert_transition(ctx, st, r, "enrolled",
 				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
-				" request = NULL, ca_cookie = NULL, status_message = NULL, claimed_until = 0, ",
+				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
 				set, 4, action, NULL);
 	}
 out:

@@ -42,7 +42,8 @@ void cert_row_clear(struct cert_row *r);
  * In the open transaction, move r from r->state to new_state, writing
  * `set` ("col = ?, " assignments, their arguments in setarg) with it,
  * the audit row for action and token_rollout_state (and extra_event if
- * given).  OE_EBUSY when the token left r->state meanwhile.
+ * given); a poller's claim on the token ends with it.  OE_EBUSY when the
+ * token left r->state meanwhile.
  */
 oe_rc cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r,
 		      const char *new_state, const char *set,

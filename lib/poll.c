@@ -217,7 +217,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 			struct store_val set[] = { SV_T(reply->cookie), SV_I(*next), SV_T(reply->message) };
 			rc = cert_transition(ctx, st, r, "pending",
 					     "ca_cookie = ?, next_poll = ?, poll_attempts = 0,"
-					     " status_message = ?, claimed_until = 0, ",
+					     " status_message = ?, ",
 					     set, 3, "ca_poll", NULL);
 		} else {
 			/* Still waiting; the connector's state may have moved on
@@ -253,7 +253,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 			*next = (time_t)set[0].i;
 			rc = cert_transition(ctx, st, r, "failed",
 					     "ca_cookie = NULL, next_poll = ?, poll_attempts = 1,"
-					     " status_message = ?, claimed_until = 0, ",
+					     " status_message = ?, ",
 					     set, 2, "ca_poll", NULL);
 			*state = "failed";
 		} else {
@@ -328,19 +328,21 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 	snprintf(old, sizeof(old), "%s", r.state);
 	if (strcmp(r.state, "pending") != 0 && strcmp(r.state, "failed") != 0)
 		goto out;
-	if ((rc = ca_open(ctx, r.ca, &conn)) != OE_OK) {
-		done = not_asked(ctx, st, &r, old, ctx->errmsg, true, fn, arg);
+	if ((rc = ca_open(ctx, r.ca, &conn)) == OE_OK && conn->ops->in_process)
+		goto out; /* waits for `ca approve`, or for the user */
+	snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+	/* Every write below is the claim holder's. */
+	if (!claim(ctx, st, &r))
+		goto out; /* another poller has it */
+	if (rc != OE_OK) {
+		done = not_asked(ctx, st, &r, old, msg, true, fn, arg);
 		goto out;
 	}
-	if (conn->ops->in_process)
-		goto out;
 	if (skip) {
 		snprintf(msg, sizeof(msg), "not asked: [ca %s] did not answer this pass", r.ca);
 		done = not_asked(ctx, st, &r, old, msg, false, fn, arg);
 		goto out;
 	}
-	if (!claim(ctx, st, &r))
-		goto out; /* another poller has it */
 	if ((rc = rebuild_request(ctx, &r, &csr, &subject)) != OE_OK) {
 		done = not_asked(ctx, st, &r, old, ctx->errmsg, true, fn, arg);
 		goto out;
@@ -475,8 +477,10 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 oe_rc
 oe_ca_poll_next_due(oe_ctx *ctx, time_t *when)
 {
+	/* A claimed token is due when its claim lapses, not before. */
 	return ctx_next_due(ctx,
-			    "SELECT MIN(next_poll) FROM tokens WHERE type = 'certificate'"
+			    "SELECT MIN(CASE WHEN claimed_until > next_poll THEN claimed_until"
+			    " ELSE next_poll END) FROM tokens WHERE type = 'certificate'"
 			    " AND rollout_state IN ('pending', 'failed') AND next_poll > 0"
 			    " AND request IS NOT NULL",
 			    when);

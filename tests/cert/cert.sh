@@ -78,6 +78,16 @@ has "$tmp/err" "nowhere/ca.pem: No such file.*run \`otpenroll ca init\`" "says t
 chmod 644 "$tmp/ca/ca.key"
 expect 1 "a CA key others may read" "$bin" -c "$tmp/files.conf" ca check local
 has "$tmp/err" "ca/ca.key is accessible by group or others; chmod 600 it" "says to chmod 600 the key"
+# A request the local CA could not sign is kept as failed, but the
+# poller has no one to ask about it: it is never due.
+csr cfail "$ec" "/CN=cfail"
+expect 1 "a request while the CA key is unsafe" oe --json cert request --user cfail --csr "$tmp/cfail.csr"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT rollout_state || ' ' || next_poll FROM tokens WHERE owner = 'cfail'")" = "failed 0" ] \
+	&& ok "kept as failed, not scheduled for polling" \
+	|| bad "failed local request: $(sqlite3 "$tmp/oe.db" "SELECT rollout_state, next_poll FROM tokens WHERE owner = 'cfail'")"
+expect 0 "ca poll leaves it" oe --json ca poll
+[ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "nothing to ask an in-process CA" || bad "ca poll: $(cat "$tmp/out")"
+oe token delete "$(sqlite3 "$tmp/oe.db" "SELECT serial FROM tokens WHERE owner = 'cfail'")" >/dev/null 2>&1
 chmod 600 "$tmp/ca/ca.key"
 mv "$tmp/ca/ca.key" "$tmp/ca.key.real"
 ln -s "$tmp/ca.key.real" "$tmp/ca/ca.key"

@@ -432,6 +432,44 @@ test_user_email(void **state)
 	oe_ctx_free(c);
 }
 
+/* When the poller has something to ask: the earliest pending or failed
+ * remote request, a claimed one not before its claim lapses, and none
+ * when only requests without a schedule (an in-process CA's) wait. */
+static void
+test_poll_next_due(void **state)
+{
+	oe_ctx *c;
+	struct store *st;
+	time_t when = 0, now = time(NULL);
+	char sql[512];
+
+	(void)state;
+	c = ctx_new();
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	assert_int_equal(oe_ca_poll_next_due(c, &when), OE_ENOTFOUND);
+	assert_int_equal(ctx_store(c, &st), OE_OK);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO tokens (serial, type, owner, rollout_state, ca, request, next_poll,"
+		 " claimed_until, created, updated) VALUES"
+		 " ('CERT0001', 'certificate', 'a', 'failed', 'local', 'r', 0, 0, 1, 1),"
+		 " ('CERT0002', 'certificate', 'b', 'pending', 'ejbca', 'r', %lld, %lld, 1, 1),"
+		 " ('CERT0003', 'certificate', 'c', 'enrolled', 'ejbca', 'r', %lld, 0, 1, 1)",
+		 (long long)now + 10, (long long)now + 900, (long long)now + 5);
+	assert_int_equal(store_exec(st, sql, NULL, 0, NULL), OE_OK);
+	/* Only the claimed one: due when its claim lapses. */
+	assert_int_equal(oe_ca_poll_next_due(c, &when), OE_OK);
+	assert_int_equal((long long)when, (long long)now + 900);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO tokens (serial, type, owner, rollout_state, ca, request, next_poll,"
+		 " created, updated) VALUES"
+		 " ('CERT0004', 'certificate', 'd', 'failed', 'cmp', 'r', %lld, 1, 1)",
+		 (long long)now + 30);
+	assert_int_equal(store_exec(st, sql, NULL, 0, NULL), OE_OK);
+	assert_int_equal(oe_ca_poll_next_due(c, &when), OE_OK);
+	assert_int_equal((long long)when, (long long)now + 30);
+	oe_ctx_free(c);
+}
+
 int
 main(void)
 {
@@ -443,6 +481,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_email, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_next_due, setup, teardown),
 	};
 	int rc;
 
