@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,8 @@ tls_relay_open(struct tls_relay **out, const char *host, unsigned port, SSL_CTX 
 	long deadline = now_ms() + (long)timeout * 1000;
 	struct in_addr ip;
 	struct tls_relay *r;
+	sigset_t all, old;
+	bool created;
 
 	*out = NULL;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -306,7 +309,14 @@ tls_relay_open(struct tls_relay **out, const char *host, unsigned port, SSL_CTX 
 		snprintf(err, errlen, "loopback relay: %s", strerror(errno));
 		goto bad;
 	}
-	if (pthread_create(&r->thread, NULL, relay_run, r) != 0) {
+	/* The relay takes no signal: a write to a peer that hung up fails
+	 * with EPIPE there instead of ending the process, and the caller's
+	 * stop signals stay the caller's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	created = pthread_create(&r->thread, NULL, relay_run, r) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!created) {
 		snprintf(err, errlen, "cannot start the TLS relay");
 		goto bad;
 	}

@@ -1498,6 +1498,9 @@ session_run(const oe_hook_host *h, const struct server *srv, struct mail *mails,
 	sigset_t mask;
 
 	memset(&ss, 0, sizeof(ss));
+	/* Blocked for the whole session, the TLS handshake of an implicit
+	 * TLS server included. */
+	sigpipe_block(&mask);
 	ss.h = h;
 	ss.srv = srv;
 	clock_gettime(CLOCK_MONOTONIC, &ss.last_io);
@@ -1582,12 +1585,10 @@ session_run(const oe_hook_host *h, const struct server *srv, struct mail *mails,
 			}
 	}
 
-	sigpipe_block(&mask);
 	watchdog_arm(&ss.wd, srv->timeout);
 	ERR_clear_error();
 	smtp_start_session(s);
 	watchdog_disarm(&ss.wd);
-	sigpipe_restore(&mask);
 
 	session_why(&ss, why, sizeof(why));
 	for (size_t i = 0; i < n; i++)
@@ -1608,6 +1609,7 @@ out:
 	SSL_CTX_free(ctx);
 	password_free(ss.password);
 	free(ss.user);
+	sigpipe_restore(&mask);
 	ERR_clear_error();
 }
 

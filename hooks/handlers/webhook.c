@@ -27,6 +27,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,12 +399,19 @@ reply_line(const struct wh_reply *r, char *out, size_t outlen)
 }
 
 static void
+curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Once per process: the webhook's deliveries may run in a thread of
+ * their own while another handler's use OpenSSL. */
+static void
 global_init(void)
 {
-	static bool done;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
-		done = true;
+	pthread_once(&once, curl_init_once);
 }
 
 /* POST rq on c; the HTTP status in *code (0 when there was no answer). */

@@ -668,6 +668,43 @@ def test_tls():
     for s in srv.values():
         s.stop()
 
+    # An implicit-TLS server that hangs up after EHLO, while the relay
+    # still has the pipelined envelope to pass on: the mails are retried
+    # and `events dispatch` (which does not ignore SIGPIPE) lives on.
+    import ssl
+    tctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tctx.load_cert_chain(good[1], good[3])
+    rude = listener()
+
+    def hang_up_tls():
+        for _ in range(3):
+            try:
+                c, _ = rude.accept()
+            except OSError:
+                return
+            try:
+                t = tctx.wrap_socket(c, server_side=True)
+                t.sendall(b"220 rude.test\r\n")
+                t.recv(1000)
+                t.sendall(b"250-rude.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
+            except (OSError, ssl.SSLError):
+                pass
+            c.close()
+    th = threading.Thread(target=hang_up_tls, daemon=True)
+    th.start()
+    env2 = Env("tls-rude", smtp_section("default", rude.getsockname()[1],
+                                        "ca_file = %s\n" % ca).replace("tls = none", "tls = tls"))
+    env2.rule("m", mail_rule("m", option__to="email:a@example.com", option__subject="s",
+                             option__body="b"))
+    for i in range(3):
+        env2.oe("token", "add-otp", "--user", "t%d" % i, "--type", "totp")
+    r = env2.dispatch()
+    box = env2.outbox()
+    check(r.returncode == 1 and len(box) == 3 and all(e["state"] == "retrying" for e in box),
+          "an implicit-TLS server that hangs up mid-session: retrying, dispatch lives on",
+          (r.returncode, r.stderr, box))
+    rude.close()
+
 
 def test_answers():
     """Final and temporary answers, owners without address, silence."""
