@@ -812,6 +812,17 @@ cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *n
 	return rc;
 }
 
+oe_rc
+cert_mark_revoked(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *reason,
+		  const char *action)
+{
+	struct store_val set[] = { SV_T(reason) };
+
+	/* A generated key not fetched yet goes with the certificate. */
+	return cert_transition(ctx, st, r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
+			       set, 1, action, "token_revoke");
+}
+
 /* Record a certificate that arrived for a pending (or failed) request. */
 oe_rc
 cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
@@ -1233,14 +1244,11 @@ oe_token_revoke_ex(oe_ctx *ctx, const char *serial, const char *reason, bool her
 		store_rollback(st);
 		goto out;
 	}
-	{
-		struct store_val set[] = { SV_T(ca_reason_name(code)) };
-		/* A generated key not fetched yet goes with the certificate. */
-		rc = cert_transition(ctx, st, &r, "revoked", "active = 0, revoke_reason = ?, secret = NULL, ",
-				set, 1, here_only && conn && !conn->ops->in_process
-					    ? "token_revoke_here" : "token_revoke",
-				"token_revoke");
-	}
+	/* Audited apart when a CA of ours was not told: a remote one left
+	 * alone, or a [ca] that cannot be opened any more. */
+	rc = cert_mark_revoked(ctx, st, &r, ca_reason_name(code),
+			       here_only && r.ca && !(conn && conn->ops->in_process)
+				       ? "token_revoke_here" : "token_revoke");
 	if (rc != OE_OK) {
 		store_rollback(st);
 		goto out;

@@ -50,6 +50,11 @@ oe_rc cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r,
 		      const struct store_val *setarg, int nset, const char *action,
 		      const char *extra_event);
 
+/* In the open transaction: r's certificate is revoked (reason, an RFC
+ * 5280 name), with token_revoke; a key not fetched yet is dropped. */
+oe_rc cert_mark_revoked(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *reason,
+			const char *action);
+
 /* The certificate that arrived for a pending or failed request: the
  * token becomes enrolled, its request and CA cookie go. */
 oe_rc cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,

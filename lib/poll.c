@@ -539,7 +539,6 @@ sync_one(oe_ctx *ctx, struct store *st, struct ca_conn *conn, const char *serial
 					"on hold at the CA (certificateHold); not revoked here", 0);
 			break;
 		}
-		struct store_val set[] = { SV_T(reason) };
 		char old[16];
 
 		snprintf(old, sizeof(old), "%s", r.state);
@@ -548,9 +547,7 @@ sync_one(oe_ctx *ctx, struct store *st, struct ca_conn *conn, const char *serial
 			break;
 		}
 		/* As `token revoke` does, but the CA has done it already. */
-		rc = cert_transition(ctx, st, &r, "revoked",
-				     "active = 0, revoke_reason = ?, secret = NULL, ", set, 1, "ca_sync",
-				     "token_revoke");
+		rc = cert_mark_revoked(ctx, st, &r, reason, "ca_sync");
 		if (rc == OE_OK)
 			rc = store_commit(st);
 		if (rc != OE_OK) {

@@ -515,6 +515,8 @@ def test_revoke_and_sync(peer):
     conf = write_conf("gone", gone.url, *mtls())
     rc, out, err, _ = request(conf, "olga")
     s4 = out["serial"]
+    rc, out, err, _ = request(conf, "olga")
+    s5 = out["serial"]
     gone.stop()
     rc, out2, err = oe(conf, "token", "revoke", s4)
     check(rc != 0 and db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s4)
@@ -524,6 +526,21 @@ def test_revoke_and_sync(peer):
           == [("revoked",)] and db(conf, "SELECT COUNT(*) FROM audit WHERE action = "
                                    "'token_revoke_here' AND serial = ?", s4) == [(1,)],
           "token revoke --local: revoked here, audited as such", err)
+    # The connector itself gone (its plugin uninstalled): --local still
+    # revokes here, and the audit says the CA was not told.
+    empty = os.path.join(tmp, "no-connectors")
+    os.makedirs(empty, exist_ok=True)
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace("connector_dir = " + CONNECTORS, "connector_dir = " + empty))
+    rc, out2, err = oe(conf, "token", "revoke", s5)
+    check(rc != 0 and "ejbca-rest" in err, "no connector: token revoke fails, saying which", err)
+    rc, out2, err = oe(conf, "token", "revoke", s5, "--local")
+    check(rc == 0 and db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s5)
+          == [("revoked",)] and db(conf, "SELECT COUNT(*) FROM audit WHERE action = "
+                                   "'token_revoke_here' AND serial = ?", s5) == [(1,)],
+          "no connector: token revoke --local revokes here, audited as not told", (rc, err))
 
 
 
