@@ -49,7 +49,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 {
 	struct cert_row *r = arg;
 
-	if (ncol < 14)
+	if (ncol < 13)
 		return 1;
 	r->found = 1;
 	r->serial = col_text(&col[0], &r->nomem);
@@ -70,7 +70,6 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 	}
 	r->message = col_text(&col[11], &r->nomem);
 	r->attempts = col[12].i > 0 ? (unsigned)col[12].i : 0;
-	r->next_poll = (time_t)col[13].i;
 	return 1;
 }
 

@@ -18,7 +18,7 @@
 
 #define CERT_COLUMNS                                                       \
 	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
-	" request, ca_cookie, secret, status_message, poll_attempts, next_poll"
+	" request, ca_cookie, secret, status_message, poll_attempts"
 
 struct cert_row {
 	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
@@ -27,7 +27,6 @@ struct cert_row {
 	unsigned char *key; /* sealed server-generated key, or NULL */
 	size_t key_len;
 	unsigned attempts;  /* polls in a row without an answer */
-	time_t next_poll;   /* when a poller may ask about it next; 0: never */
 	int found, nomem;
 };
 
