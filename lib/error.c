@@ -64,6 +64,11 @@ ctx_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
 	va_end(ap);
+	/* A message may carry a CA's or a file's words; it goes to logs and
+	 * terminals as one line. */
+	for (char *p = ctx->errmsg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return rc;
 }
 

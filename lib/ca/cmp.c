@@ -49,8 +49,7 @@ struct cmp {
 	int cmd;                    /* CMP_BODY_IR, _CR or _P10CR */
 	X509_STORE *trusted;        /* anchors for the server's signatures */
 	X509_NAME *recipient;
-	unsigned char *secret;      /* PBM */
-	size_t secret_len;
+	struct cred_secret secret;  /* PBM; buf NULL without one */
 	char *reference;
 	X509 *cert;                 /* signature protection */
 	EVP_PKEY *key;
@@ -106,8 +105,7 @@ cmp_close(struct ca_conn *conn)
 	http_tls_clear(&c->tls);
 	X509_STORE_free(c->trusted);
 	X509_NAME_free(c->recipient);
-	if (c->secret)
-		host->free_secret(c->secret, c->secret_len + 1);
+	cred_secret_clear(host, &c->secret);
 	free(c->reference);
 	X509_free(c->cert);
 	EVP_PKEY_free(c->key);
@@ -197,15 +195,9 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 		}
 		if ((c->reference = strdup(v)) == NULL)
 			goto nomem;
-		if ((rc = host->read_file(&c->base, "secret_file", SECRET_MAX, 1, &c->secret,
-					  &c->secret_len)) != OE_OK)
+		if ((rc = cred_read_secret(host, &c->base, "secret_file", SECRET_MAX, 0,
+					   &c->secret)) != OE_OK)
 			goto bad;
-		c->secret_len = strcspn((char *)c->secret, "\r\n");
-		if (c->secret_len == 0) {
-			host->where(&c->base, "secret_file", where, sizeof(where));
-			rc = host->fail(ctx, OE_ECONFIG, "%s: the file is empty", where);
-			goto bad;
-		}
 	} else if (host->get(&c->base, "client_cert") != NULL) {
 		if ((rc = cred_load_pem(host, &c->base, "client_cert", "client_key", &c->cert, &c->key,
 					&c->chain)) != OE_OK)
@@ -217,7 +209,7 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 				"client_cert with client_key", where);
 		goto bad;
 	}
-	if (c->secret == NULL && c->trusted == NULL) {
+	if (c->secret.buf == NULL && c->trusted == NULL) {
 		host->where(&c->base, "trusted", where, sizeof(where));
 		rc = host->fail(ctx, OE_ECONFIG,
 				"%s: needed to verify the server's signatures (no shared secret is set)",
@@ -400,8 +392,8 @@ new_ctx(struct cmp *c, struct xfer *x)
 			goto bad;
 		}
 	}
-	if (c->secret) {
-		if (!OSSL_CMP_CTX_set1_secretValue(ctx, c->secret, (int)c->secret_len) ||
+	if (c->secret.buf) {
+		if (!OSSL_CMP_CTX_set1_secretValue(ctx, c->secret.buf, (int)c->secret.len) ||
 		    !OSSL_CMP_CTX_set1_referenceValue(ctx, (unsigned char *)c->reference,
 						      (int)strlen(c->reference)))
 			goto bad;
@@ -758,7 +750,7 @@ cmp_check(struct ca_conn *conn, char *buf, size_t len)
 	else
 		snprintf(buf, len, "CMP server at %s answers a general message; its protection (%s) "
 			 "verifies; requests go as %s", c->url,
-			 c->secret ? "shared secret" : "signature", cmd_name(c->cmd));
+			 c->secret.buf ? "shared secret" : "signature", cmd_name(c->cmd));
 	sk_OSSL_CMP_ITAV_pop_free(itavs, OSSL_CMP_ITAV_free);
 	OSSL_CMP_CTX_free(ctx);
 	current = NULL;

@@ -55,6 +55,7 @@ struct ejbca {
 	struct http idp;           /* to the OAuth token endpoint */
 	int oauth;
 	char *token_url, *client_id, *scope;
+	struct cred_secret client_secret; /* read when the connector opens */
 	char *token;               /* the current access token, or NULL */
 	time_t token_expires;
 };
@@ -77,6 +78,7 @@ ejbca_close(struct ca_conn *conn)
 	free(e->token_url);
 	free(e->client_id);
 	free(e->scope);
+	cred_secret_clear(host, &e->client_secret);
 	if (e->token)
 		host->free_secret(e->token, strlen(e->token) + 1);
 	free(e->base.name);
@@ -151,6 +153,11 @@ ejbca_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct 
 		}
 		if ((e->client_id = strdup(v)) == NULL)
 			goto nomem;
+		/* Read now, so that a wrong path or mode shows when the
+		 * connector loads, not at a user's first request. */
+		if ((rc = cred_read_secret(host, &e->base, "oauth_client_secret_file", SECRET_MAX, 0,
+					   &e->client_secret)) != OE_OK)
+			goto bad;
 		if ((v = host->get(&e->base, "oauth_scope")) != NULL && (e->scope = strdup(v)) == NULL)
 			goto nomem;
 	}
@@ -200,8 +207,7 @@ form_escape(CURL *c, const char *s)
 static oe_rc
 fetch_token(struct ejbca *e, char *why, size_t whylen)
 {
-	unsigned char *secret = NULL;
-	size_t slen = 0, blen;
+	size_t blen;
 	char *id = NULL, *sec = NULL, *scope = NULL, *body = NULL, *basic = NULL, *hdr = NULL;
 	struct http_reply r = { 0 };
 	char err[512];
@@ -214,15 +220,8 @@ fetch_token(struct ejbca *e, char *why, size_t whylen)
 		snprintf(why, whylen, "cannot start libcurl");
 		return OE_ENOMEM;
 	}
-	if (host->read_file(&e->base, "oauth_client_secret_file", SECRET_MAX, 1, &secret, &slen) !=
-	    OE_OK) {
-		snprintf(why, whylen, "%s", host->errmsg(e->base.ctx));
-		goto out;
-	}
-	slen = strcspn((char *)secret, "\r\n");
-	secret[slen] = '\0';
 	id = form_escape(c, e->client_id);
-	sec = form_escape(c, (char *)secret);
+	sec = form_escape(c, (char *)e->client_secret.buf);
 	if (e->scope)
 		scope = form_escape(c, e->scope);
 	if (id == NULL || sec == NULL || (e->scope && scope == NULL))
@@ -298,8 +297,6 @@ nomem:
 	snprintf(why, whylen, "out of memory");
 	rc = OE_ENOMEM;
 out:
-	if (secret)
-		host->free_secret(secret, slen + 1);
 	if (sec)
 		host->free_secret(sec, strlen(sec) + 1);
 	if (basic)

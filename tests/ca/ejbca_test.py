@@ -364,6 +364,21 @@ def test_oauth(peer):
     rc, out, err, _ = request(conf, "kim")
     check(rc != 0 and "refused client otpenroll" in err and "invalid_client" in err,
           "a wrong client secret: the token endpoint's refusal is shown", err)
+    # The secret's file is read when the connector loads: an empty or a
+    # missing one is refused before anyone asks for a certificate, and
+    # the token endpoint is not called.
+    empty = pki.secret_file(tmp, "oauth-empty.secret", "")
+    before = len([r for r in peer.requests() if r["path"] == "/oauth/token"])
+    for name, path, why in (("empty", empty, "the file is empty"),
+                            ("missing", os.path.join(tmp, "nosuch.secret"), "No such file")):
+        conf = write_conf("oauth-" + name, peer.url, "ca_file = " + P.both,
+                          "oauth_token_url = https://127.0.0.1:%d/oauth/token" % peer.port,
+                          "oauth_client_id = otpenroll", "oauth_client_secret_file = " + path)
+        rc, out, err = oe(conf, "ca", "check", "ejbca")
+        check(rc == 2 and "oauth_client_secret_file" in err and why in err,
+              "an OAuth secret file %s: refused when the connector loads" % name, (rc, err))
+    check(len([r for r in peer.requests() if r["path"] == "/oauth/token"]) == before,
+          "and the token endpoint was not asked")
 
 
 def test_tls(peer):

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "otpenroll.h"
+#include "internal.h"
 
 static void
 test_every_code_described(void **state)
@@ -24,6 +25,19 @@ test_every_code_described(void **state)
 	}
 	assert_string_equal(oe_strerror((oe_rc)(OE_RC_LAST - 1)), "unknown error");
 	assert_string_equal(oe_strerror((oe_rc)1), "unknown error");
+}
+
+/* What a CA or a file said cannot make a message two lines of a log. */
+static void
+test_detail_one_line(void **state)
+{
+	oe_ctx *ctx = oe_ctx_new();
+
+	(void)state;
+	assert_int_equal(ctx_fail(ctx, OE_EIO, "server says: %s", "no\r\nX-Injected: 1\x7f\tend"),
+			 OE_EIO);
+	assert_string_equal(oe_ctx_errmsg(ctx), "server says: no??X-Injected: 1??end");
+	oe_ctx_free(ctx);
 }
 
 static void
@@ -46,6 +60,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_code_described),
 		cmocka_unit_test(test_context_detail),
+		cmocka_unit_test(test_detail_one_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,23 +44,34 @@ check_cert(const struct ca_host *host, const struct ca_conn *conn, const char *k
 	return OE_OK;
 }
 
-/* The first line of a password file, without its line end. */
-static oe_rc
-read_password(const struct ca_host *host, const struct ca_conn *conn, const char *key, char **out,
-	      size_t *len)
+oe_rc
+cred_read_secret(const struct ca_host *host, const struct ca_conn *conn, const char *key,
+		 size_t max, int allow_empty, struct cred_secret *s)
 {
-	unsigned char *buf;
+	char where[512];
 	size_t n;
 	oe_rc rc;
 
-	*out = NULL;
-	if ((rc = host->read_file(conn, key, PASS_MAX, 1, &buf, &n)) != OE_OK)
+	memset(s, 0, sizeof(*s));
+	if ((rc = host->read_file(conn, key, max, 1, &s->buf, &n)) != OE_OK)
 		return rc;
-	*len = strcspn((char *)buf, "\r\n");
-	buf[*len] = '\0';
-	*out = (char *)buf;
-	(void)n;
+	s->size = n + 1;
+	s->len = strcspn((char *)s->buf, "\r\n");
+	s->buf[s->len] = '\0';
+	if (s->len == 0 && !allow_empty) {
+		cred_secret_clear(host, s);
+		host->where(conn, key, where, sizeof(where));
+		return host->fail(conn->ctx, OE_ECONFIG, "%s: the file is empty", where);
+	}
 	return OE_OK;
+}
+
+void
+cred_secret_clear(const struct ca_host *host, struct cred_secret *s)
+{
+	if (s->buf)
+		host->free_secret(s->buf, s->size);
+	memset(s, 0, sizeof(*s));
 }
 
 /* A certificate or key decoded again in the default library context,
@@ -159,8 +170,9 @@ cred_load_pkcs12(const struct ca_host *host, const struct ca_conn *conn, const c
 {
 	unsigned char *data = NULL;
 	const unsigned char *p;
-	char *pass = NULL, where[512];
-	size_t len = 0, plen = 0;
+	struct cred_secret pw = { 0 };
+	char *pass, where[512];
+	size_t len = 0;
 	PKCS12 *p12 = NULL;
 	oe_rc rc;
 
@@ -171,13 +183,14 @@ cred_load_pkcs12(const struct ca_host *host, const struct ca_conn *conn, const c
 	if ((rc = host->read_file(conn, p12_key, CRED_FILE_MAX, 1, &data, &len)) != OE_OK)
 		return rc;
 	if (host->get(conn, pass_key) == NULL) {
-		char pw[512];
-		host->where(conn, pass_key, pw, sizeof(pw));
-		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: needed with %s", pw, p12_key);
+		char pwhere[512];
+		host->where(conn, pass_key, pwhere, sizeof(pwhere));
+		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: needed with %s", pwhere, p12_key);
 		goto out;
 	}
-	if ((rc = read_password(host, conn, pass_key, &pass, &plen)) != OE_OK)
+	if ((rc = cred_read_secret(host, conn, pass_key, PASS_MAX, 1, &pw)) != OE_OK)
 		goto out;
+	pass = (char *)pw.buf;
 	p = data;
 	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL) {
 		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: %s is not a PKCS#12 file", where,
@@ -185,7 +198,7 @@ cred_load_pkcs12(const struct ca_host *host, const struct ca_conn *conn, const c
 		goto out;
 	}
 	/* The MAC tells a wrong password apart from anything else. */
-	if (PKCS12_mac_present(p12) && PKCS12_verify_mac(p12, pass, (int)plen) != 1) {
+	if (PKCS12_mac_present(p12) && PKCS12_verify_mac(p12, pass, (int)pw.len) != 1) {
 		rc = host->fail(conn->ctx, OE_ECONFIG,
 				"%s: the password in %s does not open %s", where,
 				host->get(conn, pass_key), host->get(conn, p12_key));
@@ -218,8 +231,7 @@ out:
 		*chain = NULL;
 	}
 	PKCS12_free(p12);
-	if (pass)
-		host->free_secret(pass, plen + 1);
+	cred_secret_clear(host, &pw);
 	if (data)
 		host->free_secret(data, len + 1);
 	ERR_clear_error();

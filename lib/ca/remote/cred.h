@@ -13,6 +13,21 @@
 
 #include "../connector.h"
 
+/* A secret file's first line, without its line end: a password, a
+ * shared secret, an OAuth client secret. */
+struct cred_secret {
+	unsigned char *buf; /* NUL-terminated at len */
+	size_t len;         /* the line's length */
+	size_t size;        /* what was read (and is wiped when cleared) */
+};
+
+/* Read key's file (mode 0600, see ca_host.read_file); an empty first
+ * line is refused unless allow_empty. */
+oe_rc cred_read_secret(const struct ca_host *host, const struct ca_conn *conn, const char *key,
+		       size_t max, int allow_empty, struct cred_secret *s);
+/* Wipe and free s (all of what was read, not only the line). */
+void cred_secret_clear(const struct ca_host *host, struct cred_secret *s);
+
 /* From the keys p12_key (the file) and pass_key (its password file). */
 oe_rc cred_load_pkcs12(const struct ca_host *host, const struct ca_conn *conn,
 		       const char *p12_key, const char *pass_key, X509 **cert,

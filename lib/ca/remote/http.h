@@ -78,7 +78,9 @@ void http_tls_clear(struct http_tls *tls);
  * percent-encoded; NULL when out of memory.  Caller frees. */
 char *http_segment(const char *s);
 
-/* snprintf for messages, where cutting a long one short is fine. */
+/* snprintf for messages, where cutting a long one short is fine; what
+ * a server said may be in them, so control characters become '?' (a
+ * message is one line of a log). */
 void remote_printf(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
