@@ -56,9 +56,6 @@ struct ca_host {
 			   time_t *expires);
 	oe_rc (*state_set)(const struct ca_conn *conn, const char *name, const char *value,
 			   time_t expires);
-	/* [daemon] poll_interval: the delay before asking about a pending
-	 * request again when the CA names none. */
-	unsigned (*poll_interval)(const struct ca_conn *conn);
 	/* The client credential rule of the contract: Key Usage
 	 * digitalSignature (plus keyEncipherment for RSA) and Extended Key
 	 * Usage clientAuth.  0, or -1 with what is missing in why. */

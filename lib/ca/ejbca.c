@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "connector.h"
 #include "ejbca_json.h"
@@ -53,8 +54,7 @@ struct ejbca {
 	struct http_tls idp_tls;   /* the token endpoint: ca_file or the system's */
 	struct http http;          /* to EJBCA */
 	struct http idp;           /* to the OAuth token endpoint */
-	int oauth;
-	char *token_url, *client_id, *scope;
+	char *token_url, *client_id, *scope; /* token_url NULL: no OAuth */
 	struct cred_secret client_secret; /* read when the connector opens */
 	char *token;               /* the current access token, or NULL */
 	time_t token_expires;
@@ -135,7 +135,6 @@ ejbca_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct 
 				   &e->tls.cert, &e->tls.key, &e->tls.chain)) != OE_OK)
 		goto bad;
 	if ((v = host->get(&e->base, "oauth_token_url")) != NULL) {
-		e->oauth = 1;
 		if (strncmp(v, "https://", 8) != 0) {
 			host->where(&e->base, "oauth_token_url", where, sizeof(where));
 			rc = host->fail(ctx, OE_ECONFIG, "%s: the client secret goes there: it must be "
@@ -161,7 +160,7 @@ ejbca_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct 
 		if ((v = host->get(&e->base, "oauth_scope")) != NULL && (e->scope = strdup(v)) == NULL)
 			goto nomem;
 	}
-	if (e->tls.cert == NULL && !e->oauth) {
+	if (e->tls.cert == NULL && e->token_url == NULL) {
 		host->where(&e->base, "url", where, sizeof(where));
 		rc = host->fail(ctx, OE_ECONFIG,
 				"%s: EJBCA needs a client certificate (client_pkcs12) or OAuth "
@@ -191,17 +190,6 @@ bad:
 
 /* ---- OAuth ---- */
 
-static char *
-form_escape(CURL *c, const char *s)
-{
-	char *t = curl_easy_escape(c, s, 0), *r = t ? strdup(t) : NULL;
-
-	if (t)
-		OPENSSL_cleanse(t, strlen(t)); /* it may be the client secret */
-	curl_free(t);
-	return r;
-}
-
 /* The client credentials grant (RFC 6749 4.4), the client authenticated
  * with HTTP Basic as 2.3.1 asks. */
 static oe_rc
@@ -213,17 +201,13 @@ fetch_token(struct ejbca *e, char *why, size_t whylen)
 	char err[512];
 	long expires_in = 0;
 	char *token = NULL;
-	CURL *c = curl_easy_init();
 	oe_rc rc = OE_ECONFIG;
 
-	if (c == NULL) {
-		snprintf(why, whylen, "cannot start libcurl");
-		return OE_ENOMEM;
-	}
-	id = form_escape(c, e->client_id);
-	sec = form_escape(c, (char *)e->client_secret.buf);
+	/* Form-encoded (2.3.1), as a path segment is. */
+	id = http_segment(e->client_id);
+	sec = http_segment((char *)e->client_secret.buf);
 	if (e->scope)
-		scope = form_escape(c, e->scope);
+		scope = http_segment(e->scope);
 	if (id == NULL || sec == NULL || (e->scope && scope == NULL))
 		goto nomem;
 	blen = strlen(id) + strlen(sec) + 2;
@@ -288,9 +272,8 @@ fetch_token(struct ejbca *e, char *why, size_t whylen)
 	/* A little early, so that a token is not used as it expires. */
 	e->token_expires = time(NULL) + (expires_in > 60 ? expires_in - 30 : expires_in / 2 + 1);
 	token = NULL;
-	if (host->state_set(&e->base, TOKEN_STATE, e->token, e->token_expires) != OE_OK) {
-		/* Only a cache: the token works without it. */
-	}
+	/* Only a cache: the token works without it. */
+	(void)host->state_set(&e->base, TOKEN_STATE, e->token, e->token_expires);
 	rc = OE_OK;
 	goto out;
 nomem:
@@ -308,7 +291,6 @@ out:
 	free(scope);
 	free(body);
 	http_reply_clear(&r);
-	curl_easy_cleanup(c);
 	return rc;
 }
 
@@ -369,7 +351,7 @@ call(struct ejbca *e, const char *method, const char *path, const char *json,
 
 		if (json)
 			headers[n++] = "Content-Type: application/json";
-		if (e->oauth) {
+		if (e->token_url) {
 			if ((rc = get_token(e, why, whylen)) != OE_OK)
 				return rc == OE_EIO ? OUT_UNREACHABLE : OUT_UNCONFIGURED;
 			if (asprintf(&auth, "Authorization: Bearer %s", e->token) < 0) {
@@ -395,7 +377,7 @@ call(struct ejbca *e, const char *method, const char *path, const char *json,
 			return OUT_UNCONFIGURED;
 		}
 		/* A token revoked or expired early: one fresh try. */
-		if (e->oauth && attempt == 0 && (r->status == 401 || r->status == 403) &&
+		if (e->token_url && attempt == 0 && (r->status == 401 || r->status == 403) &&
 		    e->tls.cert == NULL) {
 			http_reply_clear(r);
 			forget_token(e);
@@ -417,8 +399,7 @@ why_refused(const struct http_reply *r, const char *what, char *msg, size_t len)
 
 /* 201, 202 and the errors of pkcs10enroll and finalize, as a reply. */
 static void
-enrol_answer(struct ejbca *e, const struct http_reply *r, const char *what,
-	     struct ca_reply *reply)
+enrol_answer(const struct http_reply *r, const char *what, struct ca_reply *reply)
 {
 	char err[256];
 
@@ -434,7 +415,10 @@ enrol_answer(struct ejbca *e, const struct http_reply *r, const char *what,
 		reply->result = CA_ISSUED;
 		reply->cert = is.cert;
 		is.cert = NULL;
-		if (sk_X509_num(is.chain) > 0)
+		/* The chain's first certificate goes into a PKCS#12 as the
+		 * issuer: only when it is. */
+		if (sk_X509_num(is.chain) > 0 &&
+		    X509_check_issued(sk_X509_value(is.chain, 0), reply->cert) == X509_V_OK)
 			reply->issuer = sk_X509_shift(is.chain);
 		ejbca_issued_clear(&is);
 		return;
@@ -456,8 +440,7 @@ enrol_answer(struct ejbca *e, const struct http_reply *r, const char *what,
 			snprintf(reply->message, sizeof(reply->message), "out of memory");
 			return;
 		}
-		reply->result = CA_PENDING;
-		reply->delay = host->poll_interval(&e->base);
+		reply->result = CA_PENDING; /* asked again after [daemon] poll_interval */
 		remote_printf(reply->message, sizeof(reply->message), "EJBCA request %s waits for approval%s%s",
 			 id, *info ? ": " : "", info);
 		return;
@@ -468,7 +451,8 @@ enrol_answer(struct ejbca *e, const struct http_reply *r, const char *what,
 		char why[300];
 
 		ejbca_parse_error((const char *)r->body, r->len, r->status, why, sizeof(why));
-		why_refused(r, "EJBCA refused the request", reply->message, sizeof(reply->message));
+		remote_printf(reply->message, sizeof(reply->message), "EJBCA refused the request: %s",
+			      why);
 		reply->result = CA_REJECTED;
 		/* Two 400s that are not about the request.  EJBCA CE answers
 		 * pkcs10enroll so when the CA or profile wants approvals (it
@@ -567,7 +551,7 @@ ejbca_submit(struct ca_conn *conn, const struct ca_request *req, struct ca_reply
 	o = call(e, "POST", "certificate/pkcs10enroll", body, &r, why, sizeof(why));
 	host->free_secret(body, strlen(body) + 1);
 	if (o == OUT_ANSWER)
-		enrol_answer(e, &r, "pkcs10enroll", reply);
+		enrol_answer(&r, "pkcs10enroll", reply);
 	else
 		outcome_reply(o, why, reply);
 	http_reply_clear(&r);
@@ -589,7 +573,7 @@ ejbca_poll(struct ca_conn *conn, const char *cookie, const struct ca_request *re
 	memset(reply, 0, sizeof(*reply));
 	if ((c = json_loads(cookie, 0, NULL)) == NULL ||
 	    (id = json_string_value(json_object_get(c, "request_id"))) == NULL ||
-	    strlen(id) == 0 || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18) {
+	    !ejbca_request_id_ok(id)) {
 		json_decref(c);
 		return host->fail(conn->ctx, OE_EPARSE, "[ca %s]: the request's state is damaged",
 				  conn->name);
@@ -598,7 +582,7 @@ ejbca_poll(struct ca_conn *conn, const char *cookie, const struct ca_request *re
 	json_decref(c);
 	o = call(e, "POST", path, "{\"response_format\":\"DER\"}", &r, why, sizeof(why));
 	if (o == OUT_ANSWER) {
-		enrol_answer(e, &r, "finalize", reply);
+		enrol_answer(&r, "finalize", reply);
 		/* Still waiting: the same request id; no new cookie. */
 		if (reply->result == CA_PENDING) {
 			free(reply->cookie);
@@ -615,18 +599,18 @@ ejbca_poll(struct ca_conn *conn, const char *cookie, const struct ca_request *re
 static char *
 cert_path(X509 *cert, const char *suffix)
 {
-	char dn[1024], *seg = NULL, *path = NULL, *hex = NULL;
+	char *dn = NULL, *seg = NULL, *path = NULL, *hex = NULL, *data;
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	BIO *b = BIO_new(BIO_s_mem());
-	int n;
+	long n;
 
+	/* RFC 4514 as EJBCA writes DNs: UTF-8 left as it is, not escaped
+	 * as \C3\BC, however long. */
 	if (bn == NULL || b == NULL ||
-	    X509_NAME_print_ex(b, X509_get_issuer_name(cert), 0, XN_FLAG_RFC2253) < 0)
+	    X509_NAME_print_ex(b, X509_get_issuer_name(cert), 0,
+			       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0 ||
+	    (n = BIO_get_mem_data(b, &data)) <= 0 || (dn = strndup(data, (size_t)n)) == NULL)
 		goto out;
-	n = BIO_read(b, dn, sizeof(dn) - 1);
-	if (n <= 0)
-		goto out;
-	dn[n] = '\0';
 	if ((seg = http_segment(dn)) == NULL || (hex = BN_bn2hex(bn)) == NULL)
 		goto out;
 	if (asprintf(&path, "certificate/%s/%s/%s", seg, hex, suffix) < 0)
@@ -636,6 +620,7 @@ out:
 	BN_free(bn);
 	OPENSSL_free(hex);
 	free(seg);
+	free(dn);
 	return path;
 }
 

@@ -231,6 +231,12 @@ digits_only(const char *s, size_t n)
 }
 
 int
+ejbca_request_id_ok(const char *id)
+{
+	return digits_only(id, strlen(id));
+}
+
+int
 ejbca_parse_pending(const char *body, size_t len, char *id, size_t idlen, char *info,
 		    size_t infolen, char *err, size_t errlen)
 {
@@ -246,7 +252,10 @@ ejbca_parse_pending(const char *body, size_t len, char *id, size_t idlen, char *
 		snprintf(info, infolen, "%s", msg);
 	rid = json_object_get(j, "request_id");
 	if (json_is_integer(rid) && json_integer_value(rid) >= 0) {
-		snprintf(id, idlen, "%lld", (long long)json_integer_value(rid));
+		char n[32];
+		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(rid));
+		if (ejbca_request_id_ok(n))
+			snprintf(id, idlen, "%s", n);
 	} else if (json_is_string(rid) && digits_only(json_string_value(rid),
 						       strlen(json_string_value(rid)))) {
 		snprintf(id, idlen, "%s", json_string_value(rid));
@@ -352,9 +361,18 @@ ejbca_parse_revocation(const char *body, size_t len, int *revoked, int *reason, 
 	}
 	*revoked = json_is_true(r);
 	if (*revoked) {
+		/* A reason we cannot name might be a hold under another
+		 * spelling, which revoking here for good would get wrong. */
 		if ((name = str_of(j, "revocation_reason")) != NULL &&
-		    (*reason = ejbca_reason_code(name)) < 0)
-			*reason = 0; /* an unknown name is still a revocation */
+		    (*reason = ejbca_reason_code(name)) < 0) {
+			char text[64];
+			printable(text, sizeof(text), name, strlen(name));
+			snprintf(err, errlen, "revocation_reason %s is not one EJBCA documents", text);
+			*reason = 0;
+			*revoked = 0;
+			json_decref(j);
+			return -1;
+		}
 		if ((date = str_of(j, "revocation_date")) != NULL)
 			*when = iso_time(date);
 	}

@@ -31,6 +31,9 @@ void ejbca_issued_clear(struct ejbca_issued *i);
 int ejbca_parse_pending(const char *body, size_t len, char *id, size_t idlen, char *info,
 			size_t infolen, char *err, size_t errlen);
 
+/* A request id as the connector keeps it: 1 to 18 digits. */
+int ejbca_request_id_ok(const char *id);
+
 /* Any error answer: "error_message (error_code N)", or the start of a
  * body that is not EJBCA's error JSON, as printable text. */
 void ejbca_parse_error(const char *body, size_t len, long status, char *msg, size_t msglen);

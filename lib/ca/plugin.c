@@ -214,12 +214,6 @@ host_state_set(const struct ca_conn *conn, const char *name, const char *value, 
 	return rc;
 }
 
-static unsigned
-host_poll_interval(const struct ca_conn *conn)
-{
-	return ctx_poll_interval(conn->ctx);
-}
-
 static const struct ca_host host = {
 	.abi = OE_CONNECTOR_ABI,
 	.fail = ctx_fail,
@@ -231,7 +225,6 @@ static const struct ca_host host = {
 	.parse_dn = ca_parse_dn,
 	.state_get = host_state_get,
 	.state_set = host_state_set,
-	.poll_interval = host_poll_interval,
 	.check_client_cert = x509_check_client_cert,
 };
 

@@ -91,6 +91,10 @@ class State:
         self.next_id = 100
         self.certs = {}           # serial hex -> {"cert", "revoked", "reason", "date"}
         self.double_b64 = args.double_b64
+        self.chain_cert = None
+        if args.chain_cert:
+            with open(args.chain_cert, "rb") as f:
+                self.chain_cert = x509.load_pem_x509_certificate(f.read())
         self.validity = args.validity_seconds
         self.log = args.log
 
@@ -141,7 +145,7 @@ def issued_body(st, cert, serial, include_chain):
         c = base64.b64encode(c.encode()).decode()
     body = {"certificate": c, "serial_number": serial, "response_format": "DER"}
     if include_chain:
-        body["certificate_chain"] = [der_b64(st.ca_cert)]
+        body["certificate_chain"] = [der_b64(st.chain_cert or st.ca_cert)]
     return body
 
 
@@ -441,6 +445,9 @@ def main():
     ap.add_argument("--validity-seconds", type=int, default=30 * 86400)
     ap.add_argument("--double-b64", action="store_true",
                     help="send certificates base64-encoded twice, as some versions have")
+    ap.add_argument("--chain-cert",
+                    help="send this as certificate_chain instead of the issuing CA "
+                    "(a server that gets it wrong)")
     args = ap.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -193,6 +193,45 @@ def test_double_b64(tls_ca):
     peer.stop()
 
 
+def p12_ca_subjects(p12, password):
+    r = subprocess.run(["openssl", "pkcs12", "-in", p12, "-nokeys", "-cacerts", "-passin",
+                        "pass:" + password], capture_output=True, text=True)
+    return [line for line in r.stdout.splitlines() if line.startswith("subject=")]
+
+
+def test_chain(peer):
+    """The issuer from certificate_chain goes into a PKCS#12 only when it
+    issued the certificate."""
+    for name, p, want in (("chain-right", peer, ["ManagementCA"]),
+                          ("chain-wrong", Peer("wrong-chain", P.server, "--chain-cert",
+                                               P.tls_ca.pem), [])):
+        conf = write_conf(name, p.url, *mtls())
+        p12 = os.path.join(tmp, name + ".p12")
+        rc, out, err = oe_json(conf, "cert", "request", "--user", "gail", "--generate",
+                               "--out", p12)
+        got = p12_ca_subjects(p12, out["pkcs12_password"]) if rc == 0 and out else None
+        check(got is not None and len(got) == len(want) and
+              all(w in g for w, g in zip(want, got)),
+              "%s: the PKCS#12's CA certificates are %s" % (name, want or "none"),
+              (rc, err, got))
+        if p is not peer:
+            p.stop()
+
+
+def test_utf8_issuer():
+    """Revocation names the issuer as EJBCA writes DNs: UTF-8 as it is."""
+    ca = pki.make(tmp, "issuing-utf8", "Zertifizierungsstelle Müller", ca=True)
+    p = Peer("utf8", P.server, "--ca-cert", ca.pem, "--ca-key", ca.key_pem)
+    conf = write_conf("utf8", p.url, *mtls())
+    rc, out, err, _ = request(conf, "ulla")
+    serial = out["serial"] if rc == 0 and out else None
+    rc, out, err = oe(conf, "token", "revoke", serial or "-")
+    revokes = [r for r in p.requests() if r["path"].endswith("/revoke") or "/revoke?" in r["path"]]
+    check(rc == 0 and revokes and revokes[-1]["status"] == 200,
+          "a CA named in UTF-8: the revocation finds it", (rc, err, revokes))
+    p.stop()
+
+
 def test_approval(peer):
     conf = write_conf("approval", peer.url, *mtls(), "end_entity_profile = APPROVAL")
     rc, out, err, _ = request(conf, "carol")
@@ -573,6 +612,8 @@ def main():
         conf = test_issued(peer)
         test_keepalive(peer, conf)
         test_double_b64(P.tls_ca)
+        test_chain(peer)
+        test_utf8_issuer()
         test_approval(peer)
         test_generated_pending(peer)
         test_daemon_poller(peer)

@@ -136,6 +136,22 @@ test_pending(void **state)
 	b = "{\"link\":\"https://e/v1/certificate/12/finalize/../../7\"}";
 	assert_int_equal(ejbca_parse_pending(b, strlen(b), id, sizeof(id), NULL, 0, err, sizeof(err)),
 			 -1);
+	/* An id the poll could not use is refused here already: 19 digits,
+	 * as an integer or as text. */
+	b = "{\"request_id\":1234567890123456789}";
+	assert_int_equal(ejbca_parse_pending(b, strlen(b), id, sizeof(id), NULL, 0, err, sizeof(err)),
+			 -1);
+	b = "{\"request_id\":\"1234567890123456789\"}";
+	assert_int_equal(ejbca_parse_pending(b, strlen(b), id, sizeof(id), NULL, 0, err, sizeof(err)),
+			 -1);
+	b = "{\"request_id\":123456789012345678}";
+	assert_int_equal(ejbca_parse_pending(b, strlen(b), id, sizeof(id), NULL, 0, err, sizeof(err)),
+			 0);
+	assert_string_equal(id, "123456789012345678");
+	assert_true(ejbca_request_id_ok("1"));
+	assert_false(ejbca_request_id_ok(""));
+	assert_false(ejbca_request_id_ok("12a"));
+	assert_false(ejbca_request_id_ok("-1"));
 }
 
 static void
@@ -173,6 +189,13 @@ test_errors_and_status(void **state)
 	b = "{\"revoked\":\"yes\"}";
 	assert_int_equal(ejbca_parse_revocation(b, strlen(b), &revoked, &reason, &when, err,
 						sizeof(err)), -1);
+	/* A reason EJBCA does not document (a hold spelled otherwise?) is
+	 * not taken for a revocation for good. */
+	b = "{\"revoked\":true,\"revocation_reason\":\"ON_HOLD\\r\\n\"}";
+	assert_int_equal(ejbca_parse_revocation(b, strlen(b), &revoked, &reason, &when, err,
+						sizeof(err)), -1);
+	assert_int_equal(revoked, 0);
+	assert_string_equal(err, "revocation_reason ON_HOLD?? is not one EJBCA documents");
 
 	b = "{\"status\":\"OK\",\"version\":\"1.0\",\"revision\":\"EJBCA 8.0.0\"}";
 	assert_int_equal(ejbca_parse_status(b, strlen(b), text, sizeof(text), err, sizeof(err)), 0);

@@ -74,8 +74,9 @@ oe_rc http_tls_load(const struct ca_host *host, const struct ca_conn *conn,
 		    struct http_tls *tls);
 void http_tls_clear(struct http_tls *tls);
 
-/* A URL path segment with everything but unreserved characters
- * percent-encoded; NULL when out of memory.  Caller frees. */
+/* s with everything but RFC 3986's unreserved characters
+ * percent-encoded: a URL path segment, or a form value; NULL when out of
+ * memory.  Caller frees. */
 char *http_segment(const char *s);
 
 /* snprintf for messages, where cutting a long one short is fine; what
