@@ -118,33 +118,19 @@ cmp_close(struct ca_conn *conn)
 static oe_rc
 load_trusted(struct cmp *c)
 {
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	char where[512];
-	BIO *b;
-	X509 *x;
-	int n = 0;
+	STACK_OF(X509) *certs;
 	oe_rc rc;
 
-	if ((rc = host->read_file(&c->base, "trusted", 256 * 1024, 0, &buf, &len)) != OE_OK)
+	if ((rc = remote_read_certs(host, &c->base, "trusted", &certs)) != OE_OK)
 		return rc;
-	if ((c->trusted = X509_STORE_new()) == NULL || (b = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		free(buf);
-		return host->fail(c->base.ctx, OE_ENOMEM, "out of memory");
-	}
-	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-		if (X509_STORE_add_cert(c->trusted, x))
-			n++;
-		X509_free(x);
-	}
+	if ((c->trusted = X509_STORE_new()) == NULL)
+		rc = host->fail(c->base.ctx, OE_ENOMEM, "out of memory");
+	for (int i = 0; rc == OE_OK && i < sk_X509_num(certs); i++)
+		if (!X509_STORE_add_cert(c->trusted, sk_X509_value(certs, i)))
+			rc = host->fail(c->base.ctx, OE_ENOMEM, "out of memory");
+	sk_X509_pop_free(certs, X509_free);
 	ERR_clear_error();
-	BIO_free(b);
-	free(buf);
-	if (n == 0) {
-		host->where(&c->base, "trusted", where, sizeof(where));
-		return host->fail(c->base.ctx, OE_ECONFIG, "%s: holds no PEM certificate", where);
-	}
-	return OE_OK;
+	return rc;
 }
 
 static oe_rc

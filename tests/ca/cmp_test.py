@@ -215,6 +215,28 @@ def test_signature():
     rc, out, err = oe(conf, "ca", "check", "cmp")
     check(rc != 0 and "clientAuth" in err and "client_cert" in err,
           "a client certificate without clientAuth is refused at load", err)
+    # Files that hold no PEM certificate, and a key file without a key.
+    junk = os.path.join(tmp, "junk.pem")
+    with open(junk, "w") as f:
+        f.write("not a certificate\n")
+    for name, lines, key in (
+            ("trusted", ("client_cert = " + P.ra.pem, "client_key = " + P.ra.key_pem,
+                         "trusted = " + junk), "trusted"),
+            ("client_cert", ("client_cert = " + junk, "client_key = " + P.ra.key_pem,
+                             "trusted = " + P.ca.pem), "client_cert"),
+            ("ca_file", ("ca_file = " + junk,) + pbm(), "ca_file")):
+        # ca_file is read for an https:// server only.
+        conf = write_conf("junk-" + name, "http%s://127.0.0.1:1/pkix/"
+                          % ("s" if name == "ca_file" else ""), *lines)
+        rc, out, err = oe(conf, "ca", "check", "cmp")
+        check(rc == 2 and "[ca cmp] %s" % key in err and "junk.pem holds no PEM certificate" in err,
+              "a %s file without a certificate: refused at load, naming it" % name, (rc, err))
+    nokey = pki.secret_file(tmp, "nokey.pem", open(P.ra.pem).read())
+    conf = write_conf("junk-key", "http://127.0.0.1:1/pkix/", "client_cert = " + P.ra.pem,
+                      "client_key = " + nokey, "trusted = " + P.ca.pem)
+    rc, out, err = oe(conf, "ca", "check", "cmp")
+    check(rc == 2 and "holds no unencrypted PEM private key" in err,
+          "a client_key file without a key: refused at load", (rc, err))
 
 
 def test_polling():

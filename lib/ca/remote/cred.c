@@ -20,6 +20,7 @@
 #include <openssl/provider.h>
 
 #include "cred.h"
+#include "http.h"
 
 #define CRED_FILE_MAX (256 * 1024)
 #define PASS_MAX 1024
@@ -242,18 +243,19 @@ oe_rc
 cred_load_pem(const struct ca_host *host, const struct ca_conn *conn, const char *cert_key,
 	      const char *key_key, X509 **cert, EVP_PKEY **key, STACK_OF(X509) **chain)
 {
-	unsigned char *cdata = NULL, *kdata = NULL;
-	size_t clen = 0, klen = 0;
+	unsigned char *kdata = NULL;
+	size_t klen = 0;
 	char where[512];
 	BIO *b = NULL;
-	X509 *x;
 	oe_rc rc;
 
 	*cert = NULL;
 	*key = NULL;
 	*chain = NULL;
-	if ((rc = host->read_file(conn, cert_key, CRED_FILE_MAX, 0, &cdata, &clen)) != OE_OK)
+	/* The certificate first, then any chain. */
+	if ((rc = remote_read_certs(host, conn, cert_key, chain)) != OE_OK)
 		return rc;
+	*cert = sk_X509_shift(*chain);
 	if (host->get(conn, key_key) == NULL) {
 		host->where(conn, key_key, where, sizeof(where));
 		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: needed with %s", where, cert_key);
@@ -261,21 +263,6 @@ cred_load_pem(const struct ca_host *host, const struct ca_conn *conn, const char
 	}
 	if ((rc = host->read_file(conn, key_key, CRED_FILE_MAX, 1, &kdata, &klen)) != OE_OK)
 		goto out;
-	host->where(conn, cert_key, where, sizeof(where));
-	if ((b = BIO_new_mem_buf(cdata, (int)clen)) == NULL ||
-	    (*cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-		rc = host->fail(conn->ctx, OE_ECONFIG, "%s: %s holds no PEM certificate", where,
-				host->get(conn, cert_key));
-		goto out;
-	}
-	if ((*chain = sk_X509_new_null()) == NULL) {
-		rc = host->fail(conn->ctx, OE_ENOMEM, "out of memory");
-		goto out;
-	}
-	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-		if (!sk_X509_push(*chain, x))
-			X509_free(x);
-	BIO_free(b);
 	host->where(conn, key_key, where, sizeof(where));
 	/* No password callback: an encrypted key is refused, not prompted for. */
 	if ((b = BIO_new_mem_buf(kdata, (int)klen)) == NULL ||
@@ -296,7 +283,6 @@ out:
 		*chain = NULL;
 	}
 	BIO_free(b);
-	free(cdata);
 	if (kdata)
 		host->free_secret(kdata, klen + 1);
 	ERR_clear_error();

@@ -41,9 +41,9 @@ http_global_init(void)
 
 /* ---- the TLS policy ---- */
 
-static oe_rc
-read_certs(const struct ca_host *host, const struct ca_conn *conn, const char *key,
-	   STACK_OF(X509) **out)
+oe_rc
+remote_read_certs(const struct ca_host *host, const struct ca_conn *conn, const char *key,
+		  STACK_OF(X509) **out)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -92,7 +92,7 @@ http_tls_load(const struct ca_host *host, const struct ca_conn *conn, struct htt
 		STACK_OF(X509) *anchors;
 		/* Read now, so that a bad file is a load error, not a
 		 * handshake failure much later. */
-		if ((rc = read_certs(host, conn, "ca_file", &anchors)) != OE_OK)
+		if ((rc = remote_read_certs(host, conn, "ca_file", &anchors)) != OE_OK)
 			return rc;
 		sk_X509_pop_free(anchors, X509_free);
 		if ((tls->ca_file = strdup(v)) == NULL)
@@ -100,7 +100,7 @@ http_tls_load(const struct ca_host *host, const struct ca_conn *conn, struct htt
 	}
 	if ((v = host->get(conn, "trusted_ca")) != NULL) {
 		STACK_OF(X509) *ca;
-		if ((rc = read_certs(host, conn, "trusted_ca", &ca)) != OE_OK)
+		if ((rc = remote_read_certs(host, conn, "trusted_ca", &ca)) != OE_OK)
 			goto bad;
 		host->where(conn, "trusted_ca", where, sizeof(where));
 		if (sk_X509_num(ca) != 1) {
@@ -161,30 +161,31 @@ http_tls_load(const struct ca_host *host, const struct ca_conn *conn, struct htt
 		goto bad;
 	}
 	/* Cipher lists OpenSSL cannot use are refused now, by name. */
-	{
+	if (tls->ciphers || tls->tls13_ciphers) {
 		SSL_CTX *probe = SSL_CTX_new(TLS_client_method());
-		int ok = probe != NULL;
-		if (ok && tls->ciphers && !SSL_CTX_set_cipher_list(probe, tls->ciphers)) {
+
+		rc = OE_OK;
+		if (probe == NULL) {
+			rc = host->fail(conn->ctx, OE_ENOMEM, "out of memory");
+		} else if (tls->ciphers && !SSL_CTX_set_cipher_list(probe, tls->ciphers)) {
 			host->where(conn, "tls_ciphers", where, sizeof(where));
 			rc = host->fail(conn->ctx, OE_ECONFIG, "%s: no usable cipher in \"%s\"", where,
 					tls->ciphers);
-			ok = -1;
-		} else if (ok && tls->tls13_ciphers &&
+		} else if (tls->tls13_ciphers &&
 			   !SSL_CTX_set_ciphersuites(probe, tls->tls13_ciphers)) {
 			host->where(conn, "tls13_ciphers", where, sizeof(where));
 			rc = host->fail(conn->ctx, OE_ECONFIG, "%s: \"%s\" is not a TLS 1.3 suite list",
 					where, tls->tls13_ciphers);
-			ok = -1;
 		}
 		SSL_CTX_free(probe);
 		ERR_clear_error();
-		if (ok != 1)
+		if (rc != OE_OK)
 			goto bad;
 	}
 	return OE_OK;
 bad:
 	http_tls_clear(tls);
-	return rc != OE_OK ? rc : OE_ECONFIG;
+	return rc;
 }
 
 void

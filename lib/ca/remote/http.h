@@ -79,6 +79,11 @@ void http_tls_clear(struct http_tls *tls);
  * memory.  Caller frees. */
 char *http_segment(const char *s);
 
+/* Every PEM certificate of key's file (at least one, else an error
+ * naming the file): a trust bundle, a certificate and its chain. */
+oe_rc remote_read_certs(const struct ca_host *host, const struct ca_conn *conn, const char *key,
+			STACK_OF(X509) **out);
+
 /* snprintf for messages, where cutting a long one short is fine; what
  * a server said may be in them, so control characters become '?' (a
  * message is one line of a log). */
