@@ -56,7 +56,6 @@ struct cmp {
 	STACK_OF(X509) *chain;
 	struct http_tls tls;
 	struct http http;
-	long timeout;
 };
 
 /* One exchange's state, reachable from OpenSSL's callbacks. */
@@ -84,6 +83,13 @@ static const char *
 cmd_name(int cmd)
 {
 	return cmd == CMP_BODY_IR ? "ir" : cmd == CMP_BODY_P10CR ? "p10cr" : "cr";
+}
+
+/* The certReqId a command's request carries. */
+static int
+rid_of(int cmd)
+{
+	return cmd == CMP_BODY_P10CR ? CMP_CERTREQID_NONE : CMP_CERTREQID;
 }
 
 static int
@@ -149,7 +155,7 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 	}
 	c->base.ops = oe_connector.ops;
 	c->base.ctx = ctx;
-	c->timeout = DEFAULT_TIMEOUT;
+	c->http.timeout = DEFAULT_TIMEOUT;
 	if ((v = host->get(&c->base, "url")) == NULL ||
 	    (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)) {
 		host->where(&c->base, "url", where, sizeof(where));
@@ -160,7 +166,7 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 	if ((c->url = strdup(v)) == NULL)
 		goto nomem;
 	if ((v = host->get(&c->base, "timeout")) != NULL)
-		c->timeout = strtol(v, NULL, 10);
+		c->http.timeout = strtol(v, NULL, 10); /* 1..600, checked on loading */
 	c->cmd = cmd_of(host->get(&c->base, "command"));
 	/* ir and cr carry a template of ours; p10cr the user's CSR. */
 	c->base.forwards_csr = c->cmd == CMP_BODY_P10CR;
@@ -206,7 +212,6 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 		goto bad;
 	v = host->get(&c->base, "keep_alive");
 	c->http.reuse = v == NULL || strcmp(v, "no") != 0;
-	c->http.timeout = c->timeout;
 	c->http.tls = strncmp(c->url, "https://", 8) == 0 ? &c->tls : NULL;
 	*out = &c->base;
 	return OE_OK;
@@ -231,12 +236,14 @@ log_cb(const char *func, const char *file, int line, OSSL_CMP_severity level, co
 	return 1;
 }
 
+/* What an answer tells about the transaction; der is its encoding,
+ * read once more with our own templates for the header. */
 static void
-learn(struct xfer *x, const OSSL_CMP_MSG *rsp)
+learn(struct xfer *x, const OSSL_CMP_MSG *rsp, const unsigned char *der, size_t len)
 {
 	int bt = OSSL_CMP_MSG_get_bodytype(rsp);
 
-	x->have_last = cmp_header_info(rsp, &x->last) == 0;
+	x->have_last = cmp_header_info_der(der, len, &x->last) == 0;
 	if (bt == CMP_BODY_IP || bt == CMP_BODY_CP || bt == CMP_BODY_KUP)
 		x->saw_crep = 1;
 }
@@ -289,7 +296,7 @@ exchange(struct xfer *x, const OSSL_CMP_MSG *req)
 		x->transport = 1;
 		snprintf(x->why, sizeof(x->why), "%s: the answer is not a CMP message", x->c->url);
 	} else {
-		learn(x, rsp);
+		learn(x, rsp, r.body, r.len);
 	}
 	http_reply_clear(&r);
 	ERR_clear_error();
@@ -366,7 +373,6 @@ new_ctx(struct cmp *c, struct xfer *x)
 	    !OSSL_CMP_CTX_set_log_verbosity(ctx, OSSL_CMP_LOG_ERR) ||
 	    !OSSL_CMP_CTX_set_transfer_cb(ctx, transfer_cb) ||
 	    !OSSL_CMP_CTX_set_transfer_cb_arg(ctx, x) ||
-	    !OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT, (int)c->timeout) ||
 	    !OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_TOTAL_TIMEOUT, 0) ||
 	    (c->recipient && !OSSL_CMP_CTX_set1_recipient(ctx, c->recipient)))
 		goto bad;
@@ -404,11 +410,11 @@ bad:
  * them with raVerified).
  */
 static int
-set_request(OSSL_CMP_CTX *ctx, struct cmp *c, const struct ca_request *req, int resuming)
+set_request(OSSL_CMP_CTX *ctx, int cmd, const struct ca_request *req, int resuming)
 {
 	EVP_PKEY *pub;
 
-	if (c->cmd == CMP_BODY_P10CR)
+	if (cmd == CMP_BODY_P10CR)
 		return OSSL_CMP_CTX_set1_p10CSR(ctx, req->csr);
 	if (!OSSL_CMP_CTX_set1_subjectName(ctx, req->subject))
 		return 0;
@@ -450,7 +456,7 @@ unhex(const char *s, unsigned char *out, size_t max)
 
 /* The cookie that lets any later process go on polling. */
 static char *
-make_cookie(int cmd, int rid, const struct cmp_header_info *h)
+make_cookie(int cmd, const struct cmp_header_info *h)
 {
 	char tid[2 * CMP_OCTETS_MAX + 1], nonce[2 * CMP_OCTETS_MAX + 1];
 	json_t *j;
@@ -458,8 +464,8 @@ make_cookie(int cmd, int rid, const struct cmp_header_info *h)
 
 	hex(h->tid, h->tid_len, tid, sizeof(tid));
 	hex(h->sender_nonce, h->sender_nonce_len, nonce, sizeof(nonce));
-	j = json_pack("{s:i, s:s, s:i, s:s, s:s}", "v", 1, "cmd", cmd_name(cmd), "rid", rid, "tid",
-		      tid, "nonce", nonce);
+	j = json_pack("{s:i, s:s, s:s, s:s}", "v", 1, "cmd", cmd_name(cmd), "tid", tid, "nonce",
+		      nonce);
 	s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
 	return s;
@@ -509,7 +515,6 @@ static oe_rc
 outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_after, int cmd,
 	struct ca_reply *reply)
 {
-	int rid = cmd == CMP_BODY_P10CR ? CMP_CERTREQID_NONE : CMP_CERTREQID;
 	char status[300] = "";
 	struct ossl_why w;
 	long fi;
@@ -533,7 +538,7 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 		return OE_OK;
 	}
 	if (res == -1 || (res == 0 && x->waiting)) {
-		if (!x->have_last || (reply->cookie = make_cookie(cmd, rid, &x->last)) == NULL) {
+		if (!x->have_last || (reply->cookie = make_cookie(cmd, &x->last)) == NULL) {
 			reply->result = CA_UNREACHABLE;
 			snprintf(reply->message, sizeof(reply->message),
 				 "the server's answer lacks transactionID or senderNonce");
@@ -598,6 +603,15 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 	return OE_OK;
 }
 
+/* The end of new_ctx()'s exchange. */
+static void
+end_ctx(OSSL_CMP_CTX *ctx)
+{
+	OSSL_CMP_CTX_free(ctx);
+	current = NULL;
+	ERR_clear_error();
+}
+
 static oe_rc
 cmp_submit(struct ca_conn *conn, const struct ca_request *req, struct ca_reply *reply)
 {
@@ -608,18 +622,14 @@ cmp_submit(struct ca_conn *conn, const struct ca_request *req, struct ca_reply *
 	oe_rc rc;
 
 	memset(reply, 0, sizeof(*reply));
-	if ((ctx = new_ctx(c, &x)) == NULL || !set_request(ctx, c, req, 0)) {
-		OSSL_CMP_CTX_free(ctx);
-		current = NULL;
-		ERR_clear_error();
+	if ((ctx = new_ctx(c, &x)) == NULL || !set_request(ctx, c->cmd, req, 0)) {
+		end_ctx(ctx);
 		return host->fail(conn->ctx, OE_ECRYPTO, "[ca %s]: cannot set up the CMP request",
 				  conn->name);
 	}
 	res = OSSL_CMP_try_certreq(ctx, c->cmd, NULL, &check_after);
 	rc = outcome(c, ctx, &x, res, check_after, c->cmd, reply);
-	OSSL_CMP_CTX_free(ctx);
-	current = NULL;
-	ERR_clear_error();
+	end_ctx(ctx);
 	return rc;
 }
 
@@ -635,40 +645,34 @@ cmp_poll(struct ca_conn *conn, const char *cookie, const struct ca_request *req,
 	struct xfer x;
 	OSSL_CMP_CTX *ctx = NULL;
 	json_t *j;
-	int cmd, rid, res, check_after = 0;
+	int cmd, res, check_after = 0;
 	oe_rc rc;
 
 	memset(reply, 0, sizeof(*reply));
 	if ((j = json_loads(cookie, 0, NULL)) == NULL ||
+	    json_integer_value(json_object_get(j, "v")) != 1 ||
 	    (cmd_s = json_string_value(json_object_get(j, "cmd"))) == NULL ||
 	    (tid_s = json_string_value(json_object_get(j, "tid"))) == NULL ||
 	    (nonce_s = json_string_value(json_object_get(j, "nonce"))) == NULL ||
-	    !json_is_integer(json_object_get(j, "rid")) || (cmd = cmd_of(cmd_s)) < 0 ||
+	    (cmd = cmd_of(cmd_s)) < 0 ||
 	    (tid_len = unhex(tid_s, tid, sizeof(tid))) == 0 ||
 	    (nonce_len = unhex(nonce_s, nonce, sizeof(nonce))) == 0) {
 		json_decref(j);
 		return host->fail(conn->ctx, OE_EPARSE, "[ca %s]: the request's polling state is damaged",
 				  conn->name);
 	}
-	rid = (int)json_integer_value(json_object_get(j, "rid"));
 	json_decref(j);
 	rc = OE_ECRYPTO;
 	/* The same transaction, as the command it began with. */
 	if ((ctx = new_ctx(c, &x)) == NULL || (t = ASN1_OCTET_STRING_new()) == NULL ||
 	    !ASN1_OCTET_STRING_set(t, tid, (int)tid_len) || !OSSL_CMP_CTX_set1_transactionID(ctx, t))
 		goto fail;
-	{
-		int saved = c->cmd;
-		c->cmd = cmd;
-		res = set_request(ctx, c, req, 1);
-		c->cmd = saved;
-		if (!res)
-			goto fail;
-	}
+	if (!set_request(ctx, cmd, req, 1))
+		goto fail;
 	x.resume = 1;
 	x.recip_nonce = nonce;
 	x.recip_nonce_len = nonce_len;
-	x.rid = rid;
+	x.rid = rid_of(cmd);
 	res = OSSL_CMP_try_certreq(ctx, cmd, NULL, &check_after);
 	rc = outcome(c, ctx, &x, res, check_after, cmd, reply);
 	goto out;
@@ -676,9 +680,7 @@ fail:
 	rc = host->fail(conn->ctx, rc, "[ca %s]: cannot set up the CMP poll", conn->name);
 out:
 	ASN1_OCTET_STRING_free(t);
-	OSSL_CMP_CTX_free(ctx);
-	current = NULL;
-	ERR_clear_error();
+	end_ctx(ctx);
 	return rc;
 }
 
@@ -706,9 +708,7 @@ cmp_revoke(struct ca_conn *conn, X509 *cert, int reason)
 				x.why[0] ? x.why : "CMP exchange failed", *status ? "; status: " : "",
 				status);
 	}
-	OSSL_CMP_CTX_free(ctx);
-	current = NULL;
-	ERR_clear_error();
+	end_ctx(ctx);
 	return rc;
 }
 
@@ -723,7 +723,7 @@ cmp_check(struct ca_conn *conn, char *buf, size_t len)
 	oe_rc rc = OE_OK;
 
 	if ((ctx = new_ctx(c, &x)) == NULL) {
-		current = NULL;
+		end_ctx(ctx);
 		return host->fail(conn->ctx, OE_ENOMEM, "out of memory");
 	}
 	itavs = OSSL_CMP_exec_GENM_ses(ctx);
@@ -738,9 +738,7 @@ cmp_check(struct ca_conn *conn, char *buf, size_t len)
 			 "verifies; requests go as %s", c->url,
 			 c->secret.buf ? "shared secret" : "signature", cmd_name(c->cmd));
 	sk_OSSL_CMP_ITAV_pop_free(itavs, OSSL_CMP_ITAV_free);
-	OSSL_CMP_CTX_free(ctx);
-	current = NULL;
-	ERR_clear_error();
+	end_ctx(ctx);
 	return rc;
 }
 

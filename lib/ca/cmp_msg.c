@@ -32,7 +32,9 @@
 
 #include "cmp_msg.h"
 
-#define CMP_MSG_MAX (256 * 1024)
+/* As large as an answer the transport takes (HTTP_BODY_MAX in
+ * remote/http.h), so that no answer it passes on is too large here. */
+#define CMP_MSG_MAX (1024 * 1024)
 
 typedef struct {
 	ASN1_INTEGER *pvno;

@@ -243,25 +243,31 @@ def test_polling():
     req, cert = user_cert("dave", "dave")
     srv = pbm_server("poll", cert, "-poll_count", "3", "-check_after", "1")
     conf = write_conf("poll", srv.url, *pbm())
+    before = int(time.time())
     rc, out, err = oe_json(conf, "cert", "request", "--user", "dave", "--csr", req)
+    after = int(time.time()) + 1
     check(rc == 3 and out and out["rollout_state"] == "pending", "waiting: pending, exit 3",
           (rc, out, err))
     serial = out["serial"]
     cookie = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?", serial)[0][0])
-    check(set(cookie) >= {"tid", "nonce", "rid", "cmd"},
-          "the transaction's state (tid, nonce, certReqId) is kept", cookie)
-    nxt = db(conf, "SELECT next_poll - strftime('%s','now') FROM tokens WHERE serial = ?",
-             serial)[0][0]
-    check(0 <= nxt <= 2, "checkAfter sets the next poll", nxt)
-    # Polling state that does not parse (not hex): the CA is not asked,
-    # the request stays pending and the message says why.
-    for bad in ("ZZ", "ABC", ""):
-        damaged = dict(cookie, tid=bad)
-        db(conf, "UPDATE tokens SET ca_cookie = ? WHERE serial = ?", json.dumps(damaged), serial)
+    check(set(cookie) == {"v", "tid", "nonce", "cmd"} and cookie["cmd"] == "p10cr",
+          "the transaction's state (tid, nonce, command) is kept", cookie)
+    nxt = db(conf, "SELECT next_poll FROM tokens WHERE serial = ?", serial)[0][0]
+    check(before + 1 <= nxt <= after + 1, "checkAfter (1 s) sets the next poll",
+          (before, nxt, after))
+    # Polling state that does not parse: the CA is not asked, the
+    # request stays pending and the message says why.
+    damaged = [dict(cookie, tid="ZZ"), dict(cookie, tid="ABC"), dict(cookie, tid=""),
+               dict(cookie, nonce="0G"), dict(cookie, cmd="kur"),
+               {k: v for k, v in cookie.items() if k != "cmd"}, dict(cookie, v=2),
+               dict(cookie, tid=7), "not json"]
+    for bad in damaged:
+        text = bad if isinstance(bad, str) else json.dumps(bad)
+        db(conf, "UPDATE tokens SET ca_cookie = ? WHERE serial = ?", text, serial)
         rc, out, err = oe_json(conf, "ca", "poll")
         check(rc == 1 and out and out[0]["rollout_state"] == "pending" and
               "polling state is damaged" in (out[0].get("message") or ""),
-              "a damaged transaction id %r: not asked, still pending" % bad, (rc, out, err))
+              "damaged polling state %s: not asked, still pending" % text, (rc, out, err))
     db(conf, "UPDATE tokens SET ca_cookie = ? WHERE serial = ?", json.dumps(cookie), serial)
     time.sleep(1.2)
     rc, out, err = oe_json(conf, "ca", "poll")
