@@ -23,7 +23,7 @@ keyfile_read(const char *path, unsigned char key[OE_KEY_LEN], char *err,
 	size_t len = 0;
 	int fd, rc = -1;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		if (errno == ELOOP)
 			snprintf(err, errlen, "key_file %s is a symbolic link", path);

@@ -35,8 +35,10 @@ ctx_read_file(oe_ctx *ctx, const char *what, const char *path, size_t max, int f
 	else
 		snprintf(where, sizeof(where), "%s", path);
 	/* A secret is not read through a link someone else may point
-	 * elsewhere; trust bundles often are links (the distribution's). */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	 * elsewhere; trust bundles often are links (the distribution's).
+	 * O_NONBLOCK: a FIFO put in a file's place cannot hang the open
+	 * (a login waiting on it); it is refused below as no regular file. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
 		       (secret || (flags & READ_NOFOLLOW) ? O_NOFOLLOW : 0))) < 0)
 		return ctx_fail(ctx, open_rc, "%s: %s", where, strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -69,9 +69,11 @@ def make_conf(d, text):
     return conf
 
 
-def oe(conf, *args, env=None):
-    """otpenroll -c conf args...: (exit code, stdout, stderr)."""
-    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True, env=env)
+def oe(conf, *args, env=None, timeout=300):
+    """otpenroll -c conf args...: (exit code, stdout, stderr).  A command
+    that hangs past timeout fails the script (TimeoutExpired)."""
+    r = subprocess.run([OE, "-c", conf] + list(args), capture_output=True, text=True, env=env,
+                       timeout=timeout)
     return r.returncode, r.stdout, r.stderr
 
 

@@ -303,7 +303,7 @@ read_file(struct cli *cli, const char *path, size_t max, int private, size_t *le
 	int fd;
 
 	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
 		       (private ? O_NOFOLLOW : 0))) < 0) {
 		if (private && errno == ELOOP)
 			cli_error(cli, EXIT_REFUSED, "%s is a symbolic link; name the file itself",

@@ -383,12 +383,15 @@ def test_failures():
     os.chmod(loose, 0o644)
     link = os.path.join(tmp, "link.secret")
     os.symlink(P.secret, link)
+    fifo = os.path.join(tmp, "fifo.secret")
+    os.mkfifo(fifo, 0o600)
     for name, path, want, why in (
+            ("fifo", fifo, 2, "is not a regular file"),
             ("missing", os.path.join(tmp, "nosuch.secret"), 2, "No such file or directory"),
             ("loose", loose, 1, "is accessible by group or others; chmod 600 it"),
             ("link", link, 2, "Too many levels of symbolic links")):
         conf = write_conf("secret-" + name, "http://127.0.0.1:%d/pkix/" % port, *pbm(path))
-        rc, out, err = oe(conf, "ca", "check", "cmp")
+        rc, out, err = oe(conf, "ca", "check", "cmp", timeout=60)
         check(rc == want and "[ca cmp] secret_file" in err and path in err and why in err,
               "a secret file %s: refused with where and why" % name, (rc, err))
 

@@ -106,6 +106,9 @@ expect 2 "missing config" "$bin" -c "$tmp/none.conf" token list
 OTPENROLL_CONFIG=$conf expect 0 "OTPENROLL_CONFIG" "$bin" token list
 expect 2 "a directory as the config" "$bin" -c "$tmp" token list
 grep -q "$tmp: not a regular file" "$tmp/err" && ok "says it is not a file" || bad "directory config message: $(cat "$tmp/err")"
+mkfifo "$tmp/fifo.conf"
+expect 2 "a FIFO as the config: refused, not waited on" timeout 30 "$bin" -c "$tmp/fifo.conf" token list
+grep -q "fifo.conf: not a regular file" "$tmp/err" && ok "says it is not a file" || bad "FIFO config message: $(cat "$tmp/err")"
 # A config its reader may not open.  Root reads anything, so the command
 # runs as nobody then, on a file it can reach but not read.
 mkdir -m 755 "$tmp/ro"
