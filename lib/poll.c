@@ -422,6 +422,12 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		return rc;
+	if (ca != NULL) {
+		/* A misspelt name would ask no one and say nothing. */
+		snprintf(sql, sizeof(sql), "ca %s", ca);
+		if (cfg_section(ctx->cfg, sql) == NULL)
+			return ctx_fail(ctx, OE_ECONFIG, "%s: no [ca %s] section", ctx->cfg->path, ca);
+	}
 	/* next_poll 0: nothing to ask (an in-process CA's request). */
 	snprintf(sql, sizeof(sql),
 		 "SELECT serial, ca FROM tokens WHERE type = 'certificate'"

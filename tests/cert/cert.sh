@@ -85,6 +85,14 @@ expect 1 "a request while the CA key is unsafe" oe --json cert request --user cf
 [ "$(sqlite3 "$tmp/oe.db" "SELECT rollout_state || ' ' || next_poll FROM tokens WHERE owner = 'cfail'")" = "failed 0" ] \
 	&& ok "kept as failed, not scheduled for polling" \
 	|| bad "failed local request: $(sqlite3 "$tmp/oe.db" "SELECT rollout_state, next_poll FROM tokens WHERE owner = 'cfail'")"
+expect 2 "ca poll with two names" oe ca poll local rsa
+expect 2 "ca poll with an unknown option" oe ca poll -x
+expect 2 "ca sync without a name" oe ca sync
+expect 2 "ca poll of a CA that is not configured" oe ca poll nosuch
+has "$tmp/err" "no \[ca nosuch\] section" "says there is no such CA"
+expect 2 "ca sync of a CA that is not configured" oe ca sync nosuch
+has "$tmp/err" "no \[ca nosuch\] section" "says there is no such CA"
+expect 0 "ca poll of one CA" oe --json ca poll local
 expect 0 "ca poll leaves it" oe --json ca poll
 [ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "nothing to ask an in-process CA" || bad "ca poll: $(cat "$tmp/out")"
 oe token delete "$(sqlite3 "$tmp/oe.db" "SELECT serial FROM tokens WHERE owner = 'cfail'")" >/dev/null 2>&1
