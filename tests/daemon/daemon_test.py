@@ -450,7 +450,7 @@ admin_group = {ADMIN_GROUP}
         os.close(fd)
         check(sent and os.WEXITSTATUS(status) == 0 and b"BEGIN CERTIFICATE" in seen,
               "CLI on a terminal: asked for the OTP, then served: %r" % seen[-200:])
-        check(code.encode() not in seen, "the code typed on the terminal is not echoed")
+        check(sent and code.encode() not in seen, "the code typed on the terminal is not echoed")
 
         # pam_otpenroll with [daemon] socket set asks the daemon, which
         # checks on its own store connection; replay is still refused.

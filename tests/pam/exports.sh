@@ -4,6 +4,10 @@ set -eu
 build=${top_builddir:?}
 mod=$build/pam_module/.libs/pam_otpenroll.so
 lib=$build/lib/.libs/libotpenroll.so
+# nm's failure would vanish in the pipes below: the files first.
+for so in "$mod" "$lib" "$build/lib/ca/.libs/cmp.so" "$build/lib/ca/.libs/ejbca-rest.so"; do
+	nm -D --defined-only "$so" >/dev/null || { echo "FAIL: cannot read the symbols of $so"; exit 1; }
+done
 bad=$(nm -D --defined-only "$mod" | awk '{print $3}' | grep -v '^pam_sm_' || true)
 [ -z "$bad" ] || { echo "FAIL: the module exports $bad"; exit 1; }
 echo "ok: module exports only $(nm -D --defined-only "$mod" | awk '{print $3}' | tr '\n' ' ')"

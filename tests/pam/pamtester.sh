@@ -48,6 +48,14 @@ chmod 600 "$tmp/k256"
 	|| { cat "$tmp/add"; echo "FAIL: add-otp SHA256"; exit 1; }
 grep -q "algorithm=SHA256&digits=8&period=60" "$tmp/add" || { cat "$tmp/add"; echo "FAIL: URI"; exit 1; }
 echo "ok: the otpauth URI says SHA256, 8 digits, 60 s"
+# The SHA1 code of the same key and step first: refused for what it
+# is, not as a replay of a step already used.
+sha1=$(oathtool --totp -d 8 -s 60 "$key256")
+if echo "$sha1" | pt 2>/dev/null; then
+	echo "FAIL: a SHA1 code accepted for a SHA256 token"
+	exit 1
+fi
+echo "ok: the SHA1 code of the same key is refused"
 code=$(oathtool --totp=sha256 -d 8 -s 60 "$key256")
 echo "$code" | pt 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL: SHA256 code refused"; exit 1; }
 echo "ok: an oathtool SHA256 8-digit 60 s code is accepted"
@@ -56,9 +64,3 @@ if echo "$code" | pt 2>/dev/null; then
 	exit 1
 fi
 echo "ok: and refused when replayed"
-sha1=$(oathtool --totp -d 8 -s 60 "$key256")
-if echo "$sha1" | pt 2>/dev/null; then
-	echo "FAIL: a SHA1 code accepted for a SHA256 token"
-	exit 1
-fi
-echo "ok: the SHA1 code of the same key is refused"

@@ -74,6 +74,24 @@ test_remote_ca_sections(void **state)
 	assert_string_equal(cfg_get(c, "ca cmp", "command"), "p10cr");
 	assert_null(cfg_get(c, "ca ejbca", "trusted_serial"));
 	cfg_free(c);
+	/* CMP over https takes the TLS keys too; sync_interval 0 is "never". */
+	c = load("[daemon]\nsync_interval = 0\n"
+		 "[ca cmp]\ntype = cmp\nurl = https://ca/pkix/\nca_file = /ca.pem\n"
+		 "trusted_ca = /t.pem\ntls_min_version = 1.3\ntls_ciphers = HIGH\nkeep_alive = no\n",
+		 err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(cfg_uint(c, "daemon", "sync_interval", 3600), 0);
+	cfg_free(c);
+	fails("[daemon]\nsync_interval = 2592001\n", "line 2", "[daemon] sync_interval");
+	fails("[daemon]\nsync_interval = -1\n", "line 2", "sync_interval");
+	fails("[daemon]\nsync_interval = hourly\n", "line 2", "sync_interval");
+	fails("[ca e]\ntype = ejbca-rest\nkeep_alive = maybe\n", "line 3", "yes|no");
+	fails("[ca c]\ntype = cmp\ncommand = kur\n", "line 3", "command");
+	fails("[ca c]\ntype = cmp\ntimeout = 0\n", "line 3", "timeout");
+	fails("[ca e]\ntype = ejbca-rest\ntls_min_version = 1.1\n", "line 3", "tls_min_version");
+	fails("[ca l]\ntype = local\ntrusted_ca = /t.pem\n", "line 3",
+	      "\"trusted_ca\" does not apply to type local");
 }
 
 static void

@@ -295,6 +295,16 @@ test_migration_from_1(void **state)
 	assert_int_equal(f.i, 1);
 	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs");
 	assert_int_equal(f.i, 0);
+	/* Versions 4 to 6: the old TOTP token is a SHA-1 one (else its codes
+	 * would stop verifying), never polled, not claimed; the connector
+	 * state table is there. */
+	assert_string_equal(query_first(st, "SELECT algorithm FROM tokens"
+					" WHERE serial = 'TOTP0001'").s, "SHA1");
+	f = query_first(st, "SELECT COUNT(*) FROM tokens WHERE serial = 'TOTP0001'"
+			" AND poll_attempts = 0 AND claimed_until = 0");
+	assert_int_equal(f.i, 1);
+	f = query_first(st, "SELECT COUNT(*) FROM ca_state");
+	assert_int_equal(f.i, 0);
 	/* The new columns take values. */
 	assert_int_equal(store_exec(st, "UPDATE tokens SET ca = 'local' WHERE serial = 'TOTP0001'",
 				    NULL, 0, NULL), OE_OK);
