@@ -131,32 +131,6 @@ backoff(struct hooks *h, int attempts)
 				config_uint(h, "retry_max", DEFAULT_RETRY_MAX), attempts, rnd);
 }
 
-/*
- * A claim id names its holder, HOST:PID:RANDOM, so that otpenrolld can
- * let go of what a dispatcher of its own held when it died
- * (oe_outbox_release) instead of waiting for the lease to run out.
- */
-static void
-new_lease(struct hooks *h)
-{
-	unsigned char rnd[16];
-	static const char hex[] = "0123456789abcdef";
-	char host[64] = "", tail[33];
-
-	if (gethostname(host, sizeof(host) - 1) != 0)
-		host[0] = '\0';
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		snprintf(tail, sizeof(tail), "%016llx", (unsigned long long)time(NULL));
-	} else {
-		for (size_t i = 0; i < sizeof(rnd); i++) {
-			tail[2 * i] = hex[rnd[i] >> 4];
-			tail[2 * i + 1] = hex[rnd[i] & 15];
-		}
-		tail[32] = '\0';
-	}
-	snprintf(h->lease, sizeof(h->lease), "%.63s:%ld:%s", host, (long)getpid(), tail);
-}
-
 /* Make the jobs of every entry: one per matching rule still owed. */
 static struct job_slot *
 make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
@@ -358,7 +332,10 @@ hooks_dispatch(struct hooks *h, struct hooks_pass *stats)
 	oe_rc rc;
 
 	memset(stats, 0, sizeof(*stats));
-	new_lease(h);
+	/* The claim names its holder, so that otpenrolld can let go of
+	 * what a dispatcher of its own held when it died. */
+	if (oe_outbox_lease_id(h->lease, sizeof(h->lease)) != 0)
+		return OE_EINVAL;
 	rc = oe_outbox_claim(h->ctx, h->lease, DISPATCH_BATCH,
 			     config_uint(h, "lease_seconds", DEFAULT_LEASE), collect, &p);
 	if (rc != OE_OK)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -307,8 +308,11 @@ typedef int (*oe_ca_event_fn)(const oe_ca_event *e, void *arg);
  * is reported to fn; a resolved request changes rollout_state with its
  * token_rollout_state event in one transaction.  A CA that does not
  * answer leaves its tokens as they were, to be asked again later.
- * Errors with single requests are reported, not returned.
+ * Errors with single requests are reported, not returned.  One call
+ * takes up to OE_CA_POLL_BATCH tokens: *asked that high means more may
+ * be due.
  */
+#define OE_CA_POLL_BATCH 256
 oe_rc oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn,
 		 void *arg, size_t *asked);
 /* When the next pending or failed request is due; OE_ENOTFOUND: none. */
@@ -360,9 +364,12 @@ oe_rc oe_outbox_retry(oe_ctx *ctx, int64_t id);
  * delivered again (at least once, the same delivery id every time).
  * fn sees each claimed entry after the claim has committed.
  */
-/* Let go of every claim whose id starts with owner (a dispatcher that
+/* A lease id for this process, HOST:PID:RANDOM, new on every call;
+ * -1 when buf is too small. */
+int oe_outbox_lease_id(char *buf, size_t len);
+/* Let go of every claim of process pid on this host (a dispatcher that
  * died: its entries are due again at once). */
-oe_rc oe_outbox_release(oe_ctx *ctx, const char *owner);
+oe_rc oe_outbox_release(oe_ctx *ctx, pid_t pid);
 
 oe_rc oe_outbox_claim(oe_ctx *ctx, const char *lease, unsigned max,
 		      unsigned lease_seconds, oe_outbox_fn fn, void *arg);

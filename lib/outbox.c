@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "store/store.h"
+#include "util.h"
 
 struct walk {
 	oe_outbox_fn fn;
@@ -215,13 +217,43 @@ oe_outbox_next_due(oe_ctx *ctx, time_t *when)
 			    when);
 }
 
-oe_rc
-oe_outbox_release(oe_ctx *ctx, const char *owner)
+/* "HOST:PID:", what every lease id of process pid here begins with. */
+static int
+lease_prefix(pid_t pid, char *buf, size_t len)
 {
+	char host[64] = "";
+
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	return (size_t)snprintf(buf, len, "%.63s:%ld:", host, (long)pid) < len ? 0 : -1;
+}
+
+int
+oe_outbox_lease_id(char *buf, size_t len)
+{
+	unsigned char rnd[16];
+	char tail[33];
+	size_t n;
+
+	/* The random part keeps one process's passes apart. */
+	if (util_random(rnd, sizeof(rnd)) != 0)
+		snprintf(tail, sizeof(tail), "%016llx", (unsigned long long)time(NULL));
+	else
+		util_hex(rnd, sizeof(rnd), tail);
+	if (lease_prefix(getpid(), buf, len) != 0 || (n = strlen(buf)) + sizeof(tail) > len)
+		return -1;
+	memcpy(buf + n, tail, strlen(tail) + 1);
+	return 0;
+}
+
+oe_rc
+oe_outbox_release(oe_ctx *ctx, pid_t pid)
+{
+	char owner[96];
 	struct store *st;
 	oe_rc rc;
 
-	if (ctx == NULL || owner == NULL || *owner == '\0')
+	if (ctx == NULL || pid <= 0 || lease_prefix(pid, owner, sizeof(owner)) != 0)
 		return OE_EINVAL;
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)

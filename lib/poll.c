@@ -34,7 +34,6 @@
 #include "store/store.h"
 #include "util.h"
 
-#define POLL_BATCH 256
 #define BACKOFF_MAX 3600
 /* Consecutive failures after which `ca sync` stops asking a CA. */
 #define SYNC_GIVE_UP 3
@@ -435,7 +434,7 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 		 " AND request IS NOT NULL AND claimed_until <= ?%s%s"
 		 " ORDER BY next_poll, serial LIMIT %d",
 		 due_only ? " AND next_poll > 0 AND next_poll <= ?" : "",
-		 ca ? " AND ca = ?" : "", POLL_BATCH);
+		 ca ? " AND ca = ?" : "", OE_CA_POLL_BATCH);
 	{
 		struct store_val a[3];
 		int n = 0;

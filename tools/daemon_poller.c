@@ -96,7 +96,7 @@ poller_run(const struct daemon_cfg *dc)
 			next_sync = time(NULL) + sync_interval;
 		}
 		/* A full batch may have more due behind it. */
-		if (asked < 200)
+		if (asked < OE_CA_POLL_BATCH)
 			worker_nap(IDLE_MS);
 	}
 	oe_ctx_free(ctx);

@@ -67,17 +67,20 @@ struct listener {
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t children;
 
+static void release_claims(struct listener *l, pid_t pid);
+
 /* The background children: each restarted, at most once a second, when
- * it dies. */
+ * it dies, after on_death has tidied up after it. */
 static struct worker {
 	const char *name;
 	int (*run)(const struct daemon_cfg *dc);
+	void (*on_death)(struct listener *l, pid_t pid);
 	volatile pid_t pid;
 	volatile sig_atomic_t died;
 	long started; /* now_ms() of the last start */
 } workers[] = {
-	{ "dispatcher", dispatcher_run, -1, 0, 0 },
-	{ "poller", poller_run, -1, 0, 0 },
+	{ "dispatcher", dispatcher_run, release_claims, -1, 0, 0 },
+	{ "poller", poller_run, NULL, -1, 0, 0 },
 };
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
@@ -212,16 +215,11 @@ listen_on(const char *path)
 }
 
 /* What a dispatcher that died held is due again at once: its lease
- * names it (HOST:PID:...). */
+ * names it. */
 static void
 release_claims(struct listener *l, pid_t pid)
 {
-	char host[64] = "", owner[96];
-
-	if (pid <= 0 || gethostname(host, sizeof(host) - 1) != 0)
-		return;
-	snprintf(owner, sizeof(owner), "%.63s:%ld:", host, (long)pid);
-	if (oe_outbox_release(l->ctx, owner) != OE_OK)
+	if (oe_outbox_release(l->ctx, pid) != OE_OK)
 		daemon_log(LOG_WARNING, "the dead dispatcher's events wait for its lease: %s",
 			   oe_ctx_errmsg(l->ctx));
 }
@@ -398,8 +396,8 @@ serve(struct listener *l)
 			if (workers[i].died && !stopping && now_ms() - workers[i].started >= 1000) {
 				daemon_log(LOG_WARNING, "the %s stopped; starting it again",
 					   workers[i].name);
-				if (workers[i].run == dispatcher_run)
-					release_claims(l, workers[i].pid);
+				if (workers[i].on_death)
+					workers[i].on_death(l, workers[i].pid);
 				start_worker(&workers[i], l->dc);
 			}
 		now = now_ms();
