@@ -208,11 +208,13 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 				where);
 		goto bad;
 	}
-	if (strncmp(c->url, "https://", 8) == 0 && (rc = http_tls_load(host, &c->base, &c->tls)) != OE_OK)
-		goto bad;
+	if (strncmp(c->url, "https://", 8) == 0) {
+		if ((rc = http_tls_load(host, &c->base, &c->tls)) != OE_OK)
+			goto bad;
+		c->http.tls = &c->tls;
+	}
 	v = host->get(&c->base, "keep_alive");
 	c->http.reuse = v == NULL || strcmp(v, "no") != 0;
-	c->http.tls = strncmp(c->url, "https://", 8) == 0 ? &c->tls : NULL;
 	*out = &c->base;
 	return OE_OK;
 nomem:

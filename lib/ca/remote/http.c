@@ -204,12 +204,6 @@ http_tls_clear(struct http_tls *tls)
 
 /* ---- the handshake ---- */
 
-static void
-name_of(X509_NAME *n, char *buf, size_t len)
-{
-	X509_NAME_oneline(n, buf, (int)len);
-}
-
 /* After OpenSSL's own checks: the issuer and serial of trusted_ca and
  * trusted_serial, for the server's certificate only. */
 static int
@@ -228,8 +222,8 @@ verify_cb(int ok, X509_STORE_CTX *x)
 	if (h->tls->issuer) {
 		X509 *issuer = sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL;
 		if (issuer == NULL || X509_cmp(issuer, h->tls->issuer) != 0) {
-			name_of(X509_get_issuer_name(leaf), a, sizeof(a));
-			name_of(X509_get_subject_name(h->tls->issuer), b, sizeof(b));
+			X509_NAME_oneline(X509_get_issuer_name(leaf), a, sizeof(a));
+			X509_NAME_oneline(X509_get_subject_name(h->tls->issuer), b, sizeof(b));
 			remote_printf(h->refusal, sizeof(h->refusal),
 				 "the server's certificate was issued by %s, not by trusted_ca %s", a, b);
 			X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
