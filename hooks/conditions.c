@@ -129,6 +129,68 @@ nomem:
 	return -1;
 }
 
+#define REGEX_MAX_LEN 256
+#define REGEX_MAX_REPEATS 10
+#define REGEX_MAX_COST 10000
+
+/*
+ * glibc's regcomp copies the tree under a repetition once per count it
+ * may take ("a+" is "aa*"), so repetitions of repetitions ("d++++...",
+ * "(a{100}){100}") make it allocate without bound: a rule file could
+ * take the daemon's memory.  Conditions match user names and serials;
+ * a pattern is refused when it is long, repeats often, or its counts
+ * multiply past REGEX_MAX_COST (each of * + ? counted as 2).  Escaped
+ * characters and bracket expressions repeat nothing.
+ */
+static int
+regex_cost_ok(const char *re, char *err, size_t errlen)
+{
+	size_t n = strlen(re), repeats = 0;
+	double cost = 1;
+
+	if (n > REGEX_MAX_LEN) {
+		snprintf(err, errlen, "the expression is longer than %d characters", REGEX_MAX_LEN);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (re[i] == '\\') {
+			i++;
+		} else if (re[i] == '[') {
+			size_t j = i + 1;
+			if (re[j] == '^')
+				j++;
+			if (re[j] == ']')
+				j++; /* a leading ']' is the character */
+			for (; j < n && re[j] != ']'; j++)
+				if (re[j] == '[' && (re[j + 1] == ':' || re[j + 1] == '.' ||
+						     re[j + 1] == '=')) {
+					const char *close = strstr(re + j + 2, (char[]){ re[j + 1], ']', 0 });
+					j = close ? (size_t)(close - re) + 1 : n;
+				}
+			i = j;
+		} else if (re[i] == '*' || re[i] == '+' || re[i] == '?') {
+			repeats++;
+			cost *= 2;
+		} else if (re[i] == '{') {
+			char *end;
+			unsigned long lo = strtoul(re + i + 1, &end, 10), hi = lo;
+
+			if (end == re + i + 1)
+				continue; /* not a count: regcomp decides */
+			if (*end == ',')
+				hi = end[1] == '}' ? (lo > 2 ? lo : 2) : strtoul(end + 1, &end, 10);
+			repeats++;
+			cost *= hi > 2 ? (double)hi : 2;
+		}
+	}
+	if (repeats > REGEX_MAX_REPEATS || cost > REGEX_MAX_COST) {
+		snprintf(err, errlen, "the expression repeats too much (at most %d repetitions, "
+			 "their counts multiplying to at most %d)", REGEX_MAX_REPEATS, REGEX_MAX_COST);
+		return -1;
+	}
+	return 0;
+}
+
 int
 cond_compile(struct cond *c, const char *field, const char *value, char *err, size_t errlen)
 {
@@ -151,7 +213,10 @@ cond_compile(struct cond *c, const char *field, const char *value, char *err, si
 		rc = -1;
 	} else if (*v == '~') {
 		c->kind = COND_REGEX;
-		if ((rc = regcomp(&c->re, v + 1, REG_EXTENDED | REG_NOSUB)) != 0) {
+		if (regex_cost_ok(v + 1, err, errlen) != 0) {
+			c->kind = COND_LIST;
+			rc = -1;
+		} else if ((rc = regcomp(&c->re, v + 1, REG_EXTENDED | REG_NOSUB)) != 0) {
 			char msg[128];
 			regerror(rc, &c->re, msg, sizeof(msg));
 			snprintf(err, errlen, "\"%s\": %s", v + 1, msg);

@@ -140,6 +140,25 @@ test_condition_errors(void **state)
 	assert_int_equal(cond_compile(&c, "failcount", "3", err, sizeof(err)), -1);
 	assert_int_equal(cond_compile(&c, "failcount", ">x", err, sizeof(err)), -1);
 	assert_int_equal(cond_compile(&c, "user", "!", err, sizeof(err)), -1);
+	/* Patterns whose compilation would grow without bound are refused
+	 * before regcomp sees them; ordinary ones are not. */
+	{
+		char many[200] = "~^ad";
+		memset(many + 4, '+', 120);
+		assert_int_equal(cond_compile(&c, "user", many, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "repeats too much"));
+	}
+	assert_int_equal(cond_compile(&c, "user", "~((a{100}){100}){2}", err, sizeof(err)), -1);
+	assert_int_equal(cond_compile(&c, "user", "~(a{5000,}){3}", err, sizeof(err)), -1);
+	{
+		char longer[300] = "~";
+		memset(longer + 1, 'a', 260);
+		assert_int_equal(cond_compile(&c, "user", longer, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "longer than"));
+	}
+	assert_true(holds("user", "~^[a-z]+(-adm)?[0-9]{0,3}$"));
+	assert_true(holds("user", "~^[+*?{]*al\\+*ice"));
+	assert_true(holds("user", "~^[[:alpha:]]+$"));
 }
 
 static void
