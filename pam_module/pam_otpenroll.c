@@ -174,10 +174,11 @@ warn_untrusted(pam_handle_t *pamh, const char *path, long uid)
  * Ask otpenrolld, when [daemon] socket is configured and it listens
  * there: it checks on its long-lived store connection, which makes a
  * login cheaper.  0 with *rc set when it answered; -1 when nobody is
- * listening, or the listener is not root's (it is sent nothing), so the
- * caller checks the store itself.  A daemon that takes the request and
- * then fails to answer fails the login closed: it may have spent the
- * code.
+ * listening, the listener is not root's (it is sent nothing), or the
+ * daemon did not take the request (it was busy or stopping, and says
+ * so, or the request could not be written), so the caller checks the
+ * store itself.  A daemon that takes the request and then fails to
+ * answer fails the login closed: it may have spent the code.
  */
 static int
 ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
@@ -188,7 +189,7 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	json_t *req = NULL, *reply = NULL;
 	char err[256];
 	long uid;
-	int fd;
+	int fd, asked = 0;
 
 	if (path == NULL || strlen(path) >= sizeof(sa.sun_path))
 		return -1;
@@ -207,9 +208,29 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	*rc = OE_ESTORE;
 	req = json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", PROTO_VERSION, "op", "otp_auth",
 			"user", user, "code", code, "service", service_of(pamh));
-	if (req == NULL || proto_send(fd, req, DAEMON_TIMEOUT_MS, err, sizeof(err)) != 0 ||
-	    proto_recv(fd, &reply, DAEMON_TIMEOUT_MS, err, sizeof(err)) != 0) {
-		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: %s", path, req ? err : "out of memory");
+	if (req == NULL) {
+		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: out of memory", path);
+		goto out;
+	}
+	if (proto_send(fd, req, DAEMON_TIMEOUT_MS, err, sizeof(err)) != 0) {
+		/* Not delivered, so not acted on; a daemon that refused at
+		 * once hung up before reading, its reply may be waiting. */
+		char why[256];
+		if (proto_recv(fd, &reply, 1000, why, sizeof(why)) != 0) {
+			pam_syslog(pamh, LOG_NOTICE,
+				   "otpenrolld at %s did not take the request (%s); checking the store directly",
+				   path, err);
+			asked = -1;
+			goto out;
+		}
+	} else if (proto_recv(fd, &reply, DAEMON_TIMEOUT_MS, err, sizeof(err)) != 0) {
+		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: %s", path, err);
+		goto out;
+	}
+	if (json_is_true(json_object_get(reply, "untouched"))) {
+		pam_syslog(pamh, LOG_NOTICE, "otpenrolld at %s: %s; checking the store directly", path,
+			   proto_str(reply, "error") ? proto_str(reply, "error") : "request not taken");
+		asked = -1;
 		goto out;
 	}
 	result = proto_str(reply, "result");
@@ -235,7 +256,7 @@ out:
 	json_decref(req);
 	json_decref(reply);
 	close(fd);
-	return 0;
+	return asked;
 }
 
 /* Check one code; maps the answer to PAM. */

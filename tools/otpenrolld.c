@@ -233,9 +233,14 @@ workers_alive(void)
 	return false;
 }
 
-/* Answer fd with an error, as a forked session would. */
+/*
+ * Answer fd with an error, as a forked session would.  untouched: the
+ * request was not acted on (busy, stopping), which the reply says, so
+ * that pam_otpenroll may check the code itself instead of failing the
+ * login: the daemon has spent nothing.
+ */
 static void
-refuse(int fd, int exit_code, const char *fmt, ...)
+refuse(int fd, int exit_code, bool untouched, const char *fmt, ...)
 {
 	char msg[300], err[256];
 	json_t *reply;
@@ -244,8 +249,8 @@ refuse(int fd, int exit_code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply = json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error", "exit",
-			  exit_code, "error", msg);
+	reply = json_pack("{s:i, s:s, s:i, s:s, s:b}", "v", PROTO_VERSION, "status", "error",
+			  "exit", exit_code, "error", msg, "untouched", untouched);
 	if (reply == NULL || proto_send(fd, reply, SEND_MS, err, sizeof(err)) != 0)
 		daemon_log(LOG_NOTICE, "error reply: %s", reply ? err : "out of memory");
 	json_decref(reply);
@@ -280,10 +285,14 @@ spawn(struct listener *l, int fd, json_t *first)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 		_exit(session_run(l->dc, fd, first));
 	}
-	if (pid > 0)
+	if (pid > 0) {
 		children++;
-	else
-		daemon_log(LOG_ERR, "fork: %s", strerror(errno));
+	} else {
+		int e = errno;
+		daemon_log(LOG_ERR, "fork: %s", strerror(e));
+		refuse(fd, 1, true, "otpenrolld cannot start a session (%s); try again shortly",
+		       strerror(e));
+	}
 }
 
 /* Done with the root connection wait[i]: the last entry takes its place. */
@@ -319,7 +328,7 @@ serve_root(struct listener *l, size_t i, bool late)
 		/* Closed before a byte: nobody to answer. */
 	} else if (r != 0) {
 		daemon_log(LOG_NOTICE, "bad request from uid 0: %s", err);
-		refuse(w->fd, 2, "bad request: %s", err);
+		refuse(w->fd, 2, false, "bad request: %s", err);
 	} else if ((op = proto_str(msg, "op")) != NULL && strcmp(op, "otp_auth") == 0) {
 		reply = auth_handle(l->ctx, msg);
 		if (reply == NULL || proto_send(w->fd, reply, SEND_MS, err, sizeof(err)) != 0)
@@ -347,7 +356,7 @@ admit(struct listener *l, int fd)
 	}
 	if ((size_t)children + l->nwait >= l->max) {
 		daemon_log(LOG_WARNING, "%zu clients busy; refusing one", l->max);
-		refuse(fd, 1, "otpenrolld is busy serving %zu clients; try again shortly", l->max);
+		refuse(fd, 1, true, "otpenrolld is busy serving %zu clients; try again shortly", l->max);
 		close(fd);
 		return;
 	}
@@ -419,7 +428,7 @@ serve(struct listener *l)
 		}
 	}
 	while (l->nwait > 0) {
-		refuse(l->wait[0].fd, 1, "otpenrolld is stopping");
+		refuse(l->wait[0].fd, 1, true, "otpenrolld is stopping");
 		drop(l, 0);
 	}
 	free(p);

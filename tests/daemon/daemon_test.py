@@ -559,8 +559,18 @@ admin_group = {ADMIN_GROUP}
             holders = [hold_open(TEST_USER, sock2, 10) for _ in range(2)]
             time.sleep(0.5)
             r = call(sock2, {"v": 1, "op": "cert_list"}) if os.path.exists(sock2) else None
-            check(r and r.get("status") == "error" and "busy" in r.get("error", ""),
-                  "a client beyond max_clients is told the daemon is busy: %s" % r)
+            check(r and r.get("status") == "error" and "busy" in r.get("error", "")
+                  and r.get("untouched") is True,
+                  "a client beyond max_clients is told the daemon is busy, nothing done: %s" % r)
+            # pam_otpenroll facing a busy daemon checks the store itself
+            # (the daemon says it took nothing) instead of failing the login.
+            with open(os.path.join(tmp, "pam.d", "busy"), "w") as f:
+                f.write("auth required %s config=%s\n" % (module, conf2))
+            busy_code = hotp(2)
+            p = subprocess.run(["pamtester", "busy", TEST_USER, "authenticate"],
+                               input=busy_code + "\n", capture_output=True, text=True, env=penv)
+            check(p.returncode == 0,
+                  "PAM login while the daemon is busy, checked on the store: %s" % p.stderr.strip())
             for pid in holders:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
@@ -570,6 +580,14 @@ admin_group = {ADMIN_GROUP}
                     break
                 time.sleep(0.1)
             check(r and r.get("status") == "ok", "served again once clients have left: %s" % r)
+            p = subprocess.run(["pamtester", "busy", TEST_USER, "authenticate"],
+                               input=busy_code + "\n", capture_output=True, text=True, env=penv)
+            with open(os.path.join(tmp, "daemon.log")) as f:
+                dlog = f.read()
+            check(p.returncode != 0
+                  and "otp_auth user=%s service=busy: failure" % TEST_USER in dlog
+                  and "otp_auth user=%s service=busy: success" % TEST_USER not in dlog,
+                  "the code taken while the daemon was busy is spent: the daemon refuses it again")
         finally:
             proc2.send_signal(signal.SIGTERM)
             proc2.wait(timeout=60)
