@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -296,6 +297,43 @@ in_admin_group(struct session *s)
 	return false;
 }
 
+/* Audit rows since a moment: the newest id, or the newest login of user
+ * by pam_otpenroll in the given service. */
+struct login_seen {
+	const char *user;
+	char actor[64];
+	int64_t after, newest;
+};
+
+static int
+login_row(const oe_audit_entry *e, void *arg)
+{
+	struct login_seen *w = arg;
+
+	if (w->user == NULL)
+		w->newest = e->id > w->newest ? e->id : w->newest;
+	else if (e->id > w->after && strcmp(e->action, "auth") == 0 &&
+		 strcmp(e->result, "success") == 0 && e->user && strcmp(e->user, w->user) == 0 &&
+		 strcmp(e->actor, w->actor) == 0)
+		w->newest = e->id;
+	return 0;
+}
+
+/*
+ * Whether pam_otpenroll itself accepted user's code in this check: a
+ * success of the service's stack alone proves nothing, since a missing
+ * /etc/pam.d/otpenroll makes PAM use "other", where the user's Unix
+ * password would pass for a one-time password.
+ */
+static bool
+module_accepted(struct session *s, time_t since, int64_t before)
+{
+	struct login_seen w = { .user = s->caller, .after = before };
+
+	snprintf(w.actor, sizeof(w.actor), "pam:%s", s->dc->pam_service);
+	return oe_audit_list(s->ctx, since, login_row, &w) == OE_OK && w.newest > before;
+}
+
 /*
  * Ask for an OTP and check it through PAM.  True only when the caller
  * holds a grant or just passed the check; otherwise *refusal is set.
@@ -327,9 +365,25 @@ otp_gate(struct session *s, json_t **refusal)
 	if (code == NULL || !json_is_string(json_object_get(answer, "op")) ||
 	    strcmp(proto_str(answer, "op"), "otp") != 0) {
 		reply = error_reply(2, "expected {\"op\": \"otp\", \"code\": ...}");
-	} else if (daemon_pam_check(s->dc->pam_service, s->caller, code, why, sizeof(why)) != 0) {
-		daemon_log(LOG_NOTICE, "OTP check for %s failed: %s", s->caller, why);
-		reply = error_reply(1, "one-time password refused");
+	} else {
+		struct login_seen before = { 0 };
+		time_t since = time(NULL);
+
+		if (oe_audit_list(s->ctx, since, login_row, &before) != OE_OK) {
+			daemon_log(LOG_ERR, "audit: %s", oe_ctx_errmsg(s->ctx));
+			reply = error_reply(1, "cannot check a one-time password now");
+		} else if (daemon_pam_check(s->dc->pam_service, s->caller, code, why,
+					    sizeof(why)) != 0) {
+			daemon_log(LOG_NOTICE, "OTP check for %s failed: %s", s->caller, why);
+			reply = error_reply(1, "one-time password refused");
+		} else if (!module_accepted(s, since, before.newest)) {
+			daemon_log(LOG_ERR,
+				   "PAM service %s passed %s without pam_otpenroll accepting a code"
+				   " on this store: its stack (/etc/pam.d/%s) must check the code"
+				   " with pam_otpenroll; refused",
+				   s->dc->pam_service, s->caller, s->dc->pam_service);
+			reply = error_reply(1, "one-time password refused");
+		}
 	}
 	json_decref(answer); /* jansson does not wipe; the code is spent or wrong */
 	*refusal = reply;

@@ -419,7 +419,8 @@ admin_group = {ADMIN_GROUP}
 
         # On a terminal the one-time password is read without echo.
         dbpath = os.path.join(tmp, "state", "oe.db")
-        subprocess.run(["sqlite3", dbpath, "DELETE FROM grants WHERE username = '%s'"
+        subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
+                        "DELETE FROM grants WHERE username = '%s'"
                         % OTHER_USER], check=True)
         code = hotp(2)
         pid, fd = pty.fork()
@@ -591,6 +592,39 @@ admin_group = {ADMIN_GROUP}
         finally:
             proc2.send_signal(signal.SIGTERM)
             proc2.wait(timeout=60)
+
+        # A PAM service whose stack passes without pam_otpenroll (as when
+        # /etc/pam.d/otpenroll is missing and "other" asks for the Unix
+        # password) opens no gate: the daemon wants the module's own login.
+        permit_dir = os.path.join(tmp, "pam.d-permit")
+        os.makedirs(permit_dir)
+        with open(os.path.join(permit_dir, "otpenroll"), "w") as f:
+            f.write("auth required /lib/x86_64-linux-gnu/security/pam_permit.so\n"
+                    "account required /lib/x86_64-linux-gnu/security/pam_permit.so\n")
+        conf3, sock3 = os.path.join(tmp, "permit.conf"), os.path.join(tmp, "run", "permit.sock")
+        with open(conf) as f, open(conf3, "w") as g:
+            g.write(f.read().replace("socket = " + sock, "socket = " + sock3))
+        subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
+                        "DELETE FROM grants WHERE username = '%s'"
+                        % OTHER_USER], check=True)
+        proc3 = subprocess.Popen([daemon, "-c", conf3], stderr=log,
+                                 env=dict(denv, PAM_WRAPPER_SERVICE_DIR=permit_dir))
+        try:
+            for _ in range(100):
+                if os.path.exists(sock3) or proc3.poll() is not None:
+                    break
+                time.sleep(0.05)
+            csr = make_csr(tmp, "permit")
+            r = as_user(OTHER_USER, lambda: call(sock3, {"v": 1, "op": "cert_request",
+                                                         "csr_b64": csr}, otp="123456"))
+            check(r and r.get("status") == "error" and "refused" in r.get("error", ""),
+                  "a PAM stack without pam_otpenroll passes no one: %s" % r)
+            with open(os.path.join(tmp, "daemon.log")) as f:
+                check("without pam_otpenroll accepting a code" in f.read(),
+                      "the daemon says why it refused the passing stack")
+        finally:
+            proc3.send_signal(signal.SIGTERM)
+            proc3.wait(timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
