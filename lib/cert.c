@@ -562,10 +562,10 @@ apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
 		o->request = NULL;
 		return OE_OK;
 	case CA_UNREACHABLE:
-		/* Kept with its request, and retried by the poller; an
-		 * in-process CA has no one to ask again: the user asks anew. */
+		/* Kept with its request, and retried by the poller.  (An
+		 * in-process CA fails the request instead of answering so.) */
 		o->state = "failed";
-		o->next_poll = in_process ? 0 : now + ctx_poll_interval(ctx);
+		o->next_poll = now + ctx_poll_interval(ctx);
 		o->message = reply->message;
 		return OE_OK;
 	case CA_UNCONFIGURED:

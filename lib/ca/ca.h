@@ -81,6 +81,9 @@ struct ca_ops {
 	oe_rc (*open)(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
 		      struct ca_conn **out);
 	void (*close)(struct ca_conn *conn);
+	/* OE_OK with the CA's answer in reply; an error fails the request
+	 * whole, nothing kept (what an in-process CA that cannot sign says:
+	 * nobody could be asked again later). */
 	oe_rc (*submit)(struct ca_conn *conn, const struct ca_request *req,
 			struct ca_reply *reply);
 	/* Optional: ask about a pending request; cookie is what submit (or

@@ -526,12 +526,15 @@ local_submit(struct ca_conn *conn, const struct ca_request *req,
 		return reply->cookie ? OE_OK : OE_ENOMEM;
 	}
 	rc = local_issue(conn, req->csr, req->subject, req->token_serial, &reply->cert);
-	if (rc != OE_OK) {
-		reply->result = rc == OE_ENOTFOUND || rc == OE_EKEY || rc == OE_EPARSE
-					? CA_UNCONFIGURED : CA_UNREACHABLE;
+	if (rc == OE_ENOTFOUND || rc == OE_EKEY || rc == OE_EPARSE) {
+		reply->result = CA_UNCONFIGURED;
 		snprintf(reply->message, sizeof(reply->message), "%s", oe_ctx_errmsg(conn->ctx));
 		return OE_OK;
 	}
+	/* Any other failure fails the request whole: there is no one to
+	 * ask again later, so no token is kept for it. */
+	if (rc != OE_OK)
+		return rc;
 	reply->result = CA_ISSUED;
 	if (X509_up_ref(ca->cert))
 		reply->issuer = ca->cert;

@@ -78,13 +78,16 @@ has "$tmp/err" "nowhere/ca.pem: No such file.*run \`otpenroll ca init\`" "says t
 chmod 644 "$tmp/ca/ca.key"
 expect 1 "a CA key others may read" "$bin" -c "$tmp/files.conf" ca check local
 has "$tmp/err" "ca/ca.key is accessible by group or others; chmod 600 it" "says to chmod 600 the key"
-# A request the local CA could not sign is kept as failed, but the
-# poller has no one to ask about it: it is never due.
+# A request the local CA could not sign fails whole: there is no one to
+# ask again later, so no token (nor event) is left to count against the
+# user's quota.
 csr cfail "$ec" "/CN=cfail"
 expect 1 "a request while the CA key is unsafe" oe --json cert request --user cfail --csr "$tmp/cfail.csr"
-[ "$(sqlite3 "$tmp/oe.db" "SELECT rollout_state || ' ' || next_poll FROM tokens WHERE owner = 'cfail'")" = "failed 0" ] \
-	&& ok "kept as failed, not scheduled for polling" \
-	|| bad "failed local request: $(sqlite3 "$tmp/oe.db" "SELECT rollout_state, next_poll FROM tokens WHERE owner = 'cfail'")"
+has "$tmp/err" "ca.key is accessible by group or others; chmod 600 it" "says why the CA could not sign"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT count(*) FROM tokens WHERE owner = 'cfail'")" = 0 ] \
+	&& [ "$(sqlite3 "$tmp/oe.db" "SELECT count(*) FROM outbox WHERE payload LIKE '%\"cfail\"%'")" = 0 ] \
+	&& ok "no token or event left behind" \
+	|| bad "failed local request left: $(sqlite3 "$tmp/oe.db" "SELECT serial, rollout_state FROM tokens WHERE owner = 'cfail'")"
 expect 2 "ca poll with two names" oe ca poll local rsa
 expect 2 "ca poll with an unknown option" oe ca poll -x
 expect 2 "ca sync without a name" oe ca sync
@@ -95,7 +98,6 @@ has "$tmp/err" "no \[ca nosuch\] section" "says there is no such CA"
 expect 0 "ca poll of one CA" oe --json ca poll local
 expect 0 "ca poll leaves it" oe --json ca poll
 [ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "nothing to ask an in-process CA" || bad "ca poll: $(cat "$tmp/out")"
-oe token delete "$(sqlite3 "$tmp/oe.db" "SELECT serial FROM tokens WHERE owner = 'cfail'")" >/dev/null 2>&1
 chmod 600 "$tmp/ca/ca.key"
 mv "$tmp/ca/ca.key" "$tmp/ca.key.real"
 ln -s "$tmp/ca.key.real" "$tmp/ca/ca.key"
