@@ -481,6 +481,11 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 		return rc;
 	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "request has no public key");
+	/* A certificate outliving its issuer would not verify then: an
+	 * expired CA signs nothing, and validity_days ends at the CA's end. */
+	if (X509_cmp_current_time(X509_get0_notAfter(ca->cert)) <= 0)
+		return ctx_fail(ctx, OE_ECONFIG, "[ca %s] its certificate (%s/ca.pem) has expired;"
+				" make a new CA with `otpenroll ca init`", conn->name, ca->dir);
 	/* keyEncipherment only where the key can encipher (RSA). */
 	ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? ca->ext[EXT_KU_RSA] : ca->ext[EXT_KU_EC];
 	if ((cert = X509_new()) == NULL || random_serial(&serial) != 0 ||
@@ -491,6 +496,8 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    !copy_spki(cert, csr) ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -300) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)ca->validity_days, 0, NULL) == NULL ||
+	    (ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca->cert)) > 0 &&
+	     !X509_set1_notAfter(cert, X509_get0_notAfter(ca->cert))) ||
 	    !X509_add_ext(cert, ca->ext[EXT_BC], -1) || !X509_add_ext(cert, ku, -1) ||
 	    !X509_add_ext(cert, ca->ext[EXT_EKU], -1) || !add_ski(cert) ||
 	    !X509_add_ext(cert, ca->ext[EXT_AKI], -1) ||

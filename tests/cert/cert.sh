@@ -33,6 +33,7 @@ validity_days = 30
 type = local
 dir = $tmp/ca-rsa
 subject = /O=Example/CN={user}
+validity_days = 36500
 [ca manual]
 type = local
 dir = $tmp/ca2
@@ -136,6 +137,20 @@ expect 0 "request with an RSA DER CSR" oe cert request --user bob --csr "$tmp/bo
 openssl x509 -in "$tmp/bob.pem" -noout -text | grep -A1 "Key Usage: critical" | grep -q "Digital Signature, Key Encipherment" \
 	&& ok "RSA: digitalSignature + keyEncipherment" || bad "RSA key usage"
 openssl verify -purpose sslclient -CAfile "$tmp/ca-rsa/ca.pem" "$tmp/bob.pem" >/dev/null 2>&1 && ok "RSA cert verifies" || bad "RSA verify"
+# validity_days = 36500 on a CA of ten years: the certificate ends with it.
+[ "$(openssl x509 -in "$tmp/bob.pem" -noout -enddate)" = "$(openssl x509 -in "$tmp/ca-rsa/ca.pem" -noout -enddate)" ] \
+	&& ok "validity ends at the CA's own end" \
+	|| bad "validity beyond the CA: $(openssl x509 -in "$tmp/bob.pem" -noout -enddate)"
+# Ten years and a day on, the CA has expired: it signs nothing.
+if command -v faketime >/dev/null; then
+	csr late "$ec" "/CN=late"
+	before=$(tokens)
+	expect 2 "a request to an expired CA" faketime -f '+3651d' "$bin" -c "$conf" cert request --user late --csr "$tmp/late.csr" --ca rsa
+	has "$tmp/err" "has expired; make a new CA" "says the CA has expired"
+	[ "$(tokens)" = "$before" ] && ok "nothing recorded for it" || bad "a token was left for the expired CA"
+else
+	bad "faketime missing (apt-get install faketime)"
+fi
 [ "$(openssl x509 -in "$tmp/bob.pem" -noout -pubkey)" = "$(openssl pkey -in "$tmp/bob.key" -pubout)" ] \
 	&& ok "RSA: the certificate carries the request's key" || bad "RSA public key differs"
 
