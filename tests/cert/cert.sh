@@ -344,8 +344,9 @@ sqlite3 "$tmp/oe.db" "DROP TRIGGER no_outbox"
 expect 0 "approve once events can be written" oe ca approve "$m6"
 
 # Events in the outbox, from the same transactions.
-sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_init'" | grep -q "\"serial\":\"$m1\".*\|\"rollout_state\":\"pending\"" \
-	&& ok "token_init pending in the outbox" || bad "token_init event"
+sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_init'" | grep "\"serial\":\"$m1\"" \
+	| python3 -c 'import json,sys; d=[json.loads(l) for l in sys.stdin]; sys.exit(not (len(d) == 1 and d[0]["rollout_state"] == "pending"))' \
+	&& ok "token_init of the manual request, pending, in the outbox" || bad "token_init event of $m1"
 sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_rollout_state'" | grep "$m1" | grep -q '"old_rollout_state":"pending".*"rollout_state":"enrolled"' \
 	&& ok "token_rollout_state pending -> enrolled" || bad "rollout_state event"
 sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_rollout_state'" | grep "$m2" | grep -q '"rollout_state":"denied"' \

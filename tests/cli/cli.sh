@@ -75,7 +75,17 @@ grep -q "^type: *totp" "$tmp/out" && ok "show text" || bad "show text"
 expect 0 "disable" oe token disable "$serial"
 [ "$(oe --json token show "$serial" | json 'd["active"]')" = False ] && ok "disabled" || bad "disable"
 expect 0 "enable" oe token enable "$serial"
+# A token locked after failures (as the library leaves it): unlock
+# clears the lock and the count, and says so in the audit log.
+sqlite3 -cmd ".timeout 5000" "$tmp/oe.db" \
+	"UPDATE tokens SET failcount = 5, locked_until = strftime('%s', 'now') + 600 WHERE serial = '$bob'"
+[ "$(oe --json token show "$bob" | json 'd["locked"], d["failcount"]')" = "True 5" ] \
+	&& ok "shown as locked" || bad "locked token shown as: $(oe --json token show "$bob")"
 expect 0 "unlock" oe token unlock "$bob"
+[ "$(oe --json token show "$bob" | json 'd["locked"], d["failcount"]')" = "False 0" ] \
+	&& ok "unlocked, failures forgotten" || bad "after unlock: $(oe --json token show "$bob")"
+oe --json audit | json '[e for e in d if e["serial"] == "'"$bob"'" and e["action"] == "token_unlock"]' | grep -q token_unlock \
+	&& ok "unlock audited" || bad "no audit row for the unlock"
 expect 1 "unknown serial" oe token show NOSUCH
 grep -q "no token with serial NOSUCH" "$tmp/err" && ok "unknown serial message" || bad "unknown serial message"
 expect 0 "delete" oe token delete "$bob"

@@ -510,7 +510,27 @@ test_fails_closed(void **state)
 	/* A key file readable by others. */
 	chmod(path, 0644);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* A configuration that cannot be read as a file (root reads any
+	 * mode, so a directory stands in its place). */
+	snprintf(path, sizeof(path), "%s/conf.d", tmp);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(bad, sizeof(bad), "auth required %s config=%s\n", module, path);
+	stack(bad);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	/* None of that touched the token. */
+	t = token();
+	assert_int_equal(t->counter, 0);
+	assert_int_equal(t->failcount, 0);
+	oe_token_free(t);
+	/* A sealed secret that no longer opens (the row damaged, or copied
+	 * from another token): unavailable, never a pass, nothing moved. */
+	snprintf(path, sizeof(path),
+		 "sqlite3 %s/oe.db \"UPDATE tokens SET secret = zeroblob(length(secret))"
+		 " WHERE serial = '%s'\"", tmp, serial);
+	assert_int_equal(system(path), 0);
+	snprintf(path, sizeof(path), "auth required %s config=%s/oe.conf\n", module, tmp);
+	stack(path);
+	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	t = token();
 	assert_int_equal(t->counter, 0);
 	assert_int_equal(t->failcount, 0);
