@@ -252,7 +252,7 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 out:
 	/* The request holds the code. */
 	if (req)
-		json_object_del(req, "code");
+		proto_wipe_str(req, "code");
 	json_decref(req);
 	json_decref(reply);
 	close(fd);

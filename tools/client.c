@@ -128,6 +128,7 @@ client_call(const char *socket_path, json_t *req, char *err, size_t errlen)
 		answer = json_pack("{s:i, s:s, s:s}", "v", PROTO_VERSION, "op", "otp", "code", code);
 		explicit_bzero(code, sizeof(code));
 		r = answer ? proto_send(fd, answer, PROTO_TIMEOUT_MS, err, errlen) : -1;
+		proto_wipe_str(answer, "code");
 		json_decref(answer);
 		if (r != 0)
 			goto out;

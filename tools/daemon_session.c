@@ -385,7 +385,8 @@ otp_gate(struct session *s, json_t **refusal)
 			reply = error_reply(1, "one-time password refused");
 		}
 	}
-	json_decref(answer); /* jansson does not wipe; the code is spent or wrong */
+	proto_wipe_str(answer, "code");
+	json_decref(answer);
 	*refusal = reply;
 	return reply == NULL;
 }

@@ -331,6 +331,7 @@ serve_root(struct listener *l, size_t i, bool late)
 		refuse(w->fd, 2, false, "bad request: %s", err);
 	} else if ((op = proto_str(msg, "op")) != NULL && strcmp(op, "otp_auth") == 0) {
 		reply = auth_handle(l->ctx, msg);
+		proto_wipe_str(msg, "code");
 		if (reply == NULL || proto_send(w->fd, reply, SEND_MS, err, sizeof(err)) != 0)
 			daemon_log(LOG_NOTICE, "otp_auth reply: %s", reply ? err : "out of memory");
 		json_decref(reply);
