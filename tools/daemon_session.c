@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +336,40 @@ module_accepted(struct session *s, time_t since, int64_t before)
 	return oe_audit_list(s->ctx, since, login_row, &w) == OE_OK && w.newest > before;
 }
 
+/* Set by SIGTERM, which the listener sends its clients when it stops. */
+static volatile sig_atomic_t session_stopping;
+
+static void
+on_session_term(int sig)
+{
+	(void)sig;
+	session_stopping = 1;
+}
+
+/*
+ * Wait until the client starts to answer, or timeout_ms pass (then the
+ * read that follows says so): 0; -1 when the daemon is stopping, which
+ * does not wait for a person to type.
+ */
+static int
+wait_for_answer(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct timespec end, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += timeout_ms / 1000;
+	for (;;) {
+		long left;
+		if (session_stopping)
+			return -1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left <= 0 || poll(&p, 1, (int)left) != -1 || errno != EINTR)
+			return 0;
+	}
+}
+
 /*
  * Ask for an OTP and check it through PAM.  True only when the caller
  * holds a grant or just passed the check; otherwise *refusal is set.
@@ -356,8 +392,14 @@ otp_gate(struct session *s, json_t **refusal)
 		return false;
 	}
 	json_decref(ask);
-	/* A person types this: allow them the full timeout. */
-	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS * 4, err, sizeof(err)) != 0) {
+	/* A person types this: allow them the full timeout, unless the
+	 * daemon stops meanwhile. */
+	if (wait_for_answer(s->fd, PROTO_TIMEOUT_MS * 4) != 0) {
+		*refusal = error_reply(1, "otpenrolld is stopping; try again shortly");
+		json_object_set_new(*refusal, "untouched", json_true());
+		return false;
+	}
+	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS, err, sizeof(err)) != 0) {
 		*refusal = error_reply(2, "no one-time password given");
 		return false;
 	}
@@ -426,6 +468,11 @@ session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 	json_t *req = NULL, *reply = NULL;
 	int r;
 
+	struct sigaction term = { .sa_handler = on_session_term };
+
+	/* No SA_RESTART: a wait for the client ends at once. */
+	sigemptyset(&term.sa_mask);
+	sigaction(SIGTERM, &term, NULL);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
 		daemon_log(LOG_ERR, "SO_PEERCRED: %s", strerror(errno));
 		return 1;

@@ -66,6 +66,10 @@ struct listener {
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t children;
+/* The client sessions' pids (0: free), max_clients of them, to be asked
+ * to stop with the daemon; SIGCHLD frees an entry. */
+static volatile pid_t *sessions;
+static size_t nsessions;
 
 static void release_claims(struct listener *l, pid_t pid);
 
@@ -118,6 +122,9 @@ count_exit(pid_t pid)
 			workers[i].died = 1;
 			return;
 		}
+	for (size_t i = 0; i < nsessions; i++)
+		if (sessions[i] == pid)
+			sessions[i] = 0;
 	children--;
 }
 
@@ -269,7 +276,14 @@ now_ms(void)
 static void
 spawn(struct listener *l, int fd, json_t *first)
 {
-	pid_t pid = fork();
+	sigset_t chld, old;
+	pid_t pid;
+
+	/* The pid is recorded before its SIGCHLD can free the entry. */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	pid = fork();
 
 	if (pid == 0) {
 		close(l->lfd);
@@ -287,7 +301,14 @@ spawn(struct listener *l, int fd, json_t *first)
 	}
 	if (pid > 0) {
 		children++;
+		for (size_t i = 0; i < nsessions; i++)
+			if (sessions[i] == 0) {
+				sessions[i] = pid;
+				break;
+			}
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	} else {
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		int e = errno;
 		daemon_log(LOG_ERR, "fork: %s", strerror(e));
 		refuse(fd, 1, true, "otpenrolld cannot start a session (%s); try again shortly",
@@ -530,12 +551,16 @@ main(int argc, char **argv)
 	l.max = MAX_CLIENTS;
 	if ((max = oe_config_get(ctx, "daemon", "max_clients")) != NULL)
 		l.max = strtoul(max, NULL, 10); /* 1..4096, checked on loading */
-	if ((l.wait = calloc(l.max, sizeof(*l.wait))) == NULL) {
+	if ((l.wait = calloc(l.max, sizeof(*l.wait))) == NULL ||
+	    (sessions = calloc(l.max, sizeof(*sessions))) == NULL) {
 		daemon_log(LOG_ERR, "out of memory");
+		free(l.wait);
 		oe_ctx_free(ctx);
 		return 1;
 	}
+	nsessions = l.max;
 	if ((l.lfd = listen_on(socket_path)) < 0) {
+		free((void *)sessions);
 		free(l.wait);
 		oe_ctx_free(ctx);
 		return 1;
@@ -568,12 +593,19 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < NWORKERS; i++)
 		if (workers[i].pid > 0 && !workers[i].died)
 			kill(workers[i].pid, SIGTERM);
+	/* Clients finish what they do, but none waits for a person to type
+	 * a one-time password: that would outlast the stop. */
+	for (size_t i = 0; i < nsessions; i++)
+		if (sessions[i] > 0)
+			kill(sessions[i], SIGTERM);
 	for (pid_t pid; children > 0 || workers_alive();)
 		if ((pid = wait(NULL)) > 0)
 			count_exit(pid);
 		else if (errno != EINTR)
 			break;
 	hooks_free(dc.hooks);
+	nsessions = 0;
+	free((void *)sessions);
 	free(l.wait);
 	oe_ctx_free(ctx);
 	return 0;

@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP_BUILD = os.environ.get("top_builddir", os.getcwd())
@@ -625,6 +627,41 @@ admin_group = {ADMIN_GROUP}
         finally:
             proc3.send_signal(signal.SIGTERM)
             proc3.wait(timeout=60)
+
+        # SIGTERM while a client is asked for its one-time password: the
+        # daemon does not wait for a person to type; the client is told
+        # it is stopping (nothing was done).
+        subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
+                        "DELETE FROM grants WHERE username = '%s'" % OTHER_USER], check=True)
+        prompted_r, prompted_w = os.pipe()
+        csr = make_csr(tmp, "stopping")
+
+        def ask_and_wait():
+            s = connect(sock)
+            s.sendall(frame({"v": 1, "op": "cert_request", "csr_b64": csr}))
+            first = recv_msg(s)
+            os.write(prompted_w, b"x")
+            return [first, recv_msg(s)]
+        waiting = {}
+        t = threading.Thread(target=lambda: waiting.update(r=as_user(OTHER_USER, ask_and_wait)))
+        t.start()
+        select.select([prompted_r], [], [], 20)
+        os.close(prompted_r)
+        os.close(prompted_w)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        t.join(timeout=30)
+        r = waiting.get("r")
+        r = r if isinstance(r, list) else [r, None]
+        check(r[0] and r[0].get("status") == "otp_required" and r[1]
+              and r[1].get("status") == "error" and "stopping" in r[1].get("error", "")
+              and r[1].get("untouched") is True,
+              "a client waiting for its OTP is told the daemon stops: %s" % r)
+        check(proc.returncode == 0, "the daemon stopped without waiting for the OTP (exit %s)"
+              % proc.returncode)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
