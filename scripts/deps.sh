@@ -28,3 +28,16 @@ oe_install_deps() {
 	apt-get update -qq >/dev/null
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# The directory this system's libpam loads modules from (pam_permit.so
+# is always there), as configure finds it.
+oe_pam_moddir() {
+	local m d
+	m=$(gcc -print-multiarch 2>/dev/null || true)
+	for d in "/lib/$m/security" "/usr/lib/$m/security" /lib64/security /usr/lib64/security \
+		/lib/security /usr/lib/security; do
+		[ -f "$d/pam_permit.so" ] && { echo "$d"; return 0; }
+	done
+	echo "no pam_permit.so found: install the Debian package libpam-modules" >&2
+	return 1
+}

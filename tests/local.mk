@@ -3,7 +3,9 @@
 # internal functions included); the PAM module links the shared library.
 AM_TESTS_ENVIRONMENT = \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
-	top_builddir='$(abs_top_builddir)'; export top_builddir;
+	top_builddir='$(abs_top_builddir)'; export top_builddir; \
+	OE_PAM_MODDIR='$(PAM_SYSTEM_MODDIR)'; export OE_PAM_MODDIR; \
+	OE_HARDEN_CFLAGS='$(HARDEN_CFLAGS)'; export OE_HARDEN_CFLAGS;
 
 EXTRA_DIST += tests/missing.sh tests/harness.py
 # What configure could not find shows as SKIP (tests/missing.sh).

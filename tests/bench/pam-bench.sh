@@ -8,7 +8,9 @@ build=$(cd "${1:?build dir}" && pwd)
 secs=${2:-20}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 drv="$build/tests/bench/pam_bench"
-oath=/lib/x86_64-linux-gnu/security/pam_oath.so
+# shellcheck source=scripts/deps.sh
+. "$src/scripts/deps.sh"
+oath=$(oe_pam_moddir)/pam_oath.so
 [ -x "$drv" ] || make -C "$build" tests/bench/pam_bench >/dev/null
 [ -f "$oath" ] || { echo "pam_oath missing: apt-get install libpam-oath"; exit 1; }
 # A real disk, so durable commits cost what they cost.

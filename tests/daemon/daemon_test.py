@@ -24,6 +24,9 @@ import threading
 import time
 
 TOP_BUILD = os.environ.get("top_builddir", os.getcwd())
+# Where libpam finds its modules (configure found it).
+PERMIT = os.path.join(os.environ.get("OE_PAM_MODDIR") or "/lib/x86_64-linux-gnu/security",
+                      "pam_permit.so")
 TEST_USER = "oe-test-user"
 OTHER_USER = "oe-test-other"
 ADMIN_GROUP = "oe-test-admins"
@@ -205,7 +208,7 @@ admin_group = {ADMIN_GROUP}
     os.makedirs(os.path.join(tmp, "pam.d"))
     with open(os.path.join(tmp, "pam.d", "otpenroll"), "w") as f:
         f.write(f"auth required {module} config={conf}\n"
-                "account required /lib/x86_64-linux-gnu/security/pam_permit.so\n")
+                f"account required {PERMIT}\n")
 
     env = dict(os.environ, LD_LIBRARY_PATH=cli_lib)
     # Store, key, both CAs and the user's HOTP token, through the library.
@@ -601,8 +604,7 @@ admin_group = {ADMIN_GROUP}
         permit_dir = os.path.join(tmp, "pam.d-permit")
         os.makedirs(permit_dir)
         with open(os.path.join(permit_dir, "otpenroll"), "w") as f:
-            f.write("auth required /lib/x86_64-linux-gnu/security/pam_permit.so\n"
-                    "account required /lib/x86_64-linux-gnu/security/pam_permit.so\n")
+            f.write(f"auth required {PERMIT}\naccount required {PERMIT}\n")
         conf3, sock3 = os.path.join(tmp, "permit.conf"), os.path.join(tmp, "run", "permit.sock")
         with open(conf) as f, open(conf3, "w") as g:
             g.write(f.read().replace("socket = " + sock, "socket = " + sock3))
