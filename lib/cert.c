@@ -49,7 +49,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 {
 	struct cert_row *r = arg;
 
-	if (ncol < 13)
+	if (ncol < 14)
 		return 1;
 	r->found = 1;
 	r->serial = col_text(&col[0], &r->nomem);
@@ -70,6 +70,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 	}
 	r->message = col_text(&col[11], &r->nomem);
 	r->attempts = col[12].i > 0 ? (unsigned)col[12].i : 0;
+	r->announced = col[13].i != 0;
 	return 1;
 }
 
@@ -431,7 +432,8 @@ insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char 
  * this process: a certificate the CA issues then never lacks its token,
  * whatever happens to this process before the answer is written.  If
  * it dies, the poller submits the request again once the claim lapses.
- * No event yet: token_init goes with the answer (submitted()).
+ * No event yet: token_init goes with the answer (submitted(), or the
+ * poller's after a death: announced = 0 until then).
  */
 static oe_rc
 record_submitting(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
@@ -457,8 +459,8 @@ record_submitting(oe_ctx *ctx, struct store *st, const char *serial, const char 
 		rc = store_exec(st,
 				"INSERT INTO tokens (serial, type, owner, rollout_state, ca, subject,"
 				" request, next_poll, secret, key_type, status_message, claimed_until,"
-				" created, updated)"
-				" VALUES (?, 'certificate', ?, 'failed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				" created, updated, announced)"
+				" VALUES (?, 'certificate', ?, 'failed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
 				arg, 12, NULL);
 	}
 	if (rc != OE_OK) {
@@ -494,8 +496,8 @@ submitted(oe_ctx *ctx, struct store *st, const char *serial, const char *user, c
 			"UPDATE tokens SET rollout_state = ?, subject = ?, cert = ?, cert_serial = ?,"
 			" not_after = ?, request = ?, ca_cookie = ?, next_poll = ?, status_message = ?,"
 			" secret = CASE WHEN ? IN ('pending', 'failed') THEN secret END,"
-			" poll_attempts = 0, claimed_until = 0, updated = ?"
-			" WHERE serial = ? AND rollout_state = 'failed'",
+			" poll_attempts = 0, claimed_until = 0, announced = 1, updated = ?"
+			" WHERE serial = ? AND rollout_state = 'failed' AND announced = 0",
 			arg, 12, &changes);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
@@ -785,10 +787,11 @@ cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *n
 
 	if (nset > 12)
 		return ctx_fail(ctx, OE_EINVAL, "too many columns");
-	/* A change of state ends whatever claim a poller had on the token. */
+	/* A change of state ends whatever claim a poller had on the token,
+	 * and announces a request whose first answer this is. */
 	snprintf(sql, sizeof(sql),
-		 "UPDATE tokens SET %sclaimed_until = 0, rollout_state = ?, updated = ?"
-		 " WHERE serial = ? AND rollout_state = ?",
+		 "UPDATE tokens SET %sclaimed_until = 0, announced = 1, rollout_state = ?,"
+		 " updated = ? WHERE serial = ? AND rollout_state = ?",
 		 set ? set : "");
 	for (int i = 0; i < nset; i++)
 		arg[n++] = setarg[i];
@@ -803,11 +806,38 @@ cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *n
 	if ((rc = audit_add(ctx, st, action, r->user, r->serial, "success", new_state)) != OE_OK)
 		return rc;
 	r->state = (char *)new_state;
-	fields_of(r, old, &ev, na);
-	rc = event_emit(ctx, st, "token_rollout_state", &ev);
+	fields_of(r, r->announced ? old : NULL, &ev, na);
+	rc = event_emit(ctx, st, r->announced ? "token_rollout_state" : "token_init", &ev);
 	if (rc == OE_OK && extra_event)
 		rc = event_emit(ctx, st, extra_event, &ev);
 	r->state = old;
+	return rc;
+}
+
+oe_rc
+cert_announce(oe_ctx *ctx, struct store *st, struct cert_row *r)
+{
+	struct store_val arg[] = { SV_I(time(NULL)), SV_T(r->serial), SV_T(r->state) };
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	int64_t changes = 0;
+	char na[32];
+	oe_rc rc;
+
+	if (r->announced)
+		return OE_OK;
+	rc = store_exec(st,
+			"UPDATE tokens SET announced = 1, updated = ?"
+			" WHERE serial = ? AND rollout_state = ? AND announced = 0",
+			arg, 3, &changes);
+	if (rc != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (changes != 1)
+		return ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile; try again", r->serial);
+	if ((rc = audit_add(ctx, st, "ca_poll", r->user, r->serial, "success", r->state)) != OE_OK)
+		return rc;
+	fields_of(r, NULL, &ev, na);
+	if ((rc = event_emit(ctx, st, "token_init", &ev)) == OE_OK)
+		r->announced = 1;
 	return rc;
 }
 

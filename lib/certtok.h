@@ -18,7 +18,7 @@
 
 #define CERT_COLUMNS                                                       \
 	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
-	" request, ca_cookie, secret, status_message, poll_attempts"
+	" request, ca_cookie, secret, status_message, poll_attempts, announced"
 
 struct cert_row {
 	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
@@ -27,6 +27,7 @@ struct cert_row {
 	unsigned char *key; /* sealed server-generated key, or NULL */
 	size_t key_len;
 	unsigned attempts;  /* polls in a row without an answer */
+	int announced;      /* its token_init is written */
 	int found, nomem;
 };
 
@@ -40,14 +41,19 @@ void cert_row_clear(struct cert_row *r);
 /*
  * In the open transaction, move r from r->state to new_state, writing
  * `set` ("col = ?, " assignments, their arguments in setarg) with it,
- * the audit row for action and token_rollout_state (and extra_event if
- * given); a poller's claim on the token ends with it.  OE_EBUSY when the
+ * the audit row for action and token_rollout_state (token_init instead
+ * for a request never announced), and extra_event if given; a poller's
+ * claim on the token ends with it.  OE_EBUSY when the
  * token left r->state meanwhile.
  */
 oe_rc cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r,
 		      const char *new_state, const char *set,
 		      const struct store_val *setarg, int nset, const char *action,
 		      const char *extra_event);
+
+/* In the open transaction, write the token_init (with its audit row) of
+ * a request recorded but never announced, its state unchanged. */
+oe_rc cert_announce(oe_ctx *ctx, struct store *st, struct cert_row *r);
 
 /* In the open transaction: r's certificate is revoked (reason, an RFC
  * 5280 name), with token_revoke; a key not fetched yet is dropped. */

@@ -255,8 +255,9 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 					     " status_message = ?, ",
 					     set, 2, "ca_poll", NULL);
 			*state = "failed";
-		} else {
-			rc = reschedule(ctx, st, r, reply->message, true, next);
+		} else if ((rc = reschedule(ctx, st, r, reply->message, true, next)) == OE_OK) {
+			/* Still failed: what its own process would have said. */
+			rc = cert_announce(ctx, st, r);
 		}
 		break;
 	}

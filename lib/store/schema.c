@@ -160,6 +160,15 @@ static const char *const migration_7[] = {
 	NULL
 };
 
+/* Version 8: whether a certificate token's token_init has been written.
+ * A request for a remote CA is recorded before the CA is asked, and
+ * announced with its answer; one whose process died meanwhile is
+ * announced by the poller that answers it.  Rows from before were. */
+static const char *const migration_8[] = {
+	"ALTER TABLE tokens ADD COLUMN announced INTEGER NOT NULL DEFAULT 1",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
@@ -168,6 +177,7 @@ static const char *const *const migrations[] = {
 	migration_5,
 	migration_6,
 	migration_7,
+	migration_8,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -515,12 +515,17 @@ def test_outage():
     p.wait()
     check(seen and rows()[0][1:] == ("failed", 1, 1),
           "killed while EJBCA answers: the request is there, failed and claimed", rows())
+    events = lambda: db(conf, "SELECT event, payload FROM outbox WHERE payload LIKE '%\"quinn\"%'")
+    check(events() == [], "nothing announced before the CA answered", events())
     rc, out, err = oe_json(conf, "ca", "poll")
     check(out == [], "a claimed request is not asked about by another process", out)
     db(conf, "UPDATE tokens SET claimed_until = 0 WHERE owner = 'quinn'")
     rc, out, err = oe_json(conf, "ca", "poll")
     check(rows() and rows()[0][1] == "enrolled", "once the claim lapses it is submitted again",
           (out, rows()))
+    ev = events()
+    check([e for e, _ in ev] == ["token_init"] and json.loads(ev[0][1])["rollout_state"] == "enrolled",
+          "the request whose process died is announced once, by token_init with its answer", ev)
     peer.stop()
 
     peer = Peer("offline", P.server)

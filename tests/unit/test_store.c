@@ -295,6 +295,9 @@ test_migration_from_1(void **state)
 	assert_int_equal(f.i, 1);
 	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs");
 	assert_int_equal(f.i, 0);
+	/* Version 8: a token from before had its token_init. */
+	f = query_first(st, "SELECT announced FROM tokens WHERE serial = 'TOTP0001'");
+	assert_int_equal(f.i, 1);
 	/* Versions 4 to 6: the old TOTP token is a SHA-1 one (else its codes
 	 * would stop verifying), never polled, not claimed; the connector
 	 * state table is there. */
@@ -321,6 +324,7 @@ static void
 test_migration_local_ca_fk(void **state)
 {
 	static const char *const to_v6[] = {
+		"ALTER TABLE tokens DROP COLUMN announced", /* version 8's */
 		"DROP TABLE local_ca_certs",
 		"CREATE TABLE local_ca_certs ("
 		" ca TEXT NOT NULL, serial TEXT NOT NULL, token TEXT,"
@@ -351,6 +355,9 @@ test_migration_local_ca_fk(void **state)
 	st = open_applied(0);
 	assert_string_equal(query_first(st, "SELECT token FROM local_ca_certs"
 					" WHERE serial = '01'").s, "CERT0001");
+	/* And migration 8 after it: the enrolled token counts as announced. */
+	assert_int_equal(query_first(st, "SELECT announced FROM tokens"
+				     " WHERE serial = 'CERT0001'").i, 1);
 	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs WHERE serial = '02'"
 			" AND token IS NULL AND revoked = 5 AND reason = 1"
 			" AND subject = '/CN=bob'");
