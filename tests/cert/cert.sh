@@ -55,6 +55,8 @@ ec=ec:$tmp/p256.pem
 expect 0 "init" oe init
 expect 0 "ca init (EC, RFC 4514 DN)" oe ca init local --subject "CN=Example Users CA,O=Example"
 expect 0 "ca init (RSA, slash DN)" oe ca init rsa --subject "/O=Example/CN=Example RSA CA" --key-type rsa3072
+openssl x509 -in "$tmp/ca-rsa/ca.pem" -noout -text | grep -q "Public-Key: (3072 bit)" \
+	&& ok "--key-type rsa3072 makes an RSA-3072 CA" || bad "RSA CA key size"
 expect 0 "ca init (manual approval CA)" oe ca init manual --subject "CN=Manual CA"
 expect 1 "a second ca init is refused" oe ca init local --subject "CN=Again"
 expect 2 "ca init without --subject" oe ca init local
@@ -183,6 +185,7 @@ expect 1 "RSA-1024" oe cert request --user carol --csr "$tmp/weak.csr"
 has "$tmp/err" "1024 bits is too weak" "weak key message"
 csr k1 ec:<(openssl ecparam -name secp256k1) "/CN=k1"
 expect 1 "secp256k1" oe cert request --user carol --csr "$tmp/k1.csr"
+has "$tmp/err" "key type .* is not accepted" "secp256k1: says the curve is not accepted"
 csr big rsa:4096 "/CN=big"
 expect 1 "rsa4096 outside key_types" oe cert request --user carol --csr "$tmp/big.csr"
 has "$tmp/err" "key_types" "policy named"
@@ -262,8 +265,11 @@ for kt in ec256 rsa2048 rsa3072; do
 	[ "$(stat -c %a "$tmp/$kt.p12")" = 600 ] && ok "$kt: PKCS#12 file is 0600" || bad "p12 mode"
 	openssl pkcs12 -in "$tmp/$kt.p12" -passin "pass:$pass" -nodes -out "$tmp/$kt.all" 2>/dev/null \
 		&& ok "$kt: PKCS#12 opens with the shown password" || bad "$kt: PKCS#12 does not open"
-	openssl pkcs12 -in "$tmp/$kt.p12" -passin "pass:$pass" -info -noout 2>&1 | grep -q "AES-256-CBC" \
-		&& ok "$kt: AES-256 encryption" || bad "$kt: p12 cipher"
+	openssl pkcs12 -in "$tmp/$kt.p12" -passin "pass:$pass" -info -noout >"$tmp/$kt.info" 2>&1
+	[ "$(grep -c "PBES2, PBKDF2, AES-256-CBC" "$tmp/$kt.info")" = 2 ] \
+		&& ok "$kt: key and certificate bags under PBKDF2 and AES-256" \
+		|| bad "$kt: p12 encryption: $(cat "$tmp/$kt.info")"
+	grep -q "^MAC: sha256" "$tmp/$kt.info" && ok "$kt: SHA-256 MAC" || bad "$kt: p12 MAC: $(grep MAC "$tmp/$kt.info")"
 	a=$(openssl x509 -in "$tmp/$kt.all" -noout -pubkey | openssl sha256)
 	b=$(openssl pkey -in "$tmp/$kt.all" -pubout | openssl sha256)
 	[ "$a" = "$b" ] && ok "$kt: key matches certificate" || bad "$kt: key mismatch"
@@ -294,7 +300,17 @@ expect 1 "approve after deny" oe ca approve "$m2"
 expect 3 "generated key, pending" oe --json cert request --user nina --generate --ca manual
 m3=$(json 'd["serial"]' <"$tmp/out")
 sqlite3 "$tmp/oe.db" "SELECT hex(secret) FROM tokens WHERE serial = '$m3'" | grep -q . \
-	&& ok "the pending key is kept, sealed" || bad "no sealed key"
+	&& ok "the pending key is kept" || bad "no kept key"
+# Sealed: neither a key OpenSSL can read nor one in the clear.
+sqlite3 "$tmp/oe.db" "SELECT writefile('$tmp/m3.secret', secret) FROM tokens WHERE serial = '$m3'" >/dev/null
+if ! [ -s "$tmp/m3.secret" ]; then
+	bad "the kept key could not be read from the store"
+elif openssl pkey -inform DER -in "$tmp/m3.secret" -noout 2>/dev/null ||
+	openssl pkey -in "$tmp/m3.secret" -noout 2>/dev/null || grep -aq "PRIVATE KEY" "$tmp/m3.secret"; then
+	bad "the kept key is readable as it is stored"
+else
+	ok "the kept key is sealed, not a readable key"
+fi
 expect 0 "approve it" oe ca approve "$m3"
 expect 0 "fetch gives the PKCS#12" oe --json cert fetch "$m3" --user nina --out "$tmp/m3.p12"
 pass=$(json 'd["pkcs12_password"]' <"$tmp/out")
@@ -419,6 +435,9 @@ expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursu
 [ "$(json 'd["rollout_state"]' <"$tmp/out")" = enrolled ] && ok "uploaded is enrolled" || bad "upload state"
 openssl req -x509 -new -newkey rsa:1024 -nodes -keyout /dev/null -subj /CN=w -days 2 -out "$tmp/weak.pem" 2>/dev/null
 expect 1 "upload a weak certificate" oe cert upload "$tmp/weak.pem" --user ursula
+openssl req -x509 -new -newkey rsa:4096 -nodes -keyout /dev/null -subj /CN=big -days 2 -out "$tmp/big.pem" 2>/dev/null
+expect 1 "upload a certificate whose key is outside key_types" oe cert upload "$tmp/big.pem" --user ursula
+has "$tmp/err" "rsa4096 is not allowed here" "says the key type is not allowed"
 python3 - "$tmp/old.pem" <<'PY'
 import sys, datetime
 from cryptography import x509
