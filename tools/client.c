@@ -22,14 +22,17 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 	size_t n;
 
 	if (isatty(STDIN_FILENO) && (tty = open("/dev/tty", O_RDWR | O_CLOEXEC)) >= 0) {
-		if (write(tty, prompt, strlen(prompt)) < 0) {
-			/* the prompt is a courtesy; reading still works */
-		}
+		/* Echo off before the prompt: a code typed (or pasted) the
+		 * moment the prompt shows is then neither echoed nor flushed
+		 * away with what was typed before it. */
 		if (tcgetattr(tty, &old) == 0) {
 			quiet = old;
 			quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 			quiet.c_lflag |= ICANON;
 			echo_off = tcsetattr(tty, TCSAFLUSH, &quiet) == 0;
+		}
+		if (write(tty, prompt, strlen(prompt)) < 0) {
+			/* the prompt is a courtesy; reading still works */
 		}
 		in = fdopen(tty, "r");
 	}
@@ -42,7 +45,7 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 	}
 	if (tty >= 0) {
 		if (echo_off)
-			tcsetattr(tty, TCSAFLUSH, &old);
+			tcsetattr(tty, TCSADRAIN, &old);
 		if (write(tty, "\n", 1) < 0) {
 			/* nothing to do */
 		}

@@ -442,6 +442,11 @@ admin_group = {ADMIN_GROUP}
         seen, sent = b"", False
         end = time.monotonic() + 30
         while time.monotonic() < end:
+            # Never a read that waits for ever: a CLI stuck reading the
+            # terminal fails the test instead of hanging it.
+            if not select.select([fd], [], [], max(0, end - time.monotonic()))[0]:
+                os.kill(pid, signal.SIGKILL)
+                break
             try:
                 chunk = os.read(fd, 4096)
             except OSError:
@@ -629,6 +634,55 @@ admin_group = {ADMIN_GROUP}
         finally:
             proc3.send_signal(signal.SIGTERM)
             proc3.wait(timeout=60)
+
+        # Attestation through the daemon (attestation_b64), required: a
+        # chain to the anchor for the request's own key is what it takes.
+        anchors = os.path.join(tmp, "anchors")
+        os.makedirs(anchors)
+        att = os.path.join(tmp, "att")
+        os.makedirs(att)
+        ossl = lambda *a: run("openssl", *a)
+        ossl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", att + "/root.key", "-subj", "/CN=Attestation Root", "-days", "30",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+             "keyUsage=critical,keyCertSign", "-out", anchors + "/root.pem")
+        csr4 = make_csr(tmp, "attested")
+        attest = {}
+        for name, keyfile in (("own", os.path.join(tmp, "attested.key")),
+                              ("other", os.path.join(tmp, "permit.key"))):
+            ossl("req", "-new", "-key", keyfile, "-subj", "/CN=device", "-out", att + "/dev.csr")
+            ossl("x509", "-req", "-in", att + "/dev.csr", "-CA", anchors + "/root.pem", "-CAkey",
+                 att + "/root.key", "-CAcreateserial", "-days", "10", "-out", att + "/dev.pem")
+            with open(att + "/dev.pem", "rb") as f:
+                attest[name] = base64.b64encode(f.read()).decode()
+        conf4, sock4 = os.path.join(tmp, "attest.conf"), os.path.join(tmp, "run", "attest.sock")
+        with open(conf) as f, open(conf4, "w") as g:
+            g.write(f.read().replace("socket = " + sock, "socket = " + sock4)
+                    .replace("[enroll]\n", "[enroll]\nattestation = require\n"
+                             "attestation_ca_dir = %s\n" % anchors))
+        proc4 = subprocess.Popen([daemon, "-c", conf4], stderr=log, env=denv)
+        try:
+            for _ in range(100):
+                if os.path.exists(sock4) or proc4.poll() is not None:
+                    break
+                time.sleep(0.05)
+            base = {"v": 1, "op": "cert_request", "csr_b64": csr4, "user": TEST_USER}
+            r = call(sock4, base)
+            check(r and r.get("status") == "error" and "attestation" in r.get("error", ""),
+                  "attestation = require: a request without one is refused: %s" % r)
+            r = call(sock4, dict(base, attestation_b64=attest["other"]))
+            check(r and r.get("status") == "error" and "another key" in r.get("error", ""),
+                  "an attestation for another key is refused: %s" % r)
+            r = call(sock4, dict(base, attestation_b64="not base64!"))
+            check(r and r.get("status") == "error" and "base64" in r.get("error", ""),
+                  "attestation_b64 that is not base64 is refused: %s" % r)
+            r = call(sock4, dict(base, attestation_b64=attest["own"]))
+            check(r and r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled",
+                  "an attestation of the request's key, chained to the anchor, passes: %s"
+                  % (r and (r.get("error") or r["cert"].get("rollout_state"))))
+        finally:
+            proc4.send_signal(signal.SIGTERM)
+            proc4.wait(timeout=60)
 
         # SIGTERM while a client is asked for its one-time password: the
         # daemon does not wait for a person to type; the client is told

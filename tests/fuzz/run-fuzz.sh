@@ -29,7 +29,7 @@ for target in fuzz_cfg fuzz_usersfile fuzz_csr fuzz_proto fuzz_rules fuzz_ejbca 
 	mkdir -p "$out/corpus-$target"
 	cp "$src/tests/fuzz/corpus/$target"/* "$out/corpus-$target/"
 	# Artifacts (crash-*, oom-*) go to the build tree, never the sources.
-	if "$out/$target" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	if OE_FUZZ_ANCHORS="$src/tests/fuzz/anchors" "$out/$target" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 		-artifact_prefix="$build/fuzz-$target-" \
 		"$out/corpus-$target" >"$out/$target.log" 2>&1; then
 		echo "ok   $target: $(grep -E '^Done' "$out/$target.log" | tail -1)"

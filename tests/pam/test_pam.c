@@ -496,6 +496,13 @@ test_fails_closed(void **state)
 	/* A store that does not exist. */
 	write_file(bad, "[store]\nurl = sqlite:%s/none.db\nkey_file = %s/secret.key\n", tmp, tmp);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
+	/* nullok cannot tell whether bob has a token then: not a pass. */
+	snprintf(path, sizeof(path), "auth required %s config=%s nullok\nauth required %s\n",
+		 module, bad, PERMIT);
+	stack(path);
+	assert_int_equal(auth("bob", NULL, NULL), PAM_AUTHINFO_UNAVAIL);
+	snprintf(path, sizeof(path), "auth required %s config=%s\n", module, bad);
+	stack(path);
 	/* A store file that is garbage. */
 	snprintf(path, sizeof(path), "%s/garbage.db", tmp);
 	write_file(path, "%s", "this is not a database, not at all, really not\n");
