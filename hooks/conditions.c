@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -172,13 +173,21 @@ regex_cost_ok(const char *re, char *err, size_t errlen)
 			repeats++;
 			cost *= 2;
 		} else if (re[i] == '{') {
+			/* {n}, {n,}, {n,m} and glibc's {,m}: the bound that
+			 * counts is the largest a repetition may take. */
+			const char *p = re + i + 1;
+			unsigned long lo = 0, hi;
 			char *end;
-			unsigned long lo = strtoul(re + i + 1, &end, 10), hi = lo;
 
-			if (end == re + i + 1)
-				continue; /* not a count: regcomp decides */
-			if (*end == ',')
-				hi = end[1] == '}' ? (lo > 2 ? lo : 2) : strtoul(end + 1, &end, 10);
+			if (*p != ',' && !isdigit((unsigned char)*p))
+				continue; /* no count: regcomp decides */
+			if (isdigit((unsigned char)*p))
+				lo = strtoul(p, &end, 10), p = end;
+			hi = lo;
+			if (*p == ',') {
+				p++;
+				hi = isdigit((unsigned char)*p) ? strtoul(p, &end, 10) : (lo > 2 ? lo : 2);
+			}
 			repeats++;
 			cost *= hi > 2 ? (double)hi : 2;
 		}

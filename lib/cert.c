@@ -376,10 +376,11 @@ outcome_clear(struct outcome *o)
 }
 
 /* A request's first answer is in its token's row: its audit row and
- * token_init, in the same transaction. */
+ * token_init, in the same transaction (token_rollout_state from old_state
+ * instead when a poller announced the token already). */
 static oe_rc
 request_answered(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
-		 const char *ca, const struct outcome *o)
+		 const char *ca, const struct outcome *o, const char *old_state)
 {
 	struct event_fields ev = EVENT_FIELDS_INIT;
 	struct cert_row r = { 0 };
@@ -396,8 +397,8 @@ request_answered(oe_ctx *ctx, struct store *st, const char *serial, const char *
 	r.state = (char *)o->state;
 	r.subject = o->subject;
 	r.not_after = o->not_after;
-	fields_of(&r, NULL, &ev, na);
-	return event_emit(ctx, st, "token_init", &ev);
+	fields_of(&r, old_state, &ev, na);
+	return event_emit(ctx, st, old_state ? "token_rollout_state" : "token_init", &ev);
 }
 
 /* Insert the new token with its outcome, audit row and token_init. */
@@ -423,7 +424,7 @@ insert_cert_token(oe_ctx *ctx, struct store *st, const char *serial, const char 
 			arg, 16, NULL);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	return request_answered(ctx, st, serial, user, ca, o);
+	return request_answered(ctx, st, serial, user, ca, o, NULL);
 }
 
 /*
@@ -488,22 +489,28 @@ submitted(oe_ctx *ctx, struct store *st, const char *serial, const char *user, c
 		SV_I(o->not_after), SV_T(o->request), SV_T(o->cookie), SV_I(o->next_poll),
 		SV_T(o->message), SV_T(o->state), SV_I(now), SV_T(serial),
 	};
-	int64_t changes = 0;
+	struct store_val key[] = { SV_T(serial) };
+	int64_t changes = 0, announced = 0;
 	oe_rc rc;
 
+	/* A poller that took the request over while we waited (after the
+	 * claim lapsed) may have announced it; the answer still counts. */
+	if ((rc = store_query_int(st, "SELECT announced FROM tokens WHERE serial = ?", key, 1,
+				  &announced)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	/* The sealed key stays while a certificate is still to come. */
 	rc = store_exec(st,
 			"UPDATE tokens SET rollout_state = ?, subject = ?, cert = ?, cert_serial = ?,"
 			" not_after = ?, request = ?, ca_cookie = ?, next_poll = ?, status_message = ?,"
 			" secret = CASE WHEN ? IN ('pending', 'failed') THEN secret END,"
 			" poll_attempts = 0, claimed_until = 0, announced = 1, updated = ?"
-			" WHERE serial = ? AND rollout_state = 'failed' AND announced = 0",
+			" WHERE serial = ? AND rollout_state = 'failed'",
 			arg, 12, &changes);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	if (changes != 1)
 		return ctx_fail(ctx, OE_EBUSY, "token %s was changed while its CA was asked", serial);
-	return request_answered(ctx, st, serial, user, ca, o);
+	return request_answered(ctx, st, serial, user, ca, o, announced ? "failed" : NULL);
 }
 
 /* A recorded request that never reached its CA (we are not set up for
@@ -565,9 +572,10 @@ apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
 		return OE_OK;
 	case CA_UNREACHABLE:
 		/* Kept with its request, and retried by the poller.  (An
-		 * in-process CA fails the request instead of answering so.) */
+		 * in-process CA fails the request instead of answering so;
+		 * were one to, it would never be due: nobody to ask.) */
 		o->state = "failed";
-		o->next_poll = now + ctx_poll_interval(ctx);
+		o->next_poll = in_process ? 0 : now + ctx_poll_interval(ctx);
 		o->message = reply->message;
 		return OE_OK;
 	case CA_UNCONFIGURED:
@@ -831,8 +839,8 @@ cert_announce(oe_ctx *ctx, struct store *st, struct cert_row *r)
 			arg, 3, &changes);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	if (changes != 1)
-		return ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile; try again", r->serial);
+	if (changes != 1) /* announced meanwhile by its own process's answer */
+		return OE_OK;
 	if ((rc = audit_add(ctx, st, "ca_poll", r->user, r->serial, "success", r->state)) != OE_OK)
 		return rc;
 	fields_of(r, NULL, &ev, na);

@@ -227,7 +227,9 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: %s", path, err);
 		goto out;
 	}
-	if (json_is_true(json_object_get(reply, "untouched"))) {
+	/* Only an error reply that checked nothing is "untouched". */
+	if (json_is_true(json_object_get(reply, "untouched")) && proto_str(reply, "result") == NULL &&
+	    proto_str(reply, "status") && strcmp(proto_str(reply, "status"), "error") == 0) {
 		pam_syslog(pamh, LOG_NOTICE, "otpenrolld at %s: %s; checking the store directly", path,
 			   proto_str(reply, "error") ? proto_str(reply, "error") : "request not taken");
 		asked = -1;

@@ -33,7 +33,7 @@ oe_install_deps() {
 # is always there), as configure finds it.
 oe_pam_moddir() {
 	local m d
-	m=$(gcc -print-multiarch 2>/dev/null || true)
+	m=$(${CC:-gcc} -print-multiarch 2>/dev/null || true)
 	for d in "/lib/$m/security" "/usr/lib/$m/security" /lib64/security /usr/lib64/security \
 		/lib/security /usr/lib/security; do
 		[ -f "$d/pam_permit.so" ] && { echo "$d"; return 0; }

@@ -346,27 +346,42 @@ on_session_term(int sig)
 	session_stopping = 1;
 }
 
+/* Signals as they were when the session started, SIGTERM not blocked:
+ * what the wait for a person lets in. */
+static sigset_t session_mask;
+
 /*
- * Wait until the client starts to answer, or timeout_ms pass (then the
- * read that follows says so): 0; -1 when the daemon is stopping, which
- * does not wait for a person to type.
+ * Wait until the client starts to answer: 0; 1 when timeout_ms pass
+ * first; -1 when the daemon is stopping, which does not wait for a
+ * person to type.  SIGTERM is blocked outside this wait, and let in
+ * only by ppoll() itself, so one sent at any moment ends it.
  */
 static int
 wait_for_answer(int fd, int timeout_ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	struct timespec end, now;
+	struct timespec end, now, left;
+	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += timeout_ms / 1000;
 	for (;;) {
-		long left;
 		if (session_stopping)
 			return -1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
-		if (left <= 0 || poll(&p, 1, (int)left) != -1 || errno != EINTR)
-			return 0;
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			return 1;
+		r = ppoll(&p, 1, &left, &session_mask);
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return 0; /* the read that follows tells what came */
+		if (r == 0)
+			return 1;
 	}
 }
 
@@ -380,6 +395,7 @@ otp_gate(struct session *s, json_t **refusal)
 	char err[256], why[256];
 	const char *code;
 	json_t *ask, *answer = NULL, *reply = NULL;
+	int r;
 
 	*refusal = NULL;
 	if (s->uid == 0 || oe_grant_check(s->ctx, s->caller, NULL) == OE_OK)
@@ -394,9 +410,13 @@ otp_gate(struct session *s, json_t **refusal)
 	json_decref(ask);
 	/* A person types this: allow them the full timeout, unless the
 	 * daemon stops meanwhile. */
-	if (wait_for_answer(s->fd, PROTO_TIMEOUT_MS * 4) != 0) {
+	if ((r = wait_for_answer(s->fd, PROTO_TIMEOUT_MS * 4)) < 0) {
 		*refusal = error_reply(1, "otpenrolld is stopping; try again shortly");
 		json_object_set_new(*refusal, "untouched", json_true());
+		return false;
+	}
+	if (r > 0) {
+		*refusal = error_reply(2, "no one-time password given");
 		return false;
 	}
 	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS, err, sizeof(err)) != 0) {
@@ -409,7 +429,10 @@ otp_gate(struct session *s, json_t **refusal)
 		reply = error_reply(2, "expected {\"op\": \"otp\", \"code\": ...}");
 	} else {
 		struct login_seen before = { 0 };
-		time_t since = time(NULL);
+		/* Rows newer than the newest one now count, whatever their
+		 * time says; the minute only bounds the walk (and forgives a
+		 * clock stepped back meanwhile). */
+		time_t since = time(NULL) - 60;
 
 		if (oe_audit_list(s->ctx, since, login_row, &before) != OE_OK) {
 			daemon_log(LOG_ERR, "audit: %s", oe_ctx_errmsg(s->ctx));
@@ -469,10 +492,15 @@ session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 	int r;
 
 	struct sigaction term = { .sa_handler = on_session_term };
+	sigset_t block;
 
-	/* No SA_RESTART: a wait for the client ends at once. */
+	/* SIGTERM only ends the wait for a person (wait_for_answer). */
 	sigemptyset(&term.sa_mask);
 	sigaction(SIGTERM, &term, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &session_mask);
+	sigdelset(&session_mask, SIGTERM);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
 		daemon_log(LOG_ERR, "SO_PEERCRED: %s", strerror(errno));
 		return 1;

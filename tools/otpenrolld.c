@@ -276,14 +276,10 @@ now_ms(void)
 static void
 spawn(struct listener *l, int fd, json_t *first)
 {
-	sigset_t chld, old;
-	pid_t pid;
-
-	/* The pid is recorded before its SIGCHLD can free the entry. */
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &old);
-	pid = fork();
+	/* SIGCHLD is handled only inside ppoll(): the pid is in sessions[]
+	 * before its exit can be counted. */
+	pid_t pid = fork();
+	int e = errno;
 
 	if (pid == 0) {
 		close(l->lfd);
@@ -306,10 +302,7 @@ spawn(struct listener *l, int fd, json_t *first)
 				sessions[i] = pid;
 				break;
 			}
-		sigprocmask(SIG_SETMASK, &old, NULL);
 	} else {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		int e = errno;
 		daemon_log(LOG_ERR, "fork: %s", strerror(e));
 		refuse(fd, 1, true, "otpenrolld cannot start a session (%s); try again shortly",
 		       strerror(e));
@@ -456,6 +449,18 @@ serve(struct listener *l)
 	free(p);
 }
 
+/* At the stop, clients that connected and were not accepted yet are told
+ * (a login then checks the store itself) rather than reset by the close;
+ * the socket is unlinked first, so no new ones arrive. */
+static void
+refuse_backlog(struct listener *l)
+{
+	for (int fd; (fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;) {
+		refuse(fd, 1, true, "otpenrolld is stopping");
+		close(fd);
+	}
+}
+
 static void
 usage(FILE *f)
 {
@@ -588,8 +593,9 @@ main(int argc, char **argv)
 
 	notify("STOPPING=1");
 	daemon_log(LOG_INFO, "stopping; waiting for %d client(s)", (int)children);
-	close(l.lfd);
 	unlink(socket_path);
+	refuse_backlog(&l);
+	close(l.lfd);
 	for (size_t i = 0; i < NWORKERS; i++)
 		if (workers[i].pid > 0 && !workers[i].died)
 			kill(workers[i].pid, SIGTERM);

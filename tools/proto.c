@@ -313,8 +313,7 @@ proto_wipe_str(json_t *msg, const char *key)
 {
 	json_t *v = json_object_get(msg, key);
 
-	/* The value is jansson's own copy, about to be freed: wiping it
-	 * in place is the only way to reach it. */
+	/* The value's own buffer, about to be freed with the message. */
 	if (json_is_string(v))
 		explicit_bzero((char *)json_string_value(v), json_string_length(v));
 }

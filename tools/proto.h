@@ -36,8 +36,10 @@ int proto_read_some(int fd, struct proto_reader *rd, json_t **msg, char *err, si
 void proto_reader_clear(struct proto_reader *rd);
 /* Validate a decoded message: an object with "v" == 1; 0 or -1 with err. */
 int proto_check(json_t *msg, char *err, size_t errlen);
-/* Overwrite the string msg[key] where jansson keeps it (jansson frees
- * without wiping): for a one-time password about to be dropped. */
+/* Overwrite the string value msg[key] (jansson frees it without
+ * wiping), for a one-time password about to be dropped.  Only that copy:
+ * the frame it came in is wiped by proto_recv, not jansson's parse
+ * buffer. */
 void proto_wipe_str(json_t *msg, const char *key);
 /* Parse a received frame body (for the fuzzer and proto_recv). */
 json_t *proto_parse(const char *buf, size_t len, char *err, size_t errlen);

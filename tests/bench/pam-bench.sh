@@ -10,7 +10,8 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 drv="$build/tests/bench/pam_bench"
 # shellcheck source=scripts/deps.sh
 . "$src/scripts/deps.sh"
-oath=$(oe_pam_moddir)/pam_oath.so
+moddir=$(oe_pam_moddir) || exit 1
+oath=$moddir/pam_oath.so
 [ -x "$drv" ] || make -C "$build" tests/bench/pam_bench >/dev/null
 [ -f "$oath" ] || { echo "pam_oath missing: apt-get install libpam-oath"; exit 1; }
 # A real disk, so durable commits cost what they cost.

@@ -25,7 +25,9 @@ for so in pam_module/.libs/pam_otpenroll.so lib/.libs/libotpenroll.so tools/.lib
 	echo "$seg" | grep GNU_STACK | grep -q RWE && what="$what executable-stack"
 	echo "$syms" | grep -q __stack_chk_fail || what="$what no-stack-protector"
 	case $flags in
-	*_FORTIFY_SOURCE*) echo "$syms" | grep -Eq '__[a-z0-9_]+_chk' || what="$what no-FORTIFY" ;;
+	*_FORTIFY_SOURCE*) # a checked call of glibc's, not the stack protector's
+		echo "$syms" | grep -v __stack_chk | grep -Eq '__[a-z0-9_]+_chk(@| |$)' ||
+			what="$what no-FORTIFY" ;;
 	esac
 	if [ -n "$what" ]; then
 		echo "FAIL: $so:$what"

@@ -532,7 +532,8 @@ test_fails_closed(void **state)
 	/* A sealed secret that no longer opens (the row damaged, or copied
 	 * from another token): unavailable, never a pass, nothing moved. */
 	snprintf(path, sizeof(path),
-		 "sqlite3 %s/oe.db \"UPDATE tokens SET secret = zeroblob(length(secret))"
+		 "env -u LD_PRELOAD sqlite3 -cmd '.timeout 5000' %s/oe.db"
+		 " \"UPDATE tokens SET secret = zeroblob(length(secret))"
 		 " WHERE serial = '%s'\"", tmp, serial);
 	assert_int_equal(system(path), 0);
 	snprintf(path, sizeof(path), "auth required %s config=%s/oe.conf\n", module, tmp);

@@ -97,20 +97,26 @@ race_rounds(const char *label, const char *service, const char *user, const char
 		pclose(f);
 		code[strcspn(code, "\n")] = '\0';
 		answer = code;
-		if (pipe(gate) != 0 || pipe(ready) != 0)
+		if (pipe(gate) != 0)
 			return -1;
 		for (int i = 0; i < RACERS; i++) {
 			char b;
+			/* Its own pipe: a racer that dies before it is ready
+			 * shows as the end of it, not as a wait for ever. */
+			if (pipe(ready) != 0)
+				return -1;
 			if ((pid[i] = fork()) == 0) {
 				close(gate[1]);
 				close(ready[0]);
 				_exit(race_one(gate[0], ready[1], service, user));
 			}
-			if (pid[i] < 0 || read(ready[0], &b, 1) != 1)
-				errors++; /* it is counted again below */
+			close(ready[1]);
+			if (pid[i] < 0)
+				return -1;
+			if (read(ready[0], &b, 1) != 1)
+				errors++;
+			close(ready[0]);
 		}
-		close(ready[0]);
-		close(ready[1]);
 		close(gate[0]);
 		close(gate[1]); /* go */
 		for (int i = 0; i < RACERS; i++) {

@@ -150,6 +150,10 @@ test_condition_errors(void **state)
 	}
 	assert_int_equal(cond_compile(&c, "user", "~((a{100}){100}){2}", err, sizeof(err)), -1);
 	assert_int_equal(cond_compile(&c, "user", "~(a{5000,}){3}", err, sizeof(err)), -1);
+	/* glibc's {,m} is {0,m}: its bound counts too. */
+	assert_int_equal(cond_compile(&c, "user", "~((a{,1000}){,1000}){,1000}", err,
+				      sizeof(err)), -1);
+	assert_true(holds("user", "~^al{,2}ice$"));
 	{
 		char longer[300] = "~";
 		memset(longer + 1, 'a', 260);
