@@ -526,6 +526,29 @@ def test_outage():
     ev = events()
     check([e for e, _ in ev] == ["token_init"] and json.loads(ev[0][1])["rollout_state"] == "enrolled",
           "the request whose process died is announced once, by token_init with its answer", ev)
+    # The same, with the CA out of order when the poller takes it over:
+    # announced as failed then, and the certificate's arrival is a change.
+    req, _ = pki.csr(os.path.dirname(conf), "rhea", "rhea")
+    p = subprocess.Popen([OE, "-c", conf, "cert", "request", "--user", "rhea", "--csr", req],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rhea = lambda: db(conf, "SELECT rollout_state FROM tokens WHERE owner = 'rhea'")
+    wait_for(lambda: len(rhea()) == 1, 10)
+    p.kill()
+    p.wait()
+    write_conf("killed", peer.url, *mtls(), "certificate_profile = OFFLINE")
+    db(conf, "UPDATE tokens SET claimed_until = 0 WHERE owner = 'rhea'")
+    oe_json(conf, "ca", "poll")
+    rev = lambda: [(e, json.loads(pl)["rollout_state"], json.loads(pl).get("old_rollout_state"))
+                   for e, pl in db(conf, "SELECT event, payload FROM outbox"
+                                   " WHERE payload LIKE '%\"rhea\"%' ORDER BY id")]
+    check(rhea() == [("failed",)] and rev() == [("token_init", "failed", None)],
+          "taken over while the CA is down: announced once, as failed", (rhea(), rev()))
+    write_conf("killed", peer.url, *mtls())
+    db(conf, "UPDATE tokens SET next_poll = 0 WHERE owner = 'rhea'")
+    oe_json(conf, "ca", "poll")
+    check(rhea() == [("enrolled",)] and rev() == [("token_init", "failed", None),
+                                                 ("token_rollout_state", "enrolled", "failed")],
+          "then its certificate comes as failed -> enrolled, no second token_init", (rhea(), rev()))
     peer.stop()
 
     peer = Peer("offline", P.server)
