@@ -31,8 +31,14 @@ struct cert_row {
 	int found, nomem;
 };
 
-/* How long asking a remote CA about a token may hold it (claimed_until). */
-#define CERT_CLAIM_SECONDS 900
+/*
+ * How long asking a remote CA about a token may hold it (claimed_until):
+ * longer than the longest exchange a connector allows, two transfers of
+ * at most [ca] timeout = 600 s each (an OAuth token, then the request),
+ * and a margin.  A shorter claim could lapse while its process still
+ * waits, and the poller would submit the request a second time.
+ */
+#define CERT_CLAIM_SECONDS (2 * 600 + 300)
 
 /* Load the certificate token serial (OE_ENOTFOUND when there is none). */
 oe_rc cert_row_load(oe_ctx *ctx, struct store *st, const char *serial, struct cert_row *r);
