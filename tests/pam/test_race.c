@@ -71,6 +71,23 @@ race_one(int gate, int ready, const char *service, const char *user)
 	return rc == PAM_SUCCESS ? 0 : rc == PAM_AUTH_ERR ? 1 : 3;
 }
 
+/* The fail count of user's one token, through the library; -1 on error. */
+static int
+failcount(const char *conf, const char *user)
+{
+	oe_ctx *ctx = oe_ctx_new();
+	oe_token **list = NULL;
+	size_t n = 0;
+	int f = -1;
+
+	if (ctx && oe_ctx_load_config(ctx, conf) == OE_OK &&
+	    oe_token_list(ctx, user, &list, &n) == OE_OK && n == 1)
+		f = list[0]->failcount;
+	oe_token_list_free(list, n);
+	oe_ctx_free(ctx);
+	return f;
+}
+
 /*
  * Race `service` for user over `rounds` rounds, with the code oathtool
  * prints for `how` followed by (first + round) * scale; the number of
@@ -78,7 +95,8 @@ race_one(int gate, int ready, const char *service, const char *user)
  * cannot be had.
  */
 static int
-race_rounds(const char *label, const char *service, const char *user, const char *how,
+race_rounds(const char *label, const char *conf, const char *service, const char *user,
+	    const char *how,
 	    unsigned long long first, unsigned long long scale, int rounds)
 {
 	char cmd[256], code[16];
@@ -86,7 +104,7 @@ race_rounds(const char *label, const char *service, const char *user, const char
 	FILE *f;
 
 	for (int round = 0; round < rounds; round++) {
-		int gate[2], ready[2], wins = 0, errors = 0;
+		int gate[2], ready[2], wins = 0, errors = 0, fails;
 		pid_t pid[RACERS];
 
 		snprintf(cmd, sizeof(cmd), "env -u LD_PRELOAD oathtool %s%llu " KEY_HEX, how,
@@ -127,9 +145,12 @@ race_rounds(const char *label, const char *service, const char *user, const char
 			else if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
 				errors++;
 		}
-		printf("%s round %d: %d of %d racers accepted%s\n", label, round, wins, RACERS,
-		       errors ? " (others failed other than PAM_AUTH_ERR)" : "");
-		if (wins != 1 || errors)
+		/* Refused as replays: each counted one failure, after the
+		 * winner's success reset the count. */
+		fails = failcount(conf, user);
+		printf("%s round %d: %d of %d racers accepted, fail count %d%s\n", label, round, wins,
+		       RACERS, fails, errors ? " (others failed other than PAM_AUTH_ERR)" : "");
+		if (wins != 1 || errors || fails != RACERS - 1)
 			bad_rounds++;
 	}
 	return bad_rounds;
@@ -231,12 +252,14 @@ main(int argc, char **argv)
 		return 99;
 	}
 race:
-	bad = race_rounds("hotp", "otprace", "alice",
+	snprintf(path, sizeof(path), "%s/oe.conf", tmp);
+	bad = race_rounds("hotp", path, "otprace", "alice",
 			  "--hotp -c ", 0, 1, ROUNDS);
 	/* One TOTP step per round: the code of a step is what oathtool
 	 * prints for the time it starts. */
 	step = (unsigned long long)time(NULL) / 30 - TOTP_BACK;
-	bad_totp = race_rounds("totp", "otprace-totp", "tina",
+	snprintf(path, sizeof(path), "%s/totp.conf", tmp);
+	bad_totp = race_rounds("totp", path, "otprace-totp", "tina",
 			       "--totp --now=@", step, 30, TOTP_ROUNDS);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (bad < 0 || bad_totp < 0 || system(cmd) != 0)
