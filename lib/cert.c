@@ -286,6 +286,29 @@ fields_of(const struct cert_row *r, const char *old_state, struct event_fields *
 	ev->not_after = not_after[0] ? not_after : NULL;
 }
 
+/*
+ * In the open transaction, the audit row (action, result) and the event
+ * of r having come to r->state: token_rollout_state from old_state, or
+ * token_init for a token new to the world (old_state NULL); extra_event
+ * too, with the same fields, if given.
+ */
+static oe_rc
+state_recorded(oe_ctx *ctx, struct store *st, const struct cert_row *r, const char *old_state,
+	       const char *action, const char *result, const char *extra_event)
+{
+	struct event_fields ev = EVENT_FIELDS_INIT;
+	char na[32];
+	oe_rc rc;
+
+	if ((rc = audit_add(ctx, st, action, r->user, r->serial, result, r->state)) != OE_OK)
+		return rc;
+	fields_of(r, old_state, &ev, na);
+	rc = event_emit(ctx, st, old_state ? "token_rollout_state" : "token_init", &ev);
+	if (rc == OE_OK && extra_event)
+		rc = event_emit(ctx, st, extra_event, &ev);
+	return rc;
+}
+
 /* ---- request ---- */
 
 static oe_rc
@@ -382,23 +405,16 @@ static oe_rc
 request_answered(oe_ctx *ctx, struct store *st, const char *serial, const char *user,
 		 const char *ca, const struct outcome *o, const char *old_state)
 {
-	struct event_fields ev = EVENT_FIELDS_INIT;
 	struct cert_row r = { 0 };
-	char na[32];
-	oe_rc rc;
 
-	if ((rc = audit_add(ctx, st, "cert_request", user, serial,
-			    strcmp(o->state, "denied") == 0 ? "failure" : "success",
-			    o->state)) != OE_OK)
-		return rc;
 	r.serial = (char *)serial;
 	r.user = (char *)user;
 	r.ca = (char *)ca;
 	r.state = (char *)o->state;
 	r.subject = o->subject;
 	r.not_after = o->not_after;
-	fields_of(&r, old_state, &ev, na);
-	return event_emit(ctx, st, old_state ? "token_rollout_state" : "token_init", &ev);
+	return state_recorded(ctx, st, &r, old_state, "cert_request",
+			      strcmp(o->state, "denied") == 0 ? "failure" : "success", NULL);
 }
 
 /* Insert the new token with its outcome, audit row and token_init. */
@@ -787,8 +803,7 @@ cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *n
 	   const char *extra_event)
 {
 	struct store_val arg[16];
-	struct event_fields ev = EVENT_FIELDS_INIT;
-	char sql[512], na[32], *old = r->state;
+	char sql[512], *old = r->state;
 	int64_t changes = 0;
 	int n = 0;
 	oe_rc rc;
@@ -811,13 +826,8 @@ cert_transition(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *n
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	if (changes != 1)
 		return ctx_fail(ctx, OE_EBUSY, "token %s changed meanwhile; try again", r->serial);
-	if ((rc = audit_add(ctx, st, action, r->user, r->serial, "success", new_state)) != OE_OK)
-		return rc;
 	r->state = (char *)new_state;
-	fields_of(r, r->announced ? old : NULL, &ev, na);
-	rc = event_emit(ctx, st, r->announced ? "token_rollout_state" : "token_init", &ev);
-	if (rc == OE_OK && extra_event)
-		rc = event_emit(ctx, st, extra_event, &ev);
+	rc = state_recorded(ctx, st, r, r->announced ? old : NULL, action, "success", extra_event);
 	r->state = old;
 	return rc;
 }
@@ -826,9 +836,7 @@ oe_rc
 cert_announce(oe_ctx *ctx, struct store *st, struct cert_row *r)
 {
 	struct store_val arg[] = { SV_I(time(NULL)), SV_T(r->serial), SV_T(r->state) };
-	struct event_fields ev = EVENT_FIELDS_INIT;
 	int64_t changes = 0;
-	char na[32];
 	oe_rc rc;
 
 	if (r->announced)
@@ -841,10 +849,7 @@ cert_announce(oe_ctx *ctx, struct store *st, struct cert_row *r)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	if (changes != 1) /* announced meanwhile by its own process's answer */
 		return OE_OK;
-	if ((rc = audit_add(ctx, st, "ca_poll", r->user, r->serial, "success", r->state)) != OE_OK)
-		return rc;
-	fields_of(r, NULL, &ev, na);
-	if ((rc = event_emit(ctx, st, "token_init", &ev)) == OE_OK)
+	if ((rc = state_recorded(ctx, st, r, NULL, "ca_poll", "success", NULL)) == OE_OK)
 		r->announced = 1;
 	return rc;
 }

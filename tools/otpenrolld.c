@@ -65,11 +65,20 @@ struct listener {
 };
 
 static volatile sig_atomic_t stopping;
-static volatile sig_atomic_t children;
-/* The client sessions' pids (0: free), max_clients of them, to be asked
- * to stop with the daemon; SIGCHLD frees an entry. */
+/* The client sessions' pids (0: free), max_clients of them: how many
+ * run, and whom to ask to stop with the daemon; SIGCHLD frees an entry. */
 static volatile pid_t *sessions;
 static size_t nsessions;
+
+static size_t
+sessions_running(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nsessions; i++)
+		n += sessions[i] != 0;
+	return n;
+}
 
 static void release_claims(struct listener *l, pid_t pid);
 
@@ -125,7 +134,6 @@ count_exit(pid_t pid)
 	for (size_t i = 0; i < nsessions; i++)
 		if (sessions[i] == pid)
 			sessions[i] = 0;
-	children--;
 }
 
 static long now_ms(void);
@@ -276,10 +284,21 @@ now_ms(void)
 static void
 spawn(struct listener *l, int fd, json_t *first)
 {
-	/* SIGCHLD is handled only inside ppoll(): the pid is in sessions[]
-	 * before its exit can be counted. */
-	pid_t pid = fork();
-	int e = errno;
+	size_t slot = 0;
+	pid_t pid;
+	int e;
+
+	/* Admission keeps sessions and waiting root clients within
+	 * max_clients, so a slot is free; SIGCHLD is handled only inside
+	 * ppoll(), so the pid is in it before its exit is seen. */
+	while (slot < nsessions && sessions[slot] != 0)
+		slot++;
+	if (slot == nsessions) {
+		refuse(fd, 1, true, "otpenrolld is busy; try again shortly");
+		return;
+	}
+	pid = fork();
+	e = errno;
 
 	if (pid == 0) {
 		close(l->lfd);
@@ -296,12 +315,7 @@ spawn(struct listener *l, int fd, json_t *first)
 		_exit(session_run(l->dc, fd, first));
 	}
 	if (pid > 0) {
-		children++;
-		for (size_t i = 0; i < nsessions; i++)
-			if (sessions[i] == 0) {
-				sessions[i] = pid;
-				break;
-			}
+		sessions[slot] = pid;
 	} else {
 		daemon_log(LOG_ERR, "fork: %s", strerror(e));
 		refuse(fd, 1, true, "otpenrolld cannot start a session (%s); try again shortly",
@@ -369,7 +383,7 @@ admit(struct listener *l, int fd)
 		close(fd);
 		return;
 	}
-	if ((size_t)children + l->nwait >= l->max) {
+	if (sessions_running() + l->nwait >= l->max) {
 		daemon_log(LOG_WARNING, "%zu clients busy; refusing one", l->max);
 		refuse(fd, 1, true, "otpenrolld is busy serving %zu clients; try again shortly", l->max);
 		close(fd);
@@ -592,7 +606,7 @@ main(int argc, char **argv)
 	serve(&l);
 
 	notify("STOPPING=1");
-	daemon_log(LOG_INFO, "stopping; waiting for %d client(s)", (int)children);
+	daemon_log(LOG_INFO, "stopping; waiting for %zu client(s)", sessions_running());
 	unlink(socket_path);
 	refuse_backlog(&l);
 	close(l.lfd);
@@ -604,7 +618,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < nsessions; i++)
 		if (sessions[i] > 0)
 			kill(sessions[i], SIGTERM);
-	for (pid_t pid; children > 0 || workers_alive();)
+	for (pid_t pid; sessions_running() > 0 || workers_alive();)
 		if ((pid = wait(NULL)) > 0)
 			count_exit(pid);
 		else if (errno != EINTR)
