@@ -29,15 +29,12 @@ oe_install_deps() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The directory this system's libpam loads modules from (pam_permit.so
-# is always there), as configure finds it.
+# The directory this system's libpam loads modules from, as configure
+# found it for the build directory $1.
 oe_pam_moddir() {
-	local m d
-	m=$(${CC:-gcc} -print-multiarch 2>/dev/null || true)
-	for d in "/lib/$m/security" "/usr/lib/$m/security" /lib64/security /usr/lib64/security \
-		/lib/security /usr/lib/security; do
-		[ -f "$d/pam_permit.so" ] && { echo "$d"; return 0; }
-	done
-	echo "no pam_permit.so found: install the Debian package libpam-modules" >&2
+	local d
+	d=$(sed -n 's/^PAM_SYSTEM_MODDIR = //p' "$1/Makefile")
+	[ -n "$d" ] && { echo "$d"; return 0; }
+	echo "configure found no pam_permit.so: install the Debian package libpam-modules" >&2
 	return 1
 }

@@ -11,6 +11,9 @@ import time
 
 from daemon_client import call
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import free_port  # noqa: E402
+
 build, work, mails, samples, requests = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 # The programs themselves, not libtool's wrapper scripts (a shell and a
 # path check per run would be timed too).
@@ -20,14 +23,6 @@ if not os.path.exists(oe_bin):
     oe_bin = os.path.join(build, "tools", "otpenroll")
     oed_bin = os.path.join(build, "tools", "otpenrolld")
 os.environ["LD_LIBRARY_PATH"] = os.path.join(build, "lib", ".libs")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pct(lat, p):

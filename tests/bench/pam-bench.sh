@@ -10,7 +10,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 drv="$build/tests/bench/pam_bench"
 # shellcheck source=scripts/deps.sh
 . "$src/scripts/deps.sh"
-moddir=$(oe_pam_moddir) || exit 1
+moddir=$(oe_pam_moddir "$build") || exit 1
 oath=$moddir/pam_oath.so
 [ -x "$drv" ] || make -C "$build" tests/bench/pam_bench >/dev/null
 [ -f "$oath" ] || { echo "pam_oath missing: apt-get install libpam-oath"; exit 1; }

@@ -8,6 +8,7 @@ well-formed and malformed requests.  Needs root (to create the user and
 to run clients under other uids); skips otherwise.
 """
 import base64
+import contextlib
 import json
 import os
 import pty
@@ -422,11 +423,34 @@ admin_group = {ADMIN_GROUP}
         check(up.get("rollout_state") == "enrolled" and up.get("user") == OTHER_USER,
               "CLI: cert upload through the daemon records an enrolled token: %s" % r)
 
-        # On a terminal the one-time password is read without echo.
         dbpath = os.path.join(tmp, "state", "oe.db")
-        subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
-                        "DELETE FROM grants WHERE username = '%s'"
-                        % OTHER_USER], check=True)
+
+        @contextlib.contextmanager
+        def another_daemon(name, edit=lambda text: text, env=None):
+            """A second daemon on the same store, at run/NAME.sock, its
+            configuration the first one's changed by edit: (conf, sock)
+            while it runs, stopped afterwards."""
+            conf_n = os.path.join(tmp, name + ".conf")
+            sock_n = os.path.join(tmp, "run", name + ".sock")
+            with open(conf) as f, open(conf_n, "w") as g:
+                g.write(edit(f.read().replace("socket = " + sock, "socket = " + sock_n)))
+            p = subprocess.Popen([daemon, "-c", conf_n], env=env or denv, stderr=log)
+            try:
+                for _ in range(100):
+                    if os.path.exists(sock_n) or p.poll() is not None:
+                        break
+                    time.sleep(0.05)
+                yield conf_n, sock_n
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=60)
+
+        def forget_grant(user):
+            subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
+                            "DELETE FROM grants WHERE username = '%s'" % user], check=True)
+
+        # On a terminal the one-time password is read without echo.
+        forget_grant(OTHER_USER)
         code = hotp(2)
         pid, fd = pty.fork()
         if pid == 0:
@@ -556,16 +580,7 @@ admin_group = {ADMIN_GROUP}
 
         # Beyond [daemon] max_clients a client is told to come back later:
         # a second daemon on the same store allows two.
-        conf2, sock2 = os.path.join(tmp, "busy.conf"), os.path.join(tmp, "run", "busy.sock")
-        with open(conf) as f, open(conf2, "w") as g:
-            g.write(f.read().replace("socket = " + sock, "socket = " + sock2)
-                    + "max_clients = 2\n")
-        proc2 = subprocess.Popen([daemon, "-c", conf2], env=denv, stderr=log)
-        try:
-            for _ in range(100):
-                if os.path.exists(sock2) or proc2.poll() is not None:
-                    break
-                time.sleep(0.05)
+        with another_daemon("busy", lambda text: text + "max_clients = 2\n") as (conf2, sock2):
             check(os.path.exists(sock2), "a daemon with max_clients = 2 starts")
             holders = [hold_open(TEST_USER, sock2, 10) for _ in range(2)]
             time.sleep(0.5)
@@ -599,9 +614,6 @@ admin_group = {ADMIN_GROUP}
                   and "otp_auth user=%s service=busy: failure" % TEST_USER in dlog
                   and "otp_auth user=%s service=busy: success" % TEST_USER not in dlog,
                   "the code taken while the daemon was busy is spent: the daemon refuses it again")
-        finally:
-            proc2.send_signal(signal.SIGTERM)
-            proc2.wait(timeout=60)
 
         # A PAM service whose stack passes without pam_otpenroll (as when
         # /etc/pam.d/otpenroll is missing and "other" asks for the Unix
@@ -610,19 +622,9 @@ admin_group = {ADMIN_GROUP}
         os.makedirs(permit_dir)
         with open(os.path.join(permit_dir, "otpenroll"), "w") as f:
             f.write(f"auth required {PERMIT}\naccount required {PERMIT}\n")
-        conf3, sock3 = os.path.join(tmp, "permit.conf"), os.path.join(tmp, "run", "permit.sock")
-        with open(conf) as f, open(conf3, "w") as g:
-            g.write(f.read().replace("socket = " + sock, "socket = " + sock3))
-        subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
-                        "DELETE FROM grants WHERE username = '%s'"
-                        % OTHER_USER], check=True)
-        proc3 = subprocess.Popen([daemon, "-c", conf3], stderr=log,
-                                 env=dict(denv, PAM_WRAPPER_SERVICE_DIR=permit_dir))
-        try:
-            for _ in range(100):
-                if os.path.exists(sock3) or proc3.poll() is not None:
-                    break
-                time.sleep(0.05)
+        forget_grant(OTHER_USER)
+        with another_daemon("permit", env=dict(denv, PAM_WRAPPER_SERVICE_DIR=permit_dir)) \
+                as (_, sock3):
             csr = make_csr(tmp, "permit")
             r = as_user(OTHER_USER, lambda: call(sock3, {"v": 1, "op": "cert_request",
                                                          "csr_b64": csr}, otp="123456"))
@@ -631,9 +633,6 @@ admin_group = {ADMIN_GROUP}
             with open(os.path.join(tmp, "daemon.log")) as f:
                 check("without pam_otpenroll accepting a code" in f.read(),
                       "the daemon says why it refused the passing stack")
-        finally:
-            proc3.send_signal(signal.SIGTERM)
-            proc3.wait(timeout=60)
 
         # Attestation through the daemon (attestation_b64), required: a
         # chain to the anchor for the request's own key is what it takes.
@@ -655,17 +654,9 @@ admin_group = {ADMIN_GROUP}
                  att + "/root.key", "-CAcreateserial", "-days", "10", "-out", att + "/dev.pem")
             with open(att + "/dev.pem", "rb") as f:
                 attest[name] = base64.b64encode(f.read()).decode()
-        conf4, sock4 = os.path.join(tmp, "attest.conf"), os.path.join(tmp, "run", "attest.sock")
-        with open(conf) as f, open(conf4, "w") as g:
-            g.write(f.read().replace("socket = " + sock, "socket = " + sock4)
-                    .replace("[enroll]\n", "[enroll]\nattestation = require\n"
-                             "attestation_ca_dir = %s\n" % anchors))
-        proc4 = subprocess.Popen([daemon, "-c", conf4], stderr=log, env=denv)
-        try:
-            for _ in range(100):
-                if os.path.exists(sock4) or proc4.poll() is not None:
-                    break
-                time.sleep(0.05)
+        require = lambda text: text.replace("[enroll]\n", "[enroll]\nattestation = require\n"
+                                            "attestation_ca_dir = %s\n" % anchors)
+        with another_daemon("attest", require) as (_, sock4):
             base = {"v": 1, "op": "cert_request", "csr_b64": csr4, "user": TEST_USER}
             r = call(sock4, base)
             check(r and r.get("status") == "error" and "attestation" in r.get("error", ""),
@@ -680,15 +671,11 @@ admin_group = {ADMIN_GROUP}
             check(r and r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled",
                   "an attestation of the request's key, chained to the anchor, passes: %s"
                   % (r and (r.get("error") or r["cert"].get("rollout_state"))))
-        finally:
-            proc4.send_signal(signal.SIGTERM)
-            proc4.wait(timeout=60)
 
         # SIGTERM while a client is asked for its one-time password: the
         # daemon does not wait for a person to type; the client is told
         # it is stopping (nothing was done).
-        subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
-                        "DELETE FROM grants WHERE username = '%s'" % OTHER_USER], check=True)
+        forget_grant(OTHER_USER)
         prompted_r, prompted_w = os.pipe()
         csr = make_csr(tmp, "stopping")
 

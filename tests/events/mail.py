@@ -139,6 +139,16 @@ def mail_rule(name, body_extra="", **opts):
     return "\n".join(lines) + "\n" + body_extra + "\n"
 
 
+def three_mails(env, prefix):
+    """A mail rule on env and three token_init events for it (users
+    PREFIX0..2), dispatched once: (the dispatch's result, the outbox)."""
+    env.rule("m", mail_rule("m", option__to="email:a@example.com", option__subject="s",
+                            option__body="b"))
+    for i in range(3):
+        env.oe("token", "add-otp", "--user", "%s%d" % (prefix, i), "--type", "totp")
+    return env.dispatch(), env.outbox()
+
+
 def header_names(raw):
     """The names of the header fields of a raw message, in order."""
     head = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
@@ -694,12 +704,7 @@ def test_tls():
     th.start()
     env2 = Env("tls-rude", smtp_section("default", rude.getsockname()[1],
                                         "ca_file = %s\n" % ca).replace("tls = none", "tls = tls"))
-    env2.rule("m", mail_rule("m", option__to="email:a@example.com", option__subject="s",
-                             option__body="b"))
-    for i in range(3):
-        env2.oe("token", "add-otp", "--user", "t%d" % i, "--type", "totp")
-    r = env2.dispatch()
-    box = env2.outbox()
+    r, box = three_mails(env2, "t")
     check(r.returncode == 1 and len(box) == 3 and all(e["state"] == "retrying" for e in box),
           "an implicit-TLS server that hangs up mid-session: retrying, dispatch lives on",
           (r.returncode, r.stderr, box))
@@ -759,12 +764,7 @@ def test_answers():
     t = threading.Thread(target=hang_up, daemon=True)
     t.start()
     env3 = Env("rude", smtp_section("default", rude.getsockname()[1]))
-    env3.rule("m", mail_rule("m", option__to="email:a@example.com", option__subject="s",
-                             option__body="b"))
-    for i in range(3):
-        env3.oe("token", "add-otp", "--user", "r%d" % i, "--type", "totp")
-    r = env3.dispatch()
-    box = env3.outbox()
+    r, box = three_mails(env3, "r")
     check(r.returncode == 1 and all(
         e["state"] == "retrying" and
         re.search(r"smtp default 127\.0\.0\.1:\d+: the server closed the connection",

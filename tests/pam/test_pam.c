@@ -199,6 +199,17 @@ token(void)
 	return t;
 }
 
+/* The token's counter and fail count are these (what a login moved). */
+static void
+token_is(uint64_t counter, int failcount)
+{
+	oe_token *t = token();
+
+	assert_int_equal(t->counter, counter);
+	assert_int_equal(t->failcount, failcount);
+	oe_token_free(t);
+}
+
 /* The lines of the log file that came from the module (pam_syslog). */
 static char *
 read_syslog_lines(const char *path)
@@ -289,7 +300,6 @@ static void
 test_right_code_and_replay(void **state)
 {
 	char code[16];
-	oe_token *t;
 	oe_ctx *ctx;
 	int prompts;
 
@@ -305,10 +315,7 @@ test_right_code_and_replay(void **state)
 	assert_int_equal(outbox_count("auth_failure"), 0);
 	/* The same code again: refused, and it counts as a failure. */
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
-	t = token();
-	assert_int_equal(t->counter, 1);
-	assert_int_equal(t->failcount, 1);
-	oe_token_free(t);
+	token_is(1, 1);
 	/* ... which the outbox holds for the event rules. */
 	assert_int_equal(outbox_count("auth_failure"), 1);
 	assert_non_null(strstr(last_payload, "\"user\":\"alice\""));
@@ -323,10 +330,7 @@ test_right_code_and_replay(void **state)
 	/* Look-ahead: counter 2 is within the window of 2. */
 	hotp(2, code);
 	assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
-	t = token();
-	assert_int_equal(t->counter, 3);
-	assert_int_equal(t->failcount, 0);
-	oe_token_free(t);
+	token_is(3, 0);
 	/* Beyond the window: refused. */
 	hotp(6, code);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
@@ -348,10 +352,7 @@ test_bad_input_changes_only_the_fail_count(void **state)
 		assert_int_equal(oe_token_unlock(ctx, serial), OE_OK);
 		oe_ctx_free(ctx);
 		assert_int_equal(auth("alice", bad[i], NULL), PAM_AUTH_ERR);
-		t = token();
-		assert_int_equal(t->counter, 0);
-		assert_int_equal(t->failcount, 1);
-		oe_token_free(t);
+		token_is(0, 1);
 	}
 	/* An oversized reply is refused without harm. */
 	huge = malloc(100001);
@@ -476,7 +477,6 @@ static void
 test_fails_closed(void **state)
 {
 	char code[16], path[8192], bad[400];
-	oe_token *t;
 
 	(void)state;
 	hotp(0, code);
@@ -525,10 +525,7 @@ test_fails_closed(void **state)
 	stack(path);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	/* None of that touched the token. */
-	t = token();
-	assert_int_equal(t->counter, 0);
-	assert_int_equal(t->failcount, 0);
-	oe_token_free(t);
+	token_is(0, 0);
 	/* A sealed secret that no longer opens (the row damaged, or copied
 	 * from another token): unavailable, never a pass, nothing moved. */
 	snprintf(path, sizeof(path),
@@ -539,10 +536,7 @@ test_fails_closed(void **state)
 	snprintf(path, sizeof(path), "auth required %s config=%s/oe.conf\n", module, tmp);
 	stack(path);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
-	t = token();
-	assert_int_equal(t->counter, 0);
-	assert_int_equal(t->failcount, 0);
-	oe_token_free(t);
+	token_is(0, 0);
 }
 
 static void
@@ -625,19 +619,21 @@ test_debug_never_logs_a_code(void **state)
 	free(log);
 }
 
+/* What the stand-in answers unless told otherwise. */
+#define FAKE_SUCCESS "{\"v\":1,\"status\":\"ok\",\"result\":\"success\",\"serial\":\"FAKE\"," \
+		     "\"failcount\":0}"
+
 /*
  * A stand-in for otpenrolld on path that answers every request with
- * "success" and reports on `report` how many bytes each connection sent
+ * reply and reports on `report` how many bytes each connection sent
  * (one byte 'R' first, when it listens).  as_nobody: it drops to the
  * user nobody before it binds, like anyone who could take the path.
  */
 static int
-fake_daemon(const char *path, bool as_nobody, int report)
+fake_daemon(const char *path, bool as_nobody, const char *reply, int report)
 {
-	static const char reply[] = "{\"v\":1,\"status\":\"ok\",\"result\":\"success\","
-				    "\"serial\":\"FAKE\",\"failcount\":0}";
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	unsigned char hdr[4] = { 0, 0, 0, sizeof(reply) - 1 };
+	unsigned char hdr[4] = { 0, 0, 0, (unsigned char)strlen(reply) };
 	char body[65536];
 	int lfd;
 
@@ -669,7 +665,7 @@ fake_daemon(const char *path, bool as_nobody, int report)
 			while (got - 4 < want && got - 4 < sizeof(body) &&
 			       (r = read(c, body, sizeof(body))) > 0)
 				got += (size_t)r;
-			if (write(c, hdr, 4) != 4 || write(c, reply, sizeof(reply) - 1) < 0)
+			if (write(c, hdr, 4) != 4 || write(c, reply, strlen(reply)) < 0)
 				return 1;
 		}
 		close(c);
@@ -685,7 +681,7 @@ struct fake {
 };
 
 static void
-fake_start(struct fake *f, const char *path, bool as_nobody)
+fake_start(struct fake *f, const char *path, bool as_nobody, const char *reply)
 {
 	int p[2];
 	char ready = 0;
@@ -693,7 +689,7 @@ fake_start(struct fake *f, const char *path, bool as_nobody)
 	assert_int_equal(pipe(p), 0);
 	if ((f->pid = fork()) == 0) {
 		close(p[0]);
-		_exit(fake_daemon(path, as_nobody, p[1]));
+		_exit(fake_daemon(path, as_nobody, reply, p[1]));
 	}
 	close(p[1]);
 	assert_int_equal(read(p[0], &ready, 1), 1);
@@ -750,7 +746,7 @@ test_daemon_must_be_root(void **state)
 	stack(line);
 	/* Not root's (nobody's, or this unprivileged test's own): sent
 	 * nothing, its "success" never heard; the store decides. */
-	fake_start(&f, sock, root);
+	fake_start(&f, sock, root, FAKE_SUCCESS);
 	snprintf(line, sizeof(line), "%s/log", tmp);
 	auth_log = line;
 	setenv("PAM_AUTHTOK", "000000", 1);
@@ -784,10 +780,30 @@ test_daemon_must_be_root(void **state)
 	if (root) {
 		snprintf(line, sizeof(line), "auth required %s config=%s\n", module, dconf);
 		stack(line);
-		fake_start(&f, sock, false);
+		fake_start(&f, sock, false, FAKE_SUCCESS);
 		assert_int_equal(auth("alice", "222222", NULL), PAM_SUCCESS);
 		assert_true(fake_stop(&f) > 0);
 		unlink(sock);
+		/* A refusal that took nothing (busy, stopping): the module
+		 * checks the store itself, and the code counts there once. */
+		fake_start(&f, sock, false,
+			   "{\"v\":1,\"status\":\"error\",\"exit\":1,\"error\":\"busy\",\"untouched\":true}");
+		hotp(1, code);
+		assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
+		assert_true(fake_stop(&f) > 0);
+		unlink(sock);
+		token_is(2, 0);
+		/* "untouched" on an answer that checked the code is no
+		 * refusal: the daemon's failure stands, the store is not
+		 * asked again (the code would pass there). */
+		fake_start(&f, sock, false,
+			   "{\"v\":1,\"status\":\"ok\",\"result\":\"failure\",\"failcount\":1,"
+			   "\"untouched\":true}");
+		hotp(2, code);
+		assert_int_equal(auth("alice", code, NULL), PAM_AUTH_ERR);
+		assert_true(fake_stop(&f) > 0);
+		unlink(sock);
+		token_is(2, 0);
 	}
 	rmdir(sockdir);
 }
