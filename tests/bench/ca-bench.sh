@@ -42,7 +42,8 @@ pki.make(d, "cmpca", "CMP CA", ca=True)
 pki.secret_file(d, "cmp.secret", "bench-s3cret")
 PY
 # CMP: OpenSSL's server answers with one certificate, so every request
-# is for its key.
+# is for its key; each asks for its user's subject (CN=u<i>, the [ca]
+# template's), as a CSR passed on to a CA must.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/u.key" \
 	-subj /CN=bench -out "$work/u.csr" 2>/dev/null
 printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$work/u.ext"
@@ -50,7 +51,7 @@ openssl x509 -req -in "$work/u.csr" -CA "$work/cmpca.pem" -CAkey "$work/cmpca.ke
 	-CAcreateserial -days 30 -extfile "$work/u.ext" -out "$work/u.pem" 2>/dev/null
 mkdir -p "$work/cmp-csr" "$work/ejbca-csr"
 for i in $(seq 0 $((count - 1))); do
-	cp "$work/u.csr" "$work/cmp-csr/$i.csr"
+	openssl req -new -key "$work/u.key" -subj "/CN=u$i" -out "$work/cmp-csr/$i.csr"
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
 		-subj "/CN=u$i" -out "$work/ejbca-csr/$i.csr" 2>/dev/null
 done

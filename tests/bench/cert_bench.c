@@ -73,6 +73,9 @@ main(int argc, char **argv)
 					fclose(f);
 				}
 			}
+		} else if (ok == done) { /* the first failure says why */
+			fprintf(stderr, "request %d: %s\n", i,
+				c ? c->rollout_state : oe_ctx_errmsg(ctx));
 		}
 		lat[done++] = (now() - s) * 1000.0;
 		oe_cert_free(c);
