@@ -37,7 +37,7 @@ struct keydef {
 #define END { NULL, V_STR, 0, 0, NULL }
 
 static const struct keydef store_keys[] = {
-	STR("url"), STR("key_file"), END
+	STR("url"), STR("key_file"), STR("backend_dir"), END
 };
 static const struct keydef otp_keys[] = {
 	UINT("window", 0, 100), UINT("max_fail", 1, 1000),

@@ -189,13 +189,14 @@ open_store(oe_ctx *ctx, int create)
 {
 	const char *url;
 	struct store *st = NULL;
-	char err[256];
+	char err[512];
 	oe_rc rc;
 
 	if (ctx->cfg == NULL)
 		return ctx_fail(ctx, OE_ECONFIG, "no configuration loaded");
 	url = cfg_str(ctx->cfg, "store", "url", DEFAULT_STORE_URL);
-	if ((rc = store_open(url, create, &st, err, sizeof(err))) != OE_OK)
+	if ((rc = store_open(url, cfg_get(ctx->cfg, "store", "backend_dir"), create, &st, err,
+			     sizeof(err))) != OE_OK)
 		return ctx_fail(ctx, rc, "%s", err);
 	if ((rc = store_schema_apply(st, create)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));

@@ -6,14 +6,18 @@ pkgconfig_DATA = lib/otpenroll.pc
 pkgconfigdir = $(libdir)/pkgconfig
 EXTRA_DIST += lib/libotpenroll.map lib/otpenroll.pc.in
 
-LIB_DEP_CFLAGS = $(OATH_CFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS) \
+# SQLite is not among them: the sqlite store backend below is a module
+# of its own (lib/store/store.h says why).
+LIB_DEP_CFLAGS = $(OATH_CFLAGS) $(CRYPTO_CFLAGS) \
 	$(INIH_CFLAGS) $(JANSSON_CFLAGS)
-LIB_DEP_LIBS = $(OATH_LIBS) $(SQLITE_LIBS) $(CRYPTO_LIBS) \
+LIB_DEP_LIBS = $(OATH_LIBS) $(CRYPTO_LIBS) \
 	$(INIH_LIBS) $(JANSSON_LIBS)
 
 noinst_LTLIBRARIES += lib/libotpenroll-core.la
 connectorsdir = $(pkglibdir)/connectors
-lib_libotpenroll_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DCONNECTORDIR='"$(connectorsdir)"'
+storesdir = $(pkglibdir)/stores
+lib_libotpenroll_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DCONNECTORDIR='"$(connectorsdir)"' \
+	-DSTOREDIR='"$(storesdir)"'
 lib_libotpenroll_core_la_CFLAGS = $(AM_CFLAGS) $(LIB_DEP_CFLAGS)
 lib_libotpenroll_core_la_LIBADD = $(LIB_DEP_LIBS) -ldl
 lib_libotpenroll_core_la_SOURCES = \
@@ -26,7 +30,6 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/util.c lib/util.h \
 	lib/readfile.c \
 	lib/store/store.c lib/store/store.h \
-	lib/store/sqlite.c \
 	lib/store/schema.c \
 	lib/otp.c lib/otp.h \
 	lib/auth.c \
@@ -76,11 +79,21 @@ lib_ca_ejbca_rest_la_CFLAGS = $(CONNECTOR_CFLAGS)
 lib_ca_ejbca_rest_la_LIBADD = $(CONNECTOR_LIBS)
 lib_ca_ejbca_rest_la_LDFLAGS = $(CONNECTOR_LDFLAGS)
 
+# Store backends, loaded the same way from $(storesdir) by URL scheme;
+# each exports only `oe_store_backend`.
+stores_LTLIBRARIES = lib/store/sqlite.la
+lib_store_sqlite_la_SOURCES = lib/store/sqlite.c lib/store/store.h
+lib_store_sqlite_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
+lib_store_sqlite_la_LIBADD = $(SQLITE_LIBS)
+lib_store_sqlite_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
+	-export-symbols-regex '^oe_store_backend$$' -rpath $(storesdir)
+
 # Loaded by name from a directory: the .la files are of no use there.
 install-data-hook: install-connectors-hook
 install-connectors-hook:
-	rm -f $(DESTDIR)$(connectorsdir)/*.la
+	rm -f $(DESTDIR)$(connectorsdir)/*.la $(DESTDIR)$(storesdir)/*.la
 uninstall-hook: uninstall-connectors-hook
 uninstall-connectors-hook:
-	rm -f $(DESTDIR)$(connectorsdir)/cmp.so $(DESTDIR)$(connectorsdir)/ejbca-rest.so
+	rm -f $(DESTDIR)$(connectorsdir)/cmp.so $(DESTDIR)$(connectorsdir)/ejbca-rest.so \
+		$(DESTDIR)$(storesdir)/sqlite.so
 .PHONY: install-connectors-hook uninstall-connectors-hook

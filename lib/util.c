@@ -4,7 +4,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -130,4 +133,24 @@ util_iso_time(time_t t, char out[32])
 		out[0] = '\0';
 	else
 		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int
+util_fit_to_load(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		return -1;
+	}
+	if ((sb.st_uid != 0 && sb.st_uid != geteuid()) || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "%s must be owned by root and writable by nobody else", path);
+		return -2;
+	}
+	return 0;
 }

@@ -16,6 +16,8 @@ import time
 
 BUILD = os.environ.get("top_builddir", os.getcwd())
 OE = os.path.join(BUILD, "tools", "otpenroll")
+# The store backends, as a test's [store] backend_dir.
+STORES = os.path.join(BUILD, "lib", "store", ".libs")
 
 # Every failed check, in order; a script exits 1 when it is not empty.
 failures = []
@@ -62,7 +64,8 @@ def make_conf(d, text):
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "oe.conf")
     with open(conf, "w") as f:
-        f.write("[store]\nurl = sqlite:{d}/oe.db\nkey_file = {d}/secret.key\n".format(d=d))
+        f.write("[store]\nurl = sqlite:{d}/oe.db\nkey_file = {d}/secret.key\nbackend_dir = {b}\n"
+                .format(d=d, b=STORES))
         f.write(text)
     if not os.path.exists(os.path.join(d, "oe.db")):
         oe(conf, "init")

@@ -7,6 +7,10 @@ AM_TESTS_ENVIRONMENT = \
 	OE_PAM_MODDIR='$(PAM_SYSTEM_MODDIR)'; export OE_PAM_MODDIR; \
 	OE_HARDEN_CFLAGS='$(HARDEN_CFLAGS)'; export OE_HARDEN_CFLAGS;
 
+# The store backends are modules; tests load them from the build tree.
+OE_TEST_STOREDIR_FLAG = -DOE_TEST_STOREDIR='"$(abs_top_builddir)/lib/store/.libs"' \
+	-DOE_TEST_CONNECTORDIR='"$(abs_top_builddir)/lib/ca/.libs"'
+
 EXTRA_DIST += tests/missing.sh tests/harness.py
 # What configure could not find shows as SKIP (tests/missing.sh).
 tests/unit/cmocka-missing.sh: $(srcdir)/tests/missing.sh

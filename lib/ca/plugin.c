@@ -244,16 +244,11 @@ plain_word(const char *s)
 static oe_rc
 fit_to_run(oe_ctx *ctx, const char *type, const char *path)
 {
-	struct stat sb;
+	char why[4200];
+	int r = util_fit_to_load(path, why, sizeof(why));
 
-	if (lstat(path, &sb) != 0)
-		return ctx_fail(ctx, OE_ECONFIG, "connector %s: %s: %s", type, path, strerror(errno));
-	if (!S_ISREG(sb.st_mode))
-		return ctx_fail(ctx, OE_ECONFIG, "connector %s: %s is not a regular file", type, path);
-	if ((sb.st_uid != 0 && sb.st_uid != geteuid()) || (sb.st_mode & (S_IWGRP | S_IWOTH)))
-		return ctx_fail(ctx, OE_EPERM,
-				"connector %s: %s must be owned by root and writable by nobody else",
-				type, path);
+	if (r != 0)
+		return ctx_fail(ctx, r == -2 ? OE_EPERM : OE_ECONFIG, "connector %s: %s", type, why);
 	return OE_OK;
 }
 

@@ -5,6 +5,9 @@
  * fsync'd, so an accepted OTP is never accepted again after a crash.
  * BEGIN IMMEDIATE takes the write lock at the start of a transaction, and
  * a busy timeout makes concurrent writers queue instead of failing.
+ *
+ * Built as the `sqlite` store backend, a module of its own that the
+ * library loads when a sqlite: store is opened (lib/store/store.h).
  */
 #include "config.h"
 
@@ -80,6 +83,8 @@ sq_close(struct store *st)
 	free(s);
 }
 
+static const struct store_ops sqlite_ops;
+
 static oe_rc
 sq_open(struct store **out, const char *path, int create, char *err,
 	size_t errlen)
@@ -109,7 +114,7 @@ sq_open(struct store **out, const char *path, int create, char *err,
 		snprintf(err, errlen, "out of memory");
 		return OE_ENOMEM;
 	}
-	s->base.ops = &store_sqlite_ops;
+	s->base.ops = &sqlite_ops;
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
@@ -310,7 +315,7 @@ sq_query(struct store *st, const char *sql, const struct store_val *arg,
 	return orc;
 }
 
-const struct store_ops store_sqlite_ops = {
+static const struct store_ops sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
 	.close = sq_close,
@@ -321,3 +326,6 @@ const struct store_ops store_sqlite_ops = {
 	.query = sq_query,
 	.serial_pk = "INTEGER PRIMARY KEY",
 };
+
+/* The one symbol the backend exports (lib/store/store.h). */
+const struct store_plugin oe_store_backend = { STORE_BACKEND_ABI, &sqlite_ops };

@@ -1,29 +1,81 @@
 /* store.c - pick a backend by URL scheme and forward to its ops. */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "store.h"
+#include "util.h"
 
-static const struct store_ops *const backends[] = {
-	&store_sqlite_ops,
-	NULL
-};
+#ifndef STOREDIR
+#define STOREDIR "/usr/lib/otpenroll/stores"
+#endif
+
+/* Schemes with a backend; another name is refused before any file is
+ * looked for, so a URL cannot name a file to load. */
+static const char *const schemes[] = { "sqlite", NULL };
+
+static oe_rc
+load_backend(const char *scheme, const char *dir, void **dl,
+	     const struct store_ops **ops, char *err, size_t errlen)
+{
+	const struct store_plugin *pl;
+	char path[4096], why[4200];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s.so", dir ? dir : STOREDIR, scheme);
+	if ((r = util_fit_to_load(path, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "[store] %s backend: %s%s", scheme, why,
+			 r == -1 ? " (is otpenroll installed? [store] backend_dir names the directory)" : "");
+		return r == -2 ? OE_EPERM : OE_ECONFIG;
+	}
+	/* Not RTLD_NODELETE: SQLite registers no exit handlers, and a
+	 * backend unloaded with its last store leaves nothing behind. */
+	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		snprintf(err, errlen, "[store] %s backend: %s", scheme, dlerror());
+		return OE_ECONFIG;
+	}
+	pl = dlsym(*dl, "oe_store_backend");
+	if (pl == NULL || pl->abi != STORE_BACKEND_ABI || pl->ops == NULL ||
+	    pl->ops->scheme == NULL || strcmp(pl->ops->scheme, scheme) != 0 ||
+	    pl->ops->open == NULL || pl->ops->close == NULL) {
+		snprintf(err, errlen,
+			 "[store] %s backend: %s is not a store backend of this otpenroll (ABI %u)",
+			 scheme, path, (unsigned)STORE_BACKEND_ABI);
+		dlclose(*dl);
+		*dl = NULL;
+		return OE_ECONFIG;
+	}
+	*ops = pl->ops;
+	return OE_OK;
+}
 
 oe_rc
-store_open(const char *url, int create, struct store **out, char *err,
-	   size_t errlen)
+store_open(const char *url, const char *dir, int create, struct store **out,
+	   char *err, size_t errlen)
 {
+	const struct store_ops *ops;
+	void *dl;
+	oe_rc rc;
+
 	*out = NULL;
 	if (url == NULL) {
 		snprintf(err, errlen, "[store] url is not set");
 		return OE_ECONFIG;
 	}
-	for (size_t i = 0; backends[i]; i++) {
-		size_t n = strlen(backends[i]->scheme);
-		if (strncmp(url, backends[i]->scheme, n) == 0 && url[n] == ':')
-			return backends[i]->open(out, url + n + 1, create, err, errlen);
+	for (size_t i = 0; schemes[i]; i++) {
+		size_t n = strlen(schemes[i]);
+		if (strncmp(url, schemes[i], n) != 0 || url[n] != ':')
+			continue;
+		if ((rc = load_backend(schemes[i], dir, &dl, &ops, err, errlen)) != OE_OK)
+			return rc;
+		if ((rc = ops->open(out, url + n + 1, create, err, errlen)) != OE_OK) {
+			dlclose(dl);
+			return rc;
+		}
+		(*out)->dl = dl;
+		return OE_OK;
 	}
 	if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0)
 		snprintf(err, errlen,
@@ -37,8 +89,14 @@ store_open(const char *url, int create, struct store **out, char *err,
 void
 store_close(struct store *st)
 {
-	if (st)
-		st->ops->close(st);
+	void *dl;
+
+	if (st == NULL)
+		return;
+	dl = st->dl;
+	st->ops->close(st);
+	if (dl)
+		dlclose(dl);
 }
 
 oe_rc

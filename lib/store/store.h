@@ -6,6 +6,15 @@
  * replayed runs inside store_begin()/store_commit(): begin takes the
  * write lock up front, so a read-check-update sequence in one transaction
  * is a compare-and-set even before the UPDATE's own WHERE guard.
+ *
+ * Backends are shared objects in the store backend directory ([store]
+ * backend_dir, default $(pkglibdir)/stores), named after their URL
+ * scheme and loaded when a store of theirs is opened.  A login that
+ * otpenrolld answers never opens the store, so the PAM module does not
+ * map and relocate SQLite (about 1,600 symbol relocations) into every
+ * login process for code that login never runs; a PostgreSQL backend's
+ * libpq would cost more.  A backend exports one symbol,
+ * `oe_store_backend`, a const struct store_plugin.
  */
 #ifndef OE_STORE_H
 #define OE_STORE_H
@@ -58,16 +67,26 @@ struct store_ops {
 	const char *serial_pk;
 };
 
+/* Raise when struct store_ops or struct store changes incompatibly. */
+#define STORE_BACKEND_ABI 1
+
+struct store_plugin {
+	unsigned abi; /* STORE_BACKEND_ABI */
+	const struct store_ops *ops;
+};
+
 /* Every backend starts with this. */
 struct store {
 	const struct store_ops *ops;
 	char err[256]; /* detail of the last failure */
 	int in_tx;
+	void *dl; /* the backend's handle, closed with the store */
 };
 
-/* Open by URL ("sqlite:/path"); create: allow creating a new store. */
-oe_rc store_open(const char *url, int create, struct store **out, char *err,
-		 size_t errlen);
+/* Open by URL ("sqlite:/path") with the backend found in dir (NULL: the
+ * installed one); create: allow creating a new store. */
+oe_rc store_open(const char *url, const char *dir, int create,
+		 struct store **out, char *err, size_t errlen);
 void store_close(struct store *st);
 
 oe_rc store_begin(struct store *st);
@@ -91,7 +110,5 @@ oe_rc store_schema_apply(struct store *st, int create);
 /* Read and write the meta table. */
 oe_rc store_meta_get(struct store *st, const char *name, char **value);
 oe_rc store_meta_set(struct store *st, const char *name, const char *value);
-
-extern const struct store_ops store_sqlite_ops;
 
 #endif

@@ -74,6 +74,7 @@ conf() { # ca keep_alive round
 	cat >"$d/oe.conf" <<CONF
 [store]
 url = sqlite:$d/oe.db
+backend_dir = $build/lib/store/.libs
 key_file = $d/secret.key
 [enroll]
 default_ca = $1

@@ -29,6 +29,7 @@ for kt in ec rsa; do
 	cat >"$d/oe.conf" <<CONF
 [store]
 url = sqlite:$d/oe.db
+backend_dir = $build/lib/store/.libs
 key_file = $d/secret.key
 [enroll]
 max_tokens_per_user = 5
@@ -118,6 +119,7 @@ done
 cat >"$d/oe.conf" <<CONF
 [store]
 url = sqlite:$d/oe.db
+backend_dir = $build/lib/store/.libs
 key_file = $d/secret.key
 [enroll]
 max_tokens_per_user = 1000

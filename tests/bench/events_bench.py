@@ -88,6 +88,7 @@ def setup(name, smtp_port, approval="auto", extra=""):
         f.write("""[store]
 url = sqlite:{d}/oe.db
 key_file = {d}/secret.key
+backend_dir = {build}/lib/store/.libs
 [enroll]
 max_tokens_per_user = 10000
 [users]

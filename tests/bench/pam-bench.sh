@@ -29,8 +29,8 @@ for n in ${OE_BENCH_USERS:-1 1000 100000}; do
 	# pam_otpenroll alone, and with otpenrolld answering for it: two
 	# stores from the same file, since each run spends codes.
 	for m in oe oed; do
-		printf '[store]\nurl = sqlite:%s/%s.db\nkey_file = %s/secret.key\n[otp]\nwindow = 3\nmax_fail = 1000\n' \
-			"$d" $m "$d" >"$d/$m.conf"
+		printf '[store]\nurl = sqlite:%s/%s.db\nkey_file = %s/secret.key\nbackend_dir = %s\n[otp]\nwindow = 3\nmax_fail = 1000\n' \
+			"$d" $m "$d" "$build/lib/store/.libs" >"$d/$m.conf"
 		[ $m = oed ] && printf '[daemon]\nsocket = %s/oed.sock\n' "$d" >>"$d/$m.conf"
 		"$build/tools/otpenroll" -c "$d/$m.conf" init >/dev/null
 		"$build/tools/otpenroll" -c "$d/$m.conf" token import "$d/users.oath" >/dev/null 2>&1
@@ -57,7 +57,7 @@ mkdir "$work/race"
 "$drv" usersfile 1 >"$work/race/users.oath"
 chmod 600 "$work/race/users.oath"
 cp "$work/race/users.oath" "$work/race/oath.users"
-printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n[otp]\nwindow = 3\nmax_fail = 1000\n' "$work/race" "$work/race" >"$work/race/oe.conf"
+printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\nbackend_dir = %s\n[otp]\nwindow = 3\nmax_fail = 1000\n' "$work/race" "$work/race" "$build/lib/store/.libs" >"$work/race/oe.conf"
 "$build/tools/otpenroll" -c "$work/race/oe.conf" init >/dev/null
 "$build/tools/otpenroll" -c "$work/race/oe.conf" token import "$work/race/users.oath" >/dev/null 2>&1
 echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$work/race/oe.conf" >"$work/svc/oerace"

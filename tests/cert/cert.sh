@@ -17,6 +17,7 @@ write_conf() { # attestation mode
 	cat >"$conf" <<CONF
 [store]
 url = sqlite:$tmp/oe.db
+backend_dir = $build/lib/store/.libs
 key_file = $tmp/secret.key
 [enroll]
 default_ca = local

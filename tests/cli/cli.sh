@@ -11,6 +11,7 @@ cat >"$conf" <<CONF
 [store]
 url = sqlite:$tmp/oe.db
 key_file = $tmp/secret.key
+backend_dir = $build/lib/store/.libs
 [otp]
 window = 1
 CONF
@@ -113,6 +114,12 @@ printf '[store]\nurl = sqlite:%s/oe.db\nkeyfile = x\n' "$tmp" >"$tmp/bad.conf"
 expect 2 "unknown key" "$bin" -c "$tmp/bad.conf" token list
 grep -q "bad.conf line 3: \[store\] unknown key \"keyfile\"" "$tmp/err" && ok "names file, line, key" || bad "config message: $(cat "$tmp/err")"
 expect 2 "missing config" "$bin" -c "$tmp/none.conf" token list
+# A store backend directory without the backend: a configuration error
+# naming the file it looked for and the key that moves it.
+sed "s|^backend_dir = .*|backend_dir = $tmp/nowhere|" "$conf" >"$tmp/nobackend.conf"
+expect 2 "no store backend" "$bin" -c "$tmp/nobackend.conf" token list
+grep -q "\[store\] sqlite backend: $tmp/nowhere/sqlite.so: No such file" "$tmp/err" && grep -q "backend_dir" "$tmp/err" \
+	&& ok "names the backend file and backend_dir" || bad "backend message: $(cat "$tmp/err")"
 OTPENROLL_CONFIG=$conf expect 0 "OTPENROLL_CONFIG" "$bin" token list
 expect 2 "a directory as the config" "$bin" -c "$tmp" token list
 grep -q "$tmp: not a regular file" "$tmp/err" && ok "says it is not a file" || bad "directory config message: $(cat "$tmp/err")"
@@ -140,7 +147,7 @@ chmod 700 "$tmp"
 # line of which config named it.
 kstore="$tmp/nokey"
 mkdir -m 700 "$kstore"
-printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n' "$kstore" "$kstore" >"$kstore/oe.conf"
+printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\nbackend_dir = %s\n' "$kstore" "$kstore" "$build/lib/store/.libs" >"$kstore/oe.conf"
 expect 0 "a store whose key will go" "$bin" -c "$kstore/oe.conf" init
 mv "$kstore/secret.key" "$kstore/secret.key.bak"
 expect 1 "a missing key file" "$bin" -c "$kstore/oe.conf" token list
@@ -153,7 +160,7 @@ grep -q "restore the key file" "$tmp/err" && ok "init says to restore it" || bad
 # that read the damaged pages, never a crash.
 cstore="$tmp/damaged"
 mkdir -m 700 "$cstore"
-printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n' "$cstore" "$cstore" >"$cstore/oe.conf"
+printf '[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\nbackend_dir = %s\n' "$cstore" "$cstore" "$build/lib/store/.libs" >"$cstore/oe.conf"
 python3 - "$cstore/users" <<'PY'
 import sys, os
 with open(sys.argv[1], "w") as f:

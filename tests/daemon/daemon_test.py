@@ -189,6 +189,7 @@ def main():
         f.write(f"""[store]
 url = sqlite:{tmp}/state/oe.db
 key_file = {tmp}/state/secret.key
+backend_dir = {TOP_BUILD}/lib/store/.libs
 [otp]
 window = 5
 [enroll]

@@ -15,6 +15,7 @@ mkdir "$rules"
 cat >"$conf" <<CONF
 [store]
 url = sqlite:$tmp/oe.db
+backend_dir = $build/lib/store/.libs
 key_file = $tmp/secret.key
 [events]
 dir = $rules

@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from harness import BUILD, OE, check, failures, free_port, listener, wait_for  # noqa: E402
+from harness import BUILD, OE, STORES, check, failures, free_port, listener, wait_for  # noqa: E402
 
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 HANDLERS = os.path.join(BUILD, "hooks", "handlers", ".libs")
@@ -101,9 +101,9 @@ class Env:
         os.makedirs(self.rules)
         self.conf = os.path.join(self.dir, "oe.conf")
         with open(self.conf, "w") as f:
-            f.write("[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+            f.write("[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\nbackend_dir = %s\n"
                     "[events]\ndir = %s\nhandler_dir = %s\n%s%s"
-                    % (self.dir, self.dir, self.rules, HANDLERS, events, extra))
+                    % (self.dir, self.dir, STORES, self.rules, HANDLERS, events, extra))
         r = self.oe("init")
         if r.returncode != 0:
             raise RuntimeError("init: " + r.stderr)

@@ -18,6 +18,7 @@ mkdir "$rules" "$tmp/bin" "$tmp/rec" "$tmp/cwd"
 cat >"$conf" <<CONF
 [store]
 url = sqlite:$tmp/oe.db
+backend_dir = $build/lib/store/.libs
 key_file = $tmp/secret.key
 [events]
 dir = $rules

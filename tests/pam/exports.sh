@@ -5,7 +5,8 @@ build=${top_builddir:?}
 mod=$build/pam_module/.libs/pam_otpenroll.so
 lib=$build/lib/.libs/libotpenroll.so
 # nm's failure would vanish in the pipes below: the files first.
-for so in "$mod" "$lib" "$build/lib/ca/.libs/cmp.so" "$build/lib/ca/.libs/ejbca-rest.so"; do
+for so in "$mod" "$lib" "$build/lib/ca/.libs/cmp.so" "$build/lib/ca/.libs/ejbca-rest.so" \
+	"$build/lib/store/.libs/sqlite.so"; do
 	nm -D --defined-only "$so" >/dev/null || { echo "FAIL: cannot read the symbols of $so"; exit 1; }
 done
 bad=$(nm -D --defined-only "$mod" | awk '{print $3}' | grep -v '^pam_sm_' || true)
@@ -27,3 +28,11 @@ if ldd "$lib" | grep -q libcurl; then
 	exit 1
 fi
 echo "ok: libotpenroll does not load libcurl"
+bad=$(nm -D --defined-only "$build/lib/store/.libs/sqlite.so" | awk '{print $3}' | grep -v '^oe_store_backend$' || true)
+[ -z "$bad" ] || { echo "FAIL: the sqlite store backend exports $bad"; exit 1; }
+echo "ok: the sqlite store backend exports only oe_store_backend"
+if ldd "$lib" | grep -q libsqlite3; then
+	echo "FAIL: libotpenroll links SQLite, which every PAM login would load"
+	exit 1
+fi
+echo "ok: libotpenroll does not load SQLite (its store backend does)"

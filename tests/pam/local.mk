@@ -5,9 +5,9 @@ endif
 if HAVE_PAMTEST
 check_PROGRAMS += tests/pam/test_pam tests/pam/test_race
 TESTS += tests/pam/test_pam tests/pam/test_race
-tests_pam_test_pam_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PAMTEST_CFLAGS)
+tests_pam_test_pam_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PAMTEST_CFLAGS) $(OE_TEST_STOREDIR_FLAG)
 tests_pam_test_pam_LDADD = lib/libotpenroll.la $(CMOCKA_LIBS) $(PAMTEST_LIBS) $(PAM_LIBS)
-tests_pam_test_race_CFLAGS = $(AM_CFLAGS) $(PAMTEST_CFLAGS)
+tests_pam_test_race_CFLAGS = $(AM_CFLAGS) $(PAMTEST_CFLAGS) $(OE_TEST_STOREDIR_FLAG)
 tests_pam_test_race_LDADD = lib/libotpenroll.la $(PAM_LIBS)
 endif
 TESTS += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh

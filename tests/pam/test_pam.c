@@ -36,6 +36,9 @@
 #define PERMIT PAM_SYSTEM_MODDIR "/pam_permit.so"
 #define SET_ITEMS PAM_WRAPPER_MODDIR "/pam_set_items.so"
 
+/* Where the build's store backends are (lib/store/store.h). */
+#define BACKEND_LINE "backend_dir = " OE_TEST_STOREDIR "\n"
+
 static char tmp[256], conf[300], svcdir[300], module[4096];
 static char serial[64];
 
@@ -273,7 +276,7 @@ setup(void **state)
 	assert_non_null(mkdtemp(tmp));
 	snprintf(conf, sizeof(conf), "%s/oe.conf", tmp);
 	write_file(conf,
-		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n" BACKEND_LINE
 		   "[otp]\nwindow = 2\nmax_fail = 3\nlock_seconds = 600\n",
 		   tmp, tmp);
 	ctx = open_ctx();
@@ -494,7 +497,7 @@ test_fails_closed(void **state)
 	stack(path);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	/* A store that does not exist. */
-	write_file(bad, "[store]\nurl = sqlite:%s/none.db\nkey_file = %s/secret.key\n", tmp, tmp);
+	write_file(bad, "[store]\nurl = sqlite:%s/none.db\nkey_file = %s/secret.key\n" BACKEND_LINE, tmp, tmp);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	/* nullok cannot tell whether bob has a token then: not a pass. */
 	snprintf(path, sizeof(path), "auth required %s config=%s nullok\nauth required %s\n",
@@ -506,13 +509,13 @@ test_fails_closed(void **state)
 	/* A store file that is garbage. */
 	snprintf(path, sizeof(path), "%s/garbage.db", tmp);
 	write_file(path, "%s", "this is not a database, not at all, really not\n");
-	write_file(bad, "[store]\nurl = sqlite:%s/garbage.db\nkey_file = %s/secret.key\n", tmp, tmp);
+	write_file(bad, "[store]\nurl = sqlite:%s/garbage.db\nkey_file = %s/secret.key\n" BACKEND_LINE, tmp, tmp);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	/* The wrong key file. */
 	snprintf(path, sizeof(path), "%s/other.key", tmp);
 	write_file(path, "%s\n", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
 	chmod(path, 0600);
-	write_file(bad, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/other.key\n", tmp, tmp);
+	write_file(bad, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/other.key\n" BACKEND_LINE, tmp, tmp);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
 	/* A key file readable by others. */
 	chmod(path, 0644);
@@ -738,7 +741,7 @@ test_daemon_must_be_root(void **state)
 	snprintf(sock, sizeof(sock), "%s/otpenroll.sock", sockdir);
 	snprintf(dconf, sizeof(dconf), "%s/daemon.conf", tmp);
 	write_file(dconf,
-		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n" BACKEND_LINE
 		   "[otp]\nwindow = 2\nmax_fail = 3\nlock_seconds = 600\n"
 		   "[daemon]\nsocket = %s\n", tmp, tmp, sock);
 	snprintf(line, sizeof(line), "auth required %s\nauth required %s config=%s try_first_pass\n",

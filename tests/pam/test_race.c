@@ -167,6 +167,7 @@ write_conf(const char *dir, const char *name, unsigned window)
 	if ((f = fopen(path, "w")) == NULL)
 		return -1;
 	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
+		   "backend_dir = " OE_TEST_STOREDIR "\n"
 		   "[otp]\nwindow = %u\nmax_fail = 1000\n", dir, dir, window);
 	return fclose(f);
 }

@@ -10,7 +10,8 @@ UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
 	tests/unit/test_liboath
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
-UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS)
+UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS) \
+	$(OE_TEST_STOREDIR_FLAG)
 UNIT_LDADD = lib/libotpenroll-core.la $(CMOCKA_LIBS) $(LIB_DEP_LIBS)
 tests_unit_test_errors_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_errors_LDADD = $(UNIT_LDADD)

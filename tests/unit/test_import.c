@@ -93,7 +93,8 @@ test_file(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(conf, sizeof(conf), "%s/oe.conf", dir);
 	f = fopen(conf, "w");
-	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/k\n", dir, dir);
+	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/k\nbackend_dir = %s\n", dir, dir,
+		OE_TEST_STOREDIR);
 	fclose(f);
 	c = oe_ctx_new();
 	assert_int_equal(oe_ctx_load_config(c, conf), OE_OK);

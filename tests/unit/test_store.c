@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,7 +48,7 @@ open_store(int create)
 	char err[256];
 	struct store *st = NULL;
 
-	assert_int_equal(store_open(url, create, &st, err, sizeof(err)), OE_OK);
+	assert_int_equal(store_open(url, OE_TEST_STOREDIR, create, &st, err, sizeof(err)), OE_OK);
 	return st;
 }
 
@@ -59,7 +60,7 @@ test_schema_and_version(void **state)
 
 	(void)state;
 	/* Not there yet, and not allowed to be created. */
-	assert_int_equal(store_open(url, 0, &st, err, sizeof(err)), OE_ESCHEMA);
+	assert_int_equal(store_open(url, OE_TEST_STOREDIR, 0, &st, err, sizeof(err)), OE_ESCHEMA);
 	assert_non_null(strstr(err, "otpenroll init"));
 	st = open_store(1);
 	assert_int_equal(store_schema_apply(st, 1), OE_OK);
@@ -126,12 +127,87 @@ test_garbage_file(void **state)
 	f = fopen(path, "w");
 	fputs("SQLite format 2? no, this is just text that is long enough to matter\n", f);
 	fclose(f);
-	assert_int_not_equal(store_open(url, 0, &st, err, sizeof(err)), OE_OK);
+	assert_int_not_equal(store_open(url, OE_TEST_STOREDIR, 0, &st, err, sizeof(err)), OE_OK);
 	assert_null(st);
 	assert_non_null(strstr(err, "not a database"));
-	assert_int_equal(store_open("mysql://x", 0, &st, err, sizeof(err)), OE_ECONFIG);
-	assert_int_equal(store_open("postgresql://u@h/db", 0, &st, err, sizeof(err)), OE_ECONFIG);
+	assert_int_equal(store_open("mysql://x", OE_TEST_STOREDIR, 0, &st, err, sizeof(err)), OE_ECONFIG);
+	assert_int_equal(store_open("postgresql://u@h/db", OE_TEST_STOREDIR, 0, &st, err, sizeof(err)), OE_ECONFIG);
 	assert_non_null(strstr(err, "PostgreSQL"));
+}
+
+/* Whether this process has the sqlite backend mapped. */
+static int
+backend_mapped(void)
+{
+	char line[4096];
+	int found = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "/lib/store/.libs/sqlite.so") || strstr(line, "/x/sqlite.so"))
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+/* Copy file from to to with mode. */
+static void
+copy_file(const char *from, const char *to, mode_t mode)
+{
+	char buf[65536];
+	size_t n;
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+	assert_int_equal(chmod(to, mode), 0);
+}
+
+/* The backend is a module found in a directory: a missing one, one that
+ * others could have changed, and a library that is no backend are
+ * refused with what and where; a store's backend goes with its store. */
+static void
+test_backend_loading(void **state)
+{
+	char err[512], bdir[128], so[160];
+	struct store *st = NULL;
+
+	(void)state;
+	assert_int_equal(store_open(url, OE_TEST_STOREDIR, 1, &st, err, sizeof(err)), OE_OK);
+	assert_true(backend_mapped());
+	store_close(st);
+	assert_false(backend_mapped());
+
+	snprintf(bdir, sizeof(bdir), "%s/x", dir);
+	assert_int_equal(mkdir(bdir, 0700), 0);
+	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_ECONFIG);
+	assert_null(st);
+	assert_non_null(strstr(err, "[store] sqlite backend"));
+	assert_non_null(strstr(err, "x/sqlite.so: No such file"));
+	assert_non_null(strstr(err, "backend_dir"));
+
+	snprintf(so, sizeof(so), "%s/sqlite.so", bdir);
+	copy_file(OE_TEST_STOREDIR "/sqlite.so", so, 0775);
+	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_EPERM);
+	assert_non_null(strstr(err, "writable by nobody else"));
+	assert_false(backend_mapped());
+	assert_int_equal(chmod(so, 0755), 0);
+	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_OK);
+	store_close(st);
+
+	/* A shared object without oe_store_backend: the connector plugin. */
+	unlink(so);
+	copy_file(OE_TEST_CONNECTORDIR "/cmp.so", so, 0755);
+	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_ECONFIG);
+	assert_non_null(strstr(err, "is not a store backend"));
+	assert_false(backend_mapped());
+	unlink(so);
+	rmdir(bdir);
 }
 
 /* The first column of the first row, as text or as an integer. */
@@ -421,7 +497,7 @@ test_held_write_lock(void **state)
 		int rc = 1;
 
 		close(fd[0]);
-		if (store_open(url, 0, &hs, err, sizeof(err)) == OE_OK &&
+		if (store_open(url, OE_TEST_STOREDIR, 0, &hs, err, sizeof(err)) == OE_OK &&
 		    store_begin(hs) == OE_OK &&
 		    store_exec(hs, "INSERT INTO users (name, email) VALUES (?, ?)",
 			       b, 2, NULL) == OE_OK &&
@@ -459,6 +535,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_schema_and_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_loading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_from_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_local_ca_fk, setup, teardown),

@@ -29,8 +29,9 @@ write_conf(const char *extra)
 	FILE *f = fopen(conf, "w");
 
 	assert_non_null(f);
-	fprintf(f, "[store]\nurl = sqlite:%s\nkey_file = %s\n[otp]\nwindow = 2\nmax_fail = 3\n%s",
-		db, keyfile, extra ? extra : "");
+	fprintf(f, "[store]\nurl = sqlite:%s\nkey_file = %s\nbackend_dir = %s\n"
+		   "[otp]\nwindow = 2\nmax_fail = 3\n%s",
+		db, keyfile, OE_TEST_STOREDIR, extra ? extra : "");
 	fclose(f);
 }
 
