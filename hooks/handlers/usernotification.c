@@ -34,7 +34,8 @@
  * Outcome of a job: accepted by the server is delivered; no connection,
  * a timeout, a TLS or authentication problem or a 4xx answer is worth
  * another attempt; a 5xx answer for the sender, for every recipient or
- * for the message, or an owner without an address, is final.
+ * for the message, an owner without an address, or an event that
+ * concerns no token (tokenowner: nobody owns it), is final.
  *
  * libESMTP 1.1 speaks STARTTLS only; for implicit TLS (tls = tls, port
  * 465, RFC 8314) the handler makes the TLS connection itself and lets
@@ -795,11 +796,19 @@ mail_build(const oe_hook_host *h, oe_hook_job *job, const struct server *srv, ti
 	memset(m, 0, sizeof(*m));
 	m->job = job;
 	if (to == NULL || strcmp(to, "tokenowner") == 0) {
-		const char *user = h->field(job, "user");
+		const char *user = h->field(job, "user"), *serial = h->field(job, "serial");
 		char *email, shown[80];
 
 		if (user == NULL) {
 			snprintf(job->error, sizeof(job->error), "the event has no user to mail");
+			goto out;
+		}
+		/* A login of a name without a token (anyone can type one at
+		 * sshd's prompt) concerns no token, so nobody owns it: mailing
+		 * {user}@domain for it would let strangers pick recipients. */
+		if (serial == NULL || *serial == '\0') {
+			snprintf(job->error, sizeof(job->error),
+				 "the event concerns no token of %.64s: no token owner to mail", user);
 			goto out;
 		}
 		if ((email = h->user_email(h, user)) == NULL) {

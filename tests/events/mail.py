@@ -386,6 +386,59 @@ def test_daemon_story():
     smtp.stop()
 
 
+def pam_login(env, user, code):
+    """One login of user with code through the built module (pam_wrapper,
+    pamtester): the events a real login writes."""
+    svc = os.path.join(env.dir, "svc")
+    os.makedirs(svc, exist_ok=True)
+    with open(os.path.join(svc, "login"), "w") as f:
+        f.write("auth required %s config=%s\n"
+                % (os.path.join(BUILD, "pam_module", ".libs", "pam_otpenroll.so"), env.conf))
+    asan = os.environ.get("OE_ASAN_RUNTIME")
+    e = dict(os.environ, LD_PRELOAD=(asan + " " if asan else "") + "libpam_wrapper.so",
+             PAM_WRAPPER="1", PAM_WRAPPER_SERVICE_DIR=svc)
+    return subprocess.run(["pamtester", "login", user, "authenticate"], input=code + "\n",
+                          capture_output=True, text=True, env=e, timeout=60)
+
+
+def test_no_owner():
+    """A failed login for a name without a token mails nobody; the owner's does."""
+    if subprocess.run(["sh", "-c", "command -v pamtester && command -v oathtool"],
+                      capture_output=True).returncode != 0:
+        print("skipped: pamtester or oathtool missing")
+        return
+    smtp = Smtp("noowner")
+    env = Env("noowner", "[users]\nemail = {user}@example.com\n[otp]\nwindow = 0\n"
+              + smtp_section("default", smtp.port))
+    env.rule("fail", "[rule fail]\nevent = auth_failure\nhandler = usernotification\n"
+             "action = sendmail\noption.to = tokenowner\noption.subject = Failed login\n"
+             "option.body = A code for {user} was refused.\n")
+    key = "3132333435363738393031323334353637383930"
+    kf = os.path.join(env.dir, "alice.key")
+    with open(kf, "w") as f:
+        f.write(key + "\n")
+    os.chmod(kf, 0o600)
+    r = env.oe("token", "add-otp", "--user", "alice", "--type", "hotp", "--secret-file", kf)
+    check(r.returncode == 0, "alice's HOTP token", r.stderr)
+    right = subprocess.run(["oathtool", "--hotp", "-c", "0", key], capture_output=True,
+                           text=True).stdout.strip()
+    wrong = "%06d" % ((int(right) + 1) % 1000000)
+    for user in ("mallory", "alice"):
+        r = pam_login(env, user, wrong)
+        check(r.returncode != 0, "%s's wrong code refused" % user, r.stdout + r.stderr)
+    r = env.dispatch()
+    check(r.returncode == 1 and "no token owner to mail" in r.stdout + r.stderr,
+          "dispatch: mallory's job fails for good (exit 1) and says why", r.stdout + r.stderr)
+    got = [smtp.message(i)["To"] for i in range(len(smtp.files()))]
+    check(got == ["alice@example.com"], "one mail, to the token's owner", got)
+    box = env.outbox()
+    mallory = [e for e in box if e["payload"].get("user") == "mallory"]
+    check(len(mallory) == 1 and mallory[0]["state"] == "dead" and mallory[0]["attempts"] == 1 and
+          "no token owner to mail" in (mallory[0].get("last_error") or ""),
+          "mallory's event: dead at once, nobody to mail", box)
+    smtp.stop()
+
+
 def test_content():
     """What a mail is made of: non-ASCII, body_file, several addresses."""
     smtp = Smtp("content")
@@ -538,7 +591,8 @@ def test_injection():
 
     # events test with a raw CR LF in a value.
     r = env.oe("events", "test", "--event", "token_init", "--set", "user=alice", "--set",
-               "tokentype=certificate", "--set", "subject=x\r\nBcc: mallory@example.net")
+               "serial=CERTTEST", "--set", "tokentype=certificate", "--set",
+               "subject=x\r\nBcc: mallory@example.net")
     heads = preview_headers(r.stdout)
     check(r.returncode == 0 and len(heads) == 2 and
           all(names == STANDARD_HEADERS for names in heads.values()) and
@@ -548,7 +602,7 @@ def test_injection():
     # The handler alone, under a host that renders CR and LF as they are.
     lib = ctypes.CDLL(os.path.join(HANDLERS, "usernotification.so"))
     ops = Ops.in_dll(lib, "oe_handler")
-    fields = {"user": "alice", "email": "alice@example.com", "subject": evil}
+    fields = {"user": "alice", "serial": "CERTTEST", "email": "alice@example.com", "subject": evil}
     options = {"to": "tokenowner", "subject": "Cert {subject}\r\nBcc: x@example.net",
                "body": "Hi {subject}\r\n"}
     config = {"smtp default": {"host": "127.0.0.1", "port": str(smtp.port), "tls": "none",
@@ -1031,7 +1085,7 @@ def main():
     for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
               "ALL_PROXY"):
         os.environ.pop(v, None)
-    tests = [test_check, test_story, test_daemon_story, test_content, test_injection, test_tls, test_answers,
+    tests = [test_check, test_story, test_daemon_story, test_no_owner, test_content, test_injection, test_tls, test_answers,
              test_parallel, test_outage, test_dead, test_kill, test_daemon_kill]
     try:
         for t in tests:
