@@ -41,10 +41,15 @@ static oe_rc
 fail(struct sqlite_store *s, int src, const char *what)
 {
 	int code = src & 0xff;
+	/* What the system said, for an I/O failure: "disk I/O error" alone
+	 * does not tell a full disk from a failing one. */
+	int sys = s->db && (code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN)
+			  ? sqlite3_system_errno(s->db) : 0;
 
-	snprintf(s->base.err, sizeof(s->base.err), "store %s: %s%s%s", s->path,
+	snprintf(s->base.err, sizeof(s->base.err), "store %s: %s%s%s%s%s%s", s->path,
 		 what ? what : "", what ? ": " : "",
-		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src),
+		 sys ? " (" : "", sys ? strerror(sys) : "", sys ? ")" : "");
 	switch (code) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
