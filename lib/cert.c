@@ -109,6 +109,12 @@ cert_row_load(oe_ctx *ctx, struct store *st, const char *serial, struct cert_row
 	}
 	if (!r->found)
 		return ctx_fail(ctx, OE_ENOTFOUND, "no certificate token with serial %s", serial);
+	/* The schema says NOT NULL; a store edited by hand may not. */
+	if (r->state == NULL || r->user == NULL) {
+		cert_row_clear(r);
+		return ctx_fail(ctx, OE_ESTORE, "certificate token %s has no owner or rollout state:"
+				" the store is damaged", serial);
+	}
 	return OE_OK;
 }
 

@@ -351,6 +351,11 @@ check_ca_section(struct parse *ps, const struct cfg_section *s)
 	for (size_t i = 0; ca_types[i]; i++)
 		if (strcmp(ca_types[i], type->value) == 0)
 			keys = ca_tables[i];
+	if (keys == NULL) { /* the type's own check refuses it first */
+		perr(ps, type->line, "[%s] type: \"%s\" is not one of local|cmp|ejbca-rest",
+		     s->name, type->value);
+		return false;
+	}
 	for (size_t i = 0; i < s->nkv; i++)
 		if (find_key(keys, s->kv[i].key) == NULL) {
 			perr(ps, s->kv[i].line,

@@ -358,10 +358,10 @@ oe_token_add_otp(oe_ctx *ctx, const oe_otp_params *p, char **serial_out,
 		*serial_out = NULL;
 	if (uri_out)
 		*uri_out = NULL;
-	if (ctx == NULL)
+	if (ctx == NULL || p == NULL)
 		return OE_EINVAL;
 	ctx_clear_error(ctx);
-	if (p && p->secret) {
+	if (p->secret) {
 		secret = p->secret;
 		secret_len = p->secret_len;
 	} else {

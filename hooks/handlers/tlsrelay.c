@@ -142,7 +142,7 @@ static bool
 ours(const struct sockaddr_in *peer, int except)
 {
 	for (int fd = 0; fd < MAX_FD_SCAN; fd++) {
-		struct sockaddr_in me;
+		struct sockaddr_in me = { 0 };
 		socklen_t len = sizeof(me);
 
 		if (fd == except || getsockname(fd, (struct sockaddr *)&me, &len) != 0 ||

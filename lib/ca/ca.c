@@ -81,6 +81,8 @@ ca_open(oe_ctx *ctx, const char *name, struct ca_conn **out)
 	}
 	if ((rc = ops->open(ctx, name, sec, out)) != OE_OK)
 		return rc;
+	if (*out == NULL)
+		return ctx_fail(ctx, OE_ECONFIG, "[ca %s]: the %s connector opened nothing", name, type);
 	if (ctx->nca < CTX_MAX_CA)
 		ctx->ca[ctx->nca++] = *out;
 	else

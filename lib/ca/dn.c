@@ -72,7 +72,7 @@ split(const char *dn, char sep, struct rdn *out, int max, char *err, size_t errl
 			char c = *p++;
 			if (c == '\\' && *p) {
 				if (isxdigit((unsigned char)p[0]) && isxdigit((unsigned char)p[1])) {
-					c = (char)(hexval(p[0]) << 4 | hexval(p[1]));
+					c = (char)((unsigned)hexval(p[0]) << 4 | (unsigned)hexval(p[1]));
 					p += 2;
 				} else {
 					c = *p++;

@@ -168,6 +168,7 @@ test_lifecycle_and_events(void **state)
 	assert_int_equal(count(c, "SELECT COUNT(*) FROM outbox WHERE event = 'token_delete'"), 1);
 	assert_int_equal(oe_token_delete(c, "NOSUCH"), OE_ENOTFOUND);
 	/* Bad parameters are refused with nothing written. */
+	assert_int_equal(oe_token_add_otp(c, NULL, NULL, NULL), OE_EINVAL);
 	assert_int_equal(oe_token_add_otp(c, &bad, NULL, NULL), OE_EINVAL);
 	bad.user = "carol";
 	bad.type = "sms";
