@@ -88,7 +88,7 @@ load(struct hooks *h, const char *name, char *err, size_t errlen)
 	if (ops->abi != OE_HANDLER_ABI) {
 		snprintf(err, errlen,
 			 "handler %s: built for handler ABI %u, this otpenroll speaks %u; rebuild it",
-			 name, ops->abi, OE_HANDLER_ABI);
+			 name, ops->abi, (unsigned)OE_HANDLER_ABI);
 		goto bad;
 	}
 	if (ops->name == NULL || strcmp(ops->name, name) != 0 || ops->actions == NULL ||

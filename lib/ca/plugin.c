@@ -286,7 +286,7 @@ ca_plugin_ops(oe_ctx *ctx, const char *type)
 	if (pl->abi != OE_CONNECTOR_ABI) {
 		ctx_fail(ctx, OE_ECONFIG,
 			 "connector %s: built for connector ABI %u, this otpenroll speaks %u; rebuild it",
-			 type, pl->abi, OE_CONNECTOR_ABI);
+			 type, pl->abi, (unsigned)OE_CONNECTOR_ABI);
 		goto bad;
 	}
 	if (pl->ops == NULL || pl->ops->type == NULL || strcmp(pl->ops->type, type) != 0 ||
