@@ -47,7 +47,7 @@ null_terminated(const char *const *list, size_t max)
 }
 
 static int
-safe_file(const char *path, char *err, size_t errlen)
+safe_file(const char *dir, const char *path, char *err, size_t errlen)
 {
 	struct stat sb;
 
@@ -63,6 +63,14 @@ safe_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: must be owned by root and writable by nobody else", path);
 		return -1;
 	}
+	/* Whoever may write the directory may swap the file before dlopen()
+	 * (the library's loader checks the same for stores and connectors). */
+	if (stat(dir, &sb) != 0 || (sb.st_uid != 0 && sb.st_uid != geteuid()) ||
+	    (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "%s: the directory must be owned by root and writable by nobody else",
+			 dir);
+		return -1;
+	}
 	return 0;
 }
 
@@ -75,7 +83,7 @@ load(struct hooks *h, const char *name, char *err, size_t errlen)
 	void *dl;
 
 	snprintf(path, sizeof(path), "%s/%s.so", h->handler_dir, name);
-	if (safe_file(path, err, errlen) != 0)
+	if (safe_file(h->handler_dir, path, err, errlen) != 0)
 		return NULL;
 	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)) == NULL) {
 		snprintf(err, errlen, "handler %s: %s", name, dlerror());

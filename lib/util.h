@@ -25,7 +25,7 @@ bool util_valid_user(const char *s);
 void util_iso_time(time_t t, char out[32]);
 /* Whether path may be loaded as code into a root process: a regular
  * file (not a symlink) owned by root or by us and writable by nobody
- * else.  0 when it is; otherwise the reason in err and -1 when it is
+ * else, in a directory of which the same holds.  0 when it is; otherwise the reason in err and -1 when it is
  * missing or not a file, -2 when others could have changed it. */
 int util_fit_to_load(const char *path, char *err, size_t errlen);
 /* Wipe and free. */

@@ -98,6 +98,23 @@ expect 2 "a world-writable rule file is refused" oe events list
 has "$tmp/err" "writable by nobody else" "says why"
 rm -f "$rules/perm.conf"
 chmod 755 "$rules"
+# A handler in a directory others may write: they could swap the file
+# between the check and dlopen().
+mkdir -m 700 "$tmp/loose"
+cp "$build/tests/events/.libs/recorder.so" "$tmp/loose/"
+sed "s|^handler_dir = .*|handler_dir = $tmp/loose|" "$conf" >"$tmp/loose.conf"
+rule loose <<R
+[rule l]
+event = token_init
+handler = recorder
+action = record
+option.file = $rec
+R
+expect 0 "a handler from a private directory" "$bin" -c "$tmp/loose.conf" events list
+chmod 777 "$tmp/loose"
+expect 2 "a handler from a directory others may write is refused" "$bin" -c "$tmp/loose.conf" events list
+has "$tmp/err" "loose: the directory must be owned by root and writable by nobody else" "says why"
+rm -f "$rules/loose.conf"
 
 # ---- conditions, order, active, continuation lines ----
 rule main <<R

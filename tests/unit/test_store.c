@@ -197,6 +197,12 @@ test_backend_loading(void **state)
 	assert_non_null(strstr(err, "writable by nobody else"));
 	assert_false(backend_mapped());
 	assert_int_equal(chmod(so, 0755), 0);
+	/* A directory others may write: they could swap the file. */
+	assert_int_equal(chmod(bdir, 0773), 0);
+	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_EPERM);
+	assert_non_null(strstr(err, "the directory"));
+	assert_false(backend_mapped());
+	assert_int_equal(chmod(bdir, 0700), 0);
 	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_OK);
 	store_close(st);
 
