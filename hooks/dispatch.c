@@ -285,10 +285,13 @@ settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_
 	for (size_t i = 0; i < e->njobs; i++) {
 		oe_hook_job *j = &jobs[e->first_job + i].job;
 
-		if (j->status == OE_HOOK_OK) {
+		if (j->status == OE_HOOK_OK || j->status == OE_HOOK_NONE) {
 			if (*done)
 				snprintf(*done + strlen(*done), len - strlen(*done), "%s%s",
 					 **done ? " " : "", j->rule);
+			if (j->status == OE_HOOK_NONE)
+				h->host.log(&h->host, LOG_INFO, "outbox %lld %s, rule %s: nothing to deliver: %s",
+					    (long long)e->id, e->snap.event, j->rule, j->error);
 			continue;
 		}
 		fail |= j->status == OE_HOOK_FAIL;

@@ -40,6 +40,8 @@ enum oe_hook_status {
 	OE_HOOK_RETRY = 1, /* not delivered, worth another attempt later */
 	OE_HOOK_FAIL = 2,  /* not delivered and never will be (post: the
 			    * entry goes dead at once); pre: refused */
+	OE_HOOK_NONE = 3,  /* nothing to deliver for this event (it has no
+			    * such recipient): the rule is done; pre: allowed */
 };
 
 /* Template rendering flavours (oe_hook_host.render). */

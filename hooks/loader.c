@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dlsafe.h"
 #include "engine.h"
 
 #ifndef HANDLERDIR
@@ -46,47 +47,19 @@ null_terminated(const char *const *list, size_t max)
 	return false;
 }
 
-static int
-safe_file(const char *dir, const char *path, char *err, size_t errlen)
-{
-	struct stat sb;
-
-	if (lstat(path, &sb) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		return -1;
-	}
-	if ((sb.st_uid != 0 && sb.st_uid != geteuid()) || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
-		snprintf(err, errlen, "%s: must be owned by root and writable by nobody else", path);
-		return -1;
-	}
-	/* Whoever may write the directory may swap the file before dlopen()
-	 * (the library's loader checks the same for stores and connectors). */
-	if (stat(dir, &sb) != 0 || (sb.st_uid != 0 && sb.st_uid != geteuid()) ||
-	    (sb.st_mode & (S_IWGRP | S_IWOTH))) {
-		snprintf(err, errlen, "%s: the directory must be owned by root and writable by nobody else",
-			 dir);
-		return -1;
-	}
-	return 0;
-}
-
 static struct handler *
 load(struct hooks *h, const char *name, char *err, size_t errlen)
 {
 	const struct oe_handler_ops *ops;
 	struct handler *hd = NULL;
-	char path[4096];
+	char path[4096], why[4200];
+	enum dlsafe_why w;
 	void *dl;
 
 	snprintf(path, sizeof(path), "%s/%s.so", h->handler_dir, name);
-	if (safe_file(h->handler_dir, path, err, errlen) != 0)
-		return NULL;
-	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)) == NULL) {
-		snprintf(err, errlen, "handler %s: %s", name, dlerror());
+	if ((dl = dlsafe_open(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE, why, sizeof(why), &w)) ==
+	    NULL) {
+		snprintf(err, errlen, "handler %s: %s", name, why);
 		return NULL;
 	}
 	if ((ops = dlsym(dl, "oe_handler")) == NULL) {

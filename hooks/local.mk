@@ -11,7 +11,8 @@ hooks_libotpenroll_hooks_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAG
 hooks_libotpenroll_hooks_la_LIBADD = lib/libotpenroll.la $(JANSSON_LIBS) $(INIH_LIBS) -ldl
 hooks_libotpenroll_hooks_la_SOURCES = hooks/handler.h hooks/hooks.h hooks/engine.h \
 	hooks/rules.c hooks/conditions.c hooks/template.c hooks/loader.c \
-	hooks/host.c hooks/hooks.c hooks/dispatch.c hooks/pre.c
+	hooks/host.c hooks/hooks.c hooks/dispatch.c hooks/pre.c \
+	lib/dlsafe.c lib/dlsafe.h
 
 # Handlers: one module each, exporting only `oe_handler`.
 handlersdir = $(pkglibdir)/handlers

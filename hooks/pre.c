@@ -32,7 +32,7 @@ pre_hook(void *arg, const char *event, const char *payload, char *reason, size_t
 			continue;
 		host_job(&job, &ref, h, r, &snap, "", payload);
 		r->handler->ops->pre(&h->host, &job);
-		if (job.status != OE_HOOK_OK) {
+		if (job.status != OE_HOOK_OK && job.status != OE_HOOK_NONE) {
 			snprintf(reason, reasonlen, "refused by rule %s: %s", r->name,
 				 *job.error ? job.error : "no reason given");
 			/* The caller reports the refusal; the daemon's log

@@ -29,6 +29,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/seal.c lib/seal.h \
 	lib/util.c lib/util.h \
 	lib/readfile.c \
+	lib/dlsafe.c lib/dlsafe.h \
 	lib/store/store.c lib/store/store.h \
 	lib/store/schema.c \
 	lib/otp.c lib/otp.h \
@@ -87,6 +88,17 @@ lib_store_sqlite_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 lib_store_sqlite_la_LIBADD = $(SQLITE_LIBS)
 lib_store_sqlite_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^oe_store_backend$$' -rpath $(storesdir)
+
+# The loaders refuse a plugin that others may write, or whose directory
+# they may (lib/dlsafe.h); under a umask of 002 libtool leaves both so in
+# the build tree.  Run after building and before each test (the test
+# plugins are built for `make check` only).
+PLUGINS_NOT_WRITABLE = for d in lib/store/.libs lib/ca/.libs hooks/handlers/.libs \
+	tests/events/.libs; do \
+	[ ! -d "$(abs_top_builddir)/$$d" ] || chmod go-w "$(abs_top_builddir)/$$d" \
+		$$(ls -d "$(abs_top_builddir)/$$d"/*.so 2>/dev/null); done;
+all-local:
+	@$(PLUGINS_NOT_WRITABLE)
 
 # Loaded by name from a directory: the .la files are of no use there.
 install-data-hook: install-connectors-hook

@@ -4,10 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -133,48 +130,4 @@ util_iso_time(time_t t, char out[32])
 		out[0] = '\0';
 	else
 		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-int
-util_fit_to_load(const char *path, char *err, size_t errlen)
-{
-	struct stat sb;
-
-	if (lstat(path, &sb) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s is not a regular file", path);
-		return -1;
-	}
-	if ((sb.st_uid != 0 && sb.st_uid != geteuid()) || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
-		snprintf(err, errlen, "%s must be owned by root and writable by nobody else", path);
-		return -2;
-	}
-	/* Whoever may write the directory may swap the file between this
-	 * check and dlopen(). */
-	{
-		char dir[4096];
-		const char *slash = strrchr(path, '/');
-		size_t n = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
-
-		if (n >= sizeof(dir)) {
-			snprintf(err, errlen, "%s: path too long", path);
-			return -1;
-		}
-		memcpy(dir, slash == NULL ? "." : path, n);
-		dir[n] = '\0';
-		if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-			snprintf(err, errlen, "%s: %s", dir, strerror(errno ? errno : ENOTDIR));
-			return -1;
-		}
-		if ((sb.st_uid != 0 && sb.st_uid != geteuid()) ||
-		    (sb.st_mode & (S_IWGRP | S_IWOTH))) {
-			snprintf(err, errlen, "the directory %s must be owned by root and writable by"
-				 " nobody else", dir);
-			return -2;
-		}
-	}
-	return 0;
 }

@@ -23,11 +23,6 @@ int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool util_valid_user(const char *s);
 /* ISO 8601 UTC ("2026-01-02T03:04:05Z"), or "" for 0. */
 void util_iso_time(time_t t, char out[32]);
-/* Whether path may be loaded as code into a root process: a regular
- * file (not a symlink) owned by root or by us and writable by nobody
- * else, in a directory of which the same holds.  0 when it is; otherwise the reason in err and -1 when it is
- * missing or not a file, -2 when others could have changed it. */
-int util_fit_to_load(const char *path, char *err, size_t errlen);
 /* Wipe and free. */
 void util_free_secret(void *p, size_t len);
 

@@ -1,7 +1,10 @@
 # Tests: each kind in its own directory with its own local.mk.
 # Test programs link lib/libotpenroll-core.la (the exact shipped code,
 # internal functions included); the PAM module links the shared library.
+# Tests write configurations, rules and keys that must not be writable
+# by others, whatever the umask of whoever runs them.
 AM_TESTS_ENVIRONMENT = \
+	umask 022; $(PLUGINS_NOT_WRITABLE) \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
 	OE_PAM_MODDIR='$(PAM_SYSTEM_MODDIR)'; export OE_PAM_MODDIR; \

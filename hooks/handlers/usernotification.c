@@ -34,8 +34,9 @@
  * Outcome of a job: accepted by the server is delivered; no connection,
  * a timeout, a TLS or authentication problem or a 4xx answer is worth
  * another attempt; a 5xx answer for the sender, for every recipient or
- * for the message, an owner without an address, or an event that
- * concerns no token (tokenowner: nobody owns it), is final.
+ * for the message, or an owner without an address, is final.  An event
+ * that concerns no token has no token owner: nothing to deliver, and the
+ * rule is done with it (tokenowner only).
  *
  * libESMTP 1.1 speaks STARTTLS only; for implicit TLS (tls = tls, port
  * 465, RFC 8314) the handler makes the TLS connection itself and lets
@@ -809,6 +810,7 @@ mail_build(const oe_hook_host *h, oe_hook_job *job, const struct server *srv, ti
 		if (serial == NULL || *serial == '\0') {
 			snprintf(job->error, sizeof(job->error),
 				 "the event concerns no token of %.64s: no token owner to mail", user);
+			st = OE_HOOK_NONE; /* nothing wrong, nobody to tell */
 			goto out;
 		}
 		if ((email = h->user_email(h, user)) == NULL) {

@@ -22,6 +22,7 @@
 #include "ca.h"
 #include "cfg.h"
 #include "connector.h"
+#include "dlsafe.h"
 #include "internal.h"
 #include "seal.h"
 #include "store/store.h"
@@ -241,23 +242,13 @@ plain_word(const char *s)
 	return 1;
 }
 
-static oe_rc
-fit_to_run(oe_ctx *ctx, const char *type, const char *path)
-{
-	char why[4200];
-	int r = util_fit_to_load(path, why, sizeof(why));
-
-	if (r != 0)
-		return ctx_fail(ctx, r == -2 ? OE_EPERM : OE_ECONFIG, "connector %s: %s", type, why);
-	return OE_OK;
-}
-
 const struct ca_ops *
 ca_plugin_ops(oe_ctx *ctx, const char *type)
 {
 	const struct ca_plugin *pl;
 	const char *dir;
-	char path[4096];
+	char path[4096], why[4200];
+	enum dlsafe_why w;
 	void *dl;
 
 	for (size_t i = 0; i < nplugins; i++)
@@ -273,10 +264,9 @@ ca_plugin_ops(oe_ctx *ctx, const char *type)
 	}
 	dir = cfg_str(ctx->cfg, "enroll", "connector_dir", CONNECTORDIR);
 	snprintf(path, sizeof(path), "%s/%s.so", dir, type);
-	if (fit_to_run(ctx, type, path) != OE_OK)
-		return NULL;
-	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)) == NULL) {
-		ctx_fail(ctx, OE_ECONFIG, "connector %s: %s", type, dlerror());
+	if ((dl = dlsafe_open(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE, why, sizeof(why), &w)) ==
+	    NULL) {
+		ctx_fail(ctx, w == DLSAFE_UNSAFE ? OE_EPERM : OE_ECONFIG, "connector %s: %s", type, why);
 		return NULL;
 	}
 	if ((pl = dlsym(dl, "oe_connector")) == NULL) {

@@ -42,8 +42,9 @@ fail(struct sqlite_store *s, int src, const char *what)
 {
 	int code = src & 0xff;
 	/* What the system said, for an I/O failure: "disk I/O error" alone
-	 * does not tell a full disk from a failing one. */
-	int sys = s->db && (code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN)
+	 * does not tell a full disk from a failing one.  (SQLite records
+	 * the errno for these two only; SQLITE_FULL says it in words.) */
+	int sys = s->db && (code == SQLITE_IOERR || code == SQLITE_CANTOPEN)
 			  ? sqlite3_system_errno(s->db) : 0;
 
 	snprintf(s->base.err, sizeof(s->base.err), "store %s: %s%s%s%s%s%s", s->path,

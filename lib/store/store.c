@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dlsafe.h"
 #include "store.h"
-#include "util.h"
 
 #ifndef STOREDIR
 #define STOREDIR "/usr/lib/otpenroll/stores"
@@ -22,19 +22,20 @@ load_backend(const char *scheme, const char *dir, void **dl,
 {
 	const struct store_plugin *pl;
 	char path[4096], why[4200];
-	int r;
+	enum dlsafe_why w;
+	int n;
 
-	snprintf(path, sizeof(path), "%s/%s.so", dir ? dir : STOREDIR, scheme);
-	if ((r = util_fit_to_load(path, why, sizeof(why))) != 0) {
-		snprintf(err, errlen, "[store] %s backend: %s%s", scheme, why,
-			 r == -1 ? " (is otpenroll installed? [store] backend_dir names the directory)" : "");
-		return r == -2 ? OE_EPERM : OE_ECONFIG;
+	n = snprintf(path, sizeof(path), "%s/%s.so", dir ? dir : STOREDIR, scheme);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		snprintf(err, errlen, "[store] backend_dir: too long a path");
+		return OE_ECONFIG;
 	}
 	/* Not RTLD_NODELETE: SQLite registers no exit handlers, and a
 	 * backend unloaded with its last store leaves nothing behind. */
-	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, errlen, "[store] %s backend: %s", scheme, dlerror());
-		return OE_ECONFIG;
+	if ((*dl = dlsafe_open(path, RTLD_NOW | RTLD_LOCAL, why, sizeof(why), &w)) == NULL) {
+		snprintf(err, errlen, "[store] %s backend: %s%s", scheme, why,
+			 w == DLSAFE_MISSING ? " (is otpenroll installed? [store] backend_dir names the directory)" : "");
+		return w == DLSAFE_UNSAFE ? OE_EPERM : OE_ECONFIG;
 	}
 	pl = dlsym(*dl, "oe_store_backend");
 	if (pl == NULL || pl->abi != STORE_BACKEND_ABI || pl->ops == NULL ||
@@ -70,7 +71,12 @@ store_open(const char *url, const char *dir, int create, struct store **out,
 			continue;
 		if ((rc = load_backend(schemes[i], dir, &dl, &ops, err, errlen)) != OE_OK)
 			return rc;
-		if ((rc = ops->open(out, url + n + 1, create, err, errlen)) != OE_OK) {
+		if ((rc = ops->open(out, url + n + 1, create, err, errlen)) != OE_OK ||
+		    *out == NULL) {
+			if (rc == OE_OK) {
+				snprintf(err, errlen, "[store] %s backend opened nothing", schemes[i]);
+				rc = OE_ECONFIG;
+			}
 			dlclose(dl);
 			return rc;
 		}

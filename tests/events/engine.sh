@@ -98,8 +98,8 @@ expect 2 "a world-writable rule file is refused" oe events list
 has "$tmp/err" "writable by nobody else" "says why"
 rm -f "$rules/perm.conf"
 chmod 755 "$rules"
-# A handler in a directory others may write: they could swap the file
-# between the check and dlopen().
+# A handler that is a symbolic link is not loaded, nor one in a directory
+# others may write (they could swap it between the check and dlopen).
 mkdir -m 700 "$tmp/loose"
 cp "$build/tests/events/.libs/recorder.so" "$tmp/loose/"
 sed "s|^handler_dir = .*|handler_dir = $tmp/loose|" "$conf" >"$tmp/loose.conf"
@@ -111,9 +111,15 @@ action = record
 option.file = $rec
 R
 expect 0 "a handler from a private directory" "$bin" -c "$tmp/loose.conf" events list
+mv "$tmp/loose/recorder.so" "$tmp/loose/real.so"
+ln -s real.so "$tmp/loose/recorder.so"
+expect 2 "a handler that is a symbolic link is refused" "$bin" -c "$tmp/loose.conf" events list
+has "$tmp/err" "loose/recorder.so is not a regular file (a symbolic link)" "says why"
+rm "$tmp/loose/recorder.so"
+mv "$tmp/loose/real.so" "$tmp/loose/recorder.so"
 chmod 777 "$tmp/loose"
-expect 2 "a handler from a directory others may write is refused" "$bin" -c "$tmp/loose.conf" events list
-has "$tmp/err" "loose: the directory must be owned by root and writable by nobody else" "says why"
+expect 2 "a handler in a directory others may write is refused" "$bin" -c "$tmp/loose.conf" events list
+has "$tmp/err" "the directory $tmp/loose must be owned by root and writable by nobody else" "says why"
 rm -f "$rules/loose.conf"
 
 # ---- conditions, order, active, continuation lines ----

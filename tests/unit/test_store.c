@@ -205,6 +205,21 @@ test_backend_loading(void **state)
 	assert_int_equal(chmod(bdir, 0700), 0);
 	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_OK);
 	store_close(st);
+	/* A relative directory: relative to wherever the process runs. */
+	assert_int_equal(store_open(url, "lib/store/.libs", 0, &st, err, sizeof(err)), OE_ECONFIG);
+	assert_non_null(strstr(err, "not an absolute path"));
+	/* A symbolic link where the backend should be. */
+	{
+		char link[200];
+		snprintf(link, sizeof(link), "%s/y", dir);
+		assert_int_equal(mkdir(link, 0700), 0);
+		snprintf(link, sizeof(link), "%s/y/sqlite.so", dir);
+		assert_int_equal(symlink(so, link), 0);
+		snprintf(link, sizeof(link), "%s/y", dir);
+		assert_int_equal(store_open(url, link, 0, &st, err, sizeof(err)), OE_ECONFIG);
+		assert_non_null(strstr(err, "is not a regular file (a symbolic link)"));
+		assert_false(backend_mapped());
+	}
 
 	/* A shared object without oe_store_backend: the connector plugin. */
 	unlink(so);
