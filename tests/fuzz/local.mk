@@ -20,4 +20,9 @@ EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/fuzz_cfg.c tests/fuzz/fuzz_users
 	tests/fuzz/corpus/fuzz_ejbca/pending.json tests/fuzz/corpus/fuzz_ejbca/revstatus.json \
 	tests/fuzz/corpus/fuzz_ejbca/status.json tests/fuzz/corpus/fuzz_ejbca/token.json \
 	tests/fuzz/corpus/fuzz_cmp/cp.der tests/fuzz/corpus/fuzz_cmp/pollrep.der \
-	tests/fuzz/corpus/fuzz_cmp/pollreq.der tests/fuzz/corpus/fuzz_cmp/waiting.der
+	tests/fuzz/corpus/fuzz_cmp/pollreq.der tests/fuzz/corpus/fuzz_cmp/waiting.der \
+	tests/fuzz/fuzz_session.c tests/fuzz/corpus/fuzz_session/fetch \
+	tests/fuzz/corpus/fuzz_session/list-other tests/fuzz/corpus/fuzz_session/list-root \
+	tests/fuzz/corpus/fuzz_session/otp-auth tests/fuzz/corpus/fuzz_session/request-csr \
+	tests/fuzz/corpus/fuzz_session/request-for tests/fuzz/corpus/fuzz_session/request-generate \
+	tests/fuzz/corpus/fuzz_session/upload

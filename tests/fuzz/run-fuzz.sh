@@ -21,15 +21,16 @@ for f in $lib; do
 		-DSYSCONFDIR='"/etc"' -c "$src/$f" -o "$out/obj/$(echo "$f" | tr / _).o"
 done
 status=0
-for target in fuzz_cfg fuzz_usersfile fuzz_csr fuzz_proto fuzz_rules fuzz_ejbca fuzz_cmp; do
+for target in fuzz_cfg fuzz_usersfile fuzz_csr fuzz_proto fuzz_rules fuzz_ejbca fuzz_cmp fuzz_session; do
 	extra=
 	[ "$target" = fuzz_proto ] && extra="$src/tools/proto.c"
+	[ "$target" = fuzz_session ] && extra="$src/tools/proto.c $src/tools/daemon_auth.c"
 	clang $flags -fsanitize=fuzzer "$src/tests/fuzz/$target.c" $extra "$out"/obj/*.o $deps \
 		-o "$out/$target"
 	mkdir -p "$out/corpus-$target"
 	cp "$src/tests/fuzz/corpus/$target"/* "$out/corpus-$target/"
 	# Artifacts (crash-*, oom-*) go to the build tree, never the sources.
-	if OE_FUZZ_ANCHORS="$src/tests/fuzz/anchors" "$out/$target" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	if OE_FUZZ_ANCHORS="$src/tests/fuzz/anchors" OE_FUZZ_STOREDIR="$build/lib/store/.libs" "$out/$target" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 		-artifact_prefix="$build/fuzz-$target-" \
 		"$out/corpus-$target" >"$out/$target.log" 2>&1; then
 		echo "ok   $target: $(grep -E '^Done' "$out/$target.log" | tail -1)"
