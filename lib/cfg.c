@@ -22,7 +22,7 @@
 #include "cfg.h"
 #include "util.h"
 
-enum vtype { V_STR, V_UINT, V_ENUM };
+enum vtype { V_STR, V_UINT, V_ENUM, V_DIR };
 
 struct keydef {
 	const char *key;
@@ -34,10 +34,13 @@ struct keydef {
 #define STR(k) { k, V_STR, 0, 0, NULL }
 #define UINT(k, lo, hi) { k, V_UINT, lo, hi, NULL }
 #define ENUM(k, e) { k, V_ENUM, 0, 0, e }
+/* A directory code is loaded from: absolute, since a relative one would
+ * be relative to wherever the process runs (inside su: the caller's). */
+#define CODEDIR(k) { k, V_DIR, 0, 0, NULL }
 #define END { NULL, V_STR, 0, 0, NULL }
 
 static const struct keydef store_keys[] = {
-	STR("url"), STR("key_file"), STR("backend_dir"), END
+	STR("url"), STR("key_file"), CODEDIR("backend_dir"), END
 };
 static const struct keydef otp_keys[] = {
 	UINT("window", 0, 100), UINT("max_fail", 1, 1000),
@@ -47,11 +50,11 @@ static const struct keydef enroll_keys[] = {
 	STR("default_ca"), UINT("grant_ttl", 0, 86400), STR("key_types"),
 	UINT("max_tokens_per_user", 0, 10000),
 	ENUM("attestation", "ignore|verify|require"), STR("attestation_ca_dir"),
-	STR("connector_dir"), END
+	CODEDIR("connector_dir"), END
 };
 static const struct keydef users_keys[] = { STR("email"), END };
 static const struct keydef events_keys[] = {
-	STR("dir"), STR("handler_dir"), UINT("max_attempts", 1, 1000),
+	STR("dir"), CODEDIR("handler_dir"), UINT("max_attempts", 1, 1000),
 	UINT("retry_min", 1, 86400), UINT("retry_max", 1, 7 * 86400),
 	UINT("lease_seconds", 1, 86400), END
 };
@@ -227,6 +230,13 @@ check_value(struct parse *ps, int line, const char *section,
 		return true;
 	switch (def->type) {
 	case V_STR:
+		return true;
+	case V_DIR:
+		if (*value != '/') {
+			perr(ps, line, "[%s] %s: \"%s\" is not an absolute path", section, def->key,
+			     value);
+			return false;
+		}
 		return true;
 	case V_UINT:
 		if (util_parse_uint(value, def->min, def->max, &v) != 0) {

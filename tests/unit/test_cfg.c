@@ -140,6 +140,11 @@ test_checked_at_load(void **state)
 	fails("[otp]\nwindow = 1\n[store]\nurl = mysql://x\n",
 	      "test.conf line 4: [store] url: \"mysql://x\"", NULL);
 	fails("[store]\nurl = sqlite:\n", "line 2: [store] url", NULL);
+	/* Directories code is loaded from: absolute only. */
+	fails("[store]\nurl = sqlite:/x.db\nbackend_dir = lib/store\n",
+	      "line 3: [store] backend_dir: \"lib/store\" is not an absolute path", NULL);
+	fails("[events]\nhandler_dir = handlers\n", "line 2: [events] handler_dir", NULL);
+	fails("[enroll]\nconnector_dir = ./c\n", "line 2: [enroll] connector_dir", NULL);
 	fails("[store]\nurl = /var/lib/otpenroll.db\n", "line 2: [store] url", NULL);
 	fails("[enroll]\ngrant_ttl = 60\ndefault_ca = remote\n[ca local]\ntype = local\n",
 	      "test.conf line 3: [enroll] default_ca", "no [ca remote] section");
