@@ -94,7 +94,7 @@ lib_store_sqlite_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-u
 # the build tree.  Run after building and before each test (the test
 # plugins are built for `make check` only).
 PLUGINS_NOT_WRITABLE = for d in lib/store/.libs lib/ca/.libs hooks/handlers/.libs \
-	tests/events/.libs; do \
+	tests/events/.libs tests/unit/.libs; do \
 	[ ! -d "$(abs_top_builddir)/$$d" ] || chmod go-w "$(abs_top_builddir)/$$d" \
 		$$(ls -d "$(abs_top_builddir)/$$d"/*.so 2>/dev/null); done;
 all-local:

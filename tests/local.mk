@@ -12,7 +12,8 @@ AM_TESTS_ENVIRONMENT = \
 
 # The store backends are modules; tests load them from the build tree.
 OE_TEST_STOREDIR_FLAG = -DOE_TEST_STOREDIR='"$(abs_top_builddir)/lib/store/.libs"' \
-	-DOE_TEST_CONNECTORDIR='"$(abs_top_builddir)/lib/ca/.libs"'
+	-DOE_TEST_CONNECTORDIR='"$(abs_top_builddir)/lib/ca/.libs"' \
+	-DOE_TEST_UNITDIR='"$(abs_top_builddir)/tests/unit/.libs"'
 
 EXTRA_DIST += tests/missing.sh tests/harness.py
 # What configure could not find shows as SKIP (tests/missing.sh).

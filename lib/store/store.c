@@ -23,13 +23,8 @@ load_backend(const char *scheme, const char *dir, void **dl,
 	const struct store_plugin *pl;
 	char path[4096], why[4200];
 	enum dlsafe_why w;
-	int n;
 
-	n = snprintf(path, sizeof(path), "%s/%s.so", dir ? dir : STOREDIR, scheme);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		snprintf(err, errlen, "[store] backend_dir: too long a path");
-		return OE_ECONFIG;
-	}
+	snprintf(path, sizeof(path), "%s/%s.so", dir ? dir : STOREDIR, scheme);
 	/* Not RTLD_NODELETE: SQLite registers no exit handlers, and a
 	 * backend unloaded with its last store leaves nothing behind. */
 	if ((*dl = dlsafe_open(path, RTLD_NOW | RTLD_LOCAL, why, sizeof(why), &w)) == NULL) {

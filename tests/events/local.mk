@@ -1,6 +1,6 @@
 # The event engine: rules, conditions, pre refusals, retries and dead
 # entries, through `otpenroll events ...` with a recording handler.
-check_LTLIBRARIES = tests/events/recorder.la tests/events/badabi.la
+check_LTLIBRARIES += tests/events/recorder.la tests/events/badabi.la
 tests_events_recorder_la_SOURCES = tests/events/recorder.c
 tests_events_recorder_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
 tests_events_recorder_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \

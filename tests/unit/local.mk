@@ -22,6 +22,15 @@ tests_unit_test_seal_LDADD = $(UNIT_LDADD)
 tests_unit_test_otp_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_otp_LDADD = $(UNIT_LDADD)
 tests_unit_test_store_CFLAGS = $(UNIT_CFLAGS)
+# Store backends that misbehave: one opens nothing, one is for a future ABI.
+check_LTLIBRARIES += tests/unit/nullstore.la tests/unit/futurestore.la
+NULLSTORE_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
+	-export-symbols-regex '^oe_store_backend$$' -rpath /nowhere
+tests_unit_nullstore_la_SOURCES = tests/unit/nullstore.c
+tests_unit_nullstore_la_LDFLAGS = $(NULLSTORE_LDFLAGS)
+tests_unit_futurestore_la_SOURCES = tests/unit/nullstore.c
+tests_unit_futurestore_la_CPPFLAGS = $(AM_CPPFLAGS) -DNULLSTORE_ABI='(STORE_BACKEND_ABI + 1)'
+tests_unit_futurestore_la_LDFLAGS = $(NULLSTORE_LDFLAGS)
 tests_unit_test_store_LDADD = $(UNIT_LDADD)
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_token_LDADD = $(UNIT_LDADD)

@@ -221,12 +221,25 @@ test_backend_loading(void **state)
 		assert_false(backend_mapped());
 	}
 
-	/* A shared object without oe_store_backend: the connector plugin. */
-	unlink(so);
-	copy_file(OE_TEST_CONNECTORDIR "/cmp.so", so, 0755);
-	assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_ECONFIG);
-	assert_non_null(strstr(err, "is not a store backend"));
-	assert_false(backend_mapped());
+	/* A shared object without oe_store_backend (the connector plugin),
+	 * one for a future ABI, one whose open "succeeds" with no store. */
+	{
+		static const struct {
+			const char *file, *says;
+		} bad[] = {
+			{ OE_TEST_CONNECTORDIR "/cmp.so", "is not a store backend" },
+			{ OE_TEST_UNITDIR "/futurestore.so", "is not a store backend of this otpenroll" },
+			{ OE_TEST_UNITDIR "/nullstore.so", "sqlite backend opened nothing" },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			unlink(so);
+			copy_file(bad[i].file, so, 0755);
+			assert_int_equal(store_open(url, bdir, 0, &st, err, sizeof(err)), OE_ECONFIG);
+			assert_null(st);
+			assert_non_null(strstr(err, bad[i].says));
+			assert_false(backend_mapped());
+		}
+	}
 	unlink(so);
 	rmdir(bdir);
 }
