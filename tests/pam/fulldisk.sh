@@ -6,47 +6,21 @@
 # a small tmpfs of its own, so this needs root (and a kernel that lets
 # it mount one).
 set -eu
-build=${top_builddir:?}
-for t in pamtester oathtool python3; do
-	command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }
-done
+# shellcheck source=tests/pam/login.sh
+. "${top_srcdir:?}/tests/pam/login.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: mounting a small filesystem needs root"; exit 77; }
-tmp=$(mktemp -d)
 mnt=$tmp/mnt
-mkdir "$mnt" "$tmp/svc"
-mount -t tmpfs -o size=2m,mode=0700 tmpfs "$mnt" 2>"$tmp/mount.err" || {
-	cat "$tmp/mount.err"
-	rm -rf "$tmp"
-	echo "SKIP: cannot mount a tmpfs here"
-	exit 77
-}
-oed=
-cleanup() {
-	[ -n "$oed" ] && kill "$oed" 2>/dev/null && wait "$oed" 2>/dev/null
-	umount "$mnt" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+mkdir "$mnt"
+mount -t tmpfs -o size=2m,mode=0700 tmpfs "$mnt" 2>"$tmp/mount.err" \
+	|| { cat "$tmp/mount.err"; echo "SKIP: cannot mount a tmpfs here"; exit 77; }
+on_exit='umount "$mnt" 2>/dev/null || true'
 key=3132333435363738393031323334353637383930
-cat >"$tmp/oe.conf" <<CONF
-[store]
-url = sqlite:$mnt/oe.db
-backend_dir = $build/lib/store/.libs
-key_file = $tmp/secret.key
-[otp]
-window = 0
-CONF
-cat "$tmp/oe.conf" - >"$tmp/oed.conf" <<CONF
-[daemon]
-socket = $tmp/oed.sock
-CONF
+store_conf "$tmp/oe.conf" "$mnt" 0
 "$build/tests/pam/otp_setup" "$tmp/oe.conf" carol hotp "$key" >/dev/null
 # login CONF COUNTER: pamtester's exit status; its output in $tmp/out.
 login() {
-	echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$1" >"$tmp/svc/login"
-	oathtool --hotp -c "$2" "$key" |
-		LD_PRELOAD="${OE_ASAN_RUNTIME:+$OE_ASAN_RUNTIME }libpam_wrapper.so" PAM_WRAPPER=1 \
-		PAM_WRAPPER_SERVICE_DIR="$tmp/svc" pamtester login carol authenticate >"$tmp/out" 2>&1
+	service "$1"
+	oathtool --hotp -c "$2" "$key" | pt carol >"$tmp/out" 2>&1
 }
 fill() { dd if=/dev/zero of="$mnt/fill" bs=4096 2>/dev/null || true; }
 # The token as the store has it: counter and fail count.
@@ -85,10 +59,7 @@ login "$tmp/oe.conf" 2 || true
 grep -q "disk I/O error (No space left on device)" "$tmp/out" || bad "alone: the log does not say the disk is full"
 ok "alone: the log says the disk is full"
 rm -f "$mnt/fill"
-"$build/tools/otpenrolld" -c "$tmp/oed.conf" 2>"$tmp/oed.err" &
-oed=$!
-for _ in $(seq 100); do [ -S "$tmp/oed.sock" ] && break; sleep 0.05; done
-[ -S "$tmp/oed.sock" ] || { cat "$tmp/oed.err"; echo "FAIL: otpenrolld did not start"; exit 1; }
+start_oed "$tmp/oe.conf"
 check "$tmp/oed.conf" 2 "otpenrolld"
 kill -0 "$oed" || { cat "$tmp/oed.err"; echo "FAIL: otpenrolld died"; exit 1; }
 # The daemon's open connection fails at the commit: SQLITE_FULL, in words.

@@ -6,42 +6,19 @@
 # SQLite in the same record, or the check could not fail.  pamtester
 # through pam_wrapper, as in pamtester.sh.
 set -eu
-build=${top_builddir:?}
-for t in pamtester oathtool python3; do
-	command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }
-done
+# shellcheck source=tests/pam/login.sh
+. "${top_srcdir:?}/tests/pam/login.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: the module asks only a daemon running as root, for a login process running as root"; exit 77; }
-tmp=$(mktemp -d)
-oed=
-trap '[ -n "$oed" ] && kill $oed 2>/dev/null; rm -rf "$tmp"' EXIT
-mkdir "$tmp/svc"
-cat >"$tmp/oe.conf" <<CONF
-[store]
-url = sqlite:$tmp/oe.db
-backend_dir = $build/lib/store/.libs
-key_file = $tmp/secret.key
-[otp]
-window = 1
-CONF
+store_conf "$tmp/oe.conf" "$tmp" 1
 hkey=3132333435363738393031323334353637383931
 "$build/tests/pam/otp_setup" "$tmp/oe.conf" dave hotp "$hkey"
-cat "$tmp/oe.conf" - >"$tmp/oed.conf" <<CONF
-[daemon]
-socket = $tmp/oed.sock
-CONF
-"$build/tools/otpenrolld" -c "$tmp/oed.conf" 2>"$tmp/oed.err" &
-oed=$!
-for _ in $(seq 100); do [ -S "$tmp/oed.sock" ] && break; sleep 0.05; done
-[ -S "$tmp/oed.sock" ] || { cat "$tmp/oed.err"; echo "FAIL: otpenrolld did not start"; exit 1; }
+start_oed "$tmp/oe.conf"
 # login CONF COUNTER: dave logs in with that HOTP code; the loader's
 # record goes to $tmp/ld.*.
 login() {
 	rm -f "$tmp"/ld.*
-	echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$1" >"$tmp/svc/login"
-	oathtool --hotp -c "$2" "$hkey" |
-		LD_DEBUG=files LD_DEBUG_OUTPUT="$tmp/ld" \
-		LD_PRELOAD="${OE_ASAN_RUNTIME:+$OE_ASAN_RUNTIME }libpam_wrapper.so" PAM_WRAPPER=1 \
-		PAM_WRAPPER_SERVICE_DIR="$tmp/svc" pamtester login dave authenticate 2>"$tmp/err" \
+	service "$1"
+	oathtool --hotp -c "$2" "$hkey" | pt dave LD_DEBUG=files LD_DEBUG_OUTPUT="$tmp/ld" 2>"$tmp/err" \
 		|| { cat "$tmp/err"; echo "FAIL: dave's code $2 refused"; exit 1; }
 	grep -l "file=.*pam_otpenroll.so" "$tmp"/ld.* >/dev/null \
 		|| { echo "FAIL: no loader record of the login"; exit 1; }

@@ -11,6 +11,7 @@ tests_pam_test_race_CFLAGS = $(AM_CFLAGS) $(PAMTEST_CFLAGS) $(OE_TEST_STOREDIR_F
 tests_pam_test_race_LDADD = lib/libotpenroll.la $(PAM_LIBS)
 endif
 TESTS += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh
-EXTRA_DIST += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh
+EXTRA_DIST += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh \
+	tests/pam/login.sh
 check_PROGRAMS += tests/pam/otp_setup
 tests_pam_otp_setup_LDADD = lib/libotpenroll.la

@@ -2,38 +2,22 @@
 # pamtester (a real PAM application) against the built module through
 # pam_wrapper: an oathtool TOTP code is accepted once, then refused.
 set -eu
-build=${top_builddir:?}
-for t in pamtester oathtool; do
-	command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }
-done
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=tests/pam/login.sh
+. "${top_srcdir:?}/tests/pam/login.sh"
 key=3132333435363738393031323334353637383930
-cat >"$tmp/oe.conf" <<CONF
-[store]
-url = sqlite:$tmp/oe.db
-backend_dir = $build/lib/store/.libs
-key_file = $tmp/secret.key
-[otp]
-window = 1
-CONF
+store_conf "$tmp/oe.conf" "$tmp" 1
 "$build/tests/pam/otp_setup" "$tmp/oe.conf" carol totp "$key"
-mkdir "$tmp/svc"
-echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$tmp/oe.conf" >"$tmp/svc/login"
-pt() {
-	LD_PRELOAD="${OE_ASAN_RUNTIME:+$OE_ASAN_RUNTIME }libpam_wrapper.so" PAM_WRAPPER=1 \
-		PAM_WRAPPER_SERVICE_DIR="$tmp/svc" pamtester login carol authenticate
-}
+service "$tmp/oe.conf"
 code=$(oathtool --totp "$key")
-echo "$code" | pt 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL: right code refused"; exit 1; }
+echo "$code" | pt carol 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL: right code refused"; exit 1; }
 echo "ok: right code accepted"
-if echo "$code" | pt 2>"$tmp/err"; then
+if echo "$code" | pt carol 2>"$tmp/err"; then
 	echo "FAIL: replayed code accepted"
 	exit 1
 fi
 grep -q "Authentication failure" "$tmp/err" || { cat "$tmp/err"; exit 1; }
 echo "ok: replayed code refused"
-if echo 000000 | pt 2>/dev/null; then
+if echo 000000 | pt carol 2>/dev/null; then
 	echo "FAIL: wrong code accepted"
 	exit 1
 fi
@@ -52,15 +36,15 @@ echo "ok: the otpauth URI says SHA256, 8 digits, 60 s"
 # The SHA1 code of the same key and step first: refused for what it
 # is, not as a replay of a step already used.
 sha1=$(oathtool --totp -d 8 -s 60 "$key256")
-if echo "$sha1" | pt 2>/dev/null; then
+if echo "$sha1" | pt carol 2>/dev/null; then
 	echo "FAIL: a SHA1 code accepted for a SHA256 token"
 	exit 1
 fi
 echo "ok: the SHA1 code of the same key is refused"
 code=$(oathtool --totp=sha256 -d 8 -s 60 "$key256")
-echo "$code" | pt 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL: SHA256 code refused"; exit 1; }
+echo "$code" | pt carol 2>"$tmp/err" || { cat "$tmp/err"; echo "FAIL: SHA256 code refused"; exit 1; }
 echo "ok: an oathtool SHA256 8-digit 60 s code is accepted"
-if echo "$code" | pt 2>/dev/null; then
+if echo "$code" | pt carol 2>/dev/null; then
 	echo "FAIL: replayed SHA256 code accepted"
 	exit 1
 fi
