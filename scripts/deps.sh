@@ -9,7 +9,7 @@ OE_PACKAGES=(
 	libcmocka-dev libpam-wrapper libpamtest0-dev pamtester oathtool
 	libpam-oath sqlite3 openssl python3 clang libclang-rt-14-dev
 	util-linux valgrind passwd python3-aiosmtpd postfix
-	python3-cryptography curl faketime
+	python3-cryptography curl faketime systemd man-db
 )
 
 oe_install_deps() {
