@@ -25,7 +25,6 @@
 
 #include "engine.h"
 
-#define DISPATCH_BATCH 1024
 #define DEFAULT_LEASE 120
 #define DEFAULT_MAX_ATTEMPTS 10
 #define DEFAULT_RETRY_MIN 30
@@ -339,7 +338,7 @@ hooks_dispatch(struct hooks *h, struct hooks_pass *stats)
 	 * what a dispatcher of its own held when it died. */
 	if (oe_outbox_lease_id(h->lease, sizeof(h->lease)) != 0)
 		return OE_EINVAL;
-	rc = oe_outbox_claim(h->ctx, h->lease, DISPATCH_BATCH,
+	rc = oe_outbox_claim(h->ctx, h->lease, HOOKS_DISPATCH_BATCH,
 			     config_uint(h, "lease_seconds", DEFAULT_LEASE), collect, &p);
 	if (rc != OE_OK)
 		goto out;

@@ -37,6 +37,10 @@ void hooks_set_log(struct hooks *h, void (*fn)(int priority, const char *line));
 /* Use another context from now on: a forked daemon child's own. */
 void hooks_bind(struct hooks *h, oe_ctx *ctx);
 
+/* The most events one pass claims: a pass that claimed fewer left none
+ * due behind it. */
+#define HOOKS_DISPATCH_BATCH 1024
+
 struct hooks_pass {
 	size_t events;    /* claimed */
 	size_t delivered; /* every matching rule delivered */

@@ -16,8 +16,16 @@ oath=$moddir/pam_oath.so
 [ -f "$oath" ] || { echo "pam_oath missing: apt-get install libpam-oath"; exit 1; }
 # A real disk, so durable commits cost what they cost.
 work=$(mktemp -d "$src/build-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+daemon=
+trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir "$work/svc"
+tck=$(getconf CLK_TCK)
+# daemon_cpu PID: CPU ticks (user + system) of PID and of its children.
+daemon_cpu() {
+	# cat, not awk, opens the files: a process may end meanwhile.
+	cat /proc/[0-9]*/stat 2>/dev/null |
+		awk -v p="$1" '$1 == p { l += $14 + $15 } $4 == p { c += $14 + $15 } END { print l + 0, c + 0 }'
+}
 pw() { LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/svc" "$@"; }
 echo "filesystem: $(df -T "$work" | awk 'NR==2 {print $2}'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf '%-14s %7s %6s %6s %10s %8s %8s %8s\n' module users auths ok "auths/s" "p50 ms" "p99 ms" "max ms"
@@ -36,20 +44,29 @@ for n in ${OE_BENCH_USERS:-1 1000 100000}; do
 		"$build/tools/otpenroll" -c "$d/$m.conf" token import "$d/users.oath" >/dev/null 2>&1
 		echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$d/$m.conf" >"$work/svc/$m$n"
 	done
-	"$build/tools/otpenrolld" -c "$d/oed.conf" 2>/dev/null &
+	"$build/tools/otpenrolld" -c "$d/oed.conf" >/dev/null 2>&1 &
 	daemon=$!
 	for _ in $(seq 100); do [ -S "$d/oed.sock" ] && break; sleep 0.05; done
 	echo "auth required $oath usersfile=$d/users.oath window=3" >"$work/svc/oath$n"
 	for m in oe oed oath; do
+		[ $m = oed ] && cpu0=$(daemon_cpu "$daemon")
 		read -r done ok rate p50 p99 max < <(pw "$drv" auth "$m$n" "$n" 2000 "$secs" 2>/dev/null || true)
+		[ $m = oed ] && cpu1=$(daemon_cpu "$daemon")
 		name=pam_otpenroll
 		[ $m = oed ] && name=+otpenrolld
 		[ $m = oath ] && name=pam_oath
 		printf '%-14s %7s %6s %6s %10s %8s %8s %8s\n' $name "$n" "$done" "$ok" "$rate" "$p50" "$p99" "$max"
 		eval "rate_${m}_$n=$rate"
 	done
+	# What the daemon spent on those logins: its listener answers them;
+	# its children (outbox dispatcher, CA poller) should cost little.
+	read -r l0 c0 <<<"$cpu0"
+	read -r l1 c1 <<<"$cpu1"
+	printf '%-14s %7s otpenrolld CPU during its run: listener %.2f s, dispatcher and poller %.2f s\n' \
+		'' "$n" "$(echo "($l1 - $l0) / $tck" | bc -l)" "$(echo "($c1 - $c0) / $tck" | bc -l)"
 	kill "$daemon"
 	wait "$daemon" 2>/dev/null || true
+	daemon=
 	python3 -c "print('%-14s %7s ratio to pam_oath: pam_otpenroll %.1fx, with otpenrolld %.1fx' % ('', '$n', $(eval echo \$rate_oe_$n) / $(eval echo \$rate_oath_$n), $(eval echo \$rate_oed_$n) / $(eval echo \$rate_oath_$n)))"
 done
 # A fresh user for the race: the runs above moved every counter.
@@ -66,7 +83,7 @@ printf '[daemon]\nsocket = %s/oed.sock\n' "$work/race" >>"$work/race/oed.conf"
 "$build/tools/otpenroll" -c "$work/race/oed.conf" init >/dev/null
 "$build/tools/otpenroll" -c "$work/race/oed.conf" token import "$work/race/users.oath" >/dev/null 2>&1
 echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$work/race/oed.conf" >"$work/svc/oedrace"
-"$build/tools/otpenrolld" -c "$work/race/oed.conf" 2>/dev/null &
+"$build/tools/otpenrolld" -c "$work/race/oed.conf" >/dev/null 2>&1 &
 daemon=$!
 for _ in $(seq 100); do [ -S "$work/race/oed.sock" ] && break; sleep 0.05; done
 echo "auth required $oath usersfile=$work/race/oath.users window=3" >"$work/svc/oathrace"
@@ -82,3 +99,4 @@ for m in oe oed oath; do
 done
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
+daemon=
