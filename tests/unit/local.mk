@@ -7,7 +7,7 @@ if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
 	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import \
 	tests/unit/test_hooks tests/unit/test_remote \
-	tests/unit/test_liboath
+	tests/unit/test_liboath tests/unit/test_connector
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS) \
@@ -32,6 +32,24 @@ tests_unit_futurestore_la_SOURCES = tests/unit/nullstore.c
 tests_unit_futurestore_la_CPPFLAGS = $(AM_CPPFLAGS) -DNULLSTORE_ABI='(STORE_BACKEND_ABI + 1)'
 tests_unit_futurestore_la_LDFLAGS = $(NULLSTORE_LDFLAGS)
 tests_unit_test_store_LDADD = $(UNIT_LDADD)
+# Connector plugins that misbehave, for test_connector: tests/unit/badconn.c.
+check_LTLIBRARIES += tests/unit/nullca.la tests/unit/futureca.la tests/unit/liarca.la \
+	tests/unit/bareca.la
+BADCONN_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined -rpath /nowhere
+tests_unit_nullca_la_SOURCES = tests/unit/badconn.c
+tests_unit_nullca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=NULLCA
+tests_unit_nullca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_connector$$'
+tests_unit_futureca_la_SOURCES = tests/unit/badconn.c
+tests_unit_futureca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=FUTURECA
+tests_unit_futureca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_connector$$'
+tests_unit_liarca_la_SOURCES = tests/unit/badconn.c
+tests_unit_liarca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=LIARCA
+tests_unit_liarca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_connector$$'
+tests_unit_bareca_la_SOURCES = tests/unit/badconn.c
+tests_unit_bareca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=BARECA
+tests_unit_bareca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_not_a_connector$$'
+tests_unit_test_connector_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_connector_LDADD = $(UNIT_LDADD)
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_token_LDADD = $(UNIT_LDADD)
 tests_unit_test_import_CFLAGS = $(UNIT_CFLAGS)
