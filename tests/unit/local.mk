@@ -32,6 +32,7 @@ tests_unit_futurestore_la_SOURCES = tests/unit/nullstore.c
 tests_unit_futurestore_la_CPPFLAGS = $(AM_CPPFLAGS) -DNULLSTORE_ABI='(STORE_BACKEND_ABI + 1)'
 tests_unit_futurestore_la_LDFLAGS = $(NULLSTORE_LDFLAGS)
 tests_unit_test_store_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/files.h
 # Connector plugins that misbehave, for test_connector: tests/unit/badconn.c.
 check_LTLIBRARIES += tests/unit/nullca.la tests/unit/futureca.la tests/unit/liarca.la \
 	tests/unit/bareca.la

@@ -22,25 +22,9 @@
 #include "otpenroll.h"
 #include "ca/ca.h"
 #include "internal.h"
+#include "files.h"
 
 static char dir[64], conf[160];
-
-/* Copy file from to to with mode. */
-static void
-copy_file(const char *from, const char *to, mode_t mode)
-{
-	char buf[65536];
-	size_t n;
-	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-
-	assert_non_null(in);
-	assert_non_null(out);
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		assert_int_equal(fwrite(buf, 1, n, out), n);
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-	assert_int_equal(chmod(to, mode), 0);
-}
 
 /* A context whose [ca x] is a cmp CA, its plugin the test plugin named
  * (or none) installed as cmp.so in a directory of its own: a plugin

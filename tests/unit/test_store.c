@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "files.h"
 
 static char dir[64], url[256], path[128];
 
@@ -149,23 +150,6 @@ backend_mapped(void)
 			found = 1;
 	fclose(f);
 	return found;
-}
-
-/* Copy file from to to with mode. */
-static void
-copy_file(const char *from, const char *to, mode_t mode)
-{
-	char buf[65536];
-	size_t n;
-	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-
-	assert_non_null(in);
-	assert_non_null(out);
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		assert_int_equal(fwrite(buf, 1, n, out), n);
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-	assert_int_equal(chmod(to, mode), 0);
 }
 
 /* The backend is a module found in a directory: a missing one, one that
