@@ -338,8 +338,12 @@ admin_group = {ADMIN_GROUP}
             f.write("auth required %s config=%s\n" % (module, short))
         penv = dict(env, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
                     PAM_WRAPPER_SERVICE_DIR=os.path.join(tmp, "pam.d"))
-        p = subprocess.run(["pamtester", "short-grant", OTHER_USER, "authenticate"],
-                           input=hotp(0) + "\n", capture_output=True, text=True, env=penv)
+
+        def pam_login(service, user, code):
+            """pamtester: user logs in to service (tmp/pam.d) answering code."""
+            return subprocess.run(["pamtester", service, user, "authenticate"],
+                                  input=code + "\n", capture_output=True, text=True, env=penv)
+        p = pam_login("short-grant", OTHER_USER, hotp(0))
         check(p.returncode == 0, "OTP login with a 2 s grant: %s" % p.stderr.strip())
         granted = time.monotonic()
         r = call(sock, {"v": 1, "op": "cert_list"})
@@ -493,10 +497,8 @@ admin_group = {ADMIN_GROUP}
         with open(os.path.join(tmp, "pam.d", "login"), "w") as f:
             f.write("auth required %s config=%s\n" % (module, conf))
         code = hotp(1)
-        p1 = subprocess.run(["pamtester", "login", TEST_USER, "authenticate"], input=code + "\n",
-                            capture_output=True, text=True, env=penv)
-        p2 = subprocess.run(["pamtester", "login", TEST_USER, "authenticate"], input=code + "\n",
-                            capture_output=True, text=True, env=penv)
+        p1 = pam_login("login", TEST_USER, code)
+        p2 = pam_login("login", TEST_USER, code)
         check(p1.returncode == 0 and p2.returncode != 0,
               "PAM through the daemon: code accepted once (%s / %s)" % (p1.returncode, p2.returncode))
         with open(os.path.join(tmp, "daemon.log")) as f:
@@ -594,8 +596,7 @@ admin_group = {ADMIN_GROUP}
             with open(os.path.join(tmp, "pam.d", "busy"), "w") as f:
                 f.write("auth required %s config=%s\n" % (module, conf2))
             busy_code = hotp(2)
-            p = subprocess.run(["pamtester", "busy", TEST_USER, "authenticate"],
-                               input=busy_code + "\n", capture_output=True, text=True, env=penv)
+            p = pam_login("busy", TEST_USER, busy_code)
             check(p.returncode == 0,
                   "PAM login while the daemon is busy, checked on the store: %s" % p.stderr.strip())
             for pid in holders:
@@ -613,9 +614,7 @@ admin_group = {ADMIN_GROUP}
             # daemon itself has answered.
             refused = True
             for _ in range(5):  # max_fail is 10: never lock the user
-                p = subprocess.run(["pamtester", "busy", TEST_USER, "authenticate"],
-                                   input=busy_code + "\n", capture_output=True, text=True,
-                                   env=penv)
+                p = pam_login("busy", TEST_USER, busy_code)
                 refused = refused and p.returncode != 0
                 with open(os.path.join(tmp, "daemon.log")) as f:
                     dlog = f.read()
