@@ -6,6 +6,8 @@
  * liboath, cycling over the users.
  *
  *   pam_bench auth SERVICE NUSERS MAX_AUTHS MAX_SECONDS
+ *       (with OE_BENCH_LATENCIES=FILE: each login's number and ms, in order,
+ *       to see where the slow ones fall)
  *   pam_bench race SERVICE ROUNDS RACERS
  *   pam_bench usersfile NUSERS        (prints a pam_oath usersfile)
  */
@@ -87,6 +89,7 @@ cmp(const void *a, const void *b)
 static int
 bench(const char *service, unsigned nusers, unsigned max, double max_s)
 {
+	const char *dump = getenv("OE_BENCH_LATENCIES");
 	double *lat = calloc(max, sizeof(double)), t0 = now(), t;
 	uint64_t *counter = calloc(nusers, sizeof(uint64_t));
 	unsigned done = 0, ok = 0;
@@ -105,6 +108,16 @@ bench(const char *service, unsigned nusers, unsigned max, double max_s)
 		lat[done++] = (now() - s) * 1000.0;
 	}
 	t = now() - t0;
+	if (dump != NULL) {
+		FILE *f = fopen(dump, "w");
+		if (f == NULL) {
+			perror(dump);
+			return 1;
+		}
+		for (unsigned i = 0; i < done; i++)
+			fprintf(f, "%u %.3f\n", i, lat[i]);
+		fclose(f);
+	}
 	qsort(lat, done, sizeof(double), cmp);
 	printf("%u %u %.1f %.3f %.3f %.3f\n", done, ok, done / t, lat[done / 2],
 	       lat[(size_t)(done * 0.99)], lat[done - 1]);
