@@ -25,6 +25,7 @@
 
 #include "engine.h"
 
+#define DISPATCH_BATCH 1024
 #define DEFAULT_LEASE 120
 #define DEFAULT_MAX_ATTEMPTS 10
 #define DEFAULT_RETRY_MIN 30
@@ -338,7 +339,7 @@ hooks_dispatch(struct hooks *h, struct hooks_pass *stats)
 	 * what a dispatcher of its own held when it died. */
 	if (oe_outbox_lease_id(h->lease, sizeof(h->lease)) != 0)
 		return OE_EINVAL;
-	rc = oe_outbox_claim(h->ctx, h->lease, HOOKS_DISPATCH_BATCH,
+	rc = oe_outbox_claim(h->ctx, h->lease, DISPATCH_BATCH,
 			     config_uint(h, "lease_seconds", DEFAULT_LEASE), collect, &p);
 	if (rc != OE_OK)
 		goto out;
@@ -366,6 +367,8 @@ hooks_dispatch(struct hooks *h, struct hooks_pass *stats)
 		settle_entry(h, &p.e[i], jobs, &out[i], &done[i], errors[i], sizeof(errors[i]),
 			     stats);
 	rc = oe_outbox_settle(h->ctx, h->lease, out, p.n);
+	stats->more = rc == OE_OK && p.n == DISPATCH_BATCH &&
+		      stats->retrying + stats->dead < stats->events;
 out:
 	for (size_t i = 0; i < p.n; i++) {
 		free(p.e[i].delivery_id);

@@ -37,16 +37,18 @@ void hooks_set_log(struct hooks *h, void (*fn)(int priority, const char *line));
 /* Use another context from now on: a forked daemon child's own. */
 void hooks_bind(struct hooks *h, oe_ctx *ctx);
 
-/* The most events one pass claims: a pass that claimed fewer left none
- * due behind it. */
-#define HOOKS_DISPATCH_BATCH 1024
-
 struct hooks_pass {
 	size_t events;    /* claimed */
 	size_t delivered; /* every matching rule delivered */
 	size_t retrying;
 	size_t dead;
 	size_t jobs;      /* handler jobs run */
+	/* A full batch, not all of it failed: more may be due now.  Otherwise
+	 * nothing is worth another pass before a nap: a caller that went
+	 * round again after any events at all would claim and settle the
+	 * few that arrived meanwhile, two durable commits a time, in a loop
+	 * that takes a core from the logins writing them. */
+	bool more;
 };
 
 /* One dispatcher pass: claim what is due, deliver, settle. */

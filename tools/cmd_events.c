@@ -282,7 +282,7 @@ dispatch(struct cli *cli, int argc, char **argv)
 	signal(SIGTERM, on_stop);
 	signal(SIGINT, on_stop);
 	do {
-		/* Passes until nothing due is left: one pass takes a batch. */
+		/* Another pass only after a full batch (hooks_pass.more). */
 		do {
 			if ((rc = hooks_dispatch(h, &pass)) != OE_OK)
 				return cli_fail(cli, rc);
@@ -291,8 +291,7 @@ dispatch(struct cli *cli, int argc, char **argv)
 			total.retrying += pass.retrying;
 			total.dead += pass.dead;
 			total.jobs += pass.jobs;
-		} while (pass.events > 0 && !stop_dispatch &&
-			 pass.retrying + pass.dead < pass.events);
+		} while (pass.more && !stop_dispatch);
 		if (!once && !stop_dispatch)
 			usleep(250 * 1000);
 	} while (!once && !stop_dispatch);

@@ -54,11 +54,7 @@ dispatcher_run(const struct daemon_cfg *dc)
 		if (pass.events > 0)
 			daemon_log(LOG_INFO, "dispatched %zu event(s): %zu delivered, %zu retrying, "
 				   "%zu dead", pass.events, pass.delivered, pass.retrying, pass.dead);
-		/* A full batch may have more behind it; otherwise wait.  (Going
-		 * round again after any events at all kept the dispatcher
-		 * claiming and settling the few that arrived meanwhile, two
-		 * durable commits each time, while logins queued for the store.) */
-		if (pass.events < HOOKS_DISPATCH_BATCH || pass.retrying + pass.dead == pass.events)
+		if (!pass.more)
 			worker_nap(IDLE_MS);
 	}
 	hooks_free(h);

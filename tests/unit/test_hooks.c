@@ -1,16 +1,22 @@
-/* test_hooks - the event engine's pieces: templates and conditions. */
+/* test_hooks - the event engine's pieces: templates and conditions, the
+ * backoff, and how many passes a dispatcher is told to make. */
 #include "config.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "engine.h"
+#include "event.h"
+#include "hooks.h"
+#include "internal.h"
 
 static const char payload[] =
 	"{\"event\":\"token_rollout_state\",\"time\":1700000000,\"user\":\"alice\","
@@ -205,11 +211,64 @@ test_backoff(void **state)
 	assert_int_equal(dispatch_backoff(0, 0, 0, 0), 1);
 }
 
+/* A pass says there may be more only after a full batch: 1,025 events
+ * due take two passes, and the second says a nap comes next. */
+static void
+test_pass_says_more(void **state)
+{
+	char dir[] = "/tmp/oe-hooks.XXXXXX", conf[128], rules[128], err[256], cmd[160];
+	struct event_fields f = EVENT_FIELDS_INIT;
+	struct hooks_pass pass;
+	struct store *st;
+	struct hooks *h;
+	bool created;
+	oe_ctx *c;
+	FILE *cf;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/oe.conf", dir);
+	snprintf(rules, sizeof(rules), "%s/events.d", dir);
+	assert_int_equal(mkdir(rules, 0700), 0);
+	assert_non_null(cf = fopen(conf, "w"));
+	fprintf(cf, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\nbackend_dir = %s\n"
+		    "[events]\ndir = %s\n", dir, dir, OE_TEST_STOREDIR, rules);
+	fclose(cf);
+	assert_non_null(c = oe_ctx_new());
+	assert_int_equal(oe_ctx_load_config(c, conf), OE_OK);
+	assert_int_equal(oe_init(c, &created), OE_OK);
+	assert_int_equal(ctx_store(c, &st), OE_OK);
+	assert_int_equal(store_begin(st), OE_OK);
+	f.user = "alice";
+	for (int i = 0; i < 1025; i++)
+		assert_int_equal(event_emit(c, st, "auth_success", &f), OE_OK);
+	assert_int_equal(store_commit(st), OE_OK);
+	if ((h = hooks_load(c, err, sizeof(err))) == NULL)
+		fail_msg("%s", err);
+
+	assert_int_equal(hooks_dispatch(h, &pass), OE_OK);
+	assert_int_equal(pass.events, 1024);
+	assert_int_equal(pass.delivered, 1024);
+	assert_true(pass.more);
+	assert_int_equal(hooks_dispatch(h, &pass), OE_OK);
+	assert_int_equal(pass.events, 1);
+	assert_false(pass.more);
+	assert_int_equal(hooks_dispatch(h, &pass), OE_OK);
+	assert_int_equal(pass.events, 0);
+	assert_false(pass.more);
+
+	hooks_free(h);
+	oe_ctx_free(c);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_pass_says_more),
 		cmocka_unit_test(test_tags_filled),
 		cmocka_unit_test(test_values_are_data),
 		cmocka_unit_test(test_header_flavour_drops_template_newlines),
