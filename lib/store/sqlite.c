@@ -24,17 +24,16 @@
 
 #define BUSY_TIMEOUT_MS 15000
 /*
- * The commit that takes the WAL past this many pages copies them into
- * the database (two more fsyncs) before it returns: on otpenrolld's
- * long-lived connection one login in ~540, where SQLite's default of
- * 1,000 pages made it one in ~135 at 4-5 ms each.  Measured at 100,000
- * users: p99 2.8-3.7 ms against 3.7-4.6 ms; the rare login that
- * checkpoints takes longer (the slowest of 2,000: 21-33 ms against
- * 11-16 ms), see BENCHMARKS.md.  The WAL grows to 16 MB before reuse.
+ * wal_autocheckpoint: the commit that takes the WAL past 4,000 pages
+ * copies them into the database (two more fsyncs) before it returns:
+ * on otpenrolld's long-lived connection one login in ~540, where
+ * SQLite's default of 1,000 pages made it one in ~135 at 4-5 ms each.
+ * Measured at 100,000 users: p99 2.8-3.7 ms against 3.7-4.6 ms; the rare
+ * login that checkpoints takes longer (the slowest of 2,000: 21-33 ms
+ * against 11-16 ms), see BENCHMARKS.md.  The WAL grows to 16 MB before
+ * it is reused.
  */
-#define WAL_CHECKPOINT_PAGES 4000
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define WAL_CHECKPOINT "PRAGMA wal_autocheckpoint=4000"
 #define STMT_CACHE 48
 #define MAX_COLS 32
 
@@ -154,7 +153,7 @@ sq_open(struct store **out, const char *path, int create, char *err,
 	    (orc = simple(s, "PRAGMA synchronous=FULL")) != OE_OK ||
 	    (orc = simple(s, "PRAGMA foreign_keys=ON")) != OE_OK ||
 	    (orc = simple(s, "PRAGMA secure_delete=ON")) != OE_OK ||
-	    (orc = simple(s, "PRAGMA wal_autocheckpoint=" STR(WAL_CHECKPOINT_PAGES))) != OE_OK)
+	    (orc = simple(s, WAL_CHECKPOINT)) != OE_OK)
 		goto bad;
 	*out = &s->base;
 	return OE_OK;

@@ -36,19 +36,20 @@ EXTRA_DIST += tests/unit/files.h
 # Connector plugins that misbehave, for test_connector: tests/unit/badconn.c.
 check_LTLIBRARIES += tests/unit/nullca.la tests/unit/futureca.la tests/unit/liarca.la \
 	tests/unit/bareca.la
-BADCONN_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined -rpath /nowhere
+BADCONN_MODULE = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined -rpath /nowhere
+BADCONN_LDFLAGS = $(BADCONN_MODULE) -export-symbols-regex '^oe_connector$$'
 tests_unit_nullca_la_SOURCES = tests/unit/badconn.c
 tests_unit_nullca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=NULLCA
-tests_unit_nullca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_connector$$'
+tests_unit_nullca_la_LDFLAGS = $(BADCONN_LDFLAGS)
 tests_unit_futureca_la_SOURCES = tests/unit/badconn.c
 tests_unit_futureca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=FUTURECA
-tests_unit_futureca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_connector$$'
+tests_unit_futureca_la_LDFLAGS = $(BADCONN_LDFLAGS)
 tests_unit_liarca_la_SOURCES = tests/unit/badconn.c
 tests_unit_liarca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=LIARCA
-tests_unit_liarca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_connector$$'
+tests_unit_liarca_la_LDFLAGS = $(BADCONN_LDFLAGS)
 tests_unit_bareca_la_SOURCES = tests/unit/badconn.c
 tests_unit_bareca_la_CPPFLAGS = $(AM_CPPFLAGS) -DBADCONN=BARECA
-tests_unit_bareca_la_LDFLAGS = $(BADCONN_LDFLAGS) -export-symbols-regex '^oe_not_a_connector$$'
+tests_unit_bareca_la_LDFLAGS = $(BADCONN_MODULE) -export-symbols-regex '^oe_not_a_connector$$'
 tests_unit_test_connector_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_connector_LDADD = $(UNIT_LDADD)
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
