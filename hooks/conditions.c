@@ -136,17 +136,55 @@ nomem:
 
 /*
  * glibc's regcomp copies the tree under a repetition once per count it
- * may take ("a+" is "aa*"), so repetitions of repetitions ("d++++...",
- * "(a{100}){100}") make it allocate without bound: a rule file could
- * take the daemon's memory.  Conditions match user names and serials;
- * a pattern is refused when it is long, repeats often, or its counts
- * multiply past REGEX_MAX_COST (each of * + ? counted as 2).  Escaped
+ * may take ("a+" is "aa*"), so repetitions of repetitions make it
+ * allocate without bound ("(a{100}){100}"), and a repetition of
+ * something that may match nothing and repeats itself takes it
+ * exponential time: "^a*+++++" 8.6 s, "^(((((a*)+)+)+)+)+" 8.2 s,
+ * "^((a|)*){50}" longer than we waited, while "^(((((a+)+)+)+)+)+" and
+ * "^(a|){255}" take a millisecond.  A rule file could take the daemon's
+ * memory or stall every command that loads the rules.  Conditions match
+ * user names and serials, so a pattern is refused when it is long,
+ * repeats often, its counts multiply past REGEX_MAX_COST (each of * + ?
+ * counted as 2), or it repeats such a nullable repetition.  Escaped
  * characters and bracket expressions repeat nothing.
  */
+
+/* The pattern read so far, one level per open group. */
+struct re_shape {
+	size_t depth;
+	/* Per level: the current alternative may match nothing so far, some
+	 * finished alternative may, the level holds a repetition. */
+	bool alt_empty[REGEX_MAX_LEN + 1], any_empty[REGEX_MAX_LEN + 1];
+	bool repeats[REGEX_MAX_LEN + 1];
+	/* The last item, which a repetition would apply to. */
+	bool last, last_empty, last_repeats;
+};
+
+/* The last item is followed by something else: it joins its level. */
+static void
+shape_commit(struct re_shape *r)
+{
+	if (r->last) {
+		r->alt_empty[r->depth] = r->alt_empty[r->depth] && r->last_empty;
+		r->repeats[r->depth] = r->repeats[r->depth] || r->last_repeats;
+	}
+	r->last = false;
+}
+
+static void
+shape_item(struct re_shape *r, bool empty, bool repeats)
+{
+	shape_commit(r);
+	r->last = true;
+	r->last_empty = empty;
+	r->last_repeats = repeats;
+}
+
 static int
 regex_cost_ok(const char *re, char *err, size_t errlen)
 {
 	size_t n = strlen(re), repeats = 0;
+	struct re_shape r = { .alt_empty = { true } };
 	double cost = 1;
 
 	if (n > REGEX_MAX_LEN) {
@@ -154,8 +192,11 @@ regex_cost_ok(const char *re, char *err, size_t errlen)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
+		unsigned long lo = 0, hi = 0; /* a repetition's counts, when hi > 0 */
+
 		if (re[i] == '\\') {
 			i++;
+			shape_item(&r, false, false);
 		} else if (re[i] == '[') {
 			size_t j = i + 1;
 			if (re[j] == '^')
@@ -169,18 +210,34 @@ regex_cost_ok(const char *re, char *err, size_t errlen)
 					j = close ? (size_t)(close - re) + 1 : n;
 				}
 			i = j;
-		} else if (re[i] == '*' || re[i] == '+' || re[i] == '?') {
-			repeats++;
-			cost *= 2;
-		} else if (re[i] == '{') {
+			shape_item(&r, false, false);
+		} else if (re[i] == '(') {
+			shape_commit(&r);
+			r.depth++;
+			r.alt_empty[r.depth] = true;
+			r.any_empty[r.depth] = r.repeats[r.depth] = false;
+		} else if (re[i] == '|') {
+			shape_commit(&r);
+			r.any_empty[r.depth] = r.any_empty[r.depth] || r.alt_empty[r.depth];
+			r.alt_empty[r.depth] = true;
+		} else if (re[i] == ')' && r.depth > 0) {
+			shape_commit(&r);
+			bool empty = r.any_empty[r.depth] || r.alt_empty[r.depth];
+			bool rep = r.repeats[r.depth];
+			r.depth--;
+			shape_item(&r, empty, rep);
+		} else if (re[i] == '^' || re[i] == '$') {
+			shape_item(&r, true, false);
+		} else if (re[i] == '*' || re[i] == '?') {
+			hi = 2;
+		} else if (re[i] == '+') {
+			lo = 1, hi = 2;
+		} else if (re[i] == '{' && (re[i + 1] == ',' || isdigit((unsigned char)re[i + 1]))) {
 			/* {n}, {n,}, {n,m} and glibc's {,m}: the bound that
 			 * counts is the largest a repetition may take. */
 			const char *p = re + i + 1;
-			unsigned long lo = 0, hi;
 			char *end;
 
-			if (*p != ',' && !isdigit((unsigned char)*p))
-				continue; /* no count: regcomp decides */
 			if (isdigit((unsigned char)*p))
 				lo = strtoul(p, &end, 10), p = end;
 			hi = lo;
@@ -188,9 +245,28 @@ regex_cost_ok(const char *re, char *err, size_t errlen)
 				p++;
 				hi = isdigit((unsigned char)*p) ? strtoul(p, &end, 10) : (lo > 2 ? lo : 2);
 			}
-			repeats++;
-			cost *= hi > 2 ? (double)hi : 2;
+			if (hi < 2)
+				hi = 2;
+			if ((p = strchr(re + i, '}')) != NULL)
+				i = (size_t)(p - re);
+		} else {
+			shape_item(&r, false, false); /* a character, or '{' that counts nothing */
 		}
+		if (hi == 0)
+			continue;
+		if (!r.last) {
+			shape_item(&r, false, true); /* nothing to repeat: regcomp decides */
+		} else if (r.last_empty && r.last_repeats) {
+			snprintf(err, errlen, "the expression repeats a repetition that may match "
+				 "nothing (as in a*+ or (a?)*), which regcomp may take exponential "
+				 "time over");
+			return -1;
+		} else {
+			r.last_empty = r.last_empty || lo == 0;
+			r.last_repeats = true;
+		}
+		repeats++;
+		cost *= (double)hi;
 	}
 	if (repeats > REGEX_MAX_REPEATS || cost > REGEX_MAX_COST) {
 		snprintf(err, errlen, "the expression repeats too much (at most %d repetitions, "

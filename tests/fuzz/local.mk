@@ -3,6 +3,7 @@
 EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/fuzz_cfg.c tests/fuzz/fuzz_usersfile.c \
 	tests/fuzz/fuzz_csr.c tests/fuzz/fuzz_proto.c tests/fuzz/fuzz_rules.c \
 	tests/fuzz/corpus/fuzz_rules/notify.conf tests/fuzz/corpus/fuzz_rules/regex-repeats \
+	tests/fuzz/corpus/fuzz_rules/regex-nullable-repeat \
 	tests/fuzz/corpus/fuzz_cfg/example.conf tests/fuzz/corpus/fuzz_cfg/ca.conf \
 	tests/fuzz/corpus/fuzz_usersfile/totp tests/fuzz/corpus/fuzz_usersfile/hotp \
 	tests/fuzz/corpus/fuzz_csr/ec.pem tests/fuzz/corpus/fuzz_csr/ec.der \

@@ -148,12 +148,28 @@ test_condition_errors(void **state)
 	assert_int_equal(cond_compile(&c, "user", "!", err, sizeof(err)), -1);
 	/* Patterns whose compilation would grow without bound are refused
 	 * before regcomp sees them; ordinary ones are not. */
+	assert_int_equal(cond_compile(&c, "user", "~a+b+c+d+e+f+g+h+i+j+k+", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "repeats too much"));
+	assert_int_equal(cond_compile(&c, "user", "~a{101}b{101}", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "repeats too much"));
+	/* A repetition of a nullable repetition, stacked or through groups:
+	 * each takes regcomp seconds or more, though it repeats little (the
+	 * second is what fuzz_rules found). */
 	{
-		char many[200] = "~^ad";
-		memset(many + 4, '+', 120);
-		assert_int_equal(cond_compile(&c, "user", many, err, sizeof(err)), -1);
-		assert_non_null(strstr(err, "repeats too much"));
+		static const char *const slow[] = {
+			"~^a*+++++", "!~^a*+++++++\xff\xff", "~^(a*)+", "~^(((((a*)+)+)+)+)+",
+			"~^((a|)*){50}", "~$(a?)*", "~a{0,3}+", "~(b|(c*)){2}",
+		};
+		for (size_t i = 0; i < sizeof(slow) / sizeof(slow[0]); i++)
+			if (cond_compile(&c, "user", slow[i], err, sizeof(err)) != -1 ||
+			    strstr(err, "may match nothing") == NULL)
+				fail_msg("%s: %s", slow[i], err);
 	}
+	/* Repetitions side by side, and groups that repeat nothing inside. */
+	/* Side by side, or repeating what cannot match nothing, is fine. */
+	assert_true(holds("user", "~^(a|b)+c*(-[0-9]{1,3})?$|^al(i)+ce"));
+	assert_true(holds("user", "~^[a-z]+(\\.[a-z]+)*$"));
+	assert_true(holds("user", "~^(((a+)+)+)+(x(y?)z)*(l|i)+ce"));
 	assert_int_equal(cond_compile(&c, "user", "~((a{100}){100}){2}", err, sizeof(err)), -1);
 	assert_int_equal(cond_compile(&c, "user", "~(a{5000,}){3}", err, sizeof(err)), -1);
 	/* glibc's {,m} is {0,m}: its bound counts too. */
