@@ -180,12 +180,6 @@ write_cert(BIO *b, void *x)
 	return PEM_write_bio_X509(b, x);
 }
 
-static int
-write_req(BIO *b, void *x)
-{
-	return PEM_write_bio_X509_REQ(b, x);
-}
-
 static char *
 serial_text(X509 *cert)
 {
@@ -217,14 +211,18 @@ cert_x509_from_pem(const char *pem)
 	return x;
 }
 
-X509_REQ *
-cert_req_from_pem(const char *pem)
+oe_rc
+cert_request_parts(oe_ctx *ctx, struct csr *csr, const struct ca_conn *conn,
+		   struct ca_request *creq)
 {
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	X509_REQ *x = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-
-	BIO_free(b);
-	return x;
+	creq->spki_alg = csr->spki_alg;
+	creq->spki_key = csr->spki_key;
+	creq->pub = csr->key;
+	creq->csr = NULL;
+	if (!conn->ops->in_process && (creq->csr = csr_x509(csr)) == NULL)
+		return ctx_fail(ctx, OE_EPARSE,
+				"certificate request: OpenSSL cannot decode it to pass it on");
+	return OE_OK;
 }
 
 /*
@@ -233,9 +231,8 @@ cert_req_from_pem(const char *pem)
  * of order, and asked again later).
  */
 void
-cert_check_reply(X509_REQ *csr, struct ca_reply *reply)
+cert_check_reply(EVP_PKEY *want, struct ca_reply *reply)
 {
-	EVP_PKEY *want = csr ? X509_REQ_get0_pubkey(csr) : NULL;
 	EVP_PKEY *got = reply->cert ? X509_get0_pubkey(reply->cert) : NULL;
 
 	if (reply->result != CA_ISSUED)
@@ -555,7 +552,7 @@ drop_submitting(oe_ctx *ctx, struct store *st, const char *serial)
 
 /* Turn a connector reply into the token's outcome. */
 static oe_rc
-apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
+apply_reply(oe_ctx *ctx, EVP_PKEY *pub, int in_process, struct ca_reply *reply,
 	    struct outcome *o)
 {
 	time_t now = time(NULL);
@@ -563,7 +560,7 @@ apply_reply(oe_ctx *ctx, X509_REQ *csr, int in_process, struct ca_reply *reply,
 	/* What we signed ourselves needs no second look (nor the key
 	 * decoding it would cost); a remote CA's answer does. */
 	if (!in_process)
-		cert_check_reply(csr, reply);
+		cert_check_reply(pub, reply);
 	switch (reply->result) {
 	case CA_ISSUED:
 		o->state = "enrolled";
@@ -645,7 +642,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	struct outcome o = { 0 };
 	struct ca_conn *conn = NULL;
 	struct cert_row r = { 0 };
-	X509_REQ *csr = NULL;
+	struct csr *csr = NULL;
 	EVP_PKEY *key = NULL; /* generated here */
 	X509_NAME *subject = NULL;
 	unsigned char *p12 = NULL;
@@ -677,9 +674,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		goto out;
 	if (req->csr) {
 		if ((rc = csr_parse(ctx, req->csr, req->csr_len, &csr)) != OE_OK ||
-		    (rc = csr_check_key(ctx, X509_REQ_get0_pubkey(csr))) != OE_OK ||
-		    (rc = check_attestation(ctx, req, X509_REQ_get0_pubkey(csr))) != OE_OK ||
-		    (conn->forwards_csr && (rc = check_forwarded(ctx, ca_cfg, csr, subject)) != OE_OK))
+		    (rc = csr_check_key(ctx, csr->key)) != OE_OK ||
+		    (rc = check_attestation(ctx, req, csr->key)) != OE_OK)
 			goto out;
 	} else {
 		const char *allowed = cfg_str(ctx->cfg, "enroll", "key_types", "ec256, rsa2048, rsa3072");
@@ -697,7 +693,11 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		goto out;
 	}
 	o.subject = name_text(subject);
-	o.request = pem_of(write_req, csr);
+	if ((rc = cert_request_parts(ctx, csr, conn, &creq)) != OE_OK ||
+	    (req->csr && conn->forwards_csr &&
+	     (rc = check_forwarded(ctx, ca_cfg, creq.csr, subject)) != OE_OK))
+		goto out;
+	o.request = csr_pem(csr);
 	if (o.subject == NULL || o.request == NULL) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
@@ -714,7 +714,6 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	}
 	creq.user = req->user;
 	creq.token_serial = serial;
-	creq.csr = csr;
 	creq.subject = subject;
 	creq.key = key;
 	/* A remote CA is asked outside any transaction (it may take
@@ -729,7 +728,7 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		goto out;
 	}
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
-	    (rc = apply_reply(ctx, csr, conn->ops->in_process, &reply, &o)) != OE_OK) {
+	    (rc = apply_reply(ctx, csr->key, conn->ops->in_process, &reply, &o)) != OE_OK) {
 		if (remote)
 			drop_submitting(ctx, st, serial);
 		goto bad_tx;
@@ -790,7 +789,7 @@ out:
 	outcome_clear(&o);
 	ca_reply_clear(&reply);
 	EVP_PKEY_free(key);
-	X509_REQ_free(csr);
+	csr_free(csr);
 	X509_NAME_free(subject);
 	ca_close(conn);
 	return rc;
@@ -907,7 +906,7 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 	struct ca_conn *conn = NULL;
 	struct ca_request creq = { 0 };
 	struct ca_reply reply = { 0 };
-	X509_REQ *csr = NULL;
+	struct csr *csr = NULL;
 	X509_NAME *subject = NULL;
 	struct store *st;
 	oe_rc rc;
@@ -936,15 +935,15 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 			      serial, r.ca);
 		goto out;
 	}
-	if ((csr = cert_req_from_pem(r.request)) == NULL) {
+	if (csr_parse(ctx, (const unsigned char *)r.request, strlen(r.request), &csr) != OE_OK) {
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", serial);
 		goto out;
 	}
-	if ((rc = cert_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
+	if ((rc = cert_request_parts(ctx, csr, conn, &creq)) != OE_OK ||
+	    (rc = cert_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
 		goto out;
 	creq.user = r.user;
 	creq.token_serial = serial;
-	creq.csr = csr;
 	creq.subject = subject;
 	/* An in-process CA's record and the token's change commit together. */
 	if (conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
@@ -980,7 +979,7 @@ out:
 	cert_row_clear(&r);
 	ca_reply_clear(&reply);
 	X509_NAME_free(subject);
-	X509_REQ_free(csr);
+	csr_free(csr);
 	ca_close(conn);
 	return rc;
 }

@@ -76,9 +76,15 @@ oe_rc cert_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **ou
 
 /* Refuse an issued certificate that is not for the request's key. */
 struct ca_reply;
-void cert_check_reply(X509_REQ *csr, struct ca_reply *reply);
+void cert_check_reply(EVP_PKEY *want, struct ca_reply *reply);
 
-X509_REQ *cert_req_from_pem(const char *pem);
+/* What a connector is given of a request (struct ca_request): its key's
+ * parts, and for one that hands it on, OpenSSL's decoding of it. */
+struct csr;
+struct ca_conn;
+struct ca_request;
+oe_rc cert_request_parts(oe_ctx *ctx, struct csr *csr, const struct ca_conn *conn,
+			 struct ca_request *creq);
 X509 *cert_x509_from_pem(const char *pem);
 
 #endif

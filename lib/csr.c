@@ -1,9 +1,10 @@
-/* csr.c - parse and judge requests and certificates from users. */
+/* csr.c - parse certificates from users and judge their keys (requests: csrparse.c). */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -13,58 +14,20 @@
 
 #define DEFAULT_KEY_TYPES "ec256, rsa2048, rsa3072"
 
-static int
-is_pem(const unsigned char *data, size_t len)
+int
+csr_is_pem(const unsigned char *data, size_t len)
 {
 	return len > 10 && memmem(data, len, "-----BEGIN ", 11) != NULL;
 }
 
-static const char *
-ossl_reason(void)
+const char *
+csr_ossl_reason(void)
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
 
 	ERR_clear_error();
 	return r ? r : "unparsable";
-}
-
-oe_rc
-csr_parse(oe_ctx *ctx, const unsigned char *data, size_t len, X509_REQ **out)
-{
-	X509_REQ *req = NULL;
-	EVP_PKEY *pub;
-	BIO *bio;
-	oe_rc rc;
-
-	*out = NULL;
-	if (len == 0 || len > CSR_MAX_INPUT)
-		return ctx_fail(ctx, OE_ELIMIT, "certificate request: empty or larger than %d bytes",
-				CSR_MAX_INPUT);
-	if ((bio = BIO_new_mem_buf(data, (int)len)) == NULL)
-		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
-	req = is_pem(data, len) ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)
-				: d2i_X509_REQ_bio(bio, NULL);
-	BIO_free(bio);
-	if (req == NULL)
-		return ctx_fail(ctx, OE_EPARSE, "certificate request: not a PKCS#10 request (%s)",
-				ossl_reason());
-	if ((pub = X509_REQ_get0_pubkey(req)) == NULL) {
-		rc = ctx_fail(ctx, OE_EPARSE, "certificate request: no usable public key (%s)",
-			      ossl_reason());
-		goto bad;
-	}
-	if (X509_REQ_verify(req, pub) != 1) {
-		rc = ctx_fail(ctx, OE_EPARSE,
-			      "certificate request: the signature does not verify with its own key");
-		ERR_clear_error();
-		goto bad;
-	}
-	*out = req;
-	return OE_OK;
-bad:
-	X509_REQ_free(req);
-	return rc;
 }
 
 oe_rc
@@ -80,16 +43,16 @@ csr_parse_cert(oe_ctx *ctx, const char *what, const unsigned char *data, size_t 
 				CSR_MAX_INPUT);
 	if ((bio = BIO_new_mem_buf(data, (int)len)) == NULL)
 		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
-	cert = is_pem(data, len) ? PEM_read_bio_X509(bio, NULL, NULL, NULL)
+	cert = csr_is_pem(data, len) ? PEM_read_bio_X509(bio, NULL, NULL, NULL)
 				 : d2i_X509_bio(bio, NULL);
 	BIO_free(bio);
 	if (cert == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "%s: not an X.509 certificate (%s)", what,
-				ossl_reason());
+				csr_ossl_reason());
 	if (X509_get0_pubkey(cert) == NULL) {
 		X509_free(cert);
 		return ctx_fail(ctx, OE_EPARSE, "%s: no usable public key (%s)", what,
-				ossl_reason());
+				csr_ossl_reason());
 	}
 	*out = cert;
 	return OE_OK;
@@ -146,8 +109,19 @@ csr_check_key(oe_ctx *ctx, EVP_PKEY *key)
 	const char *allowed = cfg_str(ctx->cfg, "enroll", "key_types", DEFAULT_KEY_TYPES);
 	char type[32];
 
+	char enc[32];
+	size_t elen = 0;
+
 	if (key == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "no usable public key");
+	/* OpenSSL names a curve given by its parameters when they are a
+	 * named curve's; RFC 5480 2.1.1 has certificates name it. */
+	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
+	    EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc), &elen) &&
+	    strcmp(enc, OSSL_PKEY_EC_ENCODING_EXPLICIT) == 0)
+		return ctx_fail(ctx, OE_EPERM,
+				"an EC key with explicit curve parameters is not accepted "
+				"(named curves only, RFC 5480)");
 	if (*csr_key_type(key, type, sizeof(type)) == '\0') {
 		if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA)
 			return ctx_fail(ctx, OE_EPERM, "RSA key of %d bits is too weak (at least 2048)",

@@ -40,7 +40,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/event.c lib/event.h \
 	lib/users.c \
 	lib/outbox.c \
-	lib/csr.c lib/csr.h \
+	lib/csr.c lib/csr.h lib/csrparse.c \
 	lib/p12.c lib/p12.h \
 	lib/cert.c lib/certtok.h \
 	lib/poll.c \

@@ -11,6 +11,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "csr.h"
 #include "p12.h"
 #include "seal.h"
 #include "util.h"
@@ -47,20 +48,26 @@ p12_generate_key(oe_ctx *ctx, const char *type, EVP_PKEY **out)
 }
 
 oe_rc
-p12_make_csr(oe_ctx *ctx, EVP_PKEY *key, X509_NAME *subject, X509_REQ **out)
+p12_make_csr(oe_ctx *ctx, EVP_PKEY *key, X509_NAME *subject, struct csr **out)
 {
 	X509_REQ *req = X509_REQ_new();
+	unsigned char *der = NULL;
+	int len = 0;
+	oe_rc rc;
 
 	*out = NULL;
 	if (req == NULL || !X509_REQ_set_version(req, 0) ||
 	    !X509_REQ_set_subject_name(req, subject) || !X509_REQ_set_pubkey(req, key) ||
-	    X509_REQ_sign(req, key, EVP_sha256()) <= 0) {
+	    X509_REQ_sign(req, key, EVP_sha256()) <= 0 || (len = i2d_X509_REQ(req, &der)) <= 0) {
 		X509_REQ_free(req);
 		ERR_clear_error();
 		return ctx_fail(ctx, OE_ECRYPTO, "cannot sign a request with the new key");
 	}
-	*out = req;
-	return OE_OK;
+	X509_REQ_free(req);
+	/* Taken in as a user's request is, so that both reach a CA alike. */
+	rc = csr_parse(ctx, der, (size_t)len, out);
+	OPENSSL_free(der);
+	return rc;
 }
 
 static void

@@ -17,7 +17,8 @@
 /* A new key of type ec256, ec384, rsa2048, rsa3072 or rsa4096. */
 oe_rc p12_generate_key(oe_ctx *ctx, const char *type, EVP_PKEY **out);
 /* A PKCS#10 request for key (the CA takes its subject from policy). */
-oe_rc p12_make_csr(oe_ctx *ctx, EVP_PKEY *key, X509_NAME *subject, X509_REQ **out);
+struct csr;
+oe_rc p12_make_csr(oe_ctx *ctx, EVP_PKEY *key, X509_NAME *subject, struct csr **out);
 /* Key to and from a sealed PKCS#8 blob bound to a token serial. */
 oe_rc p12_seal_key(oe_ctx *ctx, EVP_PKEY *key, const char *serial,
 		   unsigned char **out, size_t *len);

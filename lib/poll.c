@@ -30,6 +30,7 @@
 #include "ca/ca.h"
 #include "cfg.h"
 #include "certtok.h"
+#include "csr.h"
 #include "p12.h"
 #include "store/store.h"
 #include "util.h"
@@ -130,12 +131,18 @@ report(oe_ca_event_fn fn, void *arg, const struct cert_row *r, const char *old_s
 
 /* The request a pending or failed token keeps, as the connector wants it. */
 static oe_rc
-rebuild_request(oe_ctx *ctx, const struct cert_row *r, X509_REQ **csr, X509_NAME **subject)
+rebuild_request(oe_ctx *ctx, const struct cert_row *r, const struct ca_conn *conn,
+		struct csr **csr, X509_NAME **subject, struct ca_request *creq)
 {
+	oe_rc rc;
+
 	*csr = NULL;
 	*subject = NULL;
-	if (r->request == NULL || (*csr = cert_req_from_pem(r->request)) == NULL)
+	if (r->request == NULL ||
+	    csr_parse(ctx, (const unsigned char *)r->request, strlen(r->request), csr) != OE_OK)
 		return ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", r->serial);
+	if ((rc = cert_request_parts(ctx, *csr, conn, creq)) != OE_OK)
+		return rc;
 	return cert_subject(ctx, r->ca, r->user, subject);
 }
 
@@ -314,7 +321,7 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 	struct ca_conn *conn = NULL;
 	struct ca_request creq = { 0 };
 	struct ca_reply reply = { 0 };
-	X509_REQ *csr = NULL;
+	struct csr *csr = NULL;
 	X509_NAME *subject = NULL;
 	EVP_PKEY *key = NULL;
 	char old[16], msg[sizeof(ctx->errmsg)];
@@ -343,13 +350,12 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 		done = not_asked(ctx, st, &r, old, msg, false, fn, arg);
 		goto out;
 	}
-	if ((rc = rebuild_request(ctx, &r, &csr, &subject)) != OE_OK) {
+	if ((rc = rebuild_request(ctx, &r, conn, &csr, &subject, &creq)) != OE_OK) {
 		done = not_asked(ctx, st, &r, old, ctx->errmsg, true, fn, arg);
 		goto out;
 	}
 	creq.user = r.user;
 	creq.token_serial = r.serial;
-	creq.csr = csr;
 	creq.subject = subject;
 	ctx_clear_error(ctx);
 	if (strcmp(r.state, "pending") == 0) {
@@ -375,7 +381,7 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 		snprintf(reply.message, sizeof(reply.message), "%.*s", (int)sizeof(reply.message) - 1,
 			 *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
 	}
-	cert_check_reply(csr, &reply);
+	cert_check_reply(csr->key, &reply);
 	if ((rc = record_answer(ctx, st, &r, &reply, &next, &state)) != OE_OK) {
 		snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
 		done = report(fn, arg, &r, old, old, "error", msg, 0) ? POLLED_STOP : POLLED_ANSWER;
@@ -388,7 +394,7 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 out:
 	ca_reply_clear(&reply);
 	EVP_PKEY_free(key);
-	X509_REQ_free(csr);
+	csr_free(csr);
 	X509_NAME_free(subject);
 	ca_close(conn);
 	cert_row_clear(&r);

@@ -30,10 +30,19 @@ enum ca_result {
 struct ca_request {
 	const char *user;
 	const char *token_serial;
-	X509_REQ *csr;       /* signature already verified */
+	/* The request, its signature already verified, for a connector that
+	 * hands it on; NULL for an in_process one, which has its key below
+	 * (decoding a request whole costs OpenSSL 3 more than signing it). */
+	X509_REQ *csr;
 	X509_NAME *subject;  /* from the [ca] subject template, never the CSR */
 	EVP_PKEY *key;       /* the key generated here for it, or NULL: a
 			      * connector may prove possession with it */
+	/* The request's public key: its SubjectPublicKeyInfo's algorithm
+	 * and key bits as they came, and the key decoded.  (After the
+	 * members above, which plugins of connector ABI 1 know.) */
+	const X509_ALGOR *spki_alg;
+	const ASN1_BIT_STRING *spki_key;
+	EVP_PKEY *pub;
 };
 
 struct ca_reply {

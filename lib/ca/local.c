@@ -229,27 +229,27 @@ prepare(struct local_ca *ca)
  * NULL until the certificate is parsed again.
  */
 static int
-copy_spki(X509 *cert, X509_REQ *csr)
+copy_spki(X509 *cert, const X509_ALGOR *a, const ASN1_BIT_STRING *bits)
 {
-	X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(csr);
-	ASN1_OBJECT *alg = NULL, *oid;
-	const unsigned char *bits;
+	ASN1_OBJECT *alg = NULL;
+	const ASN1_OBJECT *oid;
 	unsigned char *copy = NULL;
 	const void *pval;
 	void *param = NULL;
-	X509_ALGOR *a;
-	int len, ptype;
+	int ptype;
 
-	if (from == NULL || !X509_PUBKEY_get0_param(&oid, &bits, &len, &a, from) || len <= 0)
+	if (a == NULL || bits == NULL || bits->length <= 0)
 		return 0;
-	X509_ALGOR_get0(NULL, &ptype, &pval, a);
+	X509_ALGOR_get0(&oid, &ptype, &pval, a);
 	if (ptype == V_ASN1_OBJECT)
 		param = OBJ_dup(pval);
 	else if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
 		param = ASN1_STRING_dup(pval);
 	if ((param == NULL && ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL) ||
-	    (alg = OBJ_dup(oid)) == NULL || (copy = OPENSSL_memdup(bits, (size_t)len)) == NULL ||
-	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), alg, ptype, param, copy, len)) {
+	    (alg = OBJ_dup(oid)) == NULL ||
+	    (copy = OPENSSL_memdup(bits->data, (size_t)bits->length)) == NULL ||
+	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), alg, ptype, param, copy,
+				    bits->length)) {
 		ASN1_OBJECT_free(alg);
 		if (ptype == V_ASN1_OBJECT)
 			ASN1_OBJECT_free(param);
@@ -465,13 +465,12 @@ out:
 
 /* Sign now (auto approval, or `ca approve` of a manual request). */
 static oe_rc
-local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
-	    const char *token_serial, X509 **out)
+local_issue(struct ca_conn *conn, const struct ca_request *req, X509 **out)
 {
 	struct local_ca *ca = (struct local_ca *)conn;
 	oe_ctx *ctx = conn->ctx;
 	ASN1_INTEGER *serial = NULL;
-	EVP_PKEY *pub;
+	EVP_PKEY *pub = req->pub;
 	X509 *cert = NULL;
 	X509_EXTENSION *ku;
 	oe_rc rc;
@@ -479,7 +478,7 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	*out = NULL;
 	if ((rc = load(ca)) != OE_OK)
 		return rc;
-	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL)
+	if (pub == NULL)
 		return ctx_fail(ctx, OE_EPARSE, "request has no public key");
 	/* A certificate outliving its issuer would not verify then: an
 	 * expired CA signs nothing, and validity_days ends at the CA's end. */
@@ -492,8 +491,8 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 	    !X509_set_version(cert, X509_VERSION_3) ||
 	    !X509_set_serialNumber(cert, serial) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
-	    !X509_set_subject_name(cert, subject) ||
-	    !copy_spki(cert, csr) ||
+	    !X509_set_subject_name(cert, req->subject) ||
+	    !copy_spki(cert, req->spki_alg, req->spki_key) ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -300) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), (int)ca->validity_days, 0, NULL) == NULL ||
 	    (ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca->cert)) > 0 &&
@@ -505,7 +504,7 @@ local_issue(struct ca_conn *conn, X509_REQ *csr, X509_NAME *subject,
 		rc = ctx_fail(ctx, OE_ECRYPTO, "[ca %s] cannot sign: %s", conn->name, ossl_err());
 		goto out;
 	}
-	if ((rc = record_issued(ca, cert, token_serial)) != OE_OK)
+	if ((rc = record_issued(ca, cert, req->token_serial)) != OE_OK)
 		goto out;
 	*out = cert;
 	cert = NULL;
@@ -532,7 +531,7 @@ local_submit(struct ca_conn *conn, const struct ca_request *req,
 			 "waiting for an administrator's approval");
 		return reply->cookie ? OE_OK : OE_ENOMEM;
 	}
-	rc = local_issue(conn, req->csr, req->subject, req->token_serial, &reply->cert);
+	rc = local_issue(conn, req, &reply->cert);
 	if (rc == OE_ENOTFOUND || rc == OE_EKEY || rc == OE_EPARSE) {
 		reply->result = CA_UNCONFIGURED;
 		snprintf(reply->message, sizeof(reply->message), "%s", oe_ctx_errmsg(conn->ctx));
@@ -602,7 +601,7 @@ local_approve(struct ca_conn *conn, const char *cookie, const struct ca_request 
 	if (cookie == NULL || strcmp(cookie, "manual") != 0)
 		return ctx_fail(conn->ctx, OE_EPERM, "token %s is not held for approval by [ca %s]",
 				req->token_serial, conn->name);
-	if ((rc = local_issue(conn, req->csr, req->subject, req->token_serial, &reply->cert)) != OE_OK)
+	if ((rc = local_issue(conn, req, &reply->cert)) != OE_OK)
 		return rc;
 	reply->result = CA_ISSUED;
 	if (X509_up_ref(ca->cert))

@@ -167,6 +167,39 @@ openssl req -new -newkey ed25519 -nodes -keyout "$tmp/ed.key" -subj /CN=ed -out 
 expect 0 "an Ed25519 request" oe cert request --user ed --csr "$tmp/ed.csr" --out "$tmp/ed.pem"
 openssl verify -purpose sslclient -CAfile "$tmp/ca/ca.pem" "$tmp/ed.pem" >/dev/null 2>&1 && ok "Ed25519 certificate verifies" || bad "Ed25519 verify"
 openssl x509 -in "$tmp/ed.pem" -noout -text | grep -q "ED25519" && ok "with the Ed25519 key" || bad "Ed25519 key"
+# Requests in the other forms requesters send: a compressed EC point
+# (made with OpenSSL's API: the openssl command writes none), the
+# pre-RFC 2986 "NEW CERTIFICATE REQUEST" PEM label, the request after
+# another PEM block (its key).  Each certificate carries the request's
+# SubjectPublicKeyInfo byte for byte.
+spki_same() { # csr cert what
+	cmp -s <(openssl req -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER) \
+		<(openssl x509 -in "$2" -pubkey -noout | openssl pkey -pubin -outform DER) \
+		&& ok "$3: the certificate has the request's key" || bad "$3: key differs"
+}
+expect 0 "a request with a compressed P-256 point" oe cert request --user comp \
+	--csr "$top_srcdir/tests/fuzz/corpus/fuzz_csr/ec-compressed.pem" --out "$tmp/comp.pem"
+# The point's first octet: 02 or 03 compressed, 04 not.
+point() { openssl "$1" -in "$2" -noout -text | grep -A1 'pub:' | tail -1 | tr -d ' ' | cut -c1-2; }
+case $(point req "$top_srcdir/tests/fuzz/corpus/fuzz_csr/ec-compressed.pem") in
+02 | 03) ok "the request's point is compressed" ;;
+*) bad "the request's point is not compressed" ;;
+esac
+case $(point x509 "$tmp/comp.pem") in
+02 | 03) ok "compressed point kept as it came" ;;
+*) bad "compressed point re-encoded" ;;
+esac
+openssl verify -purpose sslclient -CAfile "$tmp/ca/ca.pem" "$tmp/comp.pem" >/dev/null 2>&1 \
+	&& ok "compressed-point certificate verifies" || bad "compressed-point verify"
+csr oldlabel "$ec" "/CN=o"
+sed -i 's/CERTIFICATE REQUEST/NEW CERTIFICATE REQUEST/' "$tmp/oldlabel.csr"
+expect 0 "a NEW CERTIFICATE REQUEST block" oe cert request --user oldlabel --csr "$tmp/oldlabel.csr" --out "$tmp/oldlabel.pem"
+csr second "$ec" "/CN=s"
+cat "$tmp/second.key" "$tmp/second.csr" >"$tmp/second.both"
+expect 0 "a request after its key in one file" oe cert request --user second --csr "$tmp/second.both" --out "$tmp/second.pem"
+spki_same "$tmp/second.csr" "$tmp/second.pem" "after another block"
+spki_same "$tmp/p384.csr" "$tmp/p384.pem" "P-384"
+spki_same "$tmp/ed.csr" "$tmp/ed.pem" "Ed25519"
 write_conf_keys "ec256, ec384, rsa2048, rsa3072"
 expect 1 "Ed25519 outside key_types" oe cert request --user ed2 --csr "$tmp/ed.csr"
 has "$tmp/err" "key_types" "policy named for Ed25519"
@@ -190,6 +223,16 @@ has "$tmp/err" "key type .* is not accepted" "secp256k1: says the curve is not a
 csr big rsa:4096 "/CN=big"
 expect 1 "rsa4096 outside key_types" oe cert request --user carol --csr "$tmp/big.csr"
 has "$tmp/err" "key_types" "policy named"
+# Keys OpenSSL itself decodes (no shortcut for them): refused by policy.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:explicit \
+	-out "$tmp/explicit.key" 2>/dev/null
+openssl req -new -key "$tmp/explicit.key" -subj /CN=x -out "$tmp/explicit.csr"
+expect 1 "P-256 with explicit curve parameters" oe cert request --user carol --csr "$tmp/explicit.csr"
+has "$tmp/err" "explicit curve parameters is not accepted" "explicit parameters: not accepted"
+openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out "$tmp/pss.key" 2>/dev/null
+openssl req -new -key "$tmp/pss.key" -subj /CN=p -out "$tmp/pss.csr"
+expect 1 "an RSA-PSS key" oe cert request --user carol --csr "$tmp/pss.csr"
+has "$tmp/err" "RSASSA-PSS is not accepted" "RSA-PSS: not accepted"
 echo "not a csr" >"$tmp/junk.csr"
 expect 1 "garbage" oe cert request --user carol --csr "$tmp/junk.csr"
 expect 2 "neither --csr nor --generate" oe cert request --user carol

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include "ca/x509check.h"
 #include "cfg.h"
 #include "csr.h"
@@ -19,25 +22,70 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static oe_ctx *ctx;
 
+/* What csr_parse() did before: OpenSSL's decoding, whole. */
+static EVP_PKEY *
+reference_parse(const uint8_t *data, size_t size)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)size);
+	X509_REQ *req = NULL;
+	EVP_PKEY *key = NULL;
+
+	if (bio != NULL)
+		req = csr_is_pem(data, size) ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)
+					     : d2i_X509_REQ_bio(bio, NULL);
+	BIO_free(bio);
+	if (req != NULL && (key = X509_REQ_get0_pubkey(req)) != NULL &&
+	    X509_REQ_verify(req, key) == 1)
+		EVP_PKEY_up_ref(key);
+	else
+		key = NULL;
+	X509_REQ_free(req);
+	ERR_clear_error();
+	return key;
+}
+
+static void
+check_request(struct csr *req, EVP_PKEY *ref)
+{
+	struct csr *again = NULL;
+	char *pem;
+
+	if (ref == NULL || EVP_PKEY_eq(ref, req->key) != 1)
+		abort(); /* taken here, refused by OpenSSL, or another key */
+	if (csr_x509(req) == NULL)
+		abort(); /* not to be handed on */
+	if ((pem = csr_pem(req)) == NULL ||
+	    csr_parse(ctx, (const unsigned char *)pem, strlen(pem), &again) != OE_OK ||
+	    again->der_len != req->der_len || memcmp(again->der, req->der, req->der_len) != 0)
+		abort(); /* not kept as it came */
+	csr_free(again);
+	free(pem);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char conf[] = "[enroll]\nkey_types = ec256, ec384, rsa2048, ed25519\n";
 	char err[256];
-	X509_REQ *req = NULL;
+	struct csr *req = NULL;
+	EVP_PKEY *ref;
 	X509 *cert = NULL;
 
 	if (ctx == NULL) {
 		ctx = oe_ctx_new();
 		ctx->cfg = cfg_load_mem("fuzz.conf", conf, sizeof(conf) - 1, err, sizeof(err));
 	}
+	ref = size <= CSR_MAX_INPUT ? reference_parse(data, size) : NULL;
 	if (csr_parse(ctx, data, size, &req) == OE_OK) {
-		(void)csr_check_key(ctx, X509_REQ_get0_pubkey(req));
+		check_request(req, ref);
+		(void)csr_check_key(ctx, req->key);
 		/* An attestation for the request's key, against an empty trust dir. */
-		(void)x509_check_attestation(ctx, data, size, "/nonexistent",
-					     X509_REQ_get0_pubkey(req));
-		X509_REQ_free(req);
+		(void)x509_check_attestation(ctx, data, size, "/nonexistent", req->key);
+		csr_free(req);
+	} else if (ref != NULL) {
+		abort(); /* OpenSSL takes what is refused here */
 	}
+	EVP_PKEY_free(ref);
 	if (csr_parse_cert(ctx, "fuzz", data, size, &cert) == OE_OK) {
 		const char *anchors = getenv("OE_FUZZ_ANCHORS");
 		(void)csr_check_key(ctx, X509_get0_pubkey(cert));
