@@ -140,30 +140,12 @@ oe_cert_free(oe_cert *c)
 
 /* ---- small X.509 helpers ---- */
 
-/* What a memory BIO holds, as a string; frees the BIO. */
-static char *
-bio_text(BIO *b, int ok)
-{
-	BUF_MEM *m;
-	char *s = NULL;
-
-	if (b && ok) {
-		BIO_get_mem_ptr(b, &m);
-		if ((s = malloc(m->length + 1)) != NULL) {
-			memcpy(s, m->data, m->length);
-			s[m->length] = '\0';
-		}
-	}
-	BIO_free(b);
-	return s;
-}
-
 static char *
 name_text(X509_NAME *name)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 
-	return bio_text(b, b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0);
+	return util_bio_text(b, b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0);
 }
 
 static char *
@@ -171,7 +153,7 @@ pem_of(int (*write)(BIO *, void *), void *obj)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 
-	return bio_text(b, b && write(b, obj));
+	return util_bio_text(b, b && write(b, obj));
 }
 
 static int
@@ -211,7 +193,9 @@ cert_x509_from_pem(const char *pem)
 	return x;
 }
 
-oe_rc
+/* What a connector is given of a request: its key's parts, and for one
+ * that hands it on, OpenSSL's decoding of it. */
+static oe_rc
 cert_request_parts(oe_ctx *ctx, struct csr *csr, const struct ca_conn *conn,
 		   struct ca_request *creq)
 {
@@ -223,6 +207,17 @@ cert_request_parts(oe_ctx *ctx, struct csr *csr, const struct ca_conn *conn,
 		return ctx_fail(ctx, OE_EPARSE,
 				"certificate request: OpenSSL cannot decode it to pass it on");
 	return OE_OK;
+}
+
+oe_rc
+cert_stored_request(oe_ctx *ctx, const struct cert_row *r, const struct ca_conn *conn,
+		    struct csr **csr, struct ca_request *creq)
+{
+	*csr = NULL;
+	if (r->request == NULL ||
+	    csr_parse(ctx, (const unsigned char *)r->request, strlen(r->request), csr) != OE_OK)
+		return ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", r->serial);
+	return cert_request_parts(ctx, *csr, conn, creq);
 }
 
 /*
@@ -935,11 +930,7 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 			      serial, r.ca);
 		goto out;
 	}
-	if (csr_parse(ctx, (const unsigned char *)r.request, strlen(r.request), &csr) != OE_OK) {
-		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", serial);
-		goto out;
-	}
-	if ((rc = cert_request_parts(ctx, csr, conn, &creq)) != OE_OK ||
+	if ((rc = cert_stored_request(ctx, &r, conn, &csr, &creq)) != OE_OK ||
 	    (rc = cert_subject(ctx, r.ca, r.user, &subject)) != OE_OK)
 		goto out;
 	creq.user = r.user;

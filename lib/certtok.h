@@ -78,13 +78,13 @@ oe_rc cert_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **ou
 struct ca_reply;
 void cert_check_reply(EVP_PKEY *want, struct ca_reply *reply);
 
-/* What a connector is given of a request (struct ca_request): its key's
- * parts, and for one that hands it on, OpenSSL's decoding of it. */
+/* The request a pending or failed token keeps, parsed (signature checked
+ * again), and what conn is given of it in creq. */
 struct csr;
 struct ca_conn;
 struct ca_request;
-oe_rc cert_request_parts(oe_ctx *ctx, struct csr *csr, const struct ca_conn *conn,
-			 struct ca_request *creq);
+oe_rc cert_stored_request(oe_ctx *ctx, const struct cert_row *r, const struct ca_conn *conn,
+			  struct csr **csr, struct ca_request *creq);
 X509 *cert_x509_from_pem(const char *pem);
 
 #endif

@@ -107,9 +107,7 @@ oe_rc
 csr_check_key(oe_ctx *ctx, EVP_PKEY *key)
 {
 	const char *allowed = cfg_str(ctx->cfg, "enroll", "key_types", DEFAULT_KEY_TYPES);
-	char type[32];
-
-	char enc[32];
+	char type[32], enc[32];
 	size_t elen = 0;
 
 	if (key == NULL)

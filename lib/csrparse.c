@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "csr.h"
+#include "util.h"
 
 typedef struct {
 	X509_ALGOR *algor;
@@ -218,7 +219,9 @@ csr_parse(oe_ctx *ctx, const unsigned char *data, size_t len, struct csr **out)
 	}
 	/* What follows the request is not part of it (nor kept). */
 	c->der_len = (size_t)(p - start);
-	if ((c->der = OPENSSL_memdup(start, c->der_len)) == NULL) {
+	c->der = pem_der ? pem_der : OPENSSL_memdup(start, c->der_len);
+	pem_der = NULL;
+	if (c->der == NULL) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto bad;
 	}
@@ -237,7 +240,6 @@ csr_parse(oe_ctx *ctx, const unsigned char *data, size_t len, struct csr **out)
 	}
 	c->spki_alg = c->raw->info->spki->algor;
 	c->spki_key = c->raw->info->spki->key;
-	OPENSSL_free(pem_der);
 	*out = c;
 	return OE_OK;
 bad:
@@ -261,16 +263,9 @@ char *
 csr_pem(const struct csr *c)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	char *pem = NULL, *data;
-	long n;
 
-	if (b && PEM_write_bio(b, PEM_STRING_X509_REQ, "", c->der, (long)c->der_len) > 0 &&
-	    (n = BIO_get_mem_data(b, &data)) > 0 && (pem = malloc((size_t)n + 1)) != NULL) {
-		memcpy(pem, data, (size_t)n);
-		pem[n] = '\0';
-	}
-	BIO_free(b);
-	return pem;
+	return util_bio_text(b, b && PEM_write_bio(b, PEM_STRING_X509_REQ, "", c->der,
+						   (long)c->der_len) > 0);
 }
 
 void

@@ -136,12 +136,8 @@ rebuild_request(oe_ctx *ctx, const struct cert_row *r, const struct ca_conn *con
 {
 	oe_rc rc;
 
-	*csr = NULL;
 	*subject = NULL;
-	if (r->request == NULL ||
-	    csr_parse(ctx, (const unsigned char *)r->request, strlen(r->request), csr) != OE_OK)
-		return ctx_fail(ctx, OE_EPARSE, "token %s: stored request does not parse", r->serial);
-	if ((rc = cert_request_parts(ctx, *csr, conn, creq)) != OE_OK)
+	if ((rc = cert_stored_request(ctx, r, conn, csr, creq)) != OE_OK)
 		return rc;
 	return cert_subject(ctx, r->ca, r->user, subject);
 }

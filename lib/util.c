@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -130,4 +132,21 @@ util_iso_time(time_t t, char out[32])
 		out[0] = '\0';
 	else
 		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+char *
+util_bio_text(BIO *b, int ok)
+{
+	BUF_MEM *m;
+	char *s = NULL;
+
+	if (b && ok) {
+		BIO_get_mem_ptr(b, &m);
+		if ((s = malloc(m->length + 1)) != NULL) {
+			memcpy(s, m->data, m->length);
+			s[m->length] = '\0';
+		}
+	}
+	BIO_free(b);
+	return s;
 }

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <openssl/types.h>
+
 /* strdup that accepts NULL. */
 char *util_strdup(const char *s);
 /* Fill buf with cryptographically secure random bytes; 0 on success. */
@@ -23,6 +25,9 @@ int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool util_valid_user(const char *s);
 /* ISO 8601 UTC ("2026-01-02T03:04:05Z"), or "" for 0. */
 void util_iso_time(time_t t, char out[32]);
+/* What a memory BIO holds, as a malloc'd string, when ok (NULL when not,
+ * or out of memory); frees the BIO either way. */
+char *util_bio_text(BIO *b, int ok);
 /* Wipe and free. */
 void util_free_secret(void *p, size_t len);
 

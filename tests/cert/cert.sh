@@ -233,6 +233,17 @@ openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out "$tmp/pss.
 openssl req -new -key "$tmp/pss.key" -subj /CN=p -out "$tmp/pss.csr"
 expect 1 "an RSA-PSS key" oe cert request --user carol --csr "$tmp/pss.csr"
 has "$tmp/err" "RSASSA-PSS is not accepted" "RSA-PSS: not accepted"
+# A P-256 point off the curve: no key to verify the request with.
+csr offcurve "$ec" "/CN=oc" der
+python3 - "$tmp/offcurve.csr" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.index(bytes([0x03, 0x42, 0x00, 0x04])) + 4 + 63  # a byte of the point's y
+d[i] ^= 0x01
+open(sys.argv[1], "wb").write(d)
+PY
+expect 1 "a point off the curve" oe cert request --user carol --csr "$tmp/offcurve.csr"
+has "$tmp/err" "no usable public key" "off the curve: no usable key"
 echo "not a csr" >"$tmp/junk.csr"
 expect 1 "garbage" oe cert request --user carol --csr "$tmp/junk.csr"
 expect 2 "neither --csr nor --generate" oe cert request --user carol
@@ -341,6 +352,24 @@ m2=$(json 'd["serial"]' <"$tmp/out")
 expect 0 "ca deny" oe ca deny "$m2"
 [ "$(oe --json token show "$m2" | json 'd["rollout_state"]')" = denied ] && ok "denied" || bad "deny state"
 expect 1 "approve after deny" oe ca approve "$m2"
+# A stored request altered in the store (a signature bit) is not signed
+# on approval: it is parsed and verified again, and the token waits on.
+expect 3 "a pending request to alter in the store" oe --json cert request --user altered --csr "$tmp/alice.csr" --ca manual
+m4=$(json 'd["serial"]' <"$tmp/out")
+python3 - "$tmp/oe.db" "$m4" <<'PY'
+import base64, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+pem = db.execute("SELECT request FROM tokens WHERE serial = ?", (sys.argv[2],)).fetchone()[0]
+body = "".join(l for l in pem.splitlines() if l and not l.startswith("-----"))
+der = bytearray(base64.b64decode(body)); der[-5] ^= 0x01
+b64 = base64.b64encode(bytes(der)).decode()
+new = "-----BEGIN CERTIFICATE REQUEST-----\n" + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) \
+      + "\n-----END CERTIFICATE REQUEST-----\n"
+db.execute("UPDATE tokens SET request = ? WHERE serial = ?", (new, sys.argv[2])); db.commit()
+PY
+expect 1 "approve of an altered stored request" oe ca approve "$m4"
+has "$tmp/err" "stored request does not parse" "approve names the stored request"
+[ "$(oe --json token show "$m4" | json 'd["rollout_state"]')" = pending ] && ok "still pending" || bad "altered request: state changed"
 expect 3 "generated key, pending" oe --json cert request --user nina --generate --ca manual
 m3=$(json 'd["serial"]' <"$tmp/out")
 sqlite3 "$tmp/oe.db" "SELECT hex(secret) FROM tokens WHERE serial = '$m3'" | grep -q . \
