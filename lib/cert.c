@@ -2,9 +2,12 @@
  * cert.c - certificate tokens: request (user's CSR, optionally attested,
  * or a key generated here), upload, fetch, approve, deny, revoke.
  *
- * A remote connector is never called inside a store transaction (it may
- * take seconds); an in-process one (ops->in_process) always is, so its
- * record and the token commit together.  The outcome is written in one
+ * A connector's submit is never called inside a store transaction: a
+ * remote CA may take seconds, and the in-process one signs there so
+ * that the write lock is held only for writing.  What an in-process CA
+ * (ops->in_process) issued is recorded (ops->record) in the token's own
+ * transaction, so the two commit together; its approve and revoke run
+ * inside that transaction.  The outcome is written in one
  * transaction with its audit row and event; a state change of an
  * existing token is a compare-and-set on rollout_state, so two admins
  * approving at once, or an approval racing a poll, change it once.
@@ -711,37 +714,42 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	creq.token_serial = serial;
 	creq.subject = subject;
 	creq.key = key;
-	/* A remote CA is asked outside any transaction (it may take
-	 * seconds), the request recorded first; the local one inside ours,
-	 * so one commit records both. */
+	/* The CA is asked outside any transaction: a remote one may take
+	 * seconds, and the request is recorded first; the local one signs
+	 * there too, and so does everything below up to the commit, which
+	 * holds the store's write lock only for the writes themselves.
+	 * What the local CA issued is recorded in that same commit. */
 	remote = !conn->ops->in_process;
-	if (remote) {
-		if ((rc = record_submitting(ctx, st, serial, req->user, ca_cfg, req->key_type, &o,
-					    key)) != OE_OK)
-			goto out;
-	} else if ((rc = begin_insert(ctx, st, req->user)) != OE_OK) {
+	if (remote && (rc = record_submitting(ctx, st, serial, req->user, ca_cfg, req->key_type,
+					      &o, key)) != OE_OK)
 		goto out;
-	}
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
 	    (rc = apply_reply(ctx, csr->key, conn->ops->in_process, &reply, &o)) != OE_OK) {
 		if (remote)
 			drop_submitting(ctx, st, serial);
-		goto bad_tx;
+		goto out;
 	}
 	/* A generated key waits, sealed, for a certificate still to come. */
 	if (key && !remote && (strcmp(o.state, "pending") == 0 || strcmp(o.state, "failed") == 0) &&
 	    (rc = p12_seal_key(ctx, key, serial, &o.key, &o.key_len)) != OE_OK)
-		goto bad_tx;
+		goto out;
 	/* The PKCS#12 is made before anything commits: the key in it is
 	 * kept nowhere else once the token is enrolled. */
 	if (key && reply.cert &&
 	    (rc = p12_build(ctx, key, reply.cert, reply.issuer, req->user, &p12, &p12_len,
 			    &p12_password)) != OE_OK)
-		goto bad_tx;
+		goto out;
 	if (remote && (rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
+	/* The quota is counted again under the write lock: a certificate
+	 * the local CA signed for a request over it is dropped, never
+	 * recorded or shown to anyone. */
+	if (!remote && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
+		goto out;
+	if (!remote && reply.cert && (rc = conn->ops->record(conn, &creq, reply.cert)) != OE_OK)
+		goto bad_tx;
 	rc = remote ? submitted(ctx, st, serial, req->user, ca_cfg, &o)
 		    : insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o);
 	if (rc != OE_OK)
@@ -948,6 +956,8 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 			      reply.message[0] ? reply.message : "no reason given");
 		goto bad_tx;
 	}
+	if (conn->ops->in_process && (rc = conn->ops->record(conn, &creq, reply.cert)) != OE_OK)
+		goto bad_tx;
 	if (!conn->ops->in_process && (rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;

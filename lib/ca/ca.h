@@ -81,10 +81,12 @@ struct ca_conn;
 
 struct ca_ops {
 	const char *type; /* "local", "cmp", "ejbca-rest" */
-	/* Works in-process on the store only, quickly: the caller runs
-	 * submit, approve and revoke inside its own transaction, so the CA's
-	 * record and the token commit together (one durable commit, not
-	 * two, and never one without the other). */
+	/* Works in-process, quickly, and writes only to the store: what it
+	 * issues is written by record() in the caller's transaction, so the
+	 * CA's record and the token commit together (one durable commit, not
+	 * two, and never one without the other).  submit signs before that
+	 * transaction, outside the store's write lock; approve and revoke
+	 * run inside it. */
 	int in_process;
 	/* Check the section and prepare; errors name the section and key. */
 	oe_rc (*open)(oe_ctx *ctx, const char *name, const struct cfg_section *sec,
@@ -111,7 +113,7 @@ struct ca_ops {
 	/* Optional: issue a request the connector itself holds for an
 	 * administrator (`ca approve`); cookie is what submit returned.
 	 * OE_EPERM when it holds no such request.  An in_process connector
-	 * runs inside the caller's transaction, as submit does. */
+	 * runs inside the caller's transaction. */
 	oe_rc (*approve)(struct ca_conn *conn, const char *cookie,
 			 const struct ca_request *req, struct ca_reply *reply);
 	/* Optional: the issuing CA's certificate, for the chain of a
@@ -127,6 +129,10 @@ struct ca_ops {
 	 * (`ca sync`).  OE_OK with *out filled, or an error when the CA
 	 * could not be asked. */
 	oe_rc (*status)(struct ca_conn *conn, X509 *cert, struct ca_status *out);
+	/* in_process only (so absent from a plugin's table, which is never
+	 * in_process): record cert, just issued by submit or approve for
+	 * req, in the caller's transaction. */
+	oe_rc (*record)(struct ca_conn *conn, const struct ca_request *req, X509 *cert);
 };
 
 /* Every connector instance starts with this. */

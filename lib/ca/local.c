@@ -463,7 +463,11 @@ out:
 	return rc;
 }
 
-/* Sign now (auto approval, or `ca approve` of a manual request). */
+/*
+ * Sign now (auto approval, or `ca approve` of a manual request).  The
+ * store is not touched: local_record() writes what was issued, in the
+ * caller's transaction.
+ */
 static oe_rc
 local_issue(struct ca_conn *conn, const struct ca_request *req, X509 **out)
 {
@@ -504,8 +508,6 @@ local_issue(struct ca_conn *conn, const struct ca_request *req, X509 **out)
 		rc = ctx_fail(ctx, OE_ECRYPTO, "[ca %s] cannot sign: %s", conn->name, ossl_err());
 		goto out;
 	}
-	if ((rc = record_issued(ca, cert, req->token_serial)) != OE_OK)
-		goto out;
 	*out = cert;
 	cert = NULL;
 out:
@@ -545,6 +547,12 @@ local_submit(struct ca_conn *conn, const struct ca_request *req,
 	if (X509_up_ref(ca->cert))
 		reply->issuer = ca->cert;
 	return OE_OK;
+}
+
+static oe_rc
+local_record(struct ca_conn *conn, const struct ca_request *req, X509 *cert)
+{
+	return record_issued((struct local_ca *)conn, cert, req->token_serial);
 }
 
 /* oe_ca_preload(): load now, and keep the key for this process's children. */
@@ -997,4 +1005,5 @@ const struct ca_ops ca_local_ops = {
 	.init = local_init,
 	.preload = local_preload,
 	.status = local_status,
+	.record = local_record,
 };

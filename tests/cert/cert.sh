@@ -536,6 +536,9 @@ has "$tmp/err" "max_tokens_per_user" "limit named"
 expect 0 "cert list --user" oe --json cert list --user quota
 [ "$(json 'len(d)' <"$tmp/out")" = 3 ] && ok "three listed" || bad "cert list count"
 # Ten requests at once for a user with none: the limit still holds.
+# Each is signed before the limit is counted again under the write
+# lock; what was signed for a refused one is recorded nowhere.
+before=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs")
 for i in $(seq 10); do
 	oe cert request --user racer --csr "$tmp/alice.csr" >/dev/null 2>"$tmp/race$i.err" &
 done
@@ -544,5 +547,10 @@ n=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'racer'")
 [ "$n" = 3 ] && ok "10 parallel requests: 3 tokens" || bad "10 parallel requests left $n tokens"
 [ "$(cat "$tmp"/race*.err | grep -c max_tokens_per_user)" = 7 ] && ok "7 refused by the limit" \
 	|| { bad "refusals"; cat "$tmp"/race*.err; }
+[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs")" = $((before + 3)) ] &&
+	[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs WHERE token IN
+		(SELECT serial FROM tokens WHERE owner = 'racer')")" = 3 ] &&
+	ok "the CA records the 3 certificates issued, nothing for the refused" ||
+	bad "local CA records after the race: $(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs") (before $before)"
 
 finish
