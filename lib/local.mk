@@ -83,7 +83,8 @@ lib_ca_ejbca_rest_la_LDFLAGS = $(CONNECTOR_LDFLAGS)
 # Store backends, loaded the same way from $(storesdir) by URL scheme;
 # each exports only `oe_store_backend`.
 stores_LTLIBRARIES = lib/store/sqlite.la
-lib_store_sqlite_la_SOURCES = lib/store/sqlite.c lib/store/store.h
+lib_store_sqlite_la_SOURCES = lib/store/sqlite.c lib/store/store.h \
+	lib/store/writeq.c lib/store/writeq.h
 lib_store_sqlite_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 lib_store_sqlite_la_LIBADD = $(SQLITE_LIBS)
 lib_store_sqlite_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \

@@ -5,6 +5,9 @@
  * fsync'd, so an accepted OTP is never accepted again after a crash.
  * BEGIN IMMEDIATE takes the write lock at the start of a transaction, and
  * a busy timeout makes concurrent writers queue instead of failing.
+ * Before it, this library's writers wait in the store's write queue
+ * (writeq.c), which wakes them as the lock is let go, where the busy
+ * timeout has them sleep and poll.
  *
  * Built as the `sqlite` store backend, a module of its own that the
  * library loads when a sqlite: store is opened (lib/store/store.h).
@@ -21,8 +24,12 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "writeq.h"
 
 #define BUSY_TIMEOUT_MS 15000
+/* How long a writer waits in the write queue before going on to SQLite's
+ * lock (and its busy timeout) without it. */
+#define WRITEQ_WAIT_MS 5000
 /*
  * wal_autocheckpoint: the commit that takes the WAL past 4,000 pages
  * copies them into the database (two more fsyncs) before it returns:
@@ -41,6 +48,8 @@ struct sqlite_store {
 	struct store base;
 	sqlite3 *db;
 	char *path;
+	struct writeq *queue; /* NULL: none to be had */
+	int queued;           /* this connection holds the queue */
 	struct {
 		char *sql;
 		sqlite3_stmt *stmt;
@@ -96,6 +105,9 @@ sq_close(struct store *st)
 		free(s->cache[i].sql);
 	}
 	sqlite3_close(s->db);
+	if (s->queued)
+		writeq_unlock(s->queue);
+	writeq_close(s->queue);
 	free(s->path);
 	free(s);
 }
@@ -155,6 +167,7 @@ sq_open(struct store **out, const char *path, int create, char *err,
 	    (orc = simple(s, "PRAGMA secure_delete=ON")) != OE_OK ||
 	    (orc = simple(s, WAL_CHECKPOINT)) != OE_OK)
 		goto bad;
+	s->queue = writeq_open(path);
 	*out = &s->base;
 	return OE_OK;
 bad:
@@ -163,25 +176,50 @@ bad:
 	return orc;
 }
 
+/* Leave the write queue once no transaction is open. */
+static void
+dequeue(struct sqlite_store *s)
+{
+	if (s->queued && sqlite3_get_autocommit(s->db)) {
+		writeq_unlock(s->queue);
+		s->queued = 0;
+	}
+}
+
 static oe_rc
 sq_begin(struct store *st)
 {
-	return simple((struct sqlite_store *)st, "BEGIN IMMEDIATE");
+	struct sqlite_store *s = (struct sqlite_store *)st;
+	oe_rc rc;
+
+	if (!s->queued)
+		s->queued = writeq_lock(s->queue, WRITEQ_WAIT_MS) == 0;
+	rc = simple(s, "BEGIN IMMEDIATE");
+	dequeue(s);
+	return rc;
 }
 
 static oe_rc
 sq_commit(struct store *st)
 {
-	return simple((struct sqlite_store *)st, "COMMIT");
+	struct sqlite_store *s = (struct sqlite_store *)st;
+	oe_rc rc = simple(s, "COMMIT");
+
+	dequeue(s);
+	return rc;
 }
 
 static oe_rc
 sq_rollback(struct store *st)
 {
 	struct sqlite_store *s = (struct sqlite_store *)st;
-	if (sqlite3_get_autocommit(s->db))
-		return OE_OK; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
-	return simple(s, "ROLLBACK");
+	oe_rc rc = OE_OK;
+
+	/* SQLite may have rolled back already (e.g. after SQLITE_FULL). */
+	if (!sqlite3_get_autocommit(s->db))
+		rc = simple(s, "ROLLBACK");
+	dequeue(s);
+	return rc;
 }
 
 /* A prepared statement for sql, from the cache when possible. */

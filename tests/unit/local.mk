@@ -7,7 +7,7 @@ if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
 	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import \
 	tests/unit/test_hooks tests/unit/test_remote \
-	tests/unit/test_liboath tests/unit/test_connector
+	tests/unit/test_liboath tests/unit/test_connector tests/unit/test_writeq
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS) \
@@ -32,6 +32,11 @@ tests_unit_futurestore_la_SOURCES = tests/unit/nullstore.c
 tests_unit_futurestore_la_CPPFLAGS = $(AM_CPPFLAGS) -DNULLSTORE_ABI='(STORE_BACKEND_ABI + 1)'
 tests_unit_futurestore_la_LDFLAGS = $(NULLSTORE_LDFLAGS)
 tests_unit_test_store_LDADD = $(UNIT_LDADD)
+# The write queue is part of the sqlite backend module, not of the
+# library: built in here from its source.
+tests_unit_test_writeq_SOURCES = tests/unit/test_writeq.c lib/store/writeq.c
+tests_unit_test_writeq_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_writeq_LDADD = $(CMOCKA_LIBS)
 EXTRA_DIST += tests/unit/files.h
 # Connector plugins that misbehave, for test_connector: tests/unit/badconn.c.
 check_LTLIBRARIES += tests/unit/nullca.la tests/unit/futureca.la tests/unit/liarca.la \
