@@ -117,8 +117,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/oe-connector.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (make_tmpdir(dir, sizeof(dir), "connector") != 0)
 		return -1;
 	snprintf(conf, sizeof(conf), "%s/oe.conf", dir);
 	return 0;
@@ -127,11 +126,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return remove_tree(dir);
 }
 
 int

@@ -17,6 +17,7 @@
 #include "event.h"
 #include "hooks.h"
 #include "internal.h"
+#include "files.h"
 
 static const char payload[] =
 	"{\"event\":\"token_rollout_state\",\"time\":1700000000,\"user\":\"alice\","
@@ -232,7 +233,7 @@ test_backoff(void **state)
 static void
 test_pass_says_more(void **state)
 {
-	char dir[] = "/tmp/oe-hooks.XXXXXX", conf[128], rules[128], err[256], cmd[160];
+	char dir[] = "/tmp/oe-hooks.XXXXXX", conf[128], rules[128], err[256];
 	struct event_fields f = EVENT_FIELDS_INIT;
 	struct hooks_pass pass;
 	struct store *st;
@@ -275,8 +276,7 @@ test_pass_says_more(void **state)
 
 	hooks_free(h);
 	oe_ctx_free(c);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(remove_tree(dir), 0);
 }
 
 int

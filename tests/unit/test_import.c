@@ -16,6 +16,7 @@
 
 #include "import.h"
 #include "otpenroll.h"
+#include "files.h"
 
 #define KEY "3132333435363738393031323334353637383930"
 #define KEY2 "6162636465666768696a6162636465666768696a"
@@ -148,8 +149,7 @@ test_file(void **state)
 	assert_int_equal(n, 2); /* still all or nothing */
 	oe_token_list_free(t, n);
 	oe_ctx_free(c);
-	snprintf(path, sizeof(path), "rm -rf %s", dir);
-	assert_int_equal(system(path), 0);
+	assert_int_equal(remove_tree(dir), 0);
 }
 
 int

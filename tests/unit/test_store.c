@@ -25,8 +25,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/oe-store.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (make_tmpdir(dir, sizeof(dir), "store") != 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/s.db", dir);
 	snprintf(url, sizeof(url), "sqlite:%s", path);
@@ -36,11 +35,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[256];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return remove_tree(dir);
 }
 
 static struct store *

@@ -19,6 +19,7 @@
 #include "otpenroll.h"
 #include "store/store.h"
 #include "internal.h"
+#include "files.h"
 
 static const unsigned char key20[] = "12345678901234567890";
 static char dir[64], conf[128], keyfile[128], db[128];
@@ -49,8 +50,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/oe-token.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (make_tmpdir(dir, sizeof(dir), "token") != 0)
 		return -1;
 	snprintf(conf, sizeof(conf), "%s/oe.conf", dir);
 	snprintf(keyfile, sizeof(keyfile), "%s/secret.key", dir);
@@ -62,11 +62,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[256];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return remove_tree(dir);
 }
 
 static char *

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "store/writeq.h"
+#include "files.h"
 
 /* Long enough never to run out in a test that expects the queue. */
 #define FOREVER_MS 600000u
@@ -32,8 +33,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/oe-writeq.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (make_tmpdir(dir, sizeof(dir), "writeq") != 0)
 		return -1;
 	snprintf(db, sizeof(db), "%s/s.db", dir);
 	snprintf(qfile, sizeof(qfile), "%s-writeq", db);
@@ -43,14 +43,11 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
 	if (held_by > 0 && kill(held_by, SIGKILL) == 0)
 		waitpid(held_by, NULL, 0);
 	held_by = 0;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return remove_tree(dir);
 }
 
 /* A child that takes the queue, says so on the pipe, then waits to be
@@ -100,6 +97,17 @@ reap(pid_t pid, int want_ok)
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* q is free to take (and to take again after letting go); then closed. */
+static void
+take_and_close(struct writeq *q)
+{
+	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
+	writeq_unlock(q);
+	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
+	writeq_unlock(q);
+	writeq_close(q);
+}
+
 static void
 test_file_and_basic_use(void **state)
 {
@@ -110,11 +118,7 @@ test_file_and_basic_use(void **state)
 	assert_non_null(q = writeq_open(db));
 	assert_int_equal(stat(qfile, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	writeq_close(q);
+	take_and_close(q);
 	/* Going without: none is an error. */
 	assert_int_equal(writeq_lock(NULL, 0), -1);
 	writeq_unlock(NULL);
@@ -188,9 +192,7 @@ test_bounded_wait(void **state)
 	assert_int_equal(writeq_lock(q, 50), -1);
 	assert_int_equal(write(tell, "x", 1), 1);
 	reap(pid, 1);
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	writeq_close(q);
+	take_and_close(q);
 	close(told);
 	close(tell);
 }
@@ -208,11 +210,7 @@ test_dead_holder(void **state)
 	pid = holder(db, &told, &tell);
 	kill(pid, SIGKILL);
 	reap(pid, 0);
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	writeq_close(q);
+	take_and_close(q);
 	close(told);
 	close(tell);
 }
@@ -236,9 +234,7 @@ test_stale_file(void **state)
 	assert_int_equal(write(tell, "x", 1), 1);
 	reap(pid, 1);
 	assert_non_null(q = writeq_open(db2));
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	writeq_close(q);
+	take_and_close(q);
 	close(told);
 	close(tell);
 }
@@ -290,9 +286,7 @@ test_refused_files(void **state)
 	/* Once nobody does, it is set up anew. */
 	close(fd);
 	assert_non_null(q = writeq_open(db));
-	assert_int_equal(writeq_lock(q, FOREVER_MS), 0);
-	writeq_unlock(q);
-	writeq_close(q);
+	take_and_close(q);
 	/* No directory to make it in. */
 	snprintf(link, sizeof(link), "%s/none/s.db", dir);
 	assert_null(writeq_open(link));
