@@ -388,6 +388,19 @@ test_migration_from_1(void **state)
 	/* Version 8: a token from before had its token_init. */
 	f = query_first(st, "SELECT announced FROM tokens WHERE serial = 'TOTP0001'");
 	assert_int_equal(f.i, 1);
+	/* Version 9: the poller's index replaces tokens_state, holds only
+	 * pending and failed requests, and serves the poller's own terms
+	 * (INDEXED BY fails the query when the index cannot be used). */
+	f = query_first(st, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'tokens_state'");
+	assert_int_equal(f.i, 0);
+	assert_int_equal(store_exec(st, "INSERT INTO tokens (serial, type, owner, rollout_state,"
+				    " created, updated, ca, request, next_poll) VALUES"
+				    " ('CERT0001', 'certificate', 'alice', 'pending', 1, 1,"
+				    " 'ejbca', 'req', 5)",
+				    NULL, 0, NULL), OE_OK);
+	f = query_first(st, "SELECT COUNT(*) FROM tokens INDEXED BY tokens_due WHERE type ="
+			" 'certificate' AND rollout_state IN ('pending', 'failed') AND next_poll > 0");
+	assert_int_equal(f.i, 1);
 	/* Versions 4 to 6: the old TOTP token is a SHA-1 one (else its codes
 	 * would stop verifying), never polled, not claimed; the connector
 	 * state table is there. */
@@ -414,6 +427,8 @@ static void
 test_migration_local_ca_fk(void **state)
 {
 	static const char *const to_v6[] = {
+		"DROP INDEX tokens_due", /* version 9's */
+		"CREATE INDEX tokens_state ON tokens (rollout_state, next_poll)",
 		"ALTER TABLE tokens DROP COLUMN announced", /* version 8's */
 		"DROP TABLE local_ca_certs",
 		"CREATE TABLE local_ca_certs ("
@@ -448,6 +463,11 @@ test_migration_local_ca_fk(void **state)
 	/* And migration 8 after it: the enrolled token counts as announced. */
 	assert_int_equal(query_first(st, "SELECT announced FROM tokens"
 				     " WHERE serial = 'CERT0001'").i, 1);
+	/* And 9: the poller's index in place of the old one. */
+	assert_int_equal(query_first(st, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
+				     " ('tokens_state', 'tokens_due')").i, 1);
+	assert_int_equal(query_first(st, "SELECT COUNT(*) FROM tokens INDEXED BY tokens_due"
+				     " WHERE rollout_state IN ('pending', 'failed')").i, 0);
 	f = query_first(st, "SELECT COUNT(*) FROM local_ca_certs WHERE serial = '02'"
 			" AND token IS NULL AND revoked = 5 AND reason = 1"
 			" AND subject = '/CN=bob'");
