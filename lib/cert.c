@@ -739,17 +739,20 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	    (rc = p12_build(ctx, key, reply.cert, reply.issuer, req->user, &p12, &p12_len,
 			    &p12_password)) != OE_OK)
 		goto out;
-	if (remote && (rc = store_begin(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		goto out;
+	if (remote) {
+		if ((rc = store_begin(st)) != OE_OK) {
+			ctx_fail(ctx, rc, "%s", store_errmsg(st));
+			goto out;
+		}
+	} else {
+		/* The quota is counted again under the write lock: a
+		 * certificate the local CA signed for a request over it is
+		 * dropped, never recorded or shown to anyone. */
+		if ((rc = begin_insert(ctx, st, req->user)) != OE_OK)
+			goto out;
+		if (reply.cert && (rc = conn->ops->record(conn, &creq, reply.cert)) != OE_OK)
+			goto bad_tx;
 	}
-	/* The quota is counted again under the write lock: a certificate
-	 * the local CA signed for a request over it is dropped, never
-	 * recorded or shown to anyone. */
-	if (!remote && (rc = begin_insert(ctx, st, req->user)) != OE_OK)
-		goto out;
-	if (!remote && reply.cert && (rc = conn->ops->record(conn, &creq, reply.cert)) != OE_OK)
-		goto bad_tx;
 	rc = remote ? submitted(ctx, st, serial, req->user, ca_cfg, &o)
 		    : insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o);
 	if (rc != OE_OK)

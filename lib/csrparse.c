@@ -103,13 +103,14 @@ key_from_params(const char *type, const OSSL_PARAM *params, int selection)
  * against 12 us a P-256 key, a twentieth of issuing its certificate.
  */
 static const int template_curves[] = { NID_X9_62_prime256v1, NID_secp384r1 };
-static EVP_PKEY *curve_template[sizeof(template_curves) / sizeof(template_curves[0])];
+#define NTEMPLATES (sizeof(template_curves) / sizeof(template_curves[0]))
+static EVP_PKEY *curve_template[NTEMPLATES];
 static pthread_once_t templates_once = PTHREAD_ONCE_INIT;
 
 static void
 make_templates(void)
 {
-	for (size_t i = 0; i < sizeof(template_curves) / sizeof(template_curves[0]); i++) {
+	for (size_t i = 0; i < NTEMPLATES; i++) {
 		OSSL_PARAM params[2];
 
 		params[0] = OSSL_PARAM_construct_utf8_string(
@@ -119,24 +120,33 @@ make_templates(void)
 	}
 }
 
+/* The template for curve, or NULL (no such curve, or it could not be made). */
+static EVP_PKEY *
+template_for(int curve)
+{
+	pthread_once(&templates_once, make_templates);
+	for (size_t i = 0; i < NTEMPLATES; i++)
+		if (template_curves[i] == curve)
+			return curve_template[i];
+	return NULL;
+}
+
 static EVP_PKEY *
 ec_key(int curve, const ASN1_BIT_STRING *bits)
 {
 	const char *group = OBJ_nid2sn(curve);
+	EVP_PKEY *tmpl, *key;
 	OSSL_PARAM params[3];
-	EVP_PKEY *key;
 
 	if (curve == NID_undef || group == NULL || bits->length <= 0)
 		return NULL;
-	pthread_once(&templates_once, make_templates);
-	for (size_t i = 0; i < sizeof(template_curves) / sizeof(template_curves[0]); i++) {
-		if (template_curves[i] != curve || curve_template[i] == NULL)
-			continue;
-		if ((key = EVP_PKEY_dup(curve_template[i])) != NULL &&
-		    EVP_PKEY_set1_encoded_public_key(key, bits->data, (size_t)bits->length) == 1)
-			return key;
-		EVP_PKEY_free(key);
-		return NULL;
+	if ((tmpl = template_for(curve)) != NULL) {
+		if ((key = EVP_PKEY_dup(tmpl)) != NULL &&
+		    EVP_PKEY_set1_encoded_public_key(key, bits->data, (size_t)bits->length) != 1) {
+			EVP_PKEY_free(key);
+			key = NULL;
+		}
+		return key;
 	}
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, bits->data,
