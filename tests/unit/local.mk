@@ -22,6 +22,8 @@ tests_unit_test_seal_LDADD = $(UNIT_LDADD)
 tests_unit_test_otp_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_otp_LDADD = $(UNIT_LDADD)
 tests_unit_test_store_CFLAGS = $(UNIT_CFLAGS)
+# The write queue it checks the store holds, from its source.
+tests_unit_test_store_SOURCES = tests/unit/test_store.c lib/store/writeq.c
 # Store backends that misbehave: one opens nothing, one is for a future ABI.
 check_LTLIBRARIES += tests/unit/nullstore.la tests/unit/futurestore.la
 NULLSTORE_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \

@@ -1,6 +1,7 @@
 /* test_store - the SQLite store: schema, migration guard, transactions;
  * the promises of sqlite.c (WAL, synchronous=FULL, foreign keys, a busy
- * timeout that queues writers) and a migration from schema version 1. */
+ * timeout that queues writers, the write queue held for each
+ * transaction) and migrations from schema versions 1 and 6. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "store/writeq.h"
 #include "files.h"
 
 static char dir[64], url[256], path[128];
@@ -509,7 +511,7 @@ test_migration_local_ca_fk(void **state)
 }
 
 /* Another process holds the write lock for a second: the library's
- * write waits for it (the busy timeout) and then succeeds. */
+ * write waits for it (in the write queue) and then succeeds. */
 static void
 test_held_write_lock(void **state)
 {
@@ -562,6 +564,61 @@ test_held_write_lock(void **state)
 	store_close(st);
 }
 
+/* 1 when another process can take the store's write queue at once. */
+static int
+queue_free(void)
+{
+	int status;
+	pid_t pid;
+
+	if ((pid = fork()) == 0) {
+		struct writeq *q = writeq_open(path);
+		int ok = q != NULL && writeq_lock(q, 0) == 0;
+
+		if (ok)
+			writeq_unlock(q);
+		writeq_close(q);
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A connection holds the write queue for its transactions and only
+ * for them: taken by BEGIN, let go by COMMIT, ROLLBACK, a BEGIN that
+ * failed, and closing with a transaction open. */
+static void
+test_write_queue_span(void **state)
+{
+	char qfile[160];
+	struct store *st;
+	struct stat sb;
+
+	(void)state;
+	st = open_applied(1);
+	snprintf(qfile, sizeof(qfile), "%s-writeq", path);
+	assert_int_equal(stat(qfile, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_true(queue_free());
+	assert_int_equal(store_begin(st), OE_OK);
+	assert_false(queue_free());
+	assert_int_equal(store_commit(st), OE_OK);
+	assert_true(queue_free());
+	assert_int_equal(store_begin(st), OE_OK);
+	store_rollback(st);
+	assert_true(queue_free());
+	/* BEGIN inside a transaction fails and leaves that one holding it. */
+	assert_int_equal(store_begin(st), OE_OK);
+	assert_int_not_equal(store_begin(st), OE_OK);
+	assert_false(queue_free());
+	assert_int_equal(store_commit(st), OE_OK);
+	assert_true(queue_free());
+	assert_int_equal(store_begin(st), OE_OK);
+	store_close(st);
+	assert_true(queue_free());
+}
+
 int
 main(void)
 {
@@ -574,6 +631,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migration_from_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_local_ca_fk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_write_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_queue_span, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,19 +50,19 @@ teardown(void **state)
 	return remove_tree(dir);
 }
 
-/* A child that takes the queue, says so on the pipe, then waits to be
- * told to let go (or is killed holding it). */
+/* A child that takes the queue, then waits to be told (a byte on *tell)
+ * to let go, or is killed holding it.  Returns once it holds it. */
 static pid_t
-holder(const char *path, int *told, int *tell)
+holder(const char *path, int *tell)
 {
 	int up[2], down[2];
 	pid_t pid;
+	char c = 'x';
 
 	assert_int_equal(pipe(up), 0);
 	assert_int_equal(pipe(down), 0);
 	if ((pid = fork()) == 0) {
 		struct writeq *q = writeq_open(path);
-		char c = 'x';
 
 		if (q == NULL || writeq_lock(q, FOREVER_MS) != 0)
 			_exit(1);
@@ -76,12 +76,9 @@ holder(const char *path, int *told, int *tell)
 	held_by = pid;
 	close(up[1]);
 	close(down[0]);
-	*told = up[0];
+	assert_int_equal(read(up[0], &c, 1), 1);
+	close(up[0]);
 	*tell = down[1];
-	{
-		char c;
-		assert_int_equal(read(*told, &c, 1), 1);
-	}
 	return pid;
 }
 
@@ -183,17 +180,16 @@ static void
 test_bounded_wait(void **state)
 {
 	struct writeq *q;
-	int told, tell;
+	int tell;
 	pid_t pid;
 
 	(void)state;
-	pid = holder(db, &told, &tell);
+	pid = holder(db, &tell);
 	assert_non_null(q = writeq_open(db));
 	assert_int_equal(writeq_lock(q, 50), -1);
 	assert_int_equal(write(tell, "x", 1), 1);
 	reap(pid, 1);
 	take_and_close(q);
-	close(told);
 	close(tell);
 }
 
@@ -202,16 +198,15 @@ static void
 test_dead_holder(void **state)
 {
 	struct writeq *q;
-	int told, tell;
+	int tell;
 	pid_t pid;
 
 	(void)state;
 	assert_non_null(q = writeq_open(db)); /* so the file is not set up anew */
-	pid = holder(db, &told, &tell);
+	pid = holder(db, &tell);
 	kill(pid, SIGKILL);
 	reap(pid, 0);
 	take_and_close(q);
-	close(told);
 	close(tell);
 }
 
@@ -223,19 +218,18 @@ test_stale_file(void **state)
 {
 	char cmd[512], db2[160];
 	struct writeq *q;
-	int told, tell;
+	int tell;
 	pid_t pid;
 
 	(void)state;
 	snprintf(db2, sizeof(db2), "%s/t.db", dir);
-	pid = holder(db, &told, &tell);
+	pid = holder(db, &tell);
 	snprintf(cmd, sizeof(cmd), "cp -p %s %s-writeq", qfile, db2);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(write(tell, "x", 1), 1);
 	reap(pid, 1);
 	assert_non_null(q = writeq_open(db2));
 	take_and_close(q);
-	close(told);
 	close(tell);
 }
 
