@@ -272,6 +272,13 @@ csr_parse(oe_ctx *ctx, const unsigned char *data, size_t len, struct csr **out)
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto bad;
 	}
+	/* RFC 2986 defines v1 (0) alone; OpenSSL takes any number, and a
+	 * request claiming another is not one whose fields we understand. */
+	if (ASN1_INTEGER_get(c->raw->info->version) != 0) {
+		rc = ctx_fail(ctx, OE_EPARSE,
+			      "certificate request: unknown version (only v1, encoded 0, is defined)");
+		goto bad;
+	}
 	ERR_clear_error();
 	if ((c->key = spki_key(c->raw->info->spki)) == NULL) {
 		rc = ctx_fail(ctx, OE_EPARSE, "certificate request: no usable public key (%s)",

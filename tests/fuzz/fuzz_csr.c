@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static oe_ctx *ctx;
 
-/* What csr_parse() did before: OpenSSL's decoding, whole. */
+/* What csr_parse() did before, OpenSSL's decoding whole, plus the
+ * version check OpenSSL leaves out. */
 static EVP_PKEY *
 reference_parse(const uint8_t *data, size_t size)
 {
@@ -34,7 +35,8 @@ reference_parse(const uint8_t *data, size_t size)
 		req = csr_is_pem(data, size) ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)
 					     : d2i_X509_REQ_bio(bio, NULL);
 	BIO_free(bio);
-	if (req != NULL && (key = X509_REQ_get0_pubkey(req)) != NULL &&
+	if (req != NULL && X509_REQ_get_version(req) == 0 &&
+	    (key = X509_REQ_get0_pubkey(req)) != NULL &&
 	    X509_REQ_verify(req, key) == 1)
 		EVP_PKEY_up_ref(key);
 	else
