@@ -178,5 +178,32 @@ lat.sort()
 print("%-22s %6d %6d %9.1f %8.3f %8.3f" % ("otpenrolld round trip", len(lat), ok,
       len(lat) / (sum(lat) / 1000), lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
 PY
+# The same with WORKERS clients at once, each its own connection per
+# request: what the daemon delivers when its sessions run side by side
+# (each session sets up its own library context and store connection).
+PYTHONPATH="$src/tests/bench" python3 - "$d" "$workers" <<'PY'
+import base64, sys, threading, time
+from daemon_client import call
+d, k = sys.argv[1], int(sys.argv[2])
+csrs = [base64.b64encode(open("%s/csr/%d.csr" % (d, i), "rb").read()).decode() for i in range(200)]
+lat, ok, lock = [], [0], threading.Lock()
+def client(j):
+    for i in range(j, 200, k):
+        t = time.monotonic()
+        r = call(d + "/otpenroll.sock", {"v": 1, "op": "cert_request", "csr_b64": csrs[i]})
+        with lock:
+            lat.append((time.monotonic() - t) * 1000)
+            ok[0] += r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled"
+threads = [threading.Thread(target=client, args=(j,)) for j in range(k)]
+t = time.monotonic()
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+wall = time.monotonic() - t
+lat.sort()
+print("%-22s %6d %6d %9.1f %8.3f %8.3f" % ("  %d clients at once" % k, len(lat), ok[0],
+      len(lat) / wall, lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
+PY
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
