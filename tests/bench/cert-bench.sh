@@ -106,8 +106,9 @@ extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 CNF
-	python3 - "$o" "$d/csr" "$count" "$secs" "$workers" <<'PY'
+	PYTHONPATH="$src/tests/bench" python3 - "$o" "$d/csr" "$count" "$secs" "$workers" <<'PY'
 import subprocess, sys, threading, time
+from timed import in_threads, row
 o, csrs, count, secs, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 for n in (1, workers):
     lat, ok, t0, lock = [], [0], time.monotonic(), threading.Lock()
@@ -122,16 +123,9 @@ for n in (1, workers):
             with lock:
                 lat.append((time.monotonic() - s) * 1000)
                 ok[0] += r.returncode == 0
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    t = time.monotonic() - t0
-    lat.sort()
-    name = "openssl ca (" + o.split("/")[-2] + ")" if n == 1 else "  %d at once, flock" % n
-    print("%-22s %6d %6d %9.1f %8.3f %8.3f" % (name, len(lat), ok[0], len(lat) / t,
-          lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
+    t = in_threads(n, run)
+    row("openssl ca (" + o.split("/")[-2] + ")" if n == 1 else "  %d at once, flock" % n,
+        lat, ok[0], t)
     open("%s/rate%d" % (o, n), "w").write("%.3f" % (len(lat) / t))
 PY
 	python3 -c "print('%-22s ratio otpenroll/openssl ca: %.1fx one at a time, %.1fx $workers at once' % ('', $ours / $(cat "$o/rate1"), $ours_n / $(cat "$o/rate$workers")))"
@@ -163,47 +157,25 @@ CONF
 "$build/tools/otpenrolld" -c "$d/oe.conf" 2>/dev/null &
 daemon=$!
 for _ in $(seq 100); do [ -S "$d/otpenroll.sock" ] && break; sleep 0.05; done
-PYTHONPATH="$src/tests/bench" python3 - "$d" <<'PY'
-import base64, sys, time
-from daemon_client import call
-d = sys.argv[1]
-lat, ok = [], 0
-for i in range(200):
-    csr = base64.b64encode(open("%s/csr/%d.csr" % (d, i), "rb").read()).decode()
-    t = time.monotonic()
-    r = call(d + "/otpenroll.sock", {"v": 1, "op": "cert_request", "csr_b64": csr})
-    lat.append((time.monotonic() - t) * 1000)
-    ok += r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled"
-lat.sort()
-print("%-22s %6d %6d %9.1f %8.3f %8.3f" % ("otpenrolld round trip", len(lat), ok,
-      len(lat) / (sum(lat) / 1000), lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
-PY
-# The same with WORKERS clients at once, each its own connection per
-# request: what the daemon delivers when its sessions run side by side
-# (each session sets up its own library context and store connection).
+# Then with WORKERS clients at once, each request its own connection:
+# what the daemon delivers when its sessions run side by side.
 PYTHONPATH="$src/tests/bench" python3 - "$d" "$workers" <<'PY'
 import base64, sys, threading, time
 from daemon_client import call
-d, k = sys.argv[1], int(sys.argv[2])
+from timed import in_threads, row
+d, workers = sys.argv[1], int(sys.argv[2])
 csrs = [base64.b64encode(open("%s/csr/%d.csr" % (d, i), "rb").read()).decode() for i in range(200)]
-lat, ok, lock = [], [0], threading.Lock()
-def client(j):
-    for i in range(j, 200, k):
-        t = time.monotonic()
-        r = call(d + "/otpenroll.sock", {"v": 1, "op": "cert_request", "csr_b64": csrs[i]})
-        with lock:
-            lat.append((time.monotonic() - t) * 1000)
-            ok[0] += r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled"
-threads = [threading.Thread(target=client, args=(j,)) for j in range(k)]
-t = time.monotonic()
-for th in threads:
-    th.start()
-for th in threads:
-    th.join()
-wall = time.monotonic() - t
-lat.sort()
-print("%-22s %6d %6d %9.1f %8.3f %8.3f" % ("  %d clients at once" % k, len(lat), ok[0],
-      len(lat) / wall, lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
+for n in (1, workers):
+    lat, ok, lock = [], [0], threading.Lock()
+    def client(w):
+        for i in range(w, 200, n):
+            t = time.monotonic()
+            r = call(d + "/otpenroll.sock", {"v": 1, "op": "cert_request", "csr_b64": csrs[i]})
+            with lock:
+                lat.append((time.monotonic() - t) * 1000)
+                ok[0] += r.get("status") == "ok" and r["cert"]["rollout_state"] == "enrolled"
+    t = in_threads(n, client)
+    row("otpenrolld round trip" if n == 1 else "  %d clients at once" % n, lat, ok[0], t)
 PY
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true

@@ -7,4 +7,4 @@ check_PROGRAMS += tests/bench/cert_bench
 tests_bench_cert_bench_LDADD = lib/libotpenroll.la
 EXTRA_DIST += tests/bench/pam-bench.sh tests/bench/cert-bench.sh tests/bench/events-bench.sh \
 	tests/bench/ca-bench.sh \
-	tests/bench/events_bench.py tests/bench/daemon_client.py
+	tests/bench/events_bench.py tests/bench/daemon_client.py tests/bench/timed.py
