@@ -744,17 +744,17 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 			ctx_fail(ctx, rc, "%s", store_errmsg(st));
 			goto out;
 		}
+		rc = submitted(ctx, st, serial, req->user, ca_cfg, &o);
 	} else {
 		/* The quota is counted again under the write lock: a
 		 * certificate the local CA signed for a request over it is
 		 * dropped, never recorded or shown to anyone. */
 		if ((rc = begin_insert(ctx, st, req->user)) != OE_OK)
 			goto out;
-		if (reply.cert && (rc = conn->ops->record(conn, &creq, reply.cert)) != OE_OK)
-			goto bad_tx;
+		if (!reply.cert || (rc = conn->ops->record(conn, &creq, reply.cert)) == OE_OK)
+			rc = insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type,
+					       &o);
 	}
-	rc = remote ? submitted(ctx, st, serial, req->user, ca_cfg, &o)
-		    : insert_cert_token(ctx, st, serial, req->user, ca_cfg, req->key_type, &o);
 	if (rc != OE_OK)
 		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
