@@ -615,6 +615,13 @@ check_forwarded(oe_ctx *ctx, const char *ca, X509_REQ *csr, X509_NAME *subject)
 
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	ERR_clear_error();
+	/* No stack at all (an empty one when there is no attribute) is an
+	 * extension request OpenSSL cannot read; the CA may read it
+	 * otherwise. */
+	if (exts == NULL)
+		return ctx_fail(ctx, OE_EPARSE,
+				"[ca %s] passes the request to its CA as it is: its extension "
+				"request does not parse", ca);
 	if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), subject) != 0) {
 		want = name_text(subject);
 		ctx_fail(ctx, OE_EPERM,

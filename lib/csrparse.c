@@ -193,8 +193,11 @@ spki_key(const RAW_SPKI *spki)
 		param_oid = pval;
 		return ec_key(OBJ_obj2nid(param_oid), spki->key);
 	case NID_rsaEncryption:
+		/* RFC 3279 2.3.1: NULL (often left out).  Anything else is no
+		 * key of ours, and not handed on: OpenSSL ignores it, and the
+		 * certificate would carry it as it came. */
 		if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
-			break;
+			return NULL;
 		return rsa_key(spki->key);
 	case NID_ED25519:
 		if (ptype != V_ASN1_UNDEF)

@@ -176,7 +176,7 @@ check_key(oe_ctx *ctx, struct store *st, const unsigned char key[OE_KEY_LEN],
 			return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		return OE_OK;
 	}
-	rc = CRYPTO_memcmp(have, want, 64) == 0 && strlen(have) == 64 ? OE_OK : OE_EKEY;
+	rc = strlen(have) == 64 && CRYPTO_memcmp(have, want, 64) == 0 ? OE_OK : OE_EKEY;
 	free(have);
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "key_file %s is not the key this store was initialised with",

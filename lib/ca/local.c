@@ -111,6 +111,22 @@ ossl_err(void)
 	return buf;
 }
 
+/* Drop what load() got, whole or in part. */
+static void
+unload(struct local_ca *ca)
+{
+	for (int i = 0; i < EXT_COUNT; i++) {
+		X509_EXTENSION_free(ca->ext[i]);
+		ca->ext[i] = NULL;
+	}
+	EVP_MD_free(ca->md);
+	X509_free(ca->cert);
+	EVP_PKEY_free(ca->key);
+	ca->md = NULL;
+	ca->cert = NULL;
+	ca->key = NULL;
+}
+
 static void
 local_close(struct ca_conn *conn)
 {
@@ -118,11 +134,7 @@ local_close(struct ca_conn *conn)
 
 	if (ca == NULL)
 		return;
-	for (int i = 0; i < EXT_COUNT; i++)
-		X509_EXTENSION_free(ca->ext[i]);
-	EVP_MD_free(ca->md);
-	X509_free(ca->cert);
-	EVP_PKEY_free(ca->key);
+	unload(ca);
 	free(ca->dir);
 	free(ca->base.name);
 	free(ca);
@@ -241,10 +253,14 @@ copy_spki(X509 *cert, const X509_ALGOR *a, const ASN1_BIT_STRING *bits)
 	if (a == NULL || bits == NULL || bits->length <= 0)
 		return 0;
 	X509_ALGOR_get0(&oid, &ptype, &pval, a);
+	/* Only the shapes a key we accept has: a BOOLEAN's value, say, is
+	 * no pointer at all. */
 	if (ptype == V_ASN1_OBJECT)
 		param = OBJ_dup(pval);
-	else if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+	else if (ptype == V_ASN1_SEQUENCE)
 		param = ASN1_STRING_dup(pval);
+	else if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+		return 0;
 	if ((param == NULL && ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL) ||
 	    (alg = OBJ_dup(oid)) == NULL ||
 	    (copy = OPENSSL_memdup(bits->data, (size_t)bits->length)) == NULL ||
@@ -335,12 +351,11 @@ load(struct local_ca *ca)
 
 	if (ca->cert && ca->key && ca->ext[EXT_COUNT - 1])
 		return OE_OK;
+	unload(ca); /* what an earlier try left */
 	if ((k = kept_find(ca)) != NULL && X509_up_ref(k->cert)) {
 		if (!EVP_PKEY_up_ref(k->pkey)) {
 			X509_free(k->cert);
 		} else {
-			X509_free(ca->cert);
-			EVP_PKEY_free(ca->key);
 			ca->cert = k->cert;
 			ca->key = k->pkey;
 			return prepare(ca);

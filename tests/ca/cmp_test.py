@@ -161,6 +161,13 @@ def test_p10cr():
     rc, out, err = oe_json(conf, "cert", "request", "--user", "alice", "--csr", ext)
     check(rc == 1 and "must not ask for extensions" in err,
           "p10cr: a CSR asking for extensions is refused", err)
+    plain, key = pki.csr(tmp, "alice-unreadable", "alice", "/O=Test/CN=alice")
+    unreadable = os.path.join(tmp, "alice-unreadable.der")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "cert", "crafted_csr.py"),
+                    "ext-unreadable", plain, key, unreadable], check=True)
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "alice", "--csr", unreadable)
+    check(rc == 1 and "extension request does not parse" in err,
+          "p10cr: a CSR whose extension request does not parse is refused", err)
     check(srv.received().count("P10CR") == 1, "neither reached the server", srv.received())
     srv.stop()
     return conf

@@ -216,38 +216,30 @@ expect 1 "tampered CSR signature" oe cert request --user carol --csr "$tmp/t.csr
 has "$tmp/err" "signature does not verify" "tamper message"
 # A request of a version RFC 2986 does not define, signed as it is (so
 # only the version is wrong): OpenSSL takes it, we do not.
+crafted="${top_srcdir:?}/tests/cert/crafted_csr.py"
 csr v "$ec" "/CN=v" der
-python3 - "$tmp/v.csr" "$tmp/v.key" "$tmp/v2.csr" <<'PY'
-import subprocess, sys
-def content(d, i):  # where the DER element at i has its content, and its end
-    n, j = d[i + 1], i + 2
-    if n & 0x80:
-        k = n & 0x7f
-        n, j = int.from_bytes(d[j:j + k], "big"), j + k
-    return j, j + n
-def element(tag, body):
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(b)]) + b + body
-src, key, out = sys.argv[1:]
-d = open(src, "rb").read()
-s, _ = content(d, 0)
-info_s, info_e = content(d, s)
-info = bytearray(d[s:info_e])
-_, alg_e = content(d, info_e)
-v = info_s - s  # the version, first in the request's info
-assert info[v:v + 3] == b"\x02\x01\x00"
-info[v + 2] = 1
-sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=bytes(info),
-                     capture_output=True, check=True).stdout
-open(out, "wb").write(element(0x30, bytes(info) + d[info_e:alg_e] + element(0x03, b"\0" + sig)))
-PY
+python3 "$crafted" v2 "$tmp/v.csr" "$tmp/v.key" "$tmp/v2.csr"
 openssl req -inform DER -in "$tmp/v2.csr" -verify -noout 2>/dev/null &&
 	ok "a version 2 request verifies with OpenSSL" || bad "the version 2 request is not as meant"
 expect 1 "a version 2 request" oe cert request --user carol --csr "$tmp/v2.csr"
 has "$tmp/err" "unknown version" "version message"
+# Keys whose self-signature proves nothing, or that are not the shape of
+# key they claim: each verifies with OpenSSL, each is refused here.
+csr r "rsa:2048" "/CN=r" der
+csr e "$ec" "/CN=e" der
+python3 "$crafted" rsa-bool "$tmp/r.csr" "$tmp/r.key" "$tmp/rsa-bool.csr"
+python3 "$crafted" rsa-e1 "$tmp/r.csr" "$tmp/r.key" "$tmp/rsa-e1.csr"
+python3 "$crafted" ec-infinity "$tmp/e.csr" "$tmp/e.key" "$tmp/ec-inf.csr"
+for k in rsa-bool rsa-e1 ec-inf; do
+	openssl req -inform DER -in "$tmp/$k.csr" -verify -noout 2>/dev/null &&
+		ok "$k: the request verifies with OpenSSL" || bad "$k: the request is not as meant"
+done
+expect 1 "RSA key with BOOLEAN parameters" oe cert request --user carol --csr "$tmp/rsa-bool.csr"
+has "$tmp/err" "no usable public key" "RSA with parameters: no usable key"
+expect 1 "RSA key with exponent 1" oe cert request --user carol --csr "$tmp/rsa-e1.csr"
+has "$tmp/err" "RSA key is unsound" "exponent 1: unsound"
+expect 1 "the EC point at infinity" oe cert request --user carol --csr "$tmp/ec-inf.csr"
+has "$tmp/err" "point at infinity" "infinity: named"
 csr weak rsa:1024 "/CN=w"
 expect 1 "RSA-1024" oe cert request --user carol --csr "$tmp/weak.csr"
 has "$tmp/err" "1024 bits is too weak" "weak key message"

@@ -6,7 +6,8 @@ EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/fuzz_cfg.c tests/fuzz/fuzz_users
 	tests/fuzz/corpus/fuzz_rules/regex-nullable-repeat \
 	tests/fuzz/corpus/fuzz_cfg/example.conf tests/fuzz/corpus/fuzz_cfg/ca.conf \
 	tests/fuzz/corpus/fuzz_usersfile/totp tests/fuzz/corpus/fuzz_usersfile/hotp \
-	tests/fuzz/corpus/fuzz_csr/ec.pem tests/fuzz/corpus/fuzz_csr/ec.der tests/fuzz/corpus/fuzz_csr/version2.der \
+	tests/fuzz/corpus/fuzz_csr/ec.pem tests/fuzz/corpus/fuzz_csr/ec.der tests/fuzz/corpus/fuzz_csr/version2.der tests/fuzz/corpus/fuzz_csr/rsa-bool-params.der \
+	tests/fuzz/corpus/fuzz_csr/rsa-exponent1.der tests/fuzz/corpus/fuzz_csr/ec-infinity.der \
 	tests/fuzz/corpus/fuzz_csr/attestation-ec.pem tests/fuzz/corpus/fuzz_csr/attestation-rsa.pem \
 	tests/fuzz/anchors/attestation-root.pem \
 	tests/fuzz/corpus/fuzz_csr/cert.pem tests/fuzz/corpus/fuzz_csr/rsa.der \
