@@ -178,7 +178,11 @@ on_failure(oe_ctx *ctx, struct store *st, const struct tok_row *r, time_t now,
 {
 	int fails = r->t.failcount + 1;
 	bool lock = (unsigned)fails >= ctx_otp_max_fail(ctx);
-	time_t until = lock ? now + (time_t)ctx_otp_lock_seconds(ctx) : 0;
+	unsigned secs = ctx_otp_lock_seconds(ctx);
+	/* lock_seconds = 0 locks until `token unlock`, as pam_faillock's
+	 * unlock_time = 0 does: a lock over by the next second would count
+	 * the failures from zero again and let guessing go on unbounded. */
+	time_t until = !lock ? 0 : secs == 0 ? OE_LOCKED_FOREVER : now + (time_t)secs;
 	struct store_val arg[] = { SV_I(fails), SV_I(until), SV_I(now), SV_T(r->t.serial) };
 	struct event_fields ev = EVENT_FIELDS_INIT;
 	oe_rc rc;
@@ -200,8 +204,10 @@ on_failure(oe_ctx *ctx, struct store *st, const struct tok_row *r, time_t now,
 		return rc;
 	if (lock) {
 		char detail[64];
-		snprintf(detail, sizeof(detail), "%d failures, locked for %us", fails,
-			 ctx_otp_lock_seconds(ctx));
+		if (secs == 0)
+			snprintf(detail, sizeof(detail), "%d failures, locked until unlocked", fails);
+		else
+			snprintf(detail, sizeof(detail), "%d failures, locked for %us", fails, secs);
 		if ((rc = audit_add(ctx, st, "token_lock", r->t.user, r->t.serial,
 				    "success", detail)) != OE_OK ||
 		    (rc = event_emit(ctx, st, "token_locked", &ev)) != OE_OK)

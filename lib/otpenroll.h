@@ -124,7 +124,7 @@ typedef struct oe_token {
 	unsigned digits;     /* OTP tokens */
 	unsigned period;     /* TOTP tokens */
 	uint64_t counter;    /* next acceptable HOTP counter / TOTP step */
-	time_t locked_until; /* 0 when never locked */
+	time_t locked_until; /* 0 when never locked; OE_LOCKED_FOREVER */
 	time_t last_auth;    /* 0 when never used */
 	time_t created;
 	time_t updated;
@@ -178,6 +178,10 @@ oe_rc oe_token_import_usersfile(oe_ctx *ctx, const char *path,
 				size_t *imported);
 
 /* ---- authentication ---------------------------------------------------- */
+
+/* locked_until of a lock that only oe_token_unlock() lifts ([otp]
+ * lock_seconds = 0): the last second of 9999, still a date to print. */
+#define OE_LOCKED_FOREVER ((time_t)253402300799)
 
 typedef struct oe_auth_info {
 	char serial[64]; /* token that matched, or the last one tried */

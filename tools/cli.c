@@ -250,7 +250,9 @@ cli_print_token(const oe_token *t)
 	printf("rollout_state: %s\n", t->rollout_state);
 	printf("failcount:     %d\n", t->failcount);
 	printf("locked:        %s", t->locked ? "yes" : "no");
-	if (t->locked)
+	if (t->locked && t->locked_until == OE_LOCKED_FOREVER)
+		printf(" (until `otpenroll token unlock`)");
+	else if (t->locked)
 		printf(" (until %s)", cli_time(t->locked_until, b));
 	printf("\n");
 	if (*t->description)

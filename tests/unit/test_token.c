@@ -401,6 +401,38 @@ test_lock_expires(void **state)
 	oe_ctx_free(c);
 }
 
+/* lock_seconds = 0: locked until unlocked, however long one waits. */
+static void
+test_lock_until_unlocked(void **state)
+{
+	oe_auth_info info;
+	oe_token *t;
+	oe_ctx *c;
+	char *s;
+
+	(void)state;
+	write_conf("lock_seconds = 0\n");
+	c = ctx_new();
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s = add(c, "alice", "hotp");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
+	assert_true(info.locked);
+	assert_int_equal(info.locked_until, OE_LOCKED_FOREVER);
+	sleep(2);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_ELOCKED);
+	assert_int_equal(oe_token_get(c, s, &t), OE_OK);
+	assert_true(t->locked);
+	assert_int_equal(t->failcount, 3);
+	oe_token_free(t);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'token_lock'"
+			      " AND detail = '3 failures, locked until unlocked'"), 1);
+	assert_int_equal(oe_token_unlock(c, s), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	free(s);
+	oe_ctx_free(c);
+}
+
 static void
 test_user_email(void **state)
 {
@@ -479,6 +511,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_until_unlocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_email, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poll_next_due, setup, teardown),
 	};
