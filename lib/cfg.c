@@ -412,8 +412,10 @@ check_cross(struct parse *ps)
 	    !(strncmp(kv->value, "sqlite:", 7) == 0 && kv->value[7] != '\0') &&
 	    strncmp(kv->value, "postgresql://", 13) != 0 &&
 	    strncmp(kv->value, "postgres://", 11) != 0) {
+		char shown[256];
+		util_url_redacted(kv->value, shown, sizeof(shown));
 		perr(ps, kv->line, "[store] url: \"%s\" is not sqlite:PATH or postgresql://...",
-		     kv->value);
+		     shown);
 		return;
 	}
 	if ((s = cfg_section(ps->cfg, "enroll")) == NULL)

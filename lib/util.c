@@ -150,3 +150,44 @@ util_bio_text(BIO *b, int ok)
 	BIO_free(b);
 	return s;
 }
+
+void
+util_url_redacted(const char *url, char *out, size_t outlen)
+{
+	const char *auth = strstr(url, "://"), *at, *colon, *end, *p;
+	size_t o = 0;
+
+	if (outlen == 0)
+		return;
+#define PUT(s, n) do { size_t n_ = (n); if (o + n_ >= outlen) n_ = outlen - 1 - o; \
+		       memcpy(out + o, (s), n_); o += n_; } while (0)
+	/* The userinfo ends at the first '@' before the path. */
+	auth = auth ? auth + 3 : url;
+	end = auth + strcspn(auth, "/?#");
+	at = memchr(auth, '@', (size_t)(end - auth));
+	colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (colon) {
+		PUT(url, (size_t)(colon + 1 - url));
+		PUT("***", 3);
+		p = at;
+	} else {
+		p = url;
+	}
+	while (*p) {
+		const char *q = strstr(p, "password=");
+		if (q == NULL || (q != url && q[-1] != '?' && q[-1] != '&')) {
+			if (q == NULL) {
+				PUT(p, strlen(p));
+				break;
+			}
+			PUT(p, (size_t)(q + 9 - p));
+			p = q + 9;
+			continue;
+		}
+		PUT(p, (size_t)(q + 9 - p));
+		PUT("***", 3);
+		p = q + 9 + strcspn(q + 9, "&#");
+	}
+#undef PUT
+	out[o] = '\0';
+}

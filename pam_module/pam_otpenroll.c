@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,16 +188,27 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 	const char *path = oe_config_get(ctx, "daemon", "socket"), *result;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	json_t *req = NULL, *reply = NULL;
-	char err[256];
+	char err[256], ascii[MAX_CODE + 1];
 	long uid;
 	int fd, asked = 0;
 
 	if (path == NULL || strlen(path) >= sizeof(sa.sun_path))
 		return -1;
 	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	/* Not blocking: a daemon whose backlog is full would hold the
+	 * login in connect() for as long as it stays wedged (a Unix
+	 * socket then says EAGAIN at once instead). */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (errno == EAGAIN)
+			pam_syslog(pamh, LOG_NOTICE,
+				   "otpenrolld at %s takes no more connections; checking the store directly",
+				   path);
+		close(fd);
+		return -1;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
 		close(fd);
 		return -1;
 	}
@@ -205,13 +217,28 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 		close(fd);
 		return -1;
 	}
-	*rc = OE_ESTORE;
+	/* JSON carries UTF-8 only.  A code is digits: any byte outside
+	 * ASCII makes it a wrong code whatever it is, so '?' for each keeps
+	 * it wrong (and counted) on the way.  A user name that is no UTF-8
+	 * is for the store to judge, directly. */
+	for (size_t i = 0; code[i] && i < sizeof(ascii) - 1; i++)
+		ascii[i] = (unsigned char)code[i] < 0x80 ? code[i] : '?';
+	ascii[strnlen(code, sizeof(ascii) - 1)] = '\0';
 	req = json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", PROTO_VERSION, "op", "otp_auth",
-			"user", user, "code", code, "service", service_of(pamh));
+			"user", user, "code", ascii, "service", service_of(pamh));
+	explicit_bzero(ascii, sizeof(ascii));
 	if (req == NULL) {
+		json_t *name = json_string(user);
+		json_decref(name);
+		if (name == NULL) {
+			asked = -1;
+			goto out;
+		}
+		*rc = OE_ESTORE;
 		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: out of memory", path);
 		goto out;
 	}
+	*rc = OE_ESTORE;
 	if (proto_send(fd, req, DAEMON_TIMEOUT_MS, err, sizeof(err)) != 0) {
 		/* Not delivered, so not acted on; a daemon that refused at
 		 * once hung up before reading, its reply may be waiting. */

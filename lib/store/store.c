@@ -7,6 +7,7 @@
 
 #include "dlsafe.h"
 #include "store.h"
+#include "util.h"
 
 #ifndef STOREDIR
 #define STOREDIR "/usr/lib/otpenroll/stores"
@@ -52,6 +53,7 @@ store_open(const char *url, const char *dir, int create, struct store **out,
 	   char *err, size_t errlen)
 {
 	const struct store_ops *ops;
+	char shown[256];
 	void *dl;
 	oe_rc rc;
 
@@ -78,12 +80,13 @@ store_open(const char *url, const char *dir, int create, struct store **out,
 		(*out)->dl = dl;
 		return OE_OK;
 	}
+	util_url_redacted(url, shown, sizeof(shown));
 	if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0)
 		snprintf(err, errlen,
-			 "[store] url %s: this build has no PostgreSQL backend", url);
+			 "[store] url %s: this build has no PostgreSQL backend", shown);
 	else
 		snprintf(err, errlen,
-			 "[store] url %s: unknown store type (expected sqlite:PATH)", url);
+			 "[store] url %s: unknown store type (expected sqlite:PATH)", shown);
 	return OE_ECONFIG;
 }
 

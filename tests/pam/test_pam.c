@@ -807,6 +807,39 @@ test_daemon_must_be_root(void **state)
 		assert_true(fake_stop(&f) > 0);
 		unlink(sock);
 		token_is(2, 0);
+		/* A reply that is no UTF-8 is a wrong code like any other,
+		 * asked of the daemon, not "service unavailable". */
+		fake_start(&f, sock, false,
+			   "{\"v\":1,\"status\":\"ok\",\"result\":\"failure\",\"failcount\":1}");
+		assert_int_equal(auth("alice", "\xff\xfe" "12345", NULL), PAM_AUTH_ERR);
+		assert_true(fake_stop(&f) > 0);
+		unlink(sock);
+	}
+	/* A daemon that accepts nothing, its backlog full: the login does
+	 * not wait on it (the alarm fails the test if it does), the store
+	 * decides. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int lfd = socket(AF_UNIX, SOCK_STREAM, 0), filler[4];
+
+		assert_true(strlen(sock) < sizeof(sa.sun_path));
+		memcpy(sa.sun_path, sock, strlen(sock) + 1);
+		assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(listen(lfd, 0), 0);
+		for (int i = 0; i < 4; i++) {
+			filler[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			(void)connect(filler[i], (struct sockaddr *)&sa, sizeof(sa));
+		}
+		snprintf(line, sizeof(line), "auth required %s config=%s\n", module, dconf);
+		stack(line);
+		hotp(root ? 3 : 1, code);
+		alarm(30);
+		assert_int_equal(auth("alice", code, NULL), PAM_SUCCESS);
+		alarm(0);
+		for (int i = 0; i < 4; i++)
+			close(filler[i]);
+		close(lfd);
+		unlink(sock);
 	}
 	rmdir(sockdir);
 }

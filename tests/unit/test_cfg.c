@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cfg.h"
+#include "util.h"
 
 static struct cfg *
 load(const char *text, char *err, size_t len)
@@ -175,6 +176,32 @@ test_checked_at_load(void **state)
 	}
 }
 
+/* Store URLs in messages keep their shape and lose their passwords. */
+static void
+test_url_redacted(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "postgresql://otp:S3cret@db.example/otp", "postgresql://otp:***@db.example/otp" },
+		{ "postgresql://otp@db/otp", "postgresql://otp@db/otp" },
+		{ "postgresql://db/otp?user=otp&password=S3cret&sslmode=require",
+		  "postgresql://db/otp?user=otp&password=***&sslmode=require" },
+		{ "postgres://u:p%40ss@h:5432/d?password=x", "postgres://u:***@h:5432/d?password=***" },
+		{ "postgresql:///otp?host=/run/pg", "postgresql:///otp?host=/run/pg" },
+		{ "sqlite:/var/lib/a@b:c/x.db", "sqlite:/var/lib/a@b:c/x.db" },
+		{ "mysql://root:pw@h/x?xpassword=y", "mysql://root:***@h/x?xpassword=y" },
+	};
+	char out[128], small[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		util_url_redacted(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
+	util_url_redacted("postgresql://otp:S3cret@db/otp", small, sizeof(small));
+	assert_string_equal(small, "postgresql://ot");
+	fails("[store]\nurl = mysql://root:S3cret@db/x\n", "\"mysql://root:***@db/x\"", NULL);
+}
+
 static void
 test_files(void **state)
 {
@@ -194,6 +221,7 @@ main(void)
 		cmocka_unit_test(test_full_example),
 		cmocka_unit_test(test_remote_ca_sections),
 		cmocka_unit_test(test_errors_name_line_and_key),
+		cmocka_unit_test(test_url_redacted),
 		cmocka_unit_test(test_checked_at_load),
 		cmocka_unit_test(test_files),
 	};
