@@ -60,7 +60,8 @@ static const struct keydef events_keys[] = {
 };
 static const struct keydef daemon_keys[] = {
 	STR("socket"), STR("admin_group"), UINT("poll_interval", 1, 86400),
-	UINT("sync_interval", 0, 30 * 86400), UINT("max_clients", 1, 4096), END
+	UINT("sync_interval", 0, 30 * 86400), UINT("max_clients", 1, 4096),
+	UINT("max_clients_per_user", 1, 4096), END
 };
 static const struct keydef smtp_keys[] = {
 	STR("host"), UINT("port", 1, 65535), ENUM("tls", "none|starttls|tls"),

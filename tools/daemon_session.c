@@ -416,11 +416,11 @@ otp_gate(struct session *s, json_t **refusal)
 		return false;
 	}
 	if (r > 0) {
-		*refusal = error_reply(2, "no one-time password given");
+		*refusal = error_reply(1, "no one-time password given");
 		return false;
 	}
 	if (proto_recv(s->fd, &answer, PROTO_TIMEOUT_MS, err, sizeof(err)) != 0) {
-		*refusal = error_reply(2, "no one-time password given");
+		*refusal = error_reply(1, "no one-time password given");
 		return false;
 	}
 	code = proto_str(answer, "code");
@@ -511,7 +511,13 @@ session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 		reply = error_reply(1, "uid %u has no user name", (unsigned)cred.uid);
 		goto send;
 	}
-	snprintf(s.caller, sizeof(s.caller), "%s", pw.pw_name);
+	/* Cut short, a name could be another user's. */
+	if (strlen(pw.pw_name) >= sizeof(s.caller)) {
+		reply = error_reply(1, "user names longer than %zu characters are not served",
+				    sizeof(s.caller) - 1);
+		goto send;
+	}
+	memcpy(s.caller, pw.pw_name, strlen(pw.pw_name) + 1);
 	if ((s.ctx = oe_ctx_new()) == NULL) {
 		reply = error_reply(1, "out of memory");
 		goto send;
@@ -532,8 +538,13 @@ session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 	if (first) {
 		req = first;
 		r = 0;
+	} else if ((r = wait_for_answer(fd, PROTO_TIMEOUT_MS)) < 0) {
+		/* A client that has sent nothing yet holds up no stop. */
+		reply = error_reply(1, "otpenrolld is stopping; try again shortly");
+		json_object_set_new(reply, "untouched", json_true());
+		goto send;
 	} else {
-		r = proto_recv(fd, &req, PROTO_TIMEOUT_MS, err, sizeof(err));
+		r = proto_recv(fd, &req, r > 0 ? 0 : PROTO_TIMEOUT_MS, err, sizeof(err));
 	}
 	if (r == 1)
 		goto out;

@@ -49,14 +49,16 @@ worker_fork(const char *name, int (*run)(const struct daemon_cfg *dc),
 		struct sigaction sa;
 		sigset_t none;
 
-		/* The listener blocks its signals outside ppoll(). */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* The listener blocks its signals outside ppoll(): a stop
+		 * sent meanwhile waits, and is let in once on_stop (not the
+		 * listener's handler) is there to take it. */
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_stop;
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
 		signal(SIGCHLD, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		_exit(run(dc));
 	}
 	if (pid < 0)

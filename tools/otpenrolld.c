@@ -58,7 +58,7 @@ struct listener {
 	oe_ctx *ctx; /* long-lived store connection, for otp_auth */
 	const struct daemon_cfg *dc;
 	int lfd;
-	size_t max;
+	size_t max, max_per_user;
 	struct waiting *wait;
 	size_t nwait;
 	sigset_t mask; /* signals as they were: the children get this */
@@ -68,6 +68,7 @@ static volatile sig_atomic_t stopping;
 /* The client sessions' pids (0: free), max_clients of them: how many
  * run, and whom to ask to stop with the daemon; SIGCHLD frees an entry. */
 static volatile pid_t *sessions;
+static uid_t *session_uids; /* whose each is */
 static size_t nsessions;
 
 static size_t
@@ -77,6 +78,17 @@ sessions_running(void)
 
 	for (size_t i = 0; i < nsessions; i++)
 		n += sessions[i] != 0;
+	return n;
+}
+
+/* How many sessions serve uid. */
+static size_t
+sessions_of(uid_t uid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nsessions; i++)
+		n += sessions[i] != 0 && session_uids[i] == uid;
 	return n;
 }
 
@@ -282,7 +294,7 @@ now_ms(void)
 
 /* Serve fd in a child of its own; first is a request already read. */
 static void
-spawn(struct listener *l, int fd, json_t *first)
+spawn(struct listener *l, int fd, uid_t uid, json_t *first)
 {
 	size_t slot = 0;
 	pid_t pid;
@@ -316,6 +328,7 @@ spawn(struct listener *l, int fd, json_t *first)
 	}
 	if (pid > 0) {
 		sessions[slot] = pid;
+		session_uids[slot] = uid;
 	} else {
 		daemon_log(LOG_ERR, "fork: %s", strerror(e));
 		refuse(fd, 1, true, "otpenrolld cannot start a session (%s); try again shortly",
@@ -364,7 +377,7 @@ serve_root(struct listener *l, size_t i, bool late)
 			daemon_log(LOG_NOTICE, "otp_auth reply: %s", reply ? err : "out of memory");
 		json_decref(reply);
 	} else {
-		spawn(l, w->fd, msg);
+		spawn(l, w->fd, 0, msg);
 	}
 	json_decref(msg);
 	drop(l, i);
@@ -389,8 +402,19 @@ admit(struct listener *l, int fd)
 		close(fd);
 		return;
 	}
+	/* One user's connections, idle ones say, must not take every
+	 * slot from the others. */
+	if (cred.uid != 0 && sessions_of(cred.uid) >= l->max_per_user) {
+		daemon_log(LOG_WARNING, "uid %u has %zu clients served; refusing one",
+			   (unsigned)cred.uid, l->max_per_user);
+		refuse(fd, 1, true,
+		       "otpenrolld is busy: it serves at most %zu connections of one user at once "
+		       "([daemon] max_clients_per_user); try again shortly", l->max_per_user);
+		close(fd);
+		return;
+	}
 	if (cred.uid != 0) {
-		spawn(l, fd, NULL);
+		spawn(l, fd, cred.uid, NULL);
 		close(fd);
 		return;
 	}
@@ -570,9 +594,14 @@ main(int argc, char **argv)
 	l.max = MAX_CLIENTS;
 	if ((max = oe_config_get(ctx, "daemon", "max_clients")) != NULL)
 		l.max = strtoul(max, NULL, 10); /* 1..4096, checked on loading */
+	l.max_per_user = l.max / 4 ? l.max / 4 : 1;
+	if ((max = oe_config_get(ctx, "daemon", "max_clients_per_user")) != NULL)
+		l.max_per_user = strtoul(max, NULL, 10);
 	if ((l.wait = calloc(l.max, sizeof(*l.wait))) == NULL ||
-	    (sessions = calloc(l.max, sizeof(*sessions))) == NULL) {
+	    (sessions = calloc(l.max, sizeof(*sessions))) == NULL ||
+	    (session_uids = calloc(l.max, sizeof(*session_uids))) == NULL) {
 		daemon_log(LOG_ERR, "out of memory");
+		free((void *)sessions);
 		free(l.wait);
 		oe_ctx_free(ctx);
 		return 1;
@@ -580,6 +609,7 @@ main(int argc, char **argv)
 	nsessions = l.max;
 	if ((l.lfd = listen_on(socket_path)) < 0) {
 		free((void *)sessions);
+		free(session_uids);
 		free(l.wait);
 		oe_ctx_free(ctx);
 		return 1;
@@ -626,6 +656,7 @@ main(int argc, char **argv)
 	hooks_free(dc.hooks);
 	nsessions = 0;
 	free((void *)sessions);
+	free(session_uids);
 	free(l.wait);
 	oe_ctx_free(ctx);
 	return 0;

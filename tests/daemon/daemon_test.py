@@ -595,7 +595,8 @@ admin_group = {ADMIN_GROUP}
 
         # Beyond [daemon] max_clients a client is told to come back later:
         # a second daemon on the same store allows two.
-        with another_daemon("busy", lambda text: text + "max_clients = 2\n") as (conf2, sock2):
+        with another_daemon("busy", lambda text: text + "max_clients = 2\nmax_clients_per_user = 2\n") \
+                as (conf2, sock2):
             check(os.path.exists(sock2), "a daemon with max_clients = 2 starts")
             holders = [hold_open(TEST_USER, sock2, 10) for _ in range(2)]
             # Busy once the daemon has a session for each holder: its
@@ -701,6 +702,24 @@ admin_group = {ADMIN_GROUP}
                   "an attestation of the request's key, chained to the anchor, passes: %s"
                   % (r and (r.get("error") or r["cert"].get("rollout_state"))))
 
+        # One user's connections take at most max_clients_per_user slots
+        # (a quarter of max_clients unless set); others are still served.
+        with another_daemon("peruser", lambda text: text + "max_clients = 4\n") as (conf3, sock3):
+            holder = hold_open(TEST_USER, sock3, 10)
+            for _ in range(100):
+                if processes_with(conf3) >= 4:
+                    break
+                time.sleep(0.05)
+            r = as_user(TEST_USER, lambda: call(sock3, {"v": 1, "op": "cert_list"}))
+            check(r and r.get("status") == "error" and "max_clients_per_user" in r.get("error", "")
+                  and r.get("untouched") is True,
+                  "a user's second connection beyond max_clients_per_user is refused: %s" % r)
+            r = as_user(OTHER_USER, lambda: call(sock3, {"v": 1, "op": "cert_list"}))
+            check(r and r.get("status") == "ok",
+                  "another user is served meanwhile: %s" % (r and r.get("error")))
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+
         # SIGTERM while a client is asked for its one-time password: the
         # daemon does not wait for a person to type; the client is told
         # it is stopping (nothing was done).
@@ -717,6 +736,28 @@ admin_group = {ADMIN_GROUP}
         waiting = {}
         t = threading.Thread(target=lambda: waiting.update(r=as_user(OTHER_USER, ask_and_wait)))
         t.start()
+        # And one connected that has sent nothing yet: it does not hold
+        # up the stop for its 30 s either.
+        idle_ready_r, idle_ready_w = os.pipe()
+
+        def idle_and_wait():
+            s = connect(sock)
+            os.write(idle_ready_w, b"x")
+            s.settimeout(60)
+            try:
+                return recv_msg(s)
+            except socket.timeout:
+                return None
+        idle = {}
+        t2 = threading.Thread(target=lambda: idle.update(r=as_user(TEST_USER, idle_and_wait)))
+        t2.start()
+        select.select([idle_ready_r], [], [], 20)
+        os.close(idle_ready_r)
+        os.close(idle_ready_w)
+        for _ in range(100):  # its session forked
+            if processes_with(conf) >= 5:
+                break
+            time.sleep(0.05)
         select.select([prompted_r], [], [], 20)
         os.close(prompted_r)
         os.close(prompted_w)
@@ -734,6 +775,11 @@ admin_group = {ADMIN_GROUP}
               "a client waiting for its OTP is told the daemon stops: %s" % r)
         check(proc.returncode == 0, "the daemon stopped without waiting for the OTP (exit %s)"
               % proc.returncode)
+        t2.join(timeout=30)
+        r = idle.get("r")
+        check(isinstance(r, dict) and r.get("status") == "error" and "stopping" in r.get("error", "")
+              and r.get("untouched") is True,
+              "a client that had sent nothing is told the daemon stops: %s" % r)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
