@@ -9,7 +9,10 @@
  * retry sends only what is still owed; a job's delivery id is the
  * event's id and the rule's name, the same on every attempt.  Failures
  * back off exponentially with jitter, up to [events] max_attempts, then
- * the entry is dead (and `otpenroll events retry` revives it).
+ * the entry is dead (and `otpenroll events retry` revives it).  A rule
+ * that fails for good is remembered as "!rule" among the delivered ones:
+ * not tried again, and the entry dead once nothing else is owed, while
+ * the other rules of the event still get their retries.
  */
 #include "config.h"
 
@@ -131,6 +134,16 @@ backoff(struct hooks *h, int attempts)
 				config_uint(h, "retry_max", DEFAULT_RETRY_MAX), attempts, rnd);
 }
 
+/* Whether the rule is settled for the entry: delivered, or failed for good. */
+static bool
+settled(const char *done, const char *name)
+{
+	char failed[1 + 64 + 1]; /* '!' and a rule name, 64 at most (rules.c) */
+
+	snprintf(failed, sizeof(failed), "!%s", name);
+	return in_words(done, name) || in_words(done, failed);
+}
+
 /* Make the jobs of every entry: one per matching rule still owed. */
 static struct job_slot *
 make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
@@ -150,7 +163,7 @@ make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
 		for (size_t k = 0; k < h->nrules; k++) {
 			const struct rule *r = &h->rules[k];
 
-			if (in_words(e->done, r->name) ||
+			if (settled(e->done, r->name) ||
 			    !rule_matches(r, e->snap.event, false, &e->snap))
 				continue;
 			if ((j = realloc(jobs, (n + 1) * sizeof(*jobs))) == NULL) {
@@ -279,7 +292,7 @@ settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_
 	o->id = e->id;
 	*error = '\0';
 	for (size_t i = 0; i < e->njobs; i++)
-		len += strlen(jobs[e->first_job + i].ref.rule->name) + 1;
+		len += strlen(jobs[e->first_job + i].ref.rule->name) + 2;
 	if ((*done = malloc(len)) != NULL)
 		snprintf(*done, len, "%s", e->done);
 	for (size_t i = 0; i < e->njobs; i++) {
@@ -294,8 +307,14 @@ settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_
 					    (long long)e->id, e->snap.event, j->rule, j->error);
 			continue;
 		}
-		fail |= j->status == OE_HOOK_FAIL;
-		retry |= j->status != OE_HOOK_FAIL;
+		if (j->status == OE_HOOK_FAIL) {
+			fail = true;
+			if (*done)
+				snprintf(*done + strlen(*done), len - strlen(*done), "%s!%s",
+					 **done ? " " : "", j->rule);
+		} else {
+			retry = true;
+		}
 		if (*error == '\0')
 			snprintf(error, errlen, "rule %s: %s", j->rule,
 				 *j->error ? j->error : "not delivered");
@@ -303,16 +322,27 @@ settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_
 			    (long long)e->id, e->snap.event, j->rule,
 			    *j->error ? j->error : "not delivered");
 	}
+	/* Out of memory: nothing recorded as settled this pass; a retry
+	 * delivers again what was delivered, none is lost. */
 	o->done_rules = *done ? *done : e->done;
 	if (e->bad) {
 		snprintf(error, errlen, "the event's payload does not parse");
 		fail = true;
+		retry = false;
 	}
+	/* A rule that failed for good on an earlier attempt. */
+	for (const char *p = o->done_rules; !fail && (p = strchr(p, '!')) != NULL; p++)
+		if (p == o->done_rules || p[-1] == ' ') {
+			fail = true;
+			if (*error == '\0')
+				snprintf(error, errlen, "rule %.*s: failed for good on an earlier attempt",
+					 (int)strcspn(p + 1, " "), p + 1);
+		}
 	if (!fail && !retry) {
 		o->state = "delivered";
 		o->error = NULL;
 		stats->delivered++;
-	} else if (fail || (unsigned)e->attempts + 1 >= max) {
+	} else if (!retry || (unsigned)e->attempts + 1 >= max) {
 		o->state = "dead";
 		o->error = error;
 		stats->dead++;

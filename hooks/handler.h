@@ -86,7 +86,9 @@ struct oe_hook_host {
 	/* Whether the configuration has that section. */
 	bool (*has_section)(const oe_hook_host *h, const char *section);
 	/* A user's mail address (set with `otpenroll user set`, else the
-	 * [users] email template); NULL when there is none.  Caller frees. */
+	 * [users] email template); NULL when there is none (errno ENOENT)
+	 * or it cannot be looked up now (errno EAGAIN: worth a retry).
+	 * Caller frees. */
 	char *(*user_email)(const oe_hook_host *h, const char *user);
 	/* Log a line (syslog priority) to the daemon's log or stderr. */
 	void (*log)(const oe_hook_host *h, int priority, const char *fmt, ...)

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -152,6 +153,9 @@ host_user_email(const oe_hook_host *host, const char *user)
 		LOCKED(h, rc = oe_user_email(h->ctx, user, &email));
 	if (rc != OE_OK) {
 		free(email);
+		/* Only "no address" is an answer; a busy or failing store
+		 * is not, and a mail for it is retried, not given up. */
+		errno = rc == OE_ENOTFOUND || rc == OE_EINVAL ? ENOENT : EAGAIN;
 		return NULL;
 	}
 	return email;

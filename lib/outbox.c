@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -72,10 +73,47 @@ oe_outbox_list(oe_ctx *ctx, const char *state, oe_outbox_fn fn, void *arg)
 	return rc == OE_OK ? OE_OK : ctx_fail(ctx, rc, "%s", store_errmsg(st));
 }
 
+struct first_text {
+	char *s;
+	bool row;
+};
+
+static int
+first_text(void *arg, const struct store_val *col, int ncol)
+{
+	struct first_text *t = arg;
+
+	t->row = true;
+	t->s = strdup(ncol > 0 && col[0].type == SV_TEXT ? col[0].s : "");
+	return 1;
+}
+
+/* Drop the rules that failed for good ("!rule", hooks/dispatch.c) from a
+ * list of settled rules, in place: a retry owes them again. */
+static void
+drop_failed(char *list)
+{
+	char *w = list;
+
+	for (char *p = list; *p;) {
+		size_t n = strcspn(p, " ");
+		if (*p != '!' && n > 0) {
+			if (w != list)
+				*w++ = ' ';
+			memmove(w, p, n);
+			w += n;
+		}
+		p += n;
+		p += *p == ' ';
+	}
+	*w = '\0';
+}
+
 oe_rc
 oe_outbox_retry(oe_ctx *ctx, int64_t id)
 {
-	struct store_val arg[] = { SV_I(time(NULL)), SV_I(id) };
+	struct store_val arg[] = { SV_I(time(NULL)), SV_T(NULL), SV_I(id) };
+	struct first_text done = { 0 };
 	struct store *st;
 	int64_t changes = 0;
 	char detail[32];
@@ -88,10 +126,18 @@ oe_outbox_retry(oe_ctx *ctx, int64_t id)
 		return rc;
 	if ((rc = store_begin(st)) != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	rc = store_exec(st,
-			"UPDATE outbox SET state = 'queued', attempts = 0, next_attempt = ?"
-			" WHERE id = ? AND state IN ('retrying', 'dead')",
-			arg, 2, &changes);
+	rc = store_query(st, "SELECT done_rules FROM outbox WHERE id = ?", &arg[2], 1, first_text,
+			 &done);
+	if (rc == OE_OK && done.row && done.s == NULL)
+		rc = OE_ENOMEM;
+	if (rc == OE_OK && done.row) {
+		drop_failed(done.s);
+		arg[1] = SV_T(done.s);
+		rc = store_exec(st,
+				"UPDATE outbox SET state = 'queued', attempts = 0, next_attempt = ?,"
+				" done_rules = ? WHERE id = ? AND state IN ('retrying', 'dead')",
+				arg, 3, &changes);
+	}
 	if (rc != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto bad;
@@ -106,9 +152,11 @@ oe_outbox_retry(oe_ctx *ctx, int64_t id)
 		goto bad;
 	if ((rc = store_commit(st)) != OE_OK)
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	free(done.s);
 	return rc;
 bad:
 	store_rollback(st);
+	free(done.s);
 	return rc;
 }
 

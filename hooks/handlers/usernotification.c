@@ -813,8 +813,15 @@ mail_build(const oe_hook_host *h, oe_hook_job *job, const struct server *srv, ti
 			st = OE_HOOK_NONE; /* nothing wrong, nobody to tell */
 			goto out;
 		}
+		errno = 0;
 		if ((email = h->user_email(h, user)) == NULL) {
-			snprintf(job->error, sizeof(job->error), "no mail address for %.64s", user);
+			if (errno == EAGAIN) {
+				snprintf(job->error, sizeof(job->error),
+					 "the mail address of %.64s cannot be looked up now", user);
+				st = OE_HOOK_RETRY;
+			} else {
+				snprintf(job->error, sizeof(job->error), "no mail address for %.64s", user);
+			}
 			goto out;
 		}
 		if (!addr_valid(email)) {

@@ -295,10 +295,31 @@ rm -f "$gate"
 oe events dispatch --once >/dev/null
 [ "$(grep -c '^ok ' "$rec")" = 1 ] && [ "$(grep -c '^flaky ' "$rec")" = 1 ] &&
 	ok "a retry sends only what is still owed" || bad "partial: $(cat "$rec")"
+# A rule that fails for good is not tried again, and takes nothing from
+# the other rules of its event: flaky still gets its retries, and the
+# entry is dead only once nothing else is owed.
 touch "$gate"
+rm -f "$rec"
 oe token add-otp --user erin --type totp >/dev/null
-expect 1 "a permanent failure" oe --json events dispatch --once
-[ "$(json 'd["dead"]' <"$tmp/out")" = 1 ] && ok "dead at once, no retries" || bad "permanent: $(cat "$tmp/out")"
+expect 1 "a permanent failure beside a passing one" oe --json events dispatch --once
+[ "$(json 'd["retrying"]' <"$tmp/out")" = 1 ] && [ "$(json 'd["dead"]' <"$tmp/out")" = 0 ] &&
+	ok "retrying for the rule still owed" || bad "permanent: $(cat "$tmp/out")"
+sleep 1.2
+rm -f "$gate"
+expect 1 "then the rule owed is delivered" oe --json events dispatch --once
+[ "$(json 'd["dead"]' <"$tmp/out")" = 1 ] && ok "dead: one rule failed for good" ||
+	bad "after retry: $(cat "$tmp/out")"
+[ "$(grep -c '^flaky ' "$rec")" = 1 ] && [ "$(grep -c '^refused ' "$rec")" = 0 ] &&
+	ok "the transient rule delivered on its retry, the permanent one not tried again" ||
+	bad "deliveries: $(cat "$rec")"
+expect 0 "the dead entry" oe --json events outbox --state dead
+erin_dead=$(json '[e["id"] for e in d if "refused" in (e["last_error"] or "")][0]' <"$tmp/out")
+[ -n "$erin_dead" ] && ok "its error names the rule that failed for good" || bad "dead: $(cat "$tmp/out")"
+expect 0 "events retry owes the failed rule again" oe events retry "$erin_dead"
+expect 0 "and delivers only it" oe events dispatch --once
+[ "$(grep -c '^refused ' "$rec")" = 1 ] && [ "$(grep -c '^flaky ' "$rec")" = 1 ] &&
+	[ "$(grep -c '^ok ' "$rec")" = 1 ] &&
+	ok "after events retry only the rule that had failed is delivered" || bad "revived: $(cat "$rec")"
 rm -f "$gate" "$rec"
 
 # ---- two dispatchers at once never deliver one event twice ----
