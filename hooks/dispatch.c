@@ -1,9 +1,9 @@
 /*
  * dispatch.c - delivering post events from the outbox.
  *
- * One pass: claim what is due (a lease in the store, so two dispatchers
- * never deliver the same entry at once, and a dispatcher that dies only
- * delays it), evaluate each event's post rules on its own snapshot, hand
+ * One pass: claim what is due (a lease in the store, renewed while the
+ * handlers run, so two dispatchers never deliver the same entry at once,
+ * and a dispatcher that dies only delays it), evaluate each event's post rules on its own snapshot, hand
  * each handler all of its jobs together, then settle every entry in one
  * transaction.  An entry remembers the rules already delivered, so a
  * retry sends only what is still owed; a job's delivery id is the
@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -198,6 +199,14 @@ struct handler_run {
 	size_t n;
 	pthread_t thread;
 	bool threaded;
+	struct handlers_done *done;
+};
+
+/* How many threaded handlers have finished, for the dispatcher's wait. */
+struct handlers_done {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t n;
 };
 
 static void *
@@ -206,24 +215,75 @@ deliver_run(void *arg)
 	struct handler_run *run = arg;
 
 	run->hd->ops->deliver(&run->h->host, run->batch, run->n);
+	if (run->threaded) {
+		pthread_mutex_lock(&run->done->lock);
+		run->done->n++;
+		pthread_cond_signal(&run->done->cond);
+		pthread_mutex_unlock(&run->done->lock);
+	}
 	return NULL;
 }
 
 /*
- * Hand every handler its jobs at once, each handler in a thread of its
- * own when more than one has work: a mail server that hangs until its
- * timeout then delays only the mails, not the webhook or the log line
- * of the same events.  The threads start with every signal blocked, so
- * that the daemon's stop signals reach the dispatcher's own thread (a
- * handler unblocks what it handles itself, as the mail watchdog does).
- * Jobs stay in their slots.
+ * Wait for the threaded handlers, renewing the pass's claims every third
+ * of the lease meanwhile: a mail server that takes its time (each answer
+ * may take minutes) must not let the claims lapse, or another dispatcher
+ * would take the entries and deliver them a second time.
  */
 static void
-run_handlers(struct hooks *h, struct job_slot *jobs, size_t n)
+await_handlers(struct hooks *h, struct handlers_done *done, size_t nthreads, size_t claimed)
 {
+	unsigned lease = config_uint(h, "lease_seconds", DEFAULT_LEASE);
+	time_t every = lease / 3 ? lease / 3 : 1;
+	struct timespec until;
+	bool warned = false;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += every;
+	pthread_mutex_lock(&done->lock);
+	while (done->n < nthreads) {
+		size_t held = 0;
+		oe_rc rc;
+
+		if (pthread_cond_timedwait(&done->cond, &done->lock, &until) != ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&done->lock);
+		pthread_mutex_lock(&h->host_lock);
+		rc = oe_outbox_renew(h->ctx, h->lease, lease, &held);
+		pthread_mutex_unlock(&h->host_lock);
+		if (rc != OE_OK)
+			h->host.log(&h->host, LOG_WARNING, "outbox: claims not renewed: %s",
+				    oe_ctx_errmsg(h->ctx));
+		else if (held < claimed && !warned) {
+			warned = true;
+			h->host.log(&h->host, LOG_WARNING,
+				    "outbox: %zu of %zu claims lapsed while their deliveries ran "
+				    "([events] lease_seconds = %u); another dispatcher may deliver "
+				    "them again", claimed - held, claimed, lease);
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += every;
+		pthread_mutex_lock(&done->lock);
+	}
+	pthread_mutex_unlock(&done->lock);
+}
+
+/*
+ * Hand every handler its jobs at once, each handler in a thread of its
+ * own: a mail server that hangs until its timeout then delays only the
+ * mails, not the webhook or the log line of the same events, and this
+ * thread keeps the claims alive meanwhile.  The threads start with every
+ * signal blocked, so that the daemon's stop signals reach the
+ * dispatcher's own thread (a handler unblocks what it handles itself, as
+ * the mail watchdog does).  Jobs stay in their slots.
+ */
+static void
+run_handlers(struct hooks *h, struct job_slot *jobs, size_t n, size_t claimed)
+{
+	struct handlers_done done = { .n = 0 };
 	struct handler_run *runs = NULL;
 	oe_hook_job *batch = NULL;
-	size_t nruns = 0, used = 0;
+	size_t nruns = 0, used = 0, nthreads = 0;
 	sigset_t all, old;
 
 	if (n > 0) {
@@ -245,6 +305,7 @@ run_handlers(struct hooks *h, struct job_slot *jobs, size_t n)
 		run->h = h;
 		run->hd = h->handlers[k];
 		run->batch = batch + used;
+		run->done = &done;
 		for (size_t i = 0; i < n; i++)
 			if (jobs[i].ref.rule->handler == run->hd)
 				run->batch[run->n++] = jobs[i].job;
@@ -252,28 +313,35 @@ run_handlers(struct hooks *h, struct job_slot *jobs, size_t n)
 		if (run->n > 0)
 			nruns++;
 	}
-	if (nruns > 1) {
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		for (size_t r = 0; r < nruns; r++)
-			runs[r].threaded = pthread_create(&runs[r].thread, NULL, deliver_run,
-							  &runs[r]) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_init(&done.lock, NULL);
+	pthread_cond_init(&done.cond, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (size_t r = 0; r < nruns; r++) {
+		runs[r].threaded = true;
+		if (pthread_create(&runs[r].thread, NULL, deliver_run, &runs[r]) != 0)
+			runs[r].threaded = false;
+		else
+			nthreads++;
 	}
-	/* What could not have a thread (or the only handler) runs here. */
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* What could not have a thread runs here. */
 	for (size_t r = 0; r < nruns; r++)
 		if (!runs[r].threaded)
 			deliver_run(&runs[r]);
+	await_handlers(h, &done, nthreads, claimed);
 	for (size_t r = 0; r < nruns; r++)
 		if (runs[r].threaded)
 			pthread_join(runs[r].thread, NULL);
+	pthread_cond_destroy(&done.cond);
+	pthread_mutex_destroy(&done.lock);
 	for (size_t r = 0; r < nruns; r++)
 		for (size_t i = 0, b = 0; i < n; i++)
 			if (jobs[i].ref.rule->handler == runs[r].hd) {
-				oe_hook_job *done = &runs[r].batch[b++];
+				oe_hook_job *d = &runs[r].batch[b++];
 
-				jobs[i].job.status = done->status;
-				memcpy(jobs[i].job.error, done->error, sizeof(jobs[i].job.error));
+				jobs[i].job.status = d->status;
+				memcpy(jobs[i].job.error, d->error, sizeof(jobs[i].job.error));
 				jobs[i].job.error[sizeof(jobs[i].job.error) - 1] = '\0';
 			}
 	free(batch);
@@ -385,7 +453,7 @@ hooks_dispatch(struct hooks *h, struct hooks_pass *stats)
 		goto out;
 	}
 	stats->jobs = njobs;
-	run_handlers(h, jobs, njobs);
+	run_handlers(h, jobs, njobs, p.n);
 	out = calloc(p.n, sizeof(*out));
 	done = calloc(p.n, sizeof(*done));
 	errors = calloc(p.n, sizeof(*errors));

@@ -378,6 +378,12 @@ oe_rc oe_outbox_release(oe_ctx *ctx, pid_t pid);
 oe_rc oe_outbox_claim(oe_ctx *ctx, const char *lease, unsigned max,
 		      unsigned lease_seconds, oe_outbox_fn fn, void *arg);
 
+/* Move the end of every claim held under lease to lease_seconds from
+ * now, while its deliveries still run; *held: how many it still holds
+ * (fewer than claimed when a claim lapsed and another dispatcher may
+ * have taken the entry). */
+oe_rc oe_outbox_renew(oe_ctx *ctx, const char *lease, unsigned lease_seconds, size_t *held);
+
 typedef struct oe_outbox_outcome {
 	int64_t id;
 	const char *state;       /* "delivered", "retrying" or "dead" */

@@ -257,6 +257,34 @@ oe_outbox_settle(oe_ctx *ctx, const char *lease, const oe_outbox_outcome *o, siz
 }
 
 oe_rc
+oe_outbox_renew(oe_ctx *ctx, const char *lease, unsigned lease_seconds, size_t *held)
+{
+	struct store_val a[] = { SV_I((int64_t)time(NULL) + lease_seconds), SV_T(lease) };
+	struct store *st;
+	int64_t changes = 0;
+	oe_rc rc;
+
+	if (ctx == NULL || lease == NULL || held == NULL)
+		return OE_EINVAL;
+	*held = 0;
+	ctx_clear_error(ctx);
+	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+		return rc;
+	if ((rc = store_begin(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if ((rc = store_exec(st, "UPDATE outbox SET lease_until = ? WHERE lease_owner = ?", a, 2,
+			     &changes)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		store_rollback(st);
+		return rc;
+	}
+	if ((rc = store_commit(st)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	*held = (size_t)changes;
+	return OE_OK;
+}
+
+oe_rc
 oe_outbox_next_due(oe_ctx *ctx, time_t *when)
 {
 	return ctx_next_due(ctx,

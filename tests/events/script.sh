@@ -220,6 +220,36 @@ json '[e["last_error"] for e in d]' <"$tmp/out" | grep -q "rule slowpost: timed 
 gone "$tmp/sleeper.pid" && ok "what it started was killed with it" || bad "the sleeper survived"
 rm -f "$tmp/sleeper.pid"
 
+# ---- a delivery longer than the lease: the claim is renewed, so a
+# second dispatcher does not deliver it again meanwhile ----
+cat >"$tmp/bin/slow" <<EOF
+#!/bin/sh
+printf '%s\n' "\$OE_DELIVERY_ID" >>"$tmp/slow.ids"
+sleep 5
+EOF
+chmod 755 "$tmp/bin/slow"
+rule lease <<R
+[rule slowone]
+event = token_init
+handler = script
+action = run
+condition.user = leasey
+option.program = $tmp/bin/slow
+option.timeout = 20
+R
+sed 's/^\[events\]$/[events]\nlease_seconds = 2/' "$conf" >"$tmp/lease.conf"
+oe events dispatch --once >/dev/null # what is due before
+oe token add-otp --user leasey --type totp >/dev/null
+"$build/tools/otpenroll" -c "$tmp/lease.conf" events dispatch --once >"$tmp/d1" 2>&1 &
+first=$!
+sleep 3 # past the 2 s lease of the first pass
+"$build/tools/otpenroll" -c "$tmp/lease.conf" events dispatch --once >"$tmp/d2" 2>&1
+wait "$first"
+[ "$(wc -l <"$tmp/slow.ids")" = 1 ] &&
+	ok "a delivery past its lease is not taken by a second dispatcher" ||
+	bad "delivered $(wc -l <"$tmp/slow.ids") times: $(cat "$tmp/slow.ids")"
+rm -f "$rules/lease.conf"
+
 # ---- pre: a refusal with the program's reason; a timeout refuses ----
 expect 1 "a pre script exiting 1 refuses" oe token add-otp --user weekend --type totp
 has "$tmp/err" "refused by rule weekend: not on weekends$" "its first line is the reason"
