@@ -57,12 +57,18 @@ struct raw_rule {
 	size_t nkv;
 };
 
+static const char *const head_keys[] = {
+	"event", "position", "handler", "action", "order", "active", NULL
+};
+
 struct parse {
 	const char *file;
 	const char *p, *end;
 	int line;
 	bool continuation;      /* the line being read continues a value */
 	int section_line;       /* of the last [section] header */
+	int section_lines[RULES_MAX_RULES + 1]; /* of every header, while they fit */
+	size_t nsections;
 	struct raw_rule *rules;
 	size_t nrules;
 	char *err;
@@ -88,6 +94,34 @@ perr(struct parse *ps, int line, const char *fmt, ...)
 	ps->failed = true;
 }
 
+/*
+ * Whether an indented line reads as a rule's key = value: inih takes it
+ * as more of the value above (how a long body goes on), so a rule would
+ * silently lose the condition or option it was meant to have.
+ */
+static bool
+looks_like_key(const char *line, size_t len)
+{
+	size_t i = strspn(line, " \t"), k;
+
+	if (i >= len)
+		return false;
+	line += i;
+	len -= i;
+	if (line[0] == '[')
+		return true; /* a section header, taken as more of the value too */
+	k = strcspn(line, " \t=");
+	if (k >= len || line[k + strspn(line + k, " \t")] != '=')
+		return false;
+	if ((k > 10 && strncmp(line, "condition.", 10) == 0) ||
+	    (k > 7 && strncmp(line, "option.", 7) == 0))
+		return true;
+	for (size_t j = 0; head_keys[j]; j++)
+		if (strlen(head_keys[j]) == k && strncmp(line, head_keys[j], k) == 0)
+			return true;
+	return false;
+}
+
 static char *
 reader(char *str, int num, void *stream)
 {
@@ -111,8 +145,18 @@ reader(char *str, int num, void *stream)
 		return NULL;
 	}
 	ps->continuation = len > 0 && (ps->p[0] == ' ' || ps->p[0] == '\t');
-	if (len > 0 && ps->p[0] == '[')
+	if (ps->continuation && looks_like_key(ps->p, len)) {
+		perr(ps, ps->line,
+		     "an indented line continues the value above it; begin \"%.*s\" at the start "
+		     "of the line", (int)strcspn(ps->p + strspn(ps->p, " \t"), " \t="),
+		     ps->p + strspn(ps->p, " \t"));
+		return NULL;
+	}
+	if (len > 0 && ps->p[0] == '[') {
 		ps->section_line = ps->line;
+		if (ps->nsections < sizeof(ps->section_lines) / sizeof(ps->section_lines[0]))
+			ps->section_lines[ps->nsections++] = ps->line;
+	}
 	memcpy(str, ps->p, len);
 	str[len] = '\n';
 	str[len + 1] = '\0';
@@ -442,10 +486,6 @@ add_option(struct parse *ps, struct rule *r, const struct raw_kv *kv)
 	return 0;
 }
 
-static const char *const head_keys[] = {
-	"event", "position", "handler", "action", "order", "active", NULL
-};
-
 static int
 build_rule(struct hooks *h, struct parse *ps, const struct raw_rule *raw, struct rule *r)
 {
@@ -510,6 +550,16 @@ rules_parse(struct hooks *h, const char *file, const char *text, size_t len, cha
 		perr(&ps, rc, "syntax error: expected \"key = value\" or \"[rule NAME]\"");
 	else if (rc < 0 && !ps.failed)
 		perr(&ps, ps.line, "cannot parse");
+	/* inih says nothing of a section without keys: a rule whose keys
+	 * are all commented out would be no rule, silently. */
+	for (size_t i = 0; i < ps.nsections && !ps.failed; i++) {
+		size_t j = 0;
+		while (j < ps.nrules && ps.rules[j].line != ps.section_lines[i])
+			j++;
+		if (j == ps.nrules)
+			perr(&ps, ps.section_lines[i],
+			     "the section has no keys (a rule needs event, handler and action)");
+	}
 	for (size_t i = 0; i < ps.nrules && !ps.failed; i++) {
 		for (size_t j = 0; j < h->nrules; j++)
 			if (strcmp(h->rules[j].name, ps.rules[i].name) == 0) {
