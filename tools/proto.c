@@ -1,6 +1,7 @@
 /* proto.c - message framing and base64 for the otpenrolld socket. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -280,6 +281,14 @@ proto_b64_decode(const char *text, size_t max, size_t *len)
 	*len = 0;
 	if (n % 4 != 0 || n / 4 * 3 > max + 2)
 		return NULL;
+	/* Strict RFC 4648 base64: EVP_DecodeBlock() also takes whitespace
+	 * and '=' amid the data, and counts the padding it sees as bytes. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c == '=' ? i + 2 < n || (i + 1 < n && text[i + 1] != '=')
+			     : !(isalnum(c) || c == '+' || c == '/') || c >= 0x80)
+			return NULL;
+	}
 	if ((out = malloc(n / 4 * 3 + 1)) == NULL)
 		return NULL;
 	r = EVP_DecodeBlock(out, (const unsigned char *)text, (int)n);

@@ -292,6 +292,12 @@ admin_group = {ADMIN_GROUP}
                 check(reply is not None and reply.get("status") == "error",
                       "%s: malformed request (%s) gets an error reply: %s"
                       % (who, what, reply and reply.get("error")))
+        # Base64 that only a lax decoder takes is refused as such.
+        for text, what in (("====", "padding only"), ("AA=A", "'=' amid the data"),
+                           ("QQ==    ", "trailing spaces")):
+            r = call(sock, {"v": 1, "op": "cert_request", "csr_b64": text})
+            check(r and r.get("status") == "error" and "must be base64" in r.get("error", ""),
+                  "base64 of %s is refused as base64: %s" % (what, r and r.get("error")))
         r = call(sock, {"v": 1, "op": "cert_list"})
         check(r and r.get("status") == "ok", "daemon still serves after malformed requests")
 
