@@ -469,10 +469,37 @@ out:
 	return rc;
 }
 
-/* Run one job on c (NULL: libcurl could not start). */
-static void
+/*
+ * Whether the failure says the endpoint cannot be reached at all (no
+ * address, no connection, no TLS session), rather than that it answered
+ * this one request badly: its other jobs of the pass would each wait out
+ * the same timeout in turn, holding up the pass and every event after it.
+ */
+static bool
+endpoint_down(CURL *c, CURLcode rc)
+{
+	curl_off_t connect = 0;
+
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+		return true;
+	case CURLE_OPERATION_TIMEDOUT: /* down if it never connected */
+		return curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect) == CURLE_OK &&
+		       connect == 0;
+	default:
+		return false;
+	}
+}
+
+/* Run one job on c (NULL: libcurl could not start); true when its
+ * endpoint turned out to be unreachable. */
+static bool
 wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 {
+	bool down = false;
 	struct wh_request rq;
 	struct wh_reply reply;
 	char errbuf[CURL_ERROR_SIZE], line[200];
@@ -483,7 +510,7 @@ wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 	if ((job->status = request_build(h, job, &rq)) != OE_HOOK_OK) {
 		if (pre)
 			job->status = OE_HOOK_FAIL;
-		return;
+		return false;
 	}
 	if (c == NULL) {
 		job->status = pre ? OE_HOOK_FAIL : OE_HOOK_RETRY;
@@ -499,6 +526,7 @@ wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 				      OE_HOOK_RETRY;
 		snprintf(job->error, sizeof(job->error), "webhook %.120s: %.120s", rq.shown,
 			 *errbuf ? errbuf : curl_easy_strerror(rc));
+		down = endpoint_down(c, rc);
 	} else if (code >= 200 && code < 300) {
 		job->status = OE_HOOK_OK;
 	} else if (pre) {
@@ -516,6 +544,17 @@ wh_run(const oe_hook_host *h, CURL *c, oe_hook_job *job, bool pre)
 	}
 out:
 	request_free(&rq);
+	return down;
+}
+
+/* The scheme, host and port of url ("https://h:8443"), cut to fit. */
+static void
+origin_of(const char *url, char *out, size_t len)
+{
+	const char *auth = strstr(url, "://");
+	size_t n = auth ? (size_t)(auth + 3 - url) + strcspn(auth + 3, "/?#") : strlen(url);
+
+	snprintf(out, len, "%.*s", (int)n, url);
 }
 
 /* ---- the ops ---- */
@@ -544,17 +583,41 @@ wh_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 	return 0;
 }
 
+/*
+ * The jobs one after another; once an endpoint proves unreachable, its
+ * later jobs of this pass are not tried but retried with the others'
+ * backoff, as a mail server that is down fails all its mails at once.
+ */
 static void
 wh_deliver(const oe_hook_host *h, oe_hook_job *jobs, size_t n)
 {
+	char (*down)[160] = calloc(n ? n : 1, sizeof(*down)), origin[160];
+	size_t ndown = 0;
 	CURL *c;
 
 	global_init();
 	c = curl_easy_init();
-	for (size_t i = 0; i < n; i++)
-		wh_run(h, c, &jobs[i], false);
+	for (size_t i = 0; i < n; i++) {
+		const char *url = h->option(&jobs[i], "url");
+		char *shown = url_shown(url ? url : ""); /* no user or password */
+		size_t k = 0;
+
+		origin_of(shown ? shown : "", origin, sizeof(origin));
+		free(shown);
+		while (k < ndown && strcmp(down[k], origin) != 0)
+			k++;
+		if (k < ndown) {
+			jobs[i].status = OE_HOOK_RETRY;
+			snprintf(jobs[i].error, sizeof(jobs[i].error),
+				 "webhook %.120s: not tried, unreachable earlier in this pass", origin);
+			continue;
+		}
+		if (wh_run(h, c, &jobs[i], false) && down)
+			memcpy(down[ndown++], origin, sizeof(origin));
+	}
 	if (c)
 		curl_easy_cleanup(c);
+	free(down);
 }
 
 static void
@@ -564,7 +627,7 @@ wh_pre(const oe_hook_host *h, oe_hook_job *job)
 
 	global_init();
 	c = curl_easy_init();
-	wh_run(h, c, job, true);
+	(void)wh_run(h, c, job, true);
 	if (c)
 		curl_easy_cleanup(c);
 }

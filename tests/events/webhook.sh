@@ -234,6 +234,16 @@ grep -q "127.0.0.1:$closed/hook: .*[Cc]onnect" "$tmp/out" && ok "a refused conne
 	bad "connect error: $(cat "$tmp/out")"
 grep -q "/slow: .*[Tt]imeout\|/slow: .*timed out" "$tmp/out" && ok "a timeout says so" ||
 	bad "timeout error: $(cat "$tmp/out")"
+# An endpoint that cannot be reached is tried once a pass: its other
+# jobs wait for the retry instead of each waiting out the failure.
+oe token add-otp --user nobody --type hotp >/dev/null
+oe token add-otp --user nobody --type totp >/dev/null
+sleep 1.2 # the earlier entries are due again too
+expect 1 "dispatch: three events for the closed endpoint" oe --json events dispatch --once
+expect 0 "outbox" oe --json events outbox --state retrying
+[ "$(json 'sum("127.0.0.1:'"$closed"'/hook: " in e["last_error"] for e in d)' <"$tmp/out")" = 1 ] &&
+	[ "$(json 'sum("127.0.0.1:'"$closed"': not tried, unreachable earlier in this pass" in e["last_error"] for e in d)' <"$tmp/out")" = 2 ] &&
+	ok "tried once, the two others not tried in the same pass" || bad "closed endpoint: $(cat "$tmp/out")"
 
 # ---- pre: 2xx allows, anything else refuses with the answer ----
 expect 1 "a pre webhook answering 403 refuses dave's token" oe token add-otp --user dave --type totp
