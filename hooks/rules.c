@@ -99,19 +99,34 @@ perr(struct parse *ps, int line, const char *fmt, ...)
  * as more of the value above (how a long body goes on), so a rule would
  * silently lose the condition or option it was meant to have.
  */
-static bool
-looks_like_key(const char *line, size_t len)
+/* The length of the span of line[0..len) of bytes in set (reject:
+ * of bytes not in it). */
+static size_t
+span(const char *line, size_t len, const char *set, bool reject)
 {
-	size_t i = strspn(line, " \t"), k;
+	size_t n = 0;
+
+	while (n < len && (strchr(set, line[n]) == NULL) == reject)
+		n++;
+	return n;
+}
+
+static bool
+looks_like_key(const char *line, size_t len, size_t *key_at, size_t *key_len)
+{
+	size_t i = span(line, len, " \t", false), k, eq;
 
 	if (i >= len)
 		return false;
 	line += i;
 	len -= i;
+	*key_at = i;
+	k = span(line, len, " \t=", true);
+	*key_len = k;
 	if (line[0] == '[')
 		return true; /* a section header, taken as more of the value too */
-	k = strcspn(line, " \t=");
-	if (k >= len || line[k + strspn(line + k, " \t")] != '=')
+	eq = k + span(line + k, len - k, " \t", false);
+	if (eq >= len || line[eq] != '=')
 		return false;
 	if ((k > 10 && strncmp(line, "condition.", 10) == 0) ||
 	    (k > 7 && strncmp(line, "option.", 7) == 0))
@@ -127,7 +142,7 @@ reader(char *str, int num, void *stream)
 {
 	struct parse *ps = stream;
 	const char *nl;
-	size_t len;
+	size_t len, at, klen;
 
 	if (ps->failed || ps->p >= ps->end)
 		return NULL;
@@ -145,11 +160,10 @@ reader(char *str, int num, void *stream)
 		return NULL;
 	}
 	ps->continuation = len > 0 && (ps->p[0] == ' ' || ps->p[0] == '\t');
-	if (ps->continuation && looks_like_key(ps->p, len)) {
+	if (ps->continuation && looks_like_key(ps->p, len, &at, &klen)) {
 		perr(ps, ps->line,
 		     "an indented line continues the value above it; begin \"%.*s\" at the start "
-		     "of the line", (int)strcspn(ps->p + strspn(ps->p, " \t"), " \t="),
-		     ps->p + strspn(ps->p, " \t"));
+		     "of the line", (int)(klen > 64 ? 64 : klen), ps->p + at);
 		return NULL;
 	}
 	if (len > 0 && ps->p[0] == '[') {

@@ -22,8 +22,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static oe_ctx *ctx;
 
+/* Whether the request's key is rsaEncryption with parameters other than
+ * NULL (RFC 3279), which OpenSSL ignores and csr_parse() refuses. */
+static int
+rsa_with_parameters(X509_REQ *req)
+{
+	X509_ALGOR *alg = NULL;
+	const ASN1_OBJECT *oid;
+	int ptype;
+
+	if (!X509_PUBKEY_get0_param(NULL, NULL, NULL, &alg, X509_REQ_get_X509_PUBKEY(req)) ||
+	    alg == NULL)
+		return 0;
+	X509_ALGOR_get0(&oid, &ptype, NULL, alg);
+	return OBJ_obj2nid(oid) == NID_rsaEncryption && ptype != V_ASN1_NULL &&
+	       ptype != V_ASN1_UNDEF;
+}
+
 /* What csr_parse() did before, OpenSSL's decoding whole, plus the
- * version check OpenSSL leaves out. */
+ * version and RSA parameter checks OpenSSL leaves out. */
 static EVP_PKEY *
 reference_parse(const uint8_t *data, size_t size)
 {
@@ -35,7 +52,7 @@ reference_parse(const uint8_t *data, size_t size)
 		req = csr_is_pem(data, size) ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)
 					     : d2i_X509_REQ_bio(bio, NULL);
 	BIO_free(bio);
-	if (req != NULL && X509_REQ_get_version(req) == 0 &&
+	if (req != NULL && X509_REQ_get_version(req) == 0 && !rsa_with_parameters(req) &&
 	    (key = X509_REQ_get0_pubkey(req)) != NULL &&
 	    X509_REQ_verify(req, key) == 1)
 		EVP_PKEY_up_ref(key);
