@@ -2,7 +2,8 @@
  * schema.c - create and migrate the store schema.
  *
  * Migrations are portable SQL; "%PK%" stands for the backend's
- * auto-numbered primary key.  Each step runs in the same transaction as
+ * auto-numbered primary key and "%BLOB%" for its type of a column of
+ * bytes.  Each step runs in the same transaction as
  * the version bump, so a store is never half-migrated.  To change the
  * schema, append a step and raise STORE_SCHEMA_VERSION in store.h.
  */
@@ -25,7 +26,7 @@ static const char *const migration_1[] = {
 	" active INTEGER NOT NULL DEFAULT 1,"
 	" rollout_state TEXT NOT NULL,"
 	" description TEXT NOT NULL DEFAULT '',"
-	" secret BLOB,"
+	" secret %BLOB%,"
 	" digits INTEGER NOT NULL DEFAULT 0,"
 	" period INTEGER NOT NULL DEFAULT 0,"
 	" counter BIGINT NOT NULL DEFAULT 0,"
@@ -111,7 +112,7 @@ static const char *const migration_4[] = {
 	"CREATE TABLE ca_state ("
 	" ca TEXT NOT NULL,"
 	" name TEXT NOT NULL,"
-	" value BLOB NOT NULL,"
+	" value %BLOB% NOT NULL,"
 	" expires BIGINT NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (ca, name))",
 	NULL
@@ -243,16 +244,39 @@ read_version(struct store *st, long *version)
 	return OE_OK;
 }
 
+/* The backend's spelling of each %NAME% in a migration step. */
+static const char *
+spelling(const struct store *st, const char *name, size_t len)
+{
+	if (len == 2 && memcmp(name, "PK", 2) == 0)
+		return st->ops->serial_pk;
+	if (len == 4 && memcmp(name, "BLOB", 4) == 0)
+		return st->ops->blob_type ? st->ops->blob_type : "BLOB";
+	return NULL;
+}
+
 static oe_rc
 run_step(struct store *st, const char *sql)
 {
-	const char *pk = strstr(sql, "%PK%");
 	char buf[2048];
+	size_t o = 0;
 
-	if (pk == NULL)
+	if (strchr(sql, '%') == NULL)
 		return store_exec(st, sql, NULL, 0, NULL);
-	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(pk - sql), sql,
-		 st->ops->serial_pk, pk + 4);
+	for (const char *p = sql; *p;) {
+		const char *end = *p == '%' ? strchr(p + 1, '%') : NULL;
+		const char *word = end ? spelling(st, p + 1, (size_t)(end - p - 1)) : NULL;
+		size_t n = word ? strlen(word) : 1;
+
+		if (o + n >= sizeof(buf)) {
+			snprintf(st->err, sizeof(st->err), "schema step too long");
+			return OE_ESCHEMA;
+		}
+		memcpy(buf + o, word ? word : p, n);
+		o += n;
+		p = word ? end + 1 : p + 1;
+	}
+	buf[o] = '\0';
 	return store_exec(st, buf, NULL, 0, NULL);
 }
 

@@ -381,6 +381,7 @@ static const struct store_ops sqlite_ops = {
 	.exec = sq_exec,
 	.query = sq_query,
 	.serial_pk = "INTEGER PRIMARY KEY",
+	.blob_type = "BLOB",
 };
 
 /* The one symbol the backend exports (lib/store/store.h). */

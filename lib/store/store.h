@@ -2,7 +2,12 @@
  * store.h - the store behind one ops table.
  *
  * Callers write portable SQL with '?' placeholders; a backend translates
- * what it must (PostgreSQL wants $1..$n).  Every change that must not be
+ * what it must (PostgreSQL wants $1..$n).  Portable means what SQLite and
+ * PostgreSQL both take alike: no statement goes on after an error inside
+ * a transaction (PostgreSQL aborts the transaction; an INSERT that may
+ * collide says ON CONFLICT DO NOTHING and looks at the changes), every
+ * '?' has a type its place gives it (a column, a comparison with a
+ * column, or CAST(? AS ...)), and integers are not compared with text.  Every change that must not be
  * replayed runs inside store_begin()/store_commit(): begin takes the
  * write lock up front, so a read-check-update sequence in one transaction
  * is a compare-and-set even before the UPDATE's own WHERE guard.
@@ -65,10 +70,13 @@ struct store_ops {
 		       void *fnarg);
 	/* DDL spelling of an auto-numbered primary key column. */
 	const char *serial_pk;
+	/* DDL spelling of a column of bytes (SQLite BLOB, PostgreSQL BYTEA). */
+	const char *blob_type;
 };
 
-/* Raise when struct store_ops or struct store changes incompatibly. */
-#define STORE_BACKEND_ABI 1
+/* Raise when struct store_ops or struct store changes incompatibly.
+ * 2: blob_type. */
+#define STORE_BACKEND_ABI 2
 
 struct store_plugin {
 	unsigned abi; /* STORE_BACKEND_ABI */
