@@ -261,8 +261,12 @@ tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 	if ((rc = check_secret_unused(ctx, st, p->user, secret, secret_len)) != OE_OK)
 		return rc;
 	/* A serial that collides is drawn again; 48 random bits make a
-	 * second collision vanishingly rare. */
+	 * second collision vanishingly rare.  The collision is no error
+	 * (DO NOTHING, no row changed): after an error PostgreSQL would
+	 * refuse every later statement of the transaction. */
 	for (int tries = 0; tries < 4; tries++) {
+		int64_t changes = 0;
+
 		if ((rc = tok_new_serial(p->type, serial)) != OE_OK)
 			return ctx_fail(ctx, rc, "no random bytes for a serial");
 		tok_secret_aad(serial, aad);
@@ -277,12 +281,15 @@ tok_insert_otp(oe_ctx *ctx, struct store *st, const oe_otp_params *p,
 		rc = store_exec(st,
 				"INSERT INTO tokens (serial, type, owner, rollout_state, description,"
 				" secret, digits, period, counter, created, updated, algorithm)"
-				" VALUES (?, ?, ?, 'enrolled', ?, ?, ?, ?, ?, ?, ?, ?)",
-				arg, 11, NULL);
+				" VALUES (?, ?, ?, 'enrolled', ?, ?, ?, ?, ?, ?, ?, ?)"
+				" ON CONFLICT (serial) DO NOTHING",
+				arg, 11, &changes);
 		free(sealed);
 		sealed = NULL;
-		if (rc != OE_EEXISTS)
+		if (rc != OE_OK || changes == 1)
 			break;
+		rc = OE_EEXISTS;
+		snprintf(st->err, sizeof(st->err), "token serial %s is taken", serial);
 	}
 	if (rc != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
