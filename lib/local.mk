@@ -87,8 +87,18 @@ lib_store_sqlite_la_SOURCES = lib/store/sqlite.c lib/store/store.h \
 	lib/store/writeq.c lib/store/writeq.h
 lib_store_sqlite_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 lib_store_sqlite_la_LIBADD = $(SQLITE_LIBS)
-lib_store_sqlite_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
+STORE_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^oe_store_backend$$' -rpath $(storesdir)
+lib_store_sqlite_la_LDFLAGS = $(STORE_LDFLAGS)
+# PostgreSQL, when configure found libpq: postgresql.so, for
+# postgresql:// (and postgres://) URLs.
+if HAVE_POSTGRESQL
+stores_LTLIBRARIES += lib/store/postgresql.la
+endif
+lib_store_postgresql_la_SOURCES = lib/store/postgres.c lib/store/postgres.h lib/store/store.h
+lib_store_postgresql_la_CFLAGS = $(AM_CFLAGS) $(LIBPQ_CFLAGS)
+lib_store_postgresql_la_LIBADD = $(LIBPQ_LIBS)
+lib_store_postgresql_la_LDFLAGS = $(STORE_LDFLAGS)
 
 # The loaders refuse a plugin that others may write, or whose directory
 # they may (lib/dlsafe.h); under a umask of 002 libtool leaves both so in
@@ -108,5 +118,5 @@ install-connectors-hook:
 uninstall-hook: uninstall-connectors-hook
 uninstall-connectors-hook:
 	rm -f $(DESTDIR)$(connectorsdir)/cmp.so $(DESTDIR)$(connectorsdir)/ejbca-rest.so \
-		$(DESTDIR)$(storesdir)/sqlite.so
+		$(DESTDIR)$(storesdir)/sqlite.so $(DESTDIR)$(storesdir)/postgresql.so
 .PHONY: install-connectors-hook uninstall-connectors-hook

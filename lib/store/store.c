@@ -13,9 +13,20 @@
 #define STOREDIR "/usr/lib/otpenroll/stores"
 #endif
 
-/* Schemes with a backend; another name is refused before any file is
- * looked for, so a URL cannot name a file to load. */
-static const char *const schemes[] = { "sqlite", NULL };
+/* Schemes with a backend, and the backend's name (its file and the
+ * scheme its ops give); another name is refused before any file is
+ * looked for, so a URL cannot name a file to load.  libpq takes both
+ * spellings of its URI. */
+static const struct {
+	const char *scheme, *backend;
+} schemes[] = {
+	{ "sqlite", "sqlite" },
+#ifdef HAVE_POSTGRESQL
+	{ "postgresql", "postgresql" },
+	{ "postgres", "postgresql" },
+#endif
+	{ NULL, NULL },
+};
 
 static oe_rc
 load_backend(const char *scheme, const char *dir, void **dl,
@@ -62,16 +73,17 @@ store_open(const char *url, const char *dir, int create, struct store **out,
 		snprintf(err, errlen, "[store] url is not set");
 		return OE_ECONFIG;
 	}
-	for (size_t i = 0; schemes[i]; i++) {
-		size_t n = strlen(schemes[i]);
-		if (strncmp(url, schemes[i], n) != 0 || url[n] != ':')
+	for (size_t i = 0; schemes[i].scheme; i++) {
+		size_t n = strlen(schemes[i].scheme);
+		if (strncmp(url, schemes[i].scheme, n) != 0 || url[n] != ':')
 			continue;
-		if ((rc = load_backend(schemes[i], dir, &dl, &ops, err, errlen)) != OE_OK)
+		if ((rc = load_backend(schemes[i].backend, dir, &dl, &ops, err, errlen)) != OE_OK)
 			return rc;
 		if ((rc = ops->open(out, url + n + 1, create, err, errlen)) != OE_OK ||
 		    *out == NULL) {
 			if (rc == OE_OK) {
-				snprintf(err, errlen, "[store] %s backend opened nothing", schemes[i]);
+				snprintf(err, errlen, "[store] %s backend opened nothing",
+					 schemes[i].backend);
 				rc = OE_ECONFIG;
 			}
 			dlclose(dl);
@@ -82,11 +94,14 @@ store_open(const char *url, const char *dir, int create, struct store **out,
 	}
 	util_url_redacted(url, shown, sizeof(shown));
 	if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0)
-		snprintf(err, errlen,
-			 "[store] url %s: this build has no PostgreSQL backend", shown);
+		snprintf(err, errlen, "[store] url %s: this build has no PostgreSQL backend"
+			 " (configure found no libpq)", shown);
 	else
-		snprintf(err, errlen,
-			 "[store] url %s: unknown store type (expected sqlite:PATH)", shown);
+		snprintf(err, errlen, "[store] url %s: unknown store type (expected sqlite:PATH"
+#ifdef HAVE_POSTGRESQL
+			 " or postgresql://..."
+#endif
+			 ")", shown);
 	return OE_ECONFIG;
 }
 
