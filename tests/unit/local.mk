@@ -73,6 +73,16 @@ tests_unit_test_remote_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_remote_LDADD = $(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
 EXTRA_DIST += tests/unit/data/cmp-pollreq.der tests/unit/data/cmp-pollrep.der \
 	tests/unit/data/cmp-p10cr.der tests/unit/data/cmp-cp.der
+# The PostgreSQL backend: its text handling from its source, the module
+# itself against a server when OE_TEST_PG_URL names one
+# (tests/store/postgresql.sh runs it so).
+if HAVE_POSTGRESQL
+check_PROGRAMS += tests/unit/test_pgsql
+TESTS += tests/unit/test_pgsql
+tests_unit_test_pgsql_SOURCES = tests/unit/test_pgsql.c lib/store/postgres.c
+tests_unit_test_pgsql_CFLAGS = $(UNIT_CFLAGS) $(LIBPQ_CFLAGS)
+tests_unit_test_pgsql_LDADD = $(UNIT_LDADD) $(LIBPQ_LIBS)
+endif
 tests_unit_test_hooks_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hooks
 tests_unit_test_hooks_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_hooks_LDADD = hooks/libotpenroll-hooks.la $(UNIT_LDADD)
