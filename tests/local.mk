@@ -38,3 +38,4 @@ include tests/events/local.mk
 include tests/events/web.mk
 include tests/events/mail.mk
 include tests/ca/local.mk
+include tests/store/local.mk

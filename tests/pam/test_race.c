@@ -2,7 +2,8 @@
  * test_race - 16 processes, each with its own PAM handle and store
  * handle, race the same valid code; exactly one may succeed, in every
  * one of ROUNDS rounds with an HOTP token and TOTP_ROUNDS with a TOTP
- * token.
+ * token.  On a SQLite store of its own, or on the (new, empty) store
+ * whose URL OE_RACE_STORE_URL names (tests/store/postgresql.sh).
  */
 #include "config.h"
 
@@ -166,9 +167,12 @@ write_conf(const char *dir, const char *name, unsigned window)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if ((f = fopen(path, "w")) == NULL)
 		return -1;
-	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\n"
-		   "backend_dir = " OE_TEST_STOREDIR "\n"
-		   "[otp]\nwindow = %u\nmax_fail = 1000\n", dir, dir, window);
+	if (getenv("OE_RACE_STORE_URL"))
+		fprintf(f, "[store]\nurl = %s\n", getenv("OE_RACE_STORE_URL"));
+	else
+		fprintf(f, "[store]\nurl = sqlite:%s/oe.db\n", dir);
+	fprintf(f, "key_file = %s/secret.key\nbackend_dir = " OE_TEST_STOREDIR "\n"
+		   "[otp]\nwindow = %u\nmax_fail = 1000\n", dir, window);
 	return fclose(f);
 }
 
