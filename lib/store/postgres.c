@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libpq-fe.h>
 
@@ -575,6 +576,10 @@ pg_rollback(struct store *st)
 	return rc;
 }
 
+#define BEGIN_SQL                                                              \
+	"BEGIN ISOLATION LEVEL READ COMMITTED;"                                \
+	" SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")"
+
 static oe_rc
 pg_begin(struct store *st)
 {
@@ -589,9 +594,13 @@ pg_begin(struct store *st)
 			 "store %s: cannot start a transaction within a transaction", s->where);
 		return OE_ESTORE;
 	}
-	rc = simple(s, "BEGIN ISOLATION LEVEL READ COMMITTED;"
-		       " SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
-		    "waiting for the write lock");
+	rc = simple(s, BEGIN_SQL, "waiting for the write lock");
+	/* The server dropped the connection since its last use (it was
+	 * restarted): BEGIN is asked again on a new one, since nothing was
+	 * done by it. */
+	if (rc != OE_OK && PQstatus(s->conn) == CONNECTION_BAD &&
+	    ensure_connected(s) == OE_OK)
+		rc = simple(s, BEGIN_SQL, "waiting for the write lock");
 	if (rc != OE_OK) {
 		char keep[sizeof(s->base.err)];
 		memcpy(keep, s->base.err, sizeof(keep));
@@ -818,17 +827,21 @@ row_values(struct pg_store *s, const PGresult *res, int r, int n, struct store_v
 	return OE_OK;
 }
 
-/* Hand each row of res to fn; 1 when fn asked to stop. */
+/* Hand each row of res to fn, counted in *handed; 1 when fn asked to
+ * stop. */
 static int
-rows(struct pg_store *s, const PGresult *res, store_row_fn fn, void *fnarg, oe_rc *rc)
+rows(struct pg_store *s, const PGresult *res, store_row_fn fn, void *fnarg, oe_rc *rc,
+     int *handed)
 {
 	struct store_val col[MAX_COLS];
 	unsigned char *blob[MAX_COLS];
 	int n = PQnfields(res) < MAX_COLS ? PQnfields(res) : MAX_COLS, stop = 0;
 
 	for (int r = 0; r < PQntuples(res) && !stop && *rc == OE_OK; r++) {
-		if ((*rc = row_values(s, res, r, n, col, blob)) == OE_OK)
+		if ((*rc = row_values(s, res, r, n, col, blob)) == OE_OK) {
+			++*handed;
 			stop = fn(fnarg, col, n) != 0;
+		}
 		for (int i = 0; i < n; i++)
 			PQfreemem(blob[i]);
 	}
@@ -836,10 +849,9 @@ rows(struct pg_store *s, const PGresult *res, store_row_fn fn, void *fnarg, oe_r
 }
 
 static oe_rc
-pg_query(struct store *st, const char *sql, const struct store_val *arg, int narg,
-	 store_row_fn fn, void *fnarg)
+query_once(struct pg_store *s, const char *sql, const struct store_val *arg, int narg,
+	   store_row_fn fn, void *fnarg, int *handed)
 {
-	struct pg_store *s = (struct pg_store *)st;
 	char num[MAX_PARAMS][24];
 	const char *val[MAX_PARAMS], *name;
 	int len[MAX_PARAMS], fmt[MAX_PARAMS];
@@ -859,7 +871,7 @@ pg_query(struct store *st, const char *sql, const struct store_val *arg, int nar
 		int stop = 0;
 
 		if (t == PGRES_SINGLE_TUPLE || t == PGRES_TUPLES_OK)
-			stop = rows(s, res, fn, fnarg, &rc);
+			stop = rows(s, res, fn, fnarg, &rc, handed);
 		else
 			rc = fail(s, res, NULL);
 		PQclear(res);
@@ -869,6 +881,32 @@ pg_query(struct store *st, const char *sql, const struct store_val *arg, int nar
 			break;
 		}
 	}
+	return rc;
+}
+
+/* Whether sql is a SELECT, which changes nothing when asked twice. */
+static int
+is_select(const char *sql)
+{
+	sql += strspn(sql, " \t\n");
+	return strncasecmp(sql, "SELECT", 6) == 0 && strchr(" \t\n(", sql[6]) && sql[6];
+}
+
+static oe_rc
+pg_query(struct store *st, const char *sql, const struct store_val *arg, int narg,
+	 store_row_fn fn, void *fnarg)
+{
+	struct pg_store *s = (struct pg_store *)st;
+	int handed = 0;
+	oe_rc rc = query_once(s, sql, arg, narg, fn, fnarg, &handed);
+
+	/* A read outside a transaction that met a connection the server
+	 * had dropped (a restart) is asked again on a new one, unless some
+	 * of its rows were handed on.  A write is not: it may have been
+	 * done before the connection went. */
+	if (rc != OE_OK && handed == 0 && !s->tx && PQstatus(s->conn) == CONNECTION_BAD &&
+	    is_select(sql))
+		rc = query_once(s, sql, arg, narg, fn, fnarg, &handed);
 	return rc;
 }
 

@@ -542,23 +542,17 @@ test_query_stopped(void **state)
 	store_close(st);
 }
 
-/* The server ends the session (a restart would): the statement that
- * meets it fails, and the next one has a new connection, with its
- * statements prepared again. */
+/* End the server's session of st from another connection, as a
+ * restart would. */
 static void
-test_reconnect(void **state)
+terminate(struct store *st)
 {
-	struct store *st;
-	int64_t pid = 0, again = 0, n = -1;
+	int64_t pid = 0;
+	char sql[96];
 	PGconn *c;
 	PGresult *r;
-	char sql[96];
 
-	(void)state;
-	NEED_SERVER();
-	st = open_pg(url, 1);
 	assert_int_equal(store_query_int(st, "SELECT pg_backend_pid()", NULL, 0, &pid), OE_OK);
-	assert_int_equal(store_query_int(st, "SELECT COUNT(*) FROM users", NULL, 0, &n), OE_OK);
 	c = PQconnectdb(url);
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
 	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", (long long)pid);
@@ -567,12 +561,45 @@ test_reconnect(void **state)
 	PQclear(r);
 	PQfinish(c);
 	usleep(100 * 1000);
-	assert_int_equal(store_query_int(st, "SELECT COUNT(*) FROM users", NULL, 0, &n), OE_ESTORE);
+}
+
+/* The server ends the session: a BEGIN or a read meeting that has a
+ * new connection made and goes on, with its statements prepared again;
+ * a write outside a transaction fails (it might have been done), and
+ * the next statement has a new connection; inside a transaction,
+ * everything fails until the rollback. */
+static void
+test_reconnect(void **state)
+{
+	struct store_val a[] = { SV_T("dora"), SV_T(NULL) };
+	struct store *st;
+	int64_t n = -1;
+
+	(void)state;
+	NEED_SERVER();
+	st = open_pg(url, 1);
+	assert_int_equal(store_query_int(st, "SELECT COUNT(*) FROM users", NULL, 0, &n), OE_OK);
+	terminate(st);
 	n = -1;
 	assert_int_equal(store_query_int(st, "SELECT COUNT(*) FROM users", NULL, 0, &n), OE_OK);
 	assert_int_equal(n, 0);
-	assert_int_equal(store_query_int(st, "SELECT pg_backend_pid()", NULL, 0, &again), OE_OK);
-	assert_true(again != pid);
+	terminate(st);
+	assert_int_equal(store_begin(st), OE_OK);
+	assert_int_equal(store_exec(st, "INSERT INTO users (name, email) VALUES (?, ?)", a, 2,
+				    NULL), OE_OK);
+	assert_int_equal(store_commit(st), OE_OK);
+	terminate(st);
+	a[0] = SV_T("emil");
+	assert_int_equal(store_exec(st, "INSERT INTO users (name, email) VALUES (?, ?)", a, 2,
+				    NULL), OE_ESTORE);
+	assert_int_equal(store_exec(st, "INSERT INTO users (name, email) VALUES (?, ?)", a, 2,
+				    NULL), OE_OK);
+	assert_int_equal(store_begin(st), OE_OK);
+	terminate(st);
+	assert_int_not_equal(store_query_int(st, "SELECT COUNT(*) FROM users", NULL, 0, &n), OE_OK);
+	assert_int_not_equal(store_commit(st), OE_OK);
+	assert_int_equal(store_query_int(st, "SELECT COUNT(*) FROM users", NULL, 0, &n), OE_OK);
+	assert_int_equal(n, 2);
 	store_close(st);
 }
 
