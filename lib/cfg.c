@@ -20,6 +20,7 @@
 #include <ini.h>
 
 #include "cfg.h"
+#include "store/url_redact.h"
 #include "util.h"
 
 enum vtype { V_STR, V_UINT, V_ENUM, V_DIR };
@@ -414,7 +415,7 @@ check_cross(struct parse *ps)
 	    strncmp(kv->value, "postgresql://", 13) != 0 &&
 	    strncmp(kv->value, "postgres://", 11) != 0) {
 		char shown[256];
-		util_url_redacted(kv->value, shown, sizeof(shown));
+		store_url_redact(kv->value, shown, sizeof(shown), NULL, 0);
 		perr(ps, kv->line, "[store] url: \"%s\" is not sqlite:PATH or postgresql://...",
 		     shown);
 		return;

@@ -31,6 +31,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/readfile.c \
 	lib/dlsafe.c lib/dlsafe.h \
 	lib/store/store.c lib/store/store.h \
+	lib/store/url_redact.c lib/store/url_redact.h \
 	lib/store/schema.c \
 	lib/otp.c lib/otp.h \
 	lib/auth.c \
@@ -95,7 +96,8 @@ lib_store_sqlite_la_LDFLAGS = $(STORE_LDFLAGS)
 if HAVE_POSTGRESQL
 stores_LTLIBRARIES += lib/store/postgresql.la
 endif
-lib_store_postgresql_la_SOURCES = lib/store/postgres.c lib/store/postgres.h lib/store/store.h
+lib_store_postgresql_la_SOURCES = lib/store/postgres.c lib/store/postgres.h lib/store/store.h \
+	lib/store/url_redact.c lib/store/url_redact.h
 lib_store_postgresql_la_CFLAGS = $(AM_CFLAGS) $(LIBPQ_CFLAGS)
 lib_store_postgresql_la_LIBADD = $(LIBPQ_LIBS)
 lib_store_postgresql_la_LDFLAGS = $(STORE_LDFLAGS)

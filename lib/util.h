@@ -28,9 +28,6 @@ void util_iso_time(time_t t, char out[32]);
 /* What a memory BIO holds, as a malloc'd string, when ok (NULL when not,
  * or out of memory); frees the BIO either way. */
 char *util_bio_text(BIO *b, int ok);
-/* A store URL fit for a message: the password of user:password@ and of
- * a password= parameter replaced by "***"; cut to fit outlen. */
-void util_url_redacted(const char *url, char *out, size_t outlen);
 /* Wipe and free. */
 void util_free_secret(void *p, size_t len);
 

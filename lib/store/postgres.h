@@ -11,8 +11,6 @@
 
 #include "otpenroll.h"
 
-int pgstore_redact(const char *url, char *out, size_t outlen, char **secret,
-		   size_t nsecret);
 void pgstore_scrub(char *s, size_t size, char *const *secret, size_t nsecret);
 int pgstore_translate(const char *sql, char **out, int *nparam);
 oe_rc pgstore_code(const char *sqlstate);

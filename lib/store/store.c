@@ -7,7 +7,7 @@
 
 #include "dlsafe.h"
 #include "store.h"
-#include "util.h"
+#include "url_redact.h"
 
 #ifndef STOREDIR
 #define STOREDIR "/usr/lib/otpenroll/stores"
@@ -92,7 +92,7 @@ store_open(const char *url, const char *dir, int create, struct store **out,
 		(*out)->dl = dl;
 		return OE_OK;
 	}
-	util_url_redacted(url, shown, sizeof(shown));
+	store_url_redact(url, shown, sizeof(shown), NULL, 0);
 	if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0)
 		snprintf(err, errlen, "[store] url %s: this build has no PostgreSQL backend"
 			 " (configure found no libpq)", shown);

@@ -26,6 +26,7 @@
 #include <libpq-fe.h>
 
 #include "store/postgres.h"
+#include "store/url_redact.h"
 #include "store/store.h"
 
 /* ---- without a server ---- */
@@ -71,7 +72,7 @@ redacted(const char *url, const char *want, const char *secret0, const char *sec
 {
 	char out[256], *secret[4];
 
-	assert_int_equal(pgstore_redact(url, out, sizeof(out), secret, 4), 0);
+	assert_int_equal(store_url_redact(url, out, sizeof(out), secret, 4), 0);
 	assert_string_equal(out, want);
 	if (secret0)
 		assert_string_equal(secret[0], secret0);
@@ -106,7 +107,7 @@ test_redact(void **state)
 	/* '@' in the query is not userinfo. */
 	redacted("postgresql://h/db?user=a@b", "postgresql://h/db?user=a@b", NULL, NULL);
 	/* Cut to the room given, never overrun. */
-	assert_int_equal(pgstore_redact("postgresql://user:verylongpassword@host/database", small,
+	assert_int_equal(store_url_redact("postgresql://user:verylongpassword@host/database", small,
 					sizeof(small), secret, 2), 0);
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 	assert_null(strstr(small, "verylong"));
