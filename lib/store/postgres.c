@@ -216,6 +216,10 @@ fail(struct pg_store *s, const PGresult *res, const char *what)
 
 	if (n < sizeof(s->base.err) - 1)
 		message(s, res, s->base.err + n, sizeof(s->base.err) - n);
+	/* The URL as shown too, should its redaction have missed a
+	 * spelling libpq reads otherwise. */
+	pgstore_scrub(s->base.err, sizeof(s->base.err), s->secret,
+		      sizeof(s->secret) / sizeof(s->secret[0]));
 	return pgstore_code(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
 }
 
@@ -367,7 +371,15 @@ pg_open(struct store **out, const char *location, int create, char *err, size_t 
 				s->secret[k] = strdup(o->val);
 		}
 	PQconninfoFree(opts);
-	s->conn = PQconnectdb(url);
+	{
+		/* A server that cannot be reached (a partition, not a stopped
+		 * server) would hold a login for the kernel's TCP timeout:
+		 * 10 s unless the URL says connect_timeout itself (read
+		 * after this, so it wins). */
+		const char *const keys[] = { "connect_timeout", "dbname", NULL };
+		const char *const vals[] = { "10", url, NULL };
+		s->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (s->conn == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = OE_ENOMEM;

@@ -65,7 +65,8 @@ dup_n(const char *s, size_t n)
  * parameter.  Read as
  * carefully as a malformed URL needs: the userinfo is taken to end at
  * the last '@' before the query, so a password with an unescaped '/' or
- * ':' is still hidden whole.  0, or -1 out of memory.
+ * ':' is still hidden whole, or at the first '@' before any '/' when
+ * that is later (libpq's reading: a password with an unescaped '?').  0, or -1 out of memory.
  */
 int
 store_url_redact(const char *url, char *out, size_t outlen, char **secret, size_t nsecret)
@@ -93,6 +94,15 @@ store_url_redact(const char *url, char *out, size_t outlen, char **secret, size_
 	for (const char *p = auth; *p && p != query; p++)
 		if (*p == '@')
 			at = p;
+	/* libpq itself ends the userinfo at the first '@' before any '/',
+	 * whatever comes between ('?' included): hide up to there too. */
+	{
+		const char *p = auth + strcspn(auth, "@/");
+		if (*p == '@' && (at == NULL || p > at)) {
+			at = p;
+			query = strchr(at, '?');
+		}
+	}
 	PUT(url, (size_t)(auth - url));
 	if (at) {
 		colon = memchr(auth, ':', (size_t)(at - auth));

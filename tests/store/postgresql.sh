@@ -260,6 +260,26 @@ expect 1 "a wrong password" "$bin" -c "$tmp/wrong.conf" token list
 has "$tmp/err" "password authentication failed" "says the password was refused"
 grep -q "$wrong" "$tmp/err" && bad "the password is in the message" || ok "without the password"
 has "$tmp/err" "otpenroll:\*\*\*@" "the URL shown with the password hidden"
+# A '?' in the password: libpq reads the userinfo up to the '@' all
+# the same, and so must what hides it.
+sed "s|^url = .*|url = postgresql://otpenroll:Wr?$wrong@/oe?host=$pg|" "$conf" >"$tmp/wrongq.conf"
+expect 1 "a wrong password with a '?'" "$bin" -c "$tmp/wrongq.conf" token list
+grep -q "$wrong" "$tmp/err" && bad "the '?' password is in the message" || ok "without the '?' password"
+
+# ---- a server that takes the connection and says nothing: given up
+# after connect_timeout (10 s unless the URL says) ----
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+c = [s.accept() for _ in range(2)]
+time.sleep(120)' >"$tmp/silent.port" &
+silent=$!
+for _ in $(seq 50); do [ -s "$tmp/silent.port" ] && break; sleep 0.1; done
+sed "s|^url = .*|url = postgresql://otpenroll@127.0.0.1:$(cat "$tmp/silent.port")/oe|" "$conf" >"$tmp/silent.conf"
+expect 1 "a server that never answers" timeout 60 "$bin" -c "$tmp/silent.conf" token list
+has "$tmp/err" "timeout expired" "given up by the connect timeout, not waited on"
+kill "$silent" 2>/dev/null
+wait "$silent" 2>/dev/null
 
 # ---- the server gone: fail closed ----
 asdb "$pgbin/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null

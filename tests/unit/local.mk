@@ -68,9 +68,10 @@ tests_unit_test_liboath_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_liboath_LDADD = $(UNIT_LDADD)
 tests_unit_test_liboath_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=oath_init,--wrap=oath_done
 # The connectors' parsers, compiled in (the connectors are plugins).
-tests_unit_test_remote_SOURCES = tests/unit/test_remote.c lib/ca/ejbca_json.c lib/ca/cmp_msg.c
-tests_unit_test_remote_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_remote_LDADD = $(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
+tests_unit_test_remote_SOURCES = tests/unit/test_remote.c lib/ca/ejbca_json.c lib/ca/cmp_msg.c \
+	lib/ca/remote/http.c
+tests_unit_test_remote_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS)
+tests_unit_test_remote_LDADD = $(CMOCKA_LIBS) $(CURL_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
 EXTRA_DIST += tests/unit/data/cmp-pollreq.der tests/unit/data/cmp-pollrep.der \
 	tests/unit/data/cmp-p10cr.der tests/unit/data/cmp-cp.der
 # The PostgreSQL backend: its text handling from its source, the module

@@ -188,6 +188,7 @@ test_url_redacted(void **state)
 		{ "postgres://u:p%40ss@h:5432/d?password=x", "postgres://u:***@h:5432/d?password=***" },
 		{ "postgresql:///otp?host=/run/pg", "postgresql:///otp?host=/run/pg" },
 		{ "postgresql://u:pa/ss@h/db", "postgresql://u:***@h/db" },
+		{ "postgresql://u:pa?ss@/db?host=/run", "postgresql://u:***@/db?host=/run" },
 		{ "mysql://root:pw@h/x?xpassword=y", "mysql://root:***@h/x?xpassword=y" },
 	};
 	char out[128], small[16];

@@ -106,6 +106,9 @@ test_redact(void **state)
 	redacted("postgresql://u:one@h/db?password=two", "postgresql://u:***@h/db?password=***", "one", "two");
 	/* '@' in the query is not userinfo. */
 	redacted("postgresql://h/db?user=a@b", "postgresql://h/db?user=a@b", NULL, NULL);
+	/* libpq ends the userinfo at the first '@' before a '/', past a '?'. */
+	redacted("postgresql://nobody:pa?ss@/nodb?host=/tmp", "postgresql://nobody:***@/nodb?host=/tmp",
+		 "pa?ss", "\"pa\"");
 	/* Cut to the room given, never overrun. */
 	assert_int_equal(store_url_redact("postgresql://user:verylongpassword@host/database", small,
 					sizeof(small), secret, 2), 0);

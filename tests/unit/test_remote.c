@@ -21,6 +21,7 @@
 
 #include "ca/cmp_msg.h"
 #include "ca/ejbca_json.h"
+#include "ca/remote/http.h"
 
 /* A small self-signed certificate, base64 of its DER. */
 static char *cert_b64;
@@ -304,6 +305,24 @@ test_cmp(void **state)
 	free(p10);
 }
 
+/* What a CA says is stored as well-formed UTF-8, whatever it sent. */
+static void
+test_message_text(void **state)
+{
+	char buf[64], small[5];
+
+	(void)state;
+	remote_printf(buf, sizeof(buf), "CA said: %s", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
+	assert_string_equal(buf, "CA said: caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
+	/* Latin-1, a lone continuation byte, an overlong '/', a surrogate,
+	 * beyond U+10FFFF, a control character. */
+	remote_printf(buf, sizeof(buf), "%s", "caf\xe9 \x80 \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 a\nb");
+	assert_string_equal(buf, "caf? ? ?? ??? ???? a?b");
+	/* A cut inside a character leaves none of it. */
+	remote_printf(small, sizeof(small), "%s", "ab\xe2\x82\xac");
+	assert_string_equal(small, "ab??");
+}
+
 int
 main(void)
 {
@@ -313,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_errors_and_status),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_cmp),
+		cmocka_unit_test(test_message_text),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -515,15 +515,55 @@ http_segment(const char *s)
 	return out;
 }
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), 0 if none. */
+static size_t
+utf8_at(const unsigned char *p)
+{
+	size_t n;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (*p < 0x80)
+		return 1;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3, lo = *p == 0xe0 ? 0xa0 : 0x80, hi = *p == 0xed ? 0x9f : 0xbf;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4, lo = *p == 0xf0 ? 0x90 : 0x80, hi = *p == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * What a CA said, fit to store and show: control characters and bytes
+ * of no well-formed UTF-8 (a statusString is whatever the server sent,
+ * and the cut at len may fall inside a character) become '?'.  A
+ * PostgreSQL store refuses text that is no UTF-8, and the answer would
+ * never be recorded.
+ */
 void
 remote_printf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (len == 0)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, len, fmt, ap);
 	va_end(ap);
-	for (char *p = buf; len && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	for (unsigned char *p = (unsigned char *)buf; *p;) {
+		size_t n = utf8_at(p);
+		if (n == 0 || *p < 0x20 || *p == 0x7f) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
 }
