@@ -224,6 +224,17 @@ deliver_run(void *arg)
 	return NULL;
 }
 
+static void
+timespec_add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
 /*
  * Wait for the threaded handlers, renewing the pass's claims every third
  * of the lease meanwhile: a mail server that takes its time (each answer
@@ -234,12 +245,12 @@ static void
 await_handlers(struct hooks *h, struct handlers_done *done, size_t nthreads, size_t claimed)
 {
 	unsigned lease = config_uint(h, "lease_seconds", DEFAULT_LEASE);
-	time_t every = lease / 3 ? lease / 3 : 1;
+	long every_ms = (long)lease * 1000 / 3;
 	struct timespec until;
 	bool warned = false;
 
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += every;
+	timespec_add_ms(&until, every_ms);
 	pthread_mutex_lock(&done->lock);
 	while (done->n < nthreads) {
 		size_t held = 0;
@@ -248,8 +259,10 @@ await_handlers(struct hooks *h, struct handlers_done *done, size_t nthreads, siz
 		if (pthread_cond_timedwait(&done->cond, &done->lock, &until) != ETIMEDOUT)
 			continue;
 		pthread_mutex_unlock(&done->lock);
+		/* The store keeps whole seconds, and a claim is free once its
+		 * second has come: one more second covers the rounding. */
 		pthread_mutex_lock(&h->host_lock);
-		rc = oe_outbox_renew(h->ctx, h->lease, lease, &held);
+		rc = oe_outbox_renew(h->ctx, h->lease, lease + 1, &held);
 		pthread_mutex_unlock(&h->host_lock);
 		if (rc != OE_OK)
 			h->host.log(&h->host, LOG_WARNING, "outbox: claims not renewed: %s",
@@ -262,7 +275,7 @@ await_handlers(struct hooks *h, struct handlers_done *done, size_t nthreads, siz
 				    "them again", claimed - held, claimed, lease);
 		}
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += every;
+		timespec_add_ms(&until, every_ms);
 		pthread_mutex_lock(&done->lock);
 	}
 	pthread_mutex_unlock(&done->lock);

@@ -162,7 +162,7 @@ reader(char *str, int num, void *stream)
 	ps->continuation = len > 0 && (ps->p[0] == ' ' || ps->p[0] == '\t');
 	if (ps->continuation && looks_like_key(ps->p, len, &at, &klen)) {
 		perr(ps, ps->line,
-		     "an indented line continues the value above it; begin \"%.*s\" at the start "
+		     "an indented line is read as more of a value; begin \"%.*s\" at the start "
 		     "of the line", (int)(klen > 64 ? 64 : klen), ps->p + at);
 		return NULL;
 	}

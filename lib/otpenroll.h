@@ -180,8 +180,10 @@ oe_rc oe_token_import_usersfile(oe_ctx *ctx, const char *path,
 /* ---- authentication ---------------------------------------------------- */
 
 /* locked_until of a lock that only oe_token_unlock() lifts ([otp]
- * lock_seconds = 0): the last second of 9999, still a date to print. */
-#define OE_LOCKED_FOREVER ((time_t)253402300799)
+ * lock_seconds = 0): the last second of 9999, still a date to print;
+ * 2038's where time_t has 32 bits. */
+#define OE_LOCKED_FOREVER \
+	((time_t)(sizeof(time_t) >= 8 ? 253402300799LL : 2147483647LL))
 
 typedef struct oe_auth_info {
 	char serial[64]; /* token that matched, or the last one tried */

@@ -128,8 +128,10 @@ oe_outbox_retry(oe_ctx *ctx, int64_t id)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	rc = store_query(st, "SELECT done_rules FROM outbox WHERE id = ?", &arg[2], 1, first_text,
 			 &done);
-	if (rc == OE_OK && done.row && done.s == NULL)
-		rc = OE_ENOMEM;
+	if (rc == OE_OK && done.row && done.s == NULL) {
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		goto bad;
+	}
 	if (rc == OE_OK && done.row) {
 		drop_failed(done.s);
 		arg[1] = SV_T(done.s);

@@ -478,7 +478,7 @@ out:
 static bool
 endpoint_down(CURL *c, CURLcode rc)
 {
-	curl_off_t connect = 0;
+	long sent = 0;
 
 	switch (rc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
@@ -486,9 +486,10 @@ endpoint_down(CURL *c, CURLcode rc)
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
 		return true;
-	case CURLE_OPERATION_TIMEDOUT: /* down if it never connected */
-		return curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect) == CURLE_OK &&
-		       connect == 0;
+	case CURLE_OPERATION_TIMEDOUT:
+		/* Down if the request never went out; the connect time says
+		 * nothing on a connection kept from an earlier job (0). */
+		return curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent == 0;
 	default:
 		return false;
 	}
@@ -591,7 +592,11 @@ wh_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 static void
 wh_deliver(const oe_hook_host *h, oe_hook_job *jobs, size_t n)
 {
-	char (*down)[160] = calloc(n ? n : 1, sizeof(*down)), origin[160];
+	struct {
+		char origin[160];
+		long timeout; /* of the job that found it down */
+	} *down = calloc(n ? n : 1, sizeof(*down));
+	char origin[160];
 	size_t ndown = 0;
 	CURL *c;
 
@@ -600,11 +605,15 @@ wh_deliver(const oe_hook_host *h, oe_hook_job *jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *url = h->option(&jobs[i], "url");
 		char *shown = url_shown(url ? url : ""); /* no user or password */
+		long timeout = HOPT_TIMEOUT_DEFAULT;
 		size_t k = 0;
 
 		origin_of(shown ? shown : "", origin, sizeof(origin));
 		free(shown);
-		while (k < ndown && strcmp(down[k], origin) != 0)
+		(void)hopt_timeout(h->option(&jobs[i], "timeout"), &timeout);
+		/* A rule that waits longer than the one that gave up is
+		 * still tried. */
+		while (k < ndown && (strcmp(down[k].origin, origin) != 0 || timeout > down[k].timeout))
 			k++;
 		if (k < ndown) {
 			jobs[i].status = OE_HOOK_RETRY;
@@ -612,8 +621,10 @@ wh_deliver(const oe_hook_host *h, oe_hook_job *jobs, size_t n)
 				 "webhook %.120s: not tried, unreachable earlier in this pass", origin);
 			continue;
 		}
-		if (wh_run(h, c, &jobs[i], false) && down)
-			memcpy(down[ndown++], origin, sizeof(origin));
+		if (wh_run(h, c, &jobs[i], false) && down) {
+			memcpy(down[ndown].origin, origin, sizeof(origin));
+			down[ndown++].timeout = timeout;
+		}
 	}
 	if (c)
 		curl_easy_cleanup(c);

@@ -711,8 +711,8 @@ admin_group = {ADMIN_GROUP}
         # One user's connections take at most max_clients_per_user slots
         # (a quarter of max_clients unless set); others are still served.
         with another_daemon("peruser", lambda text: text + "max_clients = 4\n") as (conf3, sock3):
-            holder = hold_open(TEST_USER, sock3, 10)
-            for _ in range(100):
+            holder = hold_open(TEST_USER, sock3, 30)
+            for _ in range(400):  # its session forked, on a slow machine too
                 if processes_with(conf3) >= 4:
                     break
                 time.sleep(0.05)

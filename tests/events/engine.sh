@@ -72,9 +72,9 @@ printf '[rule x]\nevent = token_init\nhandler = badabi\naction = record\noption.
 	bad_rule "a handler built for another ABI" 3 'built for handler ABI 2, this otpenroll speaks 1'
 printf '[rule x]\noption.line = %0250d\n' 0 | bad_rule "an over-long line" 2 'longer than 190'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.line = a\n  condition.user = alice\n' |
-	bad_rule "an indented key" 7 'indented line continues the value above it; begin "condition.user"'
+	bad_rule "an indented key" 7 'indented line is read as more of a value; begin "condition.user"'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n  [rule y]\n' |
-	bad_rule "an indented section" 6 'indented line continues'
+	bad_rule "an indented section" 6 'indented line is read as more of a value'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n[rule y]\n; event = token_init\n' |
 	bad_rule "a rule with every key commented out" 6 'the section has no keys'
 printf '[rule x]\nevent = token_init\n' >"$rules/bad.conf"

@@ -245,6 +245,43 @@ expect 0 "outbox" oe --json events outbox --state retrying
 	[ "$(json 'sum("127.0.0.1:'"$closed"': not tried, unreachable earlier in this pass" in e["last_error"] for e in d)' <"$tmp/out")" = 2 ] &&
 	ok "tried once, the two others not tried in the same pass" || bad "closed endpoint: $(cat "$tmp/out")"
 
+# A reply that is late on a connection kept from an earlier job is not
+# an unreachable endpoint: the next job to the same server is tried.
+rule reuse <<R
+[rule reuse-a]
+event = token_init
+handler = webhook
+action = post
+condition.user = reuse
+option.url = http://127.0.0.1:$port/ok
+
+[rule reuse-b]
+event = token_init
+handler = webhook
+action = post
+condition.user = reuse
+option.url = http://127.0.0.1:$port/slow
+option.timeout = 1
+
+[rule reuse-c]
+event = token_init
+handler = webhook
+action = post
+condition.user = reuse
+option.url = http://127.0.0.1:$port/ok
+option.timeout = 1
+R
+oe events dispatch --once >/dev/null # what is due before
+: >"$tmp/http.log"
+oe token add-otp --user reuse --type totp >/dev/null
+expect 1 "dispatch: one of three rules times out" oe --json events dispatch --once
+[ "$(grep -c '"path": "/ok"' "$tmp/http.log")" = 2 ] &&
+	ok "the rule after the late reply was still tried" || bad "requests: $(cat "$tmp/http.log")"
+expect 0 "outbox" oe --json events outbox --state retrying
+json '[e["last_error"] for e in d if e["payload"]["user"] == "reuse"][0]' <"$tmp/out" |
+	grep -q "^rule reuse-b: " && ok "only the late rule is owed" || bad "reuse: $(cat "$tmp/out")"
+rm -f "$rules/reuse.conf"
+
 # ---- pre: 2xx allows, anything else refuses with the answer ----
 expect 1 "a pre webhook answering 403 refuses dave's token" oe token add-otp --user dave --type totp
 has "$tmp/err" "refused by rule gate-deny: not on weekends$" "the answer's first line is the reason"
