@@ -12,7 +12,9 @@
  * the entry is dead (and `otpenroll events retry` revives it).  A rule
  * that fails for good is remembered as "!rule" among the delivered ones:
  * not tried again, and the entry dead once nothing else is owed, while
- * the other rules of the event still get their retries.
+ * the other rules of the event still get their retries.  An entry that
+ * `events retry` revived starts again from 0 attempts, as a new one
+ * (which has no "!rule"): its "!rule"s are owed again.
  */
 #include "config.h"
 
@@ -60,6 +62,26 @@ struct pass {
 	bool nomem;
 };
 
+/* Drop the "!rule"s from a list of settled rules, in place. */
+static void
+drop_failed(char *list)
+{
+	char *w = list;
+
+	for (char *p = list; *p;) {
+		size_t n = strcspn(p, " ");
+		if (*p != '!' && n > 0) {
+			if (w != list)
+				*w++ = ' ';
+			memmove(w, p, n);
+			w += n;
+		}
+		p += n;
+		p += *p == ' ';
+	}
+	*w = '\0';
+}
+
 static int
 collect(const oe_outbox_entry *oe, void *arg)
 {
@@ -87,6 +109,8 @@ collect(const oe_outbox_entry *oe, void *arg)
 		p->nomem = true;
 		return 1;
 	}
+	if (e->attempts == 0)
+		drop_failed(e->done); /* revived by `events retry` */
 	return 0;
 }
 

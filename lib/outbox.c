@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <stdbool.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -73,47 +72,10 @@ oe_outbox_list(oe_ctx *ctx, const char *state, oe_outbox_fn fn, void *arg)
 	return rc == OE_OK ? OE_OK : ctx_fail(ctx, rc, "%s", store_errmsg(st));
 }
 
-struct first_text {
-	char *s;
-	bool row;
-};
-
-static int
-first_text(void *arg, const struct store_val *col, int ncol)
-{
-	struct first_text *t = arg;
-
-	t->row = true;
-	t->s = strdup(ncol > 0 && col[0].type == SV_TEXT ? col[0].s : "");
-	return 1;
-}
-
-/* Drop the rules that failed for good ("!rule", hooks/dispatch.c) from a
- * list of settled rules, in place: a retry owes them again. */
-static void
-drop_failed(char *list)
-{
-	char *w = list;
-
-	for (char *p = list; *p;) {
-		size_t n = strcspn(p, " ");
-		if (*p != '!' && n > 0) {
-			if (w != list)
-				*w++ = ' ';
-			memmove(w, p, n);
-			w += n;
-		}
-		p += n;
-		p += *p == ' ';
-	}
-	*w = '\0';
-}
-
 oe_rc
 oe_outbox_retry(oe_ctx *ctx, int64_t id)
 {
-	struct store_val arg[] = { SV_I(time(NULL)), SV_T(NULL), SV_I(id) };
-	struct first_text done = { 0 };
+	struct store_val arg[] = { SV_I(time(NULL)), SV_I(id) };
 	struct store *st;
 	int64_t changes = 0;
 	char detail[32];
@@ -126,20 +88,12 @@ oe_outbox_retry(oe_ctx *ctx, int64_t id)
 		return rc;
 	if ((rc = store_begin(st)) != OE_OK)
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	rc = store_query(st, "SELECT done_rules FROM outbox WHERE id = ?", &arg[2], 1, first_text,
-			 &done);
-	if (rc == OE_OK && done.row && done.s == NULL) {
-		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
-		goto bad;
-	}
-	if (rc == OE_OK && done.row) {
-		drop_failed(done.s);
-		arg[1] = SV_T(done.s);
-		rc = store_exec(st,
-				"UPDATE outbox SET state = 'queued', attempts = 0, next_attempt = ?,"
-				" done_rules = ? WHERE id = ? AND state IN ('retrying', 'dead')",
-				arg, 3, &changes);
-	}
+	/* attempts = 0 also has the dispatcher owe again the rules that
+	 * had failed for good (hooks/dispatch.c). */
+	rc = store_exec(st,
+			"UPDATE outbox SET state = 'queued', attempts = 0, next_attempt = ?"
+			" WHERE id = ? AND state IN ('retrying', 'dead')",
+			arg, 2, &changes);
 	if (rc != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto bad;
@@ -154,11 +108,26 @@ oe_outbox_retry(oe_ctx *ctx, int64_t id)
 		goto bad;
 	if ((rc = store_commit(st)) != OE_OK)
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	free(done.s);
 	return rc;
 bad:
 	store_rollback(st);
-	free(done.s);
+	return rc;
+}
+
+/* One statement in a transaction of its own, the write lock taken first
+ * as for every change; *changes, when not NULL, the rows it changed. */
+static oe_rc
+write_alone(oe_ctx *ctx, struct store *st, const char *sql, const struct store_val *arg,
+	    int narg, int64_t *changes)
+{
+	oe_rc rc;
+
+	if ((rc = store_begin(st)) != OE_OK ||
+	    (rc = store_exec(st, sql, arg, narg, changes)) != OE_OK ||
+	    (rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		store_rollback(st);
+	}
 	return rc;
 }
 
@@ -179,26 +148,19 @@ oe_outbox_claim(oe_ctx *ctx, const char *lease, unsigned max, unsigned lease_sec
 	ctx_clear_error(ctx);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		return rc;
-	if ((rc = store_begin(st)) != OE_OK)
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	{
 		struct store_val a[] = {
 			SV_T(lease), SV_I(now + (time_t)lease_seconds), SV_I(now), SV_I(now),
 			SV_I(max),
 		};
-		rc = store_exec(st,
-				"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN"
-				" (SELECT id FROM outbox WHERE state IN ('queued', 'retrying')"
-				" AND next_attempt <= ? AND lease_until <= ? ORDER BY id LIMIT ?)",
-				a, 5, &claimed);
+		rc = write_alone(ctx, st,
+				 "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN"
+				 " (SELECT id FROM outbox WHERE state IN ('queued', 'retrying')"
+				 " AND next_attempt <= ? AND lease_until <= ? ORDER BY id LIMIT ?)",
+				 a, 5, &claimed);
 	}
-	if (rc != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		store_rollback(st);
+	if (rc != OE_OK)
 		return rc;
-	}
-	if ((rc = store_commit(st)) != OE_OK)
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	if (claimed == 0)
 		return OE_OK;
 	{
@@ -270,18 +232,10 @@ oe_outbox_renew(oe_ctx *ctx, const char *lease, unsigned lease_seconds, size_t *
 		return OE_EINVAL;
 	*held = 0;
 	ctx_clear_error(ctx);
-	if ((rc = ctx_store(ctx, &st)) != OE_OK)
+	if ((rc = ctx_store(ctx, &st)) != OE_OK ||
+	    (rc = write_alone(ctx, st, "UPDATE outbox SET lease_until = ? WHERE lease_owner = ?", a,
+			      2, &changes)) != OE_OK)
 		return rc;
-	if ((rc = store_begin(st)) != OE_OK)
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	if ((rc = store_exec(st, "UPDATE outbox SET lease_until = ? WHERE lease_owner = ?", a, 2,
-			     &changes)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		store_rollback(st);
-		return rc;
-	}
-	if ((rc = store_commit(st)) != OE_OK)
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	*held = (size_t)changes;
 	return OE_OK;
 }
@@ -340,15 +294,10 @@ oe_outbox_release(oe_ctx *ctx, pid_t pid)
 		/* A prefix compared as text: no LIKE, whose wildcards a host
 		 * name may hold. */
 		struct store_val arg[] = { SV_I((int64_t)strlen(owner)), SV_T(owner) };
-		if ((rc = store_begin(st)) != OE_OK ||
-		    (rc = store_exec(st,
-				     "UPDATE outbox SET lease_owner = NULL, lease_until = 0"
-				     " WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, ?) = ?",
-				     arg, 2, NULL)) != OE_OK ||
-		    (rc = store_commit(st)) != OE_OK) {
-			ctx_fail(ctx, rc, "%s", store_errmsg(st));
-			store_rollback(st);
-		}
+		rc = write_alone(ctx, st,
+				 "UPDATE outbox SET lease_owner = NULL, lease_until = 0"
+				 " WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, ?) = ?",
+				 arg, 2, NULL);
 	}
 	return rc;
 }
