@@ -67,8 +67,7 @@ struct parse {
 	int line;
 	bool continuation;      /* the line being read continues a value */
 	int section_line;       /* of the last [section] header */
-	int section_lines[RULES_MAX_RULES + 1]; /* of every header, while they fit */
-	size_t nsections;
+	int keyless;            /* that header's line while it has no key yet */
 	struct raw_rule *rules;
 	size_t nrules;
 	char *err;
@@ -94,11 +93,6 @@ perr(struct parse *ps, int line, const char *fmt, ...)
 	ps->failed = true;
 }
 
-/*
- * Whether an indented line reads as a rule's key = value: inih takes it
- * as more of the value above (how a long body goes on), so a rule would
- * silently lose the condition or option it was meant to have.
- */
 /* The length of the span of line[0..len) of bytes in set (reject:
  * of bytes not in it). */
 static size_t
@@ -111,6 +105,11 @@ span(const char *line, size_t len, const char *set, bool reject)
 	return n;
 }
 
+/*
+ * Whether an indented line reads as a rule's key = value: inih takes it
+ * as more of the value above (how a long body goes on), so a rule would
+ * silently lose the condition or option it was meant to have.
+ */
 static bool
 looks_like_key(const char *line, size_t len, size_t *key_at, size_t *key_len)
 {
@@ -135,6 +134,14 @@ looks_like_key(const char *line, size_t len, size_t *key_at, size_t *key_len)
 		if (strlen(head_keys[j]) == k && strncmp(line, head_keys[j], k) == 0)
 			return true;
 	return false;
+}
+
+/* inih says nothing of a section without keys: a rule whose keys are
+ * all commented out would be no rule, silently. */
+static void
+no_keys(struct parse *ps)
+{
+	perr(ps, ps->keyless, "the section has no keys (a rule needs event, handler and action)");
 }
 
 static char *
@@ -167,9 +174,11 @@ reader(char *str, int num, void *stream)
 		return NULL;
 	}
 	if (len > 0 && ps->p[0] == '[') {
-		ps->section_line = ps->line;
-		if (ps->nsections < sizeof(ps->section_lines) / sizeof(ps->section_lines[0]))
-			ps->section_lines[ps->nsections++] = ps->line;
+		if (ps->keyless) {
+			no_keys(ps);
+			return NULL;
+		}
+		ps->section_line = ps->keyless = ps->line;
 	}
 	memcpy(str, ps->p, len);
 	str[len] = '\n';
@@ -199,6 +208,7 @@ on_key(void *user, const char *section, const char *key, const char *value)
 
 	if (ps->failed)
 		return 0;
+	ps->keyless = 0;
 	if (strncmp(section, "rule ", 5) != 0 || !plain_word(section + 5)) {
 		perr(ps, ps->line, "[%s]: rule sections are [rule NAME], NAME of letters, digits, "
 		     "'.', '_' and '-'", section);
@@ -564,16 +574,8 @@ rules_parse(struct hooks *h, const char *file, const char *text, size_t len, cha
 		perr(&ps, rc, "syntax error: expected \"key = value\" or \"[rule NAME]\"");
 	else if (rc < 0 && !ps.failed)
 		perr(&ps, ps.line, "cannot parse");
-	/* inih says nothing of a section without keys: a rule whose keys
-	 * are all commented out would be no rule, silently. */
-	for (size_t i = 0; i < ps.nsections && !ps.failed; i++) {
-		size_t j = 0;
-		while (j < ps.nrules && ps.rules[j].line != ps.section_lines[i])
-			j++;
-		if (j == ps.nrules)
-			perr(&ps, ps.section_lines[i],
-			     "the section has no keys (a rule needs event, handler and action)");
-	}
+	if (ps.keyless)
+		no_keys(&ps);
 	for (size_t i = 0; i < ps.nrules && !ps.failed; i++) {
 		for (size_t j = 0; j < h->nrules; j++)
 			if (strcmp(h->rules[j].name, ps.rules[i].name) == 0) {

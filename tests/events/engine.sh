@@ -77,6 +77,8 @@ printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noptio
 	bad_rule "an indented section" 6 'indented line is read as more of a value'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n[rule y]\n; event = token_init\n' |
 	bad_rule "a rule with every key commented out" 6 'the section has no keys'
+printf '[rule y]\n; event = token_init\n\n[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n' |
+	bad_rule "a keyless rule before another" 1 'the section has no keys'
 printf '[rule x]\nevent = token_init\n' >"$rules/bad.conf"
 expect 2 "a broken rule stops root's token commands too" oe token add-otp --user z --type totp
 rm -f "$rules/bad.conf"
