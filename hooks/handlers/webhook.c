@@ -548,14 +548,22 @@ out:
 	return down;
 }
 
-/* The scheme, host and port of url ("https://h:8443"), cut to fit. */
+/* The scheme, host and port of url ("https://h:8443"), without any
+ * user or password, cut to fit. */
 static void
 origin_of(const char *url, char *out, size_t len)
 {
-	const char *auth = strstr(url, "://");
-	size_t n = auth ? (size_t)(auth + 3 - url) + strcspn(auth + 3, "/?#") : strlen(url);
+	const char *auth = strstr(url, "://"), *at, *end;
 
-	snprintf(out, len, "%.*s", (int)n, url);
+	if (auth == NULL) {
+		snprintf(out, len, "%s", url);
+		return;
+	}
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	at = memrchr(auth, '@', (size_t)(end - auth));
+	snprintf(out, len, "%.*s%.*s", (int)(auth - url), url, (int)(end - (at ? at + 1 : auth)),
+		 at ? at + 1 : auth);
 }
 
 /* ---- the ops ---- */
@@ -604,12 +612,10 @@ wh_deliver(const oe_hook_host *h, oe_hook_job *jobs, size_t n)
 	c = curl_easy_init();
 	for (size_t i = 0; i < n; i++) {
 		const char *url = h->option(&jobs[i], "url");
-		char *shown = url_shown(url ? url : ""); /* no user or password */
 		long timeout = HOPT_TIMEOUT_DEFAULT;
 		size_t k = 0;
 
-		origin_of(shown ? shown : "", origin, sizeof(origin));
-		free(shown);
+		origin_of(url ? url : "", origin, sizeof(origin));
 		(void)hopt_timeout(h->option(&jobs[i], "timeout"), &timeout);
 		/* A rule that waits longer than the one that gave up is
 		 * still tried. */

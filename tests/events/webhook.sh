@@ -126,7 +126,7 @@ event = token_init
 handler = webhook
 action = post
 condition.user = nobody
-option.url = http://127.0.0.1:$closed/hook
+option.url = http://hook:pw0rd@127.0.0.1:$closed/hook
 
 [rule gate-deny]
 event = token_init
@@ -244,6 +244,7 @@ expect 0 "outbox" oe --json events outbox --state retrying
 [ "$(json 'sum("127.0.0.1:'"$closed"'/hook: " in e["last_error"] for e in d)' <"$tmp/out")" = 1 ] &&
 	[ "$(json 'sum("127.0.0.1:'"$closed"': not tried, unreachable earlier in this pass" in e["last_error"] for e in d)' <"$tmp/out")" = 2 ] &&
 	ok "tried once, the two others not tried in the same pass" || bad "closed endpoint: $(cat "$tmp/out")"
+grep -q pw0rd "$tmp/out" && bad "the URL's password is in an error" || ok "no password in the errors"
 
 # A reply that is late on a connection kept from an earlier job is not
 # an unreachable endpoint: the next job to the same server is tried.
