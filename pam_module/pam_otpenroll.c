@@ -187,7 +187,7 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 {
 	const char *path = oe_config_get(ctx, "daemon", "socket"), *result;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	json_t *req = NULL, *reply = NULL;
+	json_t *req = NULL, *reply = NULL, *name = NULL;
 	char err[256], ascii[MAX_CODE + 1];
 	long uid;
 	int fd, asked = 0;
@@ -217,28 +217,25 @@ ask_daemon(pam_handle_t *pamh, oe_ctx *ctx, const char *user, const char *code,
 		close(fd);
 		return -1;
 	}
-	/* JSON carries UTF-8 only.  A code is digits: any byte outside
+	/* JSON carries UTF-8 only.  A user name that is no UTF-8 is for
+	 * the store to judge, directly.  A code is digits: any byte outside
 	 * ASCII makes it a wrong code whatever it is, so '?' for each keeps
-	 * it wrong (and counted) on the way.  A user name that is no UTF-8
-	 * is for the store to judge, directly. */
-	for (size_t i = 0; code[i] && i < sizeof(ascii) - 1; i++)
-		ascii[i] = (unsigned char)code[i] < 0x80 ? code[i] : '?';
-	ascii[strnlen(code, sizeof(ascii) - 1)] = '\0';
-	req = json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", PROTO_VERSION, "op", "otp_auth",
-			"user", user, "code", ascii, "service", service_of(pamh));
-	explicit_bzero(ascii, sizeof(ascii));
-	if (req == NULL) {
-		json_t *name = json_string(user);
-		json_decref(name);
-		if (name == NULL) {
-			asked = -1;
-			goto out;
-		}
-		*rc = OE_ESTORE;
-		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: out of memory", path);
+	 * it wrong (and counted) on the way. */
+	if ((name = json_string(user)) == NULL) {
+		asked = -1;
 		goto out;
 	}
 	*rc = OE_ESTORE;
+	for (size_t i = 0; code[i] && i < sizeof(ascii) - 1; i++)
+		ascii[i] = (unsigned char)code[i] < 0x80 ? code[i] : '?';
+	ascii[strnlen(code, sizeof(ascii) - 1)] = '\0';
+	req = json_pack("{s:i, s:s, s:O, s:s, s:s}", "v", PROTO_VERSION, "op", "otp_auth",
+			"user", name, "code", ascii, "service", service_of(pamh));
+	explicit_bzero(ascii, sizeof(ascii));
+	if (req == NULL) {
+		pam_syslog(pamh, LOG_ERR, "otpenrolld at %s: out of memory", path);
+		goto out;
+	}
 	if (proto_send(fd, req, DAEMON_TIMEOUT_MS, err, sizeof(err)) != 0) {
 		/* Not delivered, so not acted on; a daemon that refused at
 		 * once hung up before reading, its reply may be waiting. */
@@ -284,6 +281,7 @@ out:
 		proto_wipe_str(req, "code");
 	json_decref(req);
 	json_decref(reply);
+	json_decref(name);
 	close(fd);
 	return asked;
 }

@@ -543,8 +543,11 @@ session_run(const struct daemon_cfg *dc, int fd, json_t *first)
 		reply = error_reply(1, "otpenrolld is stopping; try again shortly");
 		json_object_set_new(reply, "untouched", json_true());
 		goto send;
+	} else if (r > 0) {
+		snprintf(err, sizeof(err), "timed out waiting for a message");
+		r = -1;
 	} else {
-		r = proto_recv(fd, &req, r > 0 ? 0 : PROTO_TIMEOUT_MS, err, sizeof(err));
+		r = proto_recv(fd, &req, PROTO_TIMEOUT_MS, err, sizeof(err));
 	}
 	if (r == 1)
 		goto out;
