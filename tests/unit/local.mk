@@ -39,7 +39,7 @@ tests_unit_test_store_LDADD = $(UNIT_LDADD)
 tests_unit_test_writeq_SOURCES = tests/unit/test_writeq.c lib/store/writeq.c
 tests_unit_test_writeq_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_writeq_LDADD = $(CMOCKA_LIBS)
-EXTRA_DIST += tests/unit/files.h
+EXTRA_DIST += tests/unit/files.h tests/unit/holder.h
 # Connector plugins that misbehave, for test_connector: tests/unit/badconn.c.
 check_LTLIBRARIES += tests/unit/nullca.la tests/unit/futureca.la tests/unit/liarca.la \
 	tests/unit/bareca.la

@@ -28,6 +28,7 @@
 #include "store/postgres.h"
 #include "store/url_redact.h"
 #include "store/store.h"
+#include "holder.h"
 
 /* ---- without a server ---- */
 
@@ -409,39 +410,6 @@ test_transactions(void **state)
 	store_close(st);
 }
 
-/* A child holds the write lock (an open transaction that has written
- * a row) for hold_ms, then commits: 0 when all went well. */
-static pid_t
-hold_lock(int *ready, unsigned hold_ms)
-{
-	int fd[2];
-	pid_t pid;
-
-	assert_int_equal(pipe(fd), 0);
-	if ((pid = fork()) == 0) {
-		struct store_val b[] = { SV_T("holder"), SV_T(NULL) };
-		struct store *hs = NULL;
-		char err[512];
-		int rc = 1;
-
-		close(fd[0]);
-		if (store_open(url, OE_TEST_STOREDIR, 0, &hs, err, sizeof(err)) == OE_OK &&
-		    store_begin(hs) == OE_OK &&
-		    store_exec(hs, "INSERT INTO users (name, email) VALUES (?, ?)", b, 2,
-			       NULL) == OE_OK &&
-		    write(fd[1], "x", 1) == 1) {
-			usleep(hold_ms * 1000);
-			rc = store_commit(hs) == OE_OK ? 0 : 1;
-		}
-		store_close(hs);
-		_exit(rc);
-	}
-	assert_true(pid > 0);
-	close(fd[1]);
-	*ready = fd[0];
-	return pid;
-}
-
 static double
 now_s(void)
 {
@@ -468,7 +436,7 @@ test_write_lock(void **state)
 	(void)state;
 	NEED_SERVER();
 	st = open_pg(url, 1);
-	pid = hold_lock(&ready, 1000);
+	pid = hold_write_lock(url, OE_TEST_STOREDIR, 1000, &ready);
 	assert_int_equal(read(ready, &c, 1), 1);
 	close(ready);
 	t0 = now_s();
@@ -502,7 +470,7 @@ test_busy(void **state)
 	store_close(st);
 	u = url_with("options=-c%20lock_timeout%3D200");
 	st = open_pg(u, 0);
-	pid = hold_lock(&ready, 2000);
+	pid = hold_write_lock(url, OE_TEST_STOREDIR, 2000, &ready);
 	assert_int_equal(read(ready, &c, 1), 1);
 	close(ready);
 	assert_int_equal(store_begin(st), OE_EBUSY);

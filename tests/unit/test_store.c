@@ -20,6 +20,7 @@
 #include "store/store.h"
 #include "store/writeq.h"
 #include "files.h"
+#include "holder.h"
 
 static char dir[64], url[256], path[128];
 
@@ -530,37 +531,17 @@ test_held_write_lock(void **state)
 	struct store_val a[] = { SV_T("waiter"), SV_T(NULL) };
 	struct store *st;
 	struct first f;
-	int fd[2], status;
+	int ready, status;
 	char c;
 	pid_t pid;
 
 	(void)state;
 	st = open_applied(1);
 	store_close(st);
-	assert_int_equal(pipe(fd), 0);
-	if ((pid = fork()) == 0) {
-		struct store_val b[] = { SV_T("holder"), SV_T(NULL) };
-		struct store *hs = NULL;
-		char err[256];
-		int rc = 1;
-
-		close(fd[0]);
-		if (store_open(url, OE_TEST_STOREDIR, 0, &hs, err, sizeof(err)) == OE_OK &&
-		    store_begin(hs) == OE_OK &&
-		    store_exec(hs, "INSERT INTO users (name, email) VALUES (?, ?)",
-			       b, 2, NULL) == OE_OK &&
-		    write(fd[1], "x", 1) == 1) {
-			sleep(1);
-			rc = store_commit(hs) == OE_OK ? 0 : 1;
-		}
-		store_close(hs);
-		_exit(rc);
-	}
-	assert_true(pid > 0);
-	close(fd[1]);
+	pid = hold_write_lock(url, OE_TEST_STOREDIR, 1000, &ready);
 	/* The child has the lock once it has written. */
-	assert_int_equal(read(fd[0], &c, 1), 1);
-	close(fd[0]);
+	assert_int_equal(read(ready, &c, 1), 1);
+	close(ready);
 	st = open_store(0);
 	assert_int_equal(store_begin(st), OE_OK);
 	/* The lock was had only after the holder committed. */

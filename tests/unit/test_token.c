@@ -361,6 +361,23 @@ test_duplicate_secret(void **state)
 	oe_ctx_free(c);
 }
 
+/* A store with [otp] conf_line whose alice has an HOTP token (*serial),
+ * locked by max_fail (3) wrong codes; info holds the last attempt's. */
+static oe_ctx *
+locked_alice(const char *conf_line, char **serial, oe_auth_info *info)
+{
+	oe_ctx *c;
+
+	write_conf(conf_line);
+	c = ctx_new();
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	*serial = add(c, "alice", "hotp");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), info), OE_EAUTH);
+	assert_true(info->locked);
+	return c;
+}
+
 static void
 test_lock_expires(void **state)
 {
@@ -370,13 +387,7 @@ test_lock_expires(void **state)
 	char *s;
 
 	(void)state;
-	write_conf("lock_seconds = 1\n");
-	c = ctx_new();
-	assert_int_equal(oe_init(c, NULL), OE_OK);
-	s = add(c, "alice", "hotp");
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
-	assert_true(info.locked);
+	c = locked_alice("lock_seconds = 1\n", &s, &info);
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_ELOCKED);
 	sleep(2);
 	/* The lock ran out: one wrong code is one failure, not a new lock. */
@@ -411,13 +422,7 @@ test_lock_until_unlocked(void **state)
 	char *s;
 
 	(void)state;
-	write_conf("lock_seconds = 0\n");
-	c = ctx_new();
-	assert_int_equal(oe_init(c, NULL), OE_OK);
-	s = add(c, "alice", "hotp");
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(oe_auth_otp(c, "alice", hotp(9), &info), OE_EAUTH);
-	assert_true(info.locked);
+	c = locked_alice("lock_seconds = 0\n", &s, &info);
 	assert_int_equal(info.locked_until, OE_LOCKED_FOREVER);
 	sleep(2);
 	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_ELOCKED);
