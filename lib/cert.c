@@ -264,7 +264,9 @@ result_from_row(oe_ctx *ctx, const struct cert_row *r, oe_cert **out)
 	c->cert_pem = util_strdup(r->cert);
 	c->message = util_strdup(r->message);
 	c->not_after = r->not_after;
-	if (!c->serial || !c->user || !c->rollout_state) {
+	if (!c->serial || !c->user || !c->rollout_state || (r->ca && !c->ca) ||
+	    (r->subject && !c->subject) || (r->cert_serial && !c->cert_serial) ||
+	    (r->cert && !c->cert_pem) || (r->message && !c->message)) {
 		oe_cert_free(c);
 		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
 	}
@@ -764,10 +766,9 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	}
 	if (rc != OE_OK)
 		goto bad_tx;
-	if ((rc = store_commit(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		goto out;
-	}
+	/* The answer is made before the commit, so that nothing fails
+	 * after it: a certificate recorded is one its caller holds, and
+	 * a key made here is never enrolled with its PKCS#12 dropped. */
 	r.serial = serial;
 	r.user = (char *)req->user;
 	r.ca = ca_cfg;
@@ -778,7 +779,13 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 	r.not_after = o.not_after;
 	r.message = (char *)o.message;
 	if ((rc = result_from_row(ctx, &r, out)) != OE_OK)
+		goto bad_tx;
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		oe_cert_free(*out);
+		*out = NULL;
 		goto out;
+	}
 	if (strcmp(o.state, "denied") == 0) {
 		rc = ctx_fail(ctx, OE_EPERM, "[ca %s] refused the request: %s", ca_cfg,
 			      o.message ? o.message : "no reason given");

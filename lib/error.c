@@ -64,6 +64,10 @@ ctx_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
 	va_end(ap);
+	/* A lower layer that failed without words (a store out of memory
+	 * before it could say so) still gives the caller a reason. */
+	if (ctx->errmsg[0] == '\0')
+		snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%s", oe_strerror(rc));
 	/* A message may carry a CA's or a file's words; it goes to logs and
 	 * terminals as one line. */
 	for (char *p = ctx->errmsg; *p; p++)

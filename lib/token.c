@@ -401,12 +401,15 @@ oe_token_add_otp(oe_ctx *ctx, const oe_otp_params *p, char **serial_out,
 		store_rollback(st);
 		goto out;
 	}
-	if ((rc = store_commit(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	/* All that can fail comes before the commit: a token the caller
+	 * was told is not there must not be. */
+	if ((s = strdup(serial)) == NULL) {
+		store_rollback(st);
+		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((s = strdup(serial)) == NULL) {
-		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
 	if (serial_out) {

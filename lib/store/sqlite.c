@@ -246,6 +246,7 @@ prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **out)
 	if ((s->cache[slot].sql = strdup(sql)) == NULL) {
 		sqlite3_finalize(s->cache[slot].stmt);
 		s->cache[slot].stmt = NULL;
+		snprintf(s->base.err, sizeof(s->base.err), "store %s: out of memory", s->path);
 		return OE_ENOMEM;
 	}
 	*out = s->cache[slot].stmt;

@@ -7,7 +7,7 @@ if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_errors tests/unit/test_cfg tests/unit/test_seal \
 	tests/unit/test_otp tests/unit/test_store tests/unit/test_token tests/unit/test_import \
 	tests/unit/test_hooks tests/unit/test_remote \
-	tests/unit/test_liboath tests/unit/test_connector tests/unit/test_writeq
+	tests/unit/test_liboath tests/unit/test_connector tests/unit/test_writeq tests/unit/test_oom
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(OATH_CFLAGS) $(LIB_DEP_CFLAGS) \
@@ -62,6 +62,9 @@ tests_unit_test_connector_LDADD = $(UNIT_LDADD)
 tests_unit_test_token_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_token_LDADD = $(UNIT_LDADD)
 tests_unit_test_import_CFLAGS = $(UNIT_CFLAGS)
+# Its own malloc stands in for the C library's: see the file's head.
+tests_unit_test_oom_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_oom_LDADD = $(UNIT_LDADD)
 tests_unit_test_import_LDADD = $(UNIT_LDADD)
 # The library's own calls into liboath are counted through --wrap.
 tests_unit_test_liboath_CFLAGS = $(UNIT_CFLAGS)
