@@ -314,9 +314,10 @@ typedef int (*oe_ca_event_fn)(const oe_ca_event *e, void *arg);
  * is reported to fn; a resolved request changes rollout_state with its
  * token_rollout_state event in one transaction.  A CA that does not
  * answer leaves its tokens as they were, to be asked again later.
- * Errors with single requests are reported, not returned.  One call
- * takes up to OE_CA_POLL_BATCH tokens: *asked that high means more may
- * be due.
+ * Errors with single requests are reported, not returned.  With
+ * due_only one call takes up to OE_CA_POLL_BATCH tokens: *asked that
+ * high means more may be due; otherwise it takes them all, a batch of
+ * that many at a time.
  */
 #define OE_CA_POLL_BATCH 256
 oe_rc oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn,

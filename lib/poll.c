@@ -403,6 +403,44 @@ out:
 #define PASS_GIVE_UP 3
 #define PASS_CAS 32
 
+/* One batch of up to OE_CA_POLL_BATCH tokens into s: those due
+ * (due_only), or all of them after serial `after` (NULL: from the
+ * first), in the order of their serials, so that batch after batch
+ * takes each once whatever the answers do to next_poll. */
+static oe_rc
+poll_batch(oe_ctx *ctx, struct store *st, const char *ca, bool due_only, const char *after,
+	   struct serials *s)
+{
+	struct store_val a[3];
+	char sql[512];
+	int n = 0;
+	oe_rc rc;
+
+	/* next_poll 0: nothing to ask (an in-process CA's request).  Every
+	 * request for a remote CA is due at some time above 0 (when it is
+	 * recorded, answered or rescheduled). */
+	snprintf(sql, sizeof(sql),
+		 "SELECT serial, ca FROM tokens WHERE type = 'certificate'"
+		 " AND rollout_state IN ('pending', 'failed') AND ca IS NOT NULL"
+		 " AND request IS NOT NULL AND claimed_until <= ? AND next_poll > 0%s%s%s"
+		 " ORDER BY %s LIMIT %d",
+		 due_only ? " AND next_poll <= ?" : "", after ? " AND serial > ?" : "",
+		 ca ? " AND ca = ?" : "", due_only ? "next_poll, serial" : "serial",
+		 OE_CA_POLL_BATCH);
+	a[n++] = SV_I(time(NULL));
+	if (due_only)
+		a[n++] = SV_I(time(NULL));
+	else if (after)
+		a[n++] = SV_T(after);
+	if (ca)
+		a[n++] = SV_T(ca);
+	if ((rc = store_query(st, sql, a, n, serial_add, s)) != OE_OK)
+		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
+	if (s->nomem)
+		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
+	return OE_OK;
+}
+
 oe_rc
 oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *arg,
 	   size_t *asked)
@@ -414,7 +452,8 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 	} cas[PASS_CAS];
 	size_t ncas = 0;
 	struct store *st;
-	char sql[512];
+	char sql[512], *after = NULL;
+	bool stop = false;
 	oe_rc rc;
 
 	if (asked)
@@ -430,54 +469,43 @@ oe_ca_poll(oe_ctx *ctx, const char *ca, bool due_only, oe_ca_event_fn fn, void *
 		if (cfg_section(ctx->cfg, sql) == NULL)
 			return ctx_fail(ctx, OE_ECONFIG, "%s: no [ca %s] section", ctx->cfg->path, ca);
 	}
-	/* next_poll 0: nothing to ask (an in-process CA's request). */
-	snprintf(sql, sizeof(sql),
-		 "SELECT serial, ca FROM tokens WHERE type = 'certificate'"
-		 " AND rollout_state IN ('pending', 'failed') AND ca IS NOT NULL"
-		 " AND request IS NOT NULL AND claimed_until <= ?%s%s"
-		 " ORDER BY next_poll, serial LIMIT %d",
-		 due_only ? " AND next_poll > 0 AND next_poll <= ?" : "",
-		 ca ? " AND ca = ?" : "", OE_CA_POLL_BATCH);
-	{
-		struct store_val a[3];
-		int n = 0;
-		a[n++] = SV_I(time(NULL));
-		if (due_only)
-			a[n++] = SV_I(time(NULL));
-		if (ca)
-			a[n++] = SV_T(ca);
-		rc = store_query(st, sql, a, n, serial_add, &s);
-	}
-	if (rc != OE_OK) {
-		serials_clear(&s);
-		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
-	}
-	if (s.nomem) {
-		serials_clear(&s);
-		return ctx_fail(ctx, OE_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < s.n; i++) {
-		const char *name = s.ca[i];
-		size_t k;
-		enum polled p;
-
-		for (k = 0; k < ncas && strcmp(cas[k].name, name) != 0; k++)
-			;
-		if (k == ncas && ncas < PASS_CAS) {
-			snprintf(cas[k].name, sizeof(cas[k].name), "%s", name);
-			cas[k].misses = 0;
-			ncas++;
-		}
-		p = poll_one(ctx, st, s.v[i], k < ncas && cas[k].misses >= PASS_GIVE_UP, fn, arg);
-		if (p != POLLED_NOT_OURS && asked)
-			(*asked)++;
-		if (p == POLLED_STOP)
+	/* One batch when only what is due is asked (the daemon comes back
+	 * at once after a full one); batch after batch when all are. */
+	do {
+		if ((rc = poll_batch(ctx, st, ca, due_only, after, &s)) != OE_OK)
 			break;
-		if (k < ncas)
-			cas[k].misses = p == POLLED_NO_ANSWER ? cas[k].misses + 1 :
-					p == POLLED_ANSWER ? 0 : cas[k].misses;
-	}
+		for (size_t i = 0; i < s.n && !stop; i++) {
+			const char *name = s.ca[i];
+			size_t k;
+			enum polled p;
+
+			for (k = 0; k < ncas && strcmp(cas[k].name, name) != 0; k++)
+				;
+			if (k == ncas && ncas < PASS_CAS) {
+				snprintf(cas[k].name, sizeof(cas[k].name), "%s", name);
+				cas[k].misses = 0;
+				ncas++;
+			}
+			p = poll_one(ctx, st, s.v[i], k < ncas && cas[k].misses >= PASS_GIVE_UP, fn,
+				     arg);
+			if (p != POLLED_NOT_OURS && asked)
+				(*asked)++;
+			stop = p == POLLED_STOP;
+			if (k < ncas)
+				cas[k].misses = p == POLLED_NO_ANSWER ? cas[k].misses + 1 :
+						p == POLLED_ANSWER ? 0 : cas[k].misses;
+		}
+		free(after);
+		after = NULL;
+		if (!due_only && !stop && s.n == OE_CA_POLL_BATCH &&
+		    (after = strdup(s.v[s.n - 1])) == NULL)
+			rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
+		serials_clear(&s);
+	} while (after != NULL);
+	free(after);
 	serials_clear(&s);
+	if (rc != OE_OK)
+		return rc;
 	ctx_clear_error(ctx);
 	return OE_OK;
 }

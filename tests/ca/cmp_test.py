@@ -319,6 +319,49 @@ def test_lost_answer():
     srv.stop()
 
 
+def test_backlog():
+    """More waiting requests than one batch (OE_CA_POLL_BATCH, 256):
+    `ca poll` asks every remote one, however many wait for a local CA's
+    approval (nothing to ask there)."""
+    req, cert = user_cert("ivy", "ivy")
+    srv = pbm_server("backlog", cert, "-poll_count", "3", "-check_after", "1")
+    d = os.path.join(tmp, "backlog")
+    conf = write_conf("backlog", srv.url, *pbm(), "[ca local]", "type = local",
+                      "dir = " + os.path.join(d, "ca"), "approval = manual",
+                      "[ca down]", "type = cmp",
+                      "url = http://127.0.0.1:%d/pkix/" % free_port(), "command = p10cr",
+                      *pbm())
+    rc, out, err = oe(conf, "ca", "init", "local", "--subject", "/CN=Local CA/O=Test")
+    check(rc == 0, "a local CA", err)
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "ivy", "--csr", req)
+    remote = out["serial"] if rc == 3 and out else None
+    local_req, _ = pki.csr(tmp, "ivy-local", "ivy", "/O=Test/CN=ivy")
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "ivy", "--ca", "local", "--csr",
+                           local_req)
+    local = out["serial"] if rc == 3 and out else None
+    check(remote and local, "one request pending at the CMP server, one at the local CA",
+          (rc, out, err))
+    copies = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+              " INSERT INTO tokens (serial, type, owner, rollout_state, ca, subject, request,"
+              " ca_cookie, next_poll, created, updated)"
+              " SELECT printf('%s%03d', ?, i), 'certificate', owner, 'pending', ?, subject,"
+              " request, ca_cookie, ?, created, updated FROM n, tokens WHERE serial = ?")
+    # 300 waiting for `ca approve` (next_poll 0), 300 at a CA that does
+    # not answer, due long ago: both ahead of the CMP request.
+    db(conf, copies, "AAL", "local", 0, local)
+    db(conf, copies, "AAD", "down", 1, remote)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    asked = [e["serial"] for e in out] if out else []
+    check(len(asked) == 301 and remote in asked and
+          not any(e["ca"] == "local" for e in out),
+          "ca poll asks all 301 remote requests, none of the 301 local ones",
+          (rc, len(asked), err))
+    check(srv.received().count("POLLREQ") == 2, "the CMP server was asked", srv.received())
+    rc, out, err = oe(conf, "ca", "poll")
+    check("301 request(s) asked about" in out, "and says how many", (rc, out, err))
+    srv.stop()
+
+
 def test_daemon_restart():
     req, cert = user_cert("erin", "erin")
     srv = pbm_server("restart", cert, "-poll_count", "5", "-check_after", "1")
@@ -416,6 +459,7 @@ def main():
         test_signature()
         test_polling()
         test_lost_answer()
+        test_backlog()
         test_daemon_restart()
         test_rejection()
         test_failures()

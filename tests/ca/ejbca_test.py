@@ -544,7 +544,7 @@ def test_outage():
     check(rhea() == [("failed",)] and rev() == [("token_init", "failed", None)],
           "taken over while the CA is down: announced once, as failed", (rhea(), rev()))
     write_conf("killed", peer.url, *mtls())
-    db(conf, "UPDATE tokens SET next_poll = 0 WHERE owner = 'rhea'")
+    db(conf, "UPDATE tokens SET next_poll = 1 WHERE owner = 'rhea'")
     oe_json(conf, "ca", "poll")
     check(rhea() == [("enrolled",)] and rev() == [("token_init", "failed", None),
                                                  ("token_rollout_state", "enrolled", "failed")],
