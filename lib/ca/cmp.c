@@ -540,6 +540,8 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 		return OE_OK;
 	}
 	if (res == -1 || (res == 0 && x->waiting)) {
+		long after = res == -1 ? check_after : x->check_after;
+
 		if (!x->have_last || (reply->cookie = make_cookie(cmd, &x->last)) == NULL) {
 			reply->result = CA_UNREACHABLE;
 			snprintf(reply->message, sizeof(reply->message),
@@ -547,9 +549,10 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 			return OE_OK;
 		}
 		reply->result = CA_PENDING;
-		reply->delay = (unsigned)(res == -1 ? check_after : x->check_after);
-		if (reply->delay == 0)
-			reply->delay = 1;
+		/* The same bound as a resumed poll's (cmp_pollrep). */
+		if (after > CMP_CHECK_AFTER_MAX)
+			after = CMP_CHECK_AFTER_MAX;
+		reply->delay = after > 0 ? (unsigned)after : 1;
 		snprintf(reply->message, sizeof(reply->message), "the CMP server says waiting%s%s",
 			 x->reason[0] ? ": " : "", x->reason);
 		return OE_OK;

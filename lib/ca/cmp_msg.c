@@ -285,8 +285,8 @@ pollrep_of(const OECMP_MSG *m, int rid, long *check_after, char *reason, size_t 
 	if (sk_OECMP_POLLREP_num(reps) == 1) {
 		OECMP_POLLREP *r = sk_OECMP_POLLREP_value(reps, 0);
 		if (ASN1_INTEGER_get_int64(&v, r->certReqId) == 1 && v == rid &&
-		    ASN1_INTEGER_get_int64(&v, r->checkAfter) == 1 && v >= 0 && v <= 7 * 86400L) {
-			*check_after = (long)v;
+		    ASN1_INTEGER_get_int64(&v, r->checkAfter) == 1 && v >= 0) {
+			*check_after = v > CMP_CHECK_AFTER_MAX ? CMP_CHECK_AFTER_MAX : (long)v;
 			rc = 0;
 			for (int i = 0; reason && i < sk_ASN1_UTF8STRING_num(r->reason); i++) {
 				ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(r->reason, i);

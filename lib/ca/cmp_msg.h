@@ -55,7 +55,15 @@ int cmp_header_info_der(const unsigned char *der, size_t len, struct cmp_header_
 OSSL_CMP_MSG *cmp_pollreq_like(const OSSL_CMP_MSG *req, const unsigned char *recip_nonce,
 			       size_t nonce_len, int rid);
 
-/* A pollRep's checkAfter (seconds) for rid, and its reason text if any.
+/*
+ * The longest a server's checkAfter puts off the next poll: a day.  A
+ * CA may say years; believing it would leave a request unasked for that
+ * long, while asking sooner costs one more pollRep.
+ */
+#define CMP_CHECK_AFTER_MAX 86400L
+
+/* A pollRep's checkAfter (seconds, at most CMP_CHECK_AFTER_MAX: a
+ * longer one is taken as that) for rid, and its reason text if any.
  * 0, or -1 when msg is not a well-formed pollRep for rid. */
 int cmp_pollrep(const OSSL_CMP_MSG *msg, int rid, long *check_after, char *reason,
 		size_t reasonlen);

@@ -319,6 +319,36 @@ def test_lost_answer():
     srv.stop()
 
 
+def test_check_after_big():
+    """A checkAfter of years (100000000 s) is taken as at most a day, on
+    the request and on a poll alike; the transaction goes on, not
+    started again."""
+    req, cert = user_cert("jack", "jack")
+    srv = pbm_server("late", cert, "-poll_count", "3", "-check_after", "100000000")
+    conf = write_conf("late", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "jack", "--csr", req)
+    serial = out["serial"] if out else None
+    row = lambda: db(conf, "SELECT rollout_state, next_poll, ca_cookie FROM tokens"
+                     " WHERE serial = ?", serial)
+    first = row()
+    check(rc == 3 and first and first[0][0] == "pending" and
+          first[0][1] <= time.time() + 86400 + 5,
+          "waiting with checkAfter 100000000: pending, asked again within a day",
+          (rc, out, err, first))
+    rc, out, err = oe_json(conf, "ca", "poll")
+    second = row()
+    check(rc == 0 and out and out[0]["outcome"] == "pending" and second and
+          second[0][1] <= time.time() + 86400 + 5 and second[0][2] != first[0][2],
+          "a pollRep with checkAfter 100000000: still pending, its nonce kept, within a day",
+          (rc, out, err, second))
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["rollout_state"] == "enrolled",
+          "the next pollReq gets the certificate", (rc, out, err))
+    check(srv.received() == ["P10CR", "POLLREQ", "POLLREQ", "POLLREQ", "CERTCONF"],
+          "one transaction throughout", srv.received())
+    srv.stop()
+
+
 def test_backlog():
     """More waiting requests than one batch (OE_CA_POLL_BATCH, 256):
     `ca poll` asks every remote one, however many wait for a local CA's
@@ -459,6 +489,7 @@ def main():
         test_signature()
         test_polling()
         test_lost_answer()
+        test_check_after_big()
         test_backlog()
         test_daemon_restart()
         test_rejection()
