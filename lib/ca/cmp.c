@@ -477,6 +477,7 @@ make_cookie(int cmd, const struct cmp_header_info *h)
 struct ossl_why {
 	int protection;     /* an answer's protection did not verify */
 	int received_error; /* the server answered with a (verified) error message */
+	int not_accepted;   /* our client refused the certificate in its certConf */
 	const char *first;  /* the first reason, for the message */
 };
 
@@ -495,6 +496,8 @@ ossl_why(struct ossl_why *w)
 			w->protection = 1;
 		if (ERR_GET_LIB(e) == ERR_LIB_CMP && r == CMP_R_RECEIVED_ERROR)
 			w->received_error = 1;
+		if (ERR_GET_LIB(e) == ERR_LIB_CMP && r == CMP_R_CERTIFICATE_NOT_ACCEPTED)
+			w->not_accepted = 1;
 		if (w->first == NULL)
 			w->first = ERR_reason_error_string(e);
 	}
@@ -561,6 +564,20 @@ outcome(struct cmp *c, OSSL_CMP_CTX *ctx, struct xfer *x, int res, int check_aft
 		status[0] = '\0';
 	ossl_why(&w);
 	fi = OSSL_CMP_CTX_get_failInfoCode(ctx);
+	/*
+	 * OpenSSL's client refused what the server issued (its key is not
+	 * the request's) and said so in its certConf, which leaves the
+	 * context's status at rejection too.  The server did not refuse:
+	 * another key is no answer, as from any CA (cert_check_reply), and
+	 * the request is asked again later.
+	 */
+	if (w.not_accepted) {
+		reply->result = CA_UNREACHABLE;
+		remote_printf(reply->message, sizeof(reply->message),
+			      "the CA answered with a certificate for another key; not accepted%s%s",
+			      x->why[0] ? ": " : "", x->why);
+		return OE_OK;
+	}
 	if (x->saw_crep && OSSL_CMP_CTX_get_status(ctx) == OSSL_CMP_PKISTATUS_rejection) {
 		reply->result = CA_REJECTED;
 		remote_printf(reply->message, sizeof(reply->message), "the CMP server rejected it: %s",

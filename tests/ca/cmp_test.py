@@ -349,6 +349,27 @@ def test_check_after_big():
     srv.stop()
 
 
+def test_other_key():
+    """A certificate for another key: OpenSSL's client refuses it in its
+    certConf.  That is no answer, as another key is from any CA, not
+    the server's refusal: failed, to be asked again."""
+    _, cert = user_cert("kate-other", "kate")
+    req, _ = pki.csr(tmp, "kate", "kate", "/O=Test/CN=kate")
+    srv = pbm_server("otherkey", cert)
+    conf = write_conf("otherkey", srv.url, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "kate", "--csr", req)
+    st = db(conf, "SELECT rollout_state, status_message FROM tokens WHERE owner = 'kate'")
+    check(rc == 1 and out and out["rollout_state"] == "failed" and st and
+          st[0][0] == "failed" and "another key" in (st[0][1] or ""),
+          "a certificate for another key: failed, not denied, and said so", (rc, out, err, st))
+    check(srv.received()[:2] == ["P10CR", "CERTCONF"], "our certConf refused it",
+          srv.received())
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(out and out[0]["rollout_state"] == "failed" and out[0]["outcome"] == "unreachable",
+          "submitted again by ca poll: the same, still failed", (rc, out, err))
+    srv.stop()
+
+
 def test_backlog():
     """More waiting requests than one batch (OE_CA_POLL_BATCH, 256):
     `ca poll` asks every remote one, however many wait for a local CA's
@@ -490,6 +511,7 @@ def main():
         test_polling()
         test_lost_answer()
         test_check_after_big()
+        test_other_key()
         test_backlog()
         test_daemon_restart()
         test_rejection()
