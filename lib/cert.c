@@ -52,7 +52,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 {
 	struct cert_row *r = arg;
 
-	if (ncol < 14)
+	if (ncol < 15)
 		return 1;
 	r->found = 1;
 	r->serial = col_text(&col[0], &r->nomem);
@@ -74,6 +74,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 	r->message = col_text(&col[11], &r->nomem);
 	r->attempts = col[12].i > 0 ? (unsigned)col[12].i : 0;
 	r->announced = col[13].i != 0;
+	r->issuer = col_text(&col[14], &r->nomem);
 	return 1;
 }
 
@@ -90,6 +91,7 @@ cert_row_clear(struct cert_row *r)
 	free(r->request);
 	free(r->cookie);
 	free(r->message);
+	free(r->issuer);
 	if (r->key)
 		util_free_secret(r->key, r->key_len);
 	memset(r, 0, sizeof(*r));
@@ -893,29 +895,34 @@ cert_mark_revoked(oe_ctx *ctx, struct store *st, struct cert_row *r, const char 
 /* Record a certificate that arrived for a pending (or failed) request. */
 oe_rc
 cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
-		   const char *action)
+		   X509 *issuer, const char *action)
 {
 	char *pem = pem_of(write_cert, cert), *hex = serial_text(cert);
 	char *subject = name_text(X509_get_subject_name(cert));
+	char *ipem = issuer ? pem_of(write_cert, issuer) : NULL;
 	time_t na = not_after_of(cert);
 	oe_rc rc;
 
-	if (!pem || !hex || !subject) {
+	if (!pem || !hex || !subject || (issuer && !ipem)) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
 	}
 	{
-		struct store_val set[] = { SV_T(pem), SV_T(hex), SV_I(na), SV_T(subject) };
+		/* The issuer is what the PKCS#12 of a key made here chains to
+		 * when it is fetched; with no key waiting, nothing needs it. */
+		struct store_val set[] = { SV_T(pem), SV_T(hex), SV_I(na), SV_T(subject), SV_T(ipem) };
 		r->not_after = na; /* the event tells when it expires */
 		rc = cert_transition(ctx, st, r, "enrolled",
 				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
+				" issuer = CASE WHEN secret IS NOT NULL THEN ? END,"
 				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
-				set, 4, action, NULL);
+				set, 5, action, NULL);
 	}
 out:
 	free(pem);
 	free(hex);
 	free(subject);
+	free(ipem);
 	return rc;
 }
 
@@ -979,7 +986,7 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	if ((rc = cert_record_issued(ctx, st, &r, reply.cert, "ca_approve")) != OE_OK)
+	if ((rc = cert_record_issued(ctx, st, &r, reply.cert, reply.issuer, "ca_approve")) != OE_OK)
 		goto bad_tx;
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
@@ -1047,7 +1054,7 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 {
 	struct cert_row r;
 	EVP_PKEY *key = NULL;
-	X509 *cert = NULL;
+	X509 *cert = NULL, *issuer = NULL;
 	struct ca_conn *conn = NULL;
 	struct store *st;
 	oe_rc rc;
@@ -1072,9 +1079,15 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 		rc = ctx_fail(ctx, OE_EPARSE, "token %s: stored certificate does not parse", serial);
 		goto bad;
 	}
-	if (r.ca && ca_open(ctx, r.ca, &conn) != OE_OK)
-		conn = NULL; /* the chain is a convenience; the CA may be gone */
-	if ((rc = p12_build(ctx, key, cert, conn && conn->ops->ca_cert ? conn->ops->ca_cert(conn) : NULL,
+	/* The chain is a convenience: the issuer the CA sent with the
+	 * certificate, else the connector's own (a local CA's); the CA may
+	 * be gone. */
+	if (r.issuer)
+		issuer = cert_x509_from_pem(r.issuer);
+	if (issuer == NULL && r.ca && ca_open(ctx, r.ca, &conn) != OE_OK)
+		conn = NULL;
+	if ((rc = p12_build(ctx, key, cert,
+			    issuer ? issuer : conn && conn->ops->ca_cert ? conn->ops->ca_cert(conn) : NULL,
 			    r.user, &(*out)->pkcs12, &(*out)->pkcs12_len,
 			    &(*out)->pkcs12_password)) != OE_OK)
 		goto bad;
@@ -1088,7 +1101,7 @@ oe_cert_fetch(oe_ctx *ctx, const char *serial, oe_cert **out)
 		struct store_val arg[] = { SV_I(time(NULL)), SV_T(serial) };
 		int64_t changes = 0;
 		if ((rc = store_begin(st)) != OE_OK ||
-		    (rc = store_exec(st, "UPDATE tokens SET secret = NULL, updated = ?"
+		    (rc = store_exec(st, "UPDATE tokens SET secret = NULL, issuer = NULL, updated = ?"
 				     " WHERE serial = ? AND secret IS NOT NULL",
 				     arg, 2, &changes)) != OE_OK ||
 		    (changes == 1 &&
@@ -1116,6 +1129,7 @@ out:
 	ERR_clear_error();
 	EVP_PKEY_free(key);
 	X509_free(cert);
+	X509_free(issuer);
 	ca_close(conn);
 	cert_row_clear(&r);
 	return rc;

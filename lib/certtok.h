@@ -18,7 +18,7 @@
 
 #define CERT_COLUMNS                                                       \
 	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
-	" request, ca_cookie, secret, status_message, poll_attempts, announced"
+	" request, ca_cookie, secret, status_message, poll_attempts, announced, issuer"
 
 struct cert_row {
 	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
@@ -28,6 +28,8 @@ struct cert_row {
 	size_t key_len;
 	unsigned attempts;  /* polls in a row without an answer */
 	int announced;      /* its token_init is written */
+	char *issuer;       /* PEM: the issuing CA the CA sent with the
+			     * certificate, kept while the key waits */
 	int found, nomem;
 };
 
@@ -67,9 +69,11 @@ oe_rc cert_mark_revoked(oe_ctx *ctx, struct store *st, struct cert_row *r, const
 			const char *action);
 
 /* The certificate that arrived for a pending or failed request: the
- * token becomes enrolled, its request and CA cookie go. */
+ * token becomes enrolled, its request and CA cookie go.  issuer (or
+ * NULL) is the issuing CA's certificate the CA sent with it, kept for
+ * the PKCS#12 of a key generated here. */
 oe_rc cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
-			 const char *action);
+			 X509 *issuer, const char *action);
 
 /* The subject [ca NAME] gives user. */
 oe_rc cert_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **out);

@@ -209,7 +209,7 @@ record_answer(oe_ctx *ctx, struct store *st, struct cert_row *r, struct ca_reply
 		return ctx_fail(ctx, rc, "%s", store_errmsg(st));
 	switch (reply->result) {
 	case CA_ISSUED:
-		rc = cert_record_issued(ctx, st, r, reply->cert, "ca_poll");
+		rc = cert_record_issued(ctx, st, r, reply->cert, reply->issuer, "ca_poll");
 		*state = "enrolled";
 		break;
 	case CA_PENDING:

@@ -183,6 +183,15 @@ static const char *const migration_9[] = {
 	NULL
 };
 
+/* Version 10: the issuing CA's certificate a remote CA sent with a
+ * certificate that came after the request (polled), kept while the key
+ * generated for it waits to go out in a PKCS#12, which chains to it as
+ * one issued at once does. */
+static const char *const migration_10[] = {
+	"ALTER TABLE tokens ADD COLUMN issuer TEXT",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
@@ -193,6 +202,7 @@ static const char *const *const migrations[] = {
 	migration_7,
 	migration_8,
 	migration_9,
+	migration_10,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -352,8 +352,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                   % rid)
             cert, serial = sign(st, r["csr"])
             r["state"] = "finalized"
-        return self.reply(201, {"certificate": der_b64(cert), "serial_number": serial,
-                                "response_format": "DER"})
+        # With the chain when the enrolment asked for it, as a 201 of
+        # pkcs10enroll has it.
+        return self.reply(201, issued_body(st, cert, serial, r["chain"]))
 
     def certificate(self, issuer, serial):
         """The record of issuer's certificate serial, or None when the

@@ -305,6 +305,9 @@ def test_generated_pending(peer):
                             "pass:" + out["pkcs12_password"]], capture_output=True, text=True)
         check(r.returncode == 0 and "BEGIN CERTIFICATE" in r.stdout,
               "the PKCS#12 opens with the password shown", r.stderr)
+        got = p12_ca_subjects(p12, out["pkcs12_password"])
+        check(len(got) == 1 and "ManagementCA" in got[0],
+              "the PKCS#12 holds the issuing CA, as one issued at once does", got)
 
 
 def test_daemon_poller(peer):

@@ -104,7 +104,7 @@ has "$tmp/err" "not initialised; run \`otpenroll init\` first" "and says to run 
 [ -z "$(q "SELECT to_regclass('meta')")" ] && ok "nothing was created" || bad "tables made without init"
 expect 0 "init" oe init
 expect 0 "init again" oe init
-[ "$(q "SELECT value FROM meta WHERE name = 'schema_version'")" = 9 ] && ok "schema version 9" \
+[ "$(q "SELECT value FROM meta WHERE name = 'schema_version'")" = 10 ] && ok "schema version 10" \
 	|| bad "schema version: $(q "SELECT value FROM meta")"
 [ "$(q "SELECT data_type FROM information_schema.columns WHERE table_name = 'tokens' AND column_name = 'secret'")" = bytea ] \
 	&& ok "secrets in a bytea column" || bad "secret column type"

@@ -442,6 +442,7 @@ static void
 test_migration_local_ca_fk(void **state)
 {
 	static const char *const to_v6[] = {
+		"ALTER TABLE tokens DROP COLUMN issuer", /* version 10's */
 		"DROP INDEX tokens_due", /* version 9's */
 		"CREATE INDEX tokens_state ON tokens (rollout_state, next_poll)",
 		"ALTER TABLE tokens DROP COLUMN announced", /* version 8's */
