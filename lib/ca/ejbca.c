@@ -17,9 +17,10 @@
  * and the poller share it.  Server trust: ca_file (default: the
  * system's), narrowed by trusted_ca and trusted_serial (http.c).
  *
- * A 4xx other than 400/409/422 means we are not set up right (the
- * token is not created; a poll keeps its request); 5xx and no answer
- * mean the CA is out of order (failed, retried by the poller).
+ * A 3xx, or a 4xx other than 400/409/422 (the request refused) and
+ * 408/429 (come back later), means we are not set up right (the token
+ * is not created; a poll keeps its request); 5xx, 408, 429 and no
+ * answer mean the CA is out of order (failed, retried by the poller).
  */
 #include "config.h"
 
@@ -486,6 +487,15 @@ enrol_answer(const struct http_reply *r, const char *what, struct ca_reply *repl
 			    sizeof(reply->message));
 		return;
 	default:
+		/* Another 3xx or 4xx (a redirect to a login page, a method the
+		 * path does not take): url is not EJBCA's REST API, or it is
+		 * not for us.  Asking again gets the same answer. */
+		if (r->status >= 300 && r->status < 500 && r->status != 408 && r->status != 429) {
+			reply->result = CA_UNCONFIGURED;
+			why_refused(r, "EJBCA's REST API is not what [ca] url points at, or not for us",
+				    reply->message, sizeof(reply->message));
+			return;
+		}
 		reply->result = CA_UNREACHABLE;
 		why_refused(r, "EJBCA failed", reply->message, sizeof(reply->message));
 		return;

@@ -25,6 +25,9 @@ choose it here:
   certificate_profile_name "CEAPPROVAL": 400 "Single transaction
       enrollment request rejected since approvals are enabled ...", as
       EJBCA CE's pkcs10enroll answers where approvals are required.
+  certificate_profile_name "HTTP405", "HTTP302" (any HTTPnnn): that
+      status, as a URL that is not EJBCA's REST API gets (a 3xx with a
+      Location, as a login page's redirect).
   an unknown certificate_authority_name: 404.
 
 Authentication as EJBCA does it: a TLS client certificate (asked for,
@@ -166,10 +169,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def reply(self, status, body=None, ctype="application/json"):
+    def reply(self, status, body=None, ctype="application/json", headers=()):
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        for k, v in headers:
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -305,6 +310,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error(400, "Subject DN field 'CN' must match the end entity's.")
         if req["certificate_profile_name"] == "OFFLINE":
             return self.error(503, "Device was unavailable.")
+        m = re.fullmatch(r"HTTP(\d{3})", req["certificate_profile_name"])
+        if m and m.group(1).startswith("3"):
+            return self.reply(int(m.group(1)), None, headers=[("Location", "/login")])
+        if m:
+            return self.error(int(m.group(1)), "HTTP %s from the test peer" % m.group(1))
         if req["certificate_profile_name"] == "SLOW":
             time.sleep(5)
         if req["certificate_profile_name"] == "CEAPPROVAL":

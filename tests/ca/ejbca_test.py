@@ -366,6 +366,15 @@ def test_refusals(peer):
     rc, out, err = oe(conf, "ca", "check", "ejbca")
     check(rc == 2 and "https://" in err, "an http:// EJBCA URL is refused at load", err)
 
+    # Other 4xx and 3xx: not EJBCA's REST API as configured, or not
+    # for us; a setup error, not an outage retried for ever.
+    for status in ("405", "302"):
+        conf = write_conf("http" + status, peer.url, *mtls(),
+                          "certificate_profile = HTTP" + status)
+        rc, out, err, _ = request(conf, "hank")
+        check(rc == 2 and status in err and db(conf, "SELECT COUNT(*) FROM tokens") == [(0,)],
+              "HTTP %s: a setup error, naming it; no token" % status, (rc, out, err))
+
     conf = write_conf("noca", peer.url, *mtls(), "ca_name = NoSuchCA")
     rc, out, err, _ = request(conf, "ivan")
     check(rc != 0 and "does not know" in err, "404: an unknown CA name is a setup error",
