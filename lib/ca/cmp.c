@@ -178,6 +178,15 @@ cmp_open(oe_ctx *ctx, const char *name, const struct cfg_section *sec, struct ca
 	}
 	if (host->get(&c->base, "trusted") != NULL && (rc = load_trusted(c)) != OE_OK)
 		goto bad;
+	if (host->get(&c->base, "secret_file") != NULL &&
+	    host->get(&c->base, "client_cert") != NULL) {
+		/* Which protection was meant is not ours to guess. */
+		host->where(&c->base, "client_cert", where, sizeof(where));
+		rc = host->fail(ctx, OE_ECONFIG, "%s: secret_file is set too; CMP messages are "
+				"protected by one of them: keep secret_file (with reference) or "
+				"client_cert (with client_key)", where);
+		goto bad;
+	}
 	if (host->get(&c->base, "secret_file") != NULL) {
 		if ((v = host->get(&c->base, "reference")) == NULL) {
 			host->where(&c->base, "secret_file", where, sizeof(where));

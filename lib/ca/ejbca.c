@@ -287,10 +287,14 @@ out:
 		host->free_secret(basic, strlen(basic) + 1);
 	if (hdr)
 		host->free_secret(hdr, strlen(hdr) + 1);
-	free(token);
+	if (token) /* parsed, but not kept */
+		host->free_secret(token, strlen(token) + 1);
 	free(id);
 	free(scope);
 	free(body);
+	/* The endpoint's answer holds the token too. */
+	if (r.body)
+		OPENSSL_cleanse(r.body, r.len);
 	http_reply_clear(&r);
 	return rc;
 }

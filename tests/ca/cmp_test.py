@@ -238,6 +238,13 @@ def test_signature():
         rc, out, err = oe(conf, "ca", "check", "cmp")
         check(rc == 2 and "[ca cmp] %s" % key in err and "junk.pem holds no PEM certificate" in err,
               "a %s file without a certificate: refused at load, naming it" % name, (rc, err))
+    # Both protections set: which one was meant is not guessed.
+    conf = write_conf("both-protections", "http://127.0.0.1:1/pkix/", *pbm(),
+                      "client_cert = " + P.ra.pem, "client_key = " + P.ra.key_pem,
+                      "trusted = " + P.ca.pem)
+    rc, out, err = oe(conf, "ca", "check", "cmp")
+    check(rc == 2 and "secret_file" in err and "client_cert" in err,
+          "secret_file and client_cert both set: refused at load, naming both", (rc, err))
     nokey = pki.secret_file(tmp, "nokey.pem", open(P.ra.pem).read())
     conf = write_conf("junk-key", "http://127.0.0.1:1/pkix/", "client_cert = " + P.ra.pem,
                       "client_key = " + nokey, "trusted = " + P.ca.pem)
