@@ -363,31 +363,113 @@ cli_read_secret_file(struct cli *cli, const char *path, size_t max, size_t *len)
 }
 
 int
-cli_write_file(struct cli *cli, const char *path, const void *data, size_t len, int mode)
+cli_out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace)
+{
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	int fd;
+
+	*o = (struct cli_out){ .path = path, .fd = -1 };
+	/* Without replace the name is taken now, by an empty file: what
+	 * comes later (another fetch's certificate) cannot take it. */
+	if (!replace) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST) {
+			if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+				return cli_error(cli, -1, "%s is a symbolic link; name the file itself",
+						 path);
+			return cli_error(cli, -1, "%s exists; --force replaces it", path);
+		}
+		if (fd < 0)
+			return cli_error(cli, -1, "%s: %s", path, strerror(errno));
+		close(fd);
+		o->reserved = true;
+	} else if (lstat(path, &st) == 0) {
+		if (S_ISLNK(st.st_mode))
+			return cli_error(cli, -1, "%s is a symbolic link; name the file itself", path);
+		if (!S_ISREG(st.st_mode))
+			return cli_error(cli, -1, "%s: not a regular file", path);
+	} else if (errno != ENOENT) {
+		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
+	}
+	/* The data goes to a new file beside it, the caller's own, that
+	 * then takes the name: nothing already there is written into. */
+	if (asprintf(&o->tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
+		     slash ? slash + 1 : path) < 0) {
+		o->tmp = NULL;
+		cli_out_abort(o);
+		return cli_error(cli, -1, "out of memory");
+	}
+	if ((o->fd = mkostemp(o->tmp, O_CLOEXEC)) < 0) {
+		int e = errno;
+		free(o->tmp);
+		o->tmp = NULL;
+		cli_out_abort(o);
+		return cli_error(cli, -1, "%s: cannot make a file beside it: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+int
+cli_out_commit(struct cli *cli, struct cli_out *o, const void *data, size_t len, int mode)
 {
 	const unsigned char *p = data;
 	size_t off = 0;
-	int fd;
+	int fd = o->fd, e = 0;
 
-	/* Replace only a regular file the caller already owns; never follow links. */
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0)
-		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
-	if (fchmod(fd, (mode_t)mode) != 0) {
-		close(fd);
-		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
-	}
-	while (off < len) {
+	o->fd = -1;
+	if (fchmod(fd, (mode_t)mode) != 0)
+		e = errno;
+	while (e == 0 && off < len) {
 		ssize_t n = write(fd, p + off, len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			e = n < 0 ? errno : EIO;
 			break;
+		}
 		off += (size_t)n;
 	}
-	if (off != len || fsync(fd) != 0 || close(fd) != 0)
-		return cli_error(cli, -1, "%s: %s", path, strerror(errno));
+	if (e == 0 && fsync(fd) != 0)
+		e = errno;
+	if (close(fd) != 0 && e == 0)
+		e = errno;
+	if (e == 0 && rename(o->tmp, o->path) != 0)
+		e = errno;
+	if (e != 0) {
+		cli_out_abort(o);
+		return cli_error(cli, -1, "%s: %s", o->path, strerror(e));
+	}
+	free(o->tmp);
+	o->tmp = NULL;
+	o->reserved = false;
 	return 0;
+}
+
+void
+cli_out_abort(struct cli_out *o)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+	if (o->tmp)
+		unlink(o->tmp);
+	free(o->tmp);
+	o->tmp = NULL;
+	if (o->reserved)
+		unlink(o->path);
+	o->reserved = false;
+}
+
+int
+cli_write_file(struct cli *cli, const char *path, const void *data, size_t len, int mode,
+	       bool replace)
+{
+	struct cli_out o;
+
+	if (cli_out_open(cli, &o, path, replace) != 0)
+		return -1;
+	return cli_out_commit(cli, &o, data, len, mode);
 }
 
 bool

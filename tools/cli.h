@@ -79,9 +79,27 @@ unsigned char *cli_read_file(struct cli *cli, const char *path, size_t max, size
  * owned by someone else, or readable by group or others. */
 unsigned char *cli_read_secret_file(struct cli *cli, const char *path, size_t max,
 				    size_t *len);
-/* Write data to path with mode (O_EXCL unless overwrite); 0 on success. */
-int cli_write_file(struct cli *cli, const char *path, const void *data, size_t len,
-		   int mode);
+/*
+ * A file written whole or not at all, as a new file of the caller's:
+ * the data goes to a file made beside path, which then takes its name.
+ * A symbolic link is refused; an existing file too unless replace, and
+ * never written into.  Open checks (and, without replace, takes the
+ * name) before there is anything to write; commit writes, fsyncs and
+ * renames; abort leaves nothing behind.  Each returns 0 or -1 after
+ * reporting why; commit and abort close.
+ */
+struct cli_out {
+	const char *path;
+	char *tmp;     /* the new file, until it takes path's name */
+	int fd;
+	bool reserved; /* path was made (empty) by open, to hold the name */
+};
+int cli_out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace);
+int cli_out_commit(struct cli *cli, struct cli_out *o, const void *data, size_t len, int mode);
+void cli_out_abort(struct cli_out *o);
+/* Open and commit at once. */
+int cli_write_file(struct cli *cli, const char *path, const void *data, size_t len, int mode,
+		   bool replace);
 
 /* Root (uid 0)? Admin commands work on the store directly. */
 bool cli_is_root(void);

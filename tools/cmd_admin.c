@@ -293,7 +293,7 @@ ca_crl(struct cli *cli, int argc, char **argv)
 	if ((rc = oe_ca_crl(ctx, argv[optind], der, &crl, &len)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (out)
-		ret = cli_write_file(cli, out, crl, len, 0644) == 0 ? EXIT_DONE : EXIT_REFUSED;
+		ret = cli_write_file(cli, out, crl, len, 0644, true) == 0 ? EXIT_DONE : EXIT_REFUSED;
 	else
 		ret = fwrite(crl, 1, len, stdout) == len ? EXIT_DONE : EXIT_REFUSED;
 	free(crl);

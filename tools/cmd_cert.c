@@ -7,12 +7,9 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -29,9 +26,10 @@ static int upload(struct cli *, int, char **);
 
 const struct command cert_commands[] = {
 	{ "cert", "request", request,
-	  "cert request [--csr F [--attestation F] | --generate [--key-type T]] [--ca NAME] [--out F]",
+	  "cert request [--csr F [--attestation F] | --generate [--key-type T]] [--ca NAME] "
+	  "[--out F [--force]]",
 	  "request a certificate (exit 3 while pending)" },
-	{ "cert", "fetch", fetch, "cert fetch SERIAL [--out FILE]",
+	{ "cert", "fetch", fetch, "cert fetch SERIAL [--out FILE [--force]]",
 	  "fetch an issued certificate (or the PKCS#12 of a generated key, once)" },
 	{ "cert", "list", list, "cert list", "list your certificate tokens" },
 	{ "cert", "upload", upload, "cert upload FILE", "record an existing certificate as yours" },
@@ -123,32 +121,17 @@ daemon_call(struct cli *cli, json_t *req, int *ret)
 }
 
 /*
- * --out is checked before anything is asked of the daemon or the store:
+ * --out is opened before anything is asked of the daemon or the store:
  * a PKCS#12 is handed out once, so the file it goes to must be writable
- * before the key is.  *created: the check made the (empty) file.
+ * before the key is.  An existing file is refused unless --force: it
+ * may be the PKCS#12 of an earlier fetch, the key's only copy, that a
+ * second fetch (which gives the certificate alone) would replace.
  */
 static int
-out_check(struct cli *cli, const char *out, bool *created)
+out_check(struct cli *cli, const char *out, bool force, struct cli_out *o)
 {
-	struct stat st;
-	int fd;
-
-	*created = false;
-	if (out == NULL)
-		return 0;
-	if ((fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0) {
-		*created = true;
-	} else if (errno == EEXIST) {
-		fd = open(out, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-			close(fd);
-			return cli_error(cli, -1, "%s: not a regular file", out);
-		}
-	}
-	if (fd < 0)
-		return cli_error(cli, -1, "%s: %s", out, strerror(errno));
-	close(fd);
-	return 0;
+	*o = (struct cli_out){ .fd = -1 };
+	return out ? cli_out_open(cli, o, out, force) : 0;
 }
 
 /* A PKCS#12 that could not be written is shown rather than lost: the
@@ -168,28 +151,32 @@ pkcs12_rescue(const oe_cert *c)
 	free(b64);
 }
 
-/* Print and save what came back; the exit code follows rollout_state. */
+/* Print and save what came back (into dest, opened by out_check() for
+ * out); the exit code follows rollout_state. */
 static int
-deliver(struct cli *cli, const oe_cert *c, const char *out, bool created)
+deliver(struct cli *cli, const oe_cert *c, const char *out, bool force, struct cli_out *dest)
 {
 	char name[96];
 	int ret = EXIT_DONE;
 
-	if (created && out && !c->pkcs12 && !c->cert_pem)
-		unlink(out); /* made by out_check(); nothing came for it */
 	if (c->pkcs12) {
+		/* The key inside is the user's alone. */
 		if (out == NULL) {
 			snprintf(name, sizeof(name), "%s.p12", c->serial);
 			out = name;
-		}
-		/* The key inside is the user's alone. */
-		if (cli_write_file(cli, out, c->pkcs12, c->pkcs12_len, 0600) != 0) {
+			if (cli_write_file(cli, out, c->pkcs12, c->pkcs12_len, 0600, force) != 0) {
+				pkcs12_rescue(c);
+				return EXIT_REFUSED;
+			}
+		} else if (cli_out_commit(cli, dest, c->pkcs12, c->pkcs12_len, 0600) != 0) {
 			pkcs12_rescue(c);
 			return EXIT_REFUSED;
 		}
 	} else if (c->cert_pem && out) {
-		if (cli_write_file(cli, out, c->cert_pem, strlen(c->cert_pem), 0644) != 0)
+		if (cli_out_commit(cli, dest, c->cert_pem, strlen(c->cert_pem), 0644) != 0)
 			return EXIT_REFUSED;
+	} else {
+		cli_out_abort(dest); /* nothing came for it */
 	}
 	if (cli->json) {
 		json_t *o = cli_cert_json(c);
@@ -253,6 +240,7 @@ request(struct cli *cli, int argc, char **argv)
 		{ "key-type", required_argument, NULL, 'k' },
 		{ "ca", required_argument, NULL, 'C' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -261,7 +249,8 @@ request(struct cli *cli, int argc, char **argv)
 	const char *user = NULL;
 	unsigned char *csr = NULL, *att = NULL;
 	size_t csr_len = 0, att_len = 0;
-	bool generate = false, created = false;
+	bool generate = false, force = false;
+	struct cli_out o;
 	oe_cert *c = NULL;
 	int opt, ret;
 
@@ -273,6 +262,7 @@ request(struct cli *cli, int argc, char **argv)
 				"  --key-type T        ec256 (default), rsa2048, rsa3072\n"
 				"  --ca NAME           a [ca NAME] other than [enroll] default_ca\n"
 				"  --out FILE          certificate (PEM) or PKCS#12 (mode 0600) file\n"
+				"  --force             replace FILE if it exists (it is refused otherwise)\n"
 				"  --user U            root only: act for U directly on the store\n"
 				"\nWithout a recent OTP login you are asked for a one-time password.\n");
 	optind = 1;
@@ -284,6 +274,7 @@ request(struct cli *cli, int argc, char **argv)
 		case 'k': key_type = optarg; break;
 		case 'C': ca = optarg; break;
 		case 'o': out = optarg; break;
+		case 'F': force = true; break;
 		case 'u': user = optarg; break;
 		default: return cli_usage(cli, me, "bad option");
 		}
@@ -298,12 +289,15 @@ request(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, me, "--key-type goes with --generate");
 	if (generate && key_type == NULL)
 		key_type = "ec256";
-	if (out_check(cli, out, &created) != 0)
-		return EXIT_REFUSED;
 	if (csr_file && (csr = cli_read_file(cli, csr_file, INPUT_MAX, &csr_len)) == NULL)
 		return EXIT_REFUSED;
 	if (att_file && (att = cli_read_file(cli, att_file, INPUT_MAX, &att_len)) == NULL) {
 		free(csr);
+		return EXIT_REFUSED;
+	}
+	if (out_check(cli, out, force, &o) != 0) {
+		free(csr);
+		free(att);
 		return EXIT_REFUSED;
 	}
 	if (user) {
@@ -338,10 +332,9 @@ request(struct cli *cli, int argc, char **argv)
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
 	}
-	ret = c ? deliver(cli, c, out, created) : cli_error(cli, EXIT_REFUSED, "out of memory");
+	ret = c ? deliver(cli, c, out, force, &o) : cli_error(cli, EXIT_REFUSED, "out of memory");
 out:
-	if (c == NULL && created)
-		unlink(out);
+	cli_out_abort(&o);
 	oe_cert_free(c);
 	free(csr);
 	free(att);
@@ -353,22 +346,27 @@ fetch(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct command *me = self("fetch");
 	const char *out = NULL, *user = NULL;
-	bool created = false;
+	bool force = false;
+	struct cli_out o;
 	oe_cert *c = NULL;
 	int opt, ret;
 
 	if (cli_wants_help(argc, argv))
 		return cli_help(me, "  --out FILE   certificate (PEM) or PKCS#12 (mode 0600) file\n"
+				    "  --force      replace FILE if it exists (it is refused otherwise)\n"
 				    "  --user U     root only: act for U directly on the store\n");
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == 'o')
 			out = optarg;
+		else if (opt == 'F')
+			force = true;
 		else if (opt == 'u')
 			user = optarg;
 		else
@@ -376,7 +374,7 @@ fetch(struct cli *cli, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage(cli, me, "one SERIAL expected");
-	if (out_check(cli, out, &created) != 0)
+	if (out_check(cli, out, force, &o) != 0)
 		return EXIT_REFUSED;
 	if (user) {
 		oe_ctx *ctx = NULL;
@@ -406,10 +404,9 @@ fetch(struct cli *cli, int argc, char **argv)
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
 	}
-	ret = c ? deliver(cli, c, out, created) : cli_error(cli, EXIT_REFUSED, "out of memory");
+	ret = c ? deliver(cli, c, out, force, &o) : cli_error(cli, EXIT_REFUSED, "out of memory");
 out:
-	if (c == NULL && created)
-		unlink(out);
+	cli_out_abort(&o);
 	oe_cert_free(c);
 	return ret;
 }
@@ -489,6 +486,7 @@ upload(struct cli *cli, int argc, char **argv)
 	const char *user = NULL;
 	unsigned char *data;
 	size_t len = 0;
+	struct cli_out none = { .fd = -1 };
 	oe_cert *c = NULL;
 	int opt, ret;
 
@@ -523,7 +521,7 @@ upload(struct cli *cli, int argc, char **argv)
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
 	}
-	ret = c ? deliver(cli, c, NULL, false) : cli_error(cli, EXIT_REFUSED, "out of memory");
+	ret = c ? deliver(cli, c, NULL, false, &none) : cli_error(cli, EXIT_REFUSED, "out of memory");
 out:
 	oe_cert_free(c);
 	free(data);

@@ -420,6 +420,45 @@ expect 0 "fetch again" oe --json cert fetch "$m3" --user nina
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit('pkcs12_password' in d)" \
 	&& ok "the PKCS#12 is handed out once" || bad "PKCS#12 twice"
 [ -z "$(sqlite3 "$tmp/oe.db" "SELECT secret FROM tokens WHERE serial = '$m3'")" ] && ok "key erased after fetch" || bad "key kept"
+# --out never writes into a file that is there: fetched again into the
+# same file, the certificate does not take the place of the PKCS#12,
+# the key's only copy.  --force replaces a file (with a new one).
+expect 1 "fetch again into the PKCS#12's file" oe --json cert fetch "$m3" --user nina --out "$tmp/m3.p12"
+has "$tmp/err" "m3.p12 exists; --force replaces it" "the refusal names the file and --force"
+openssl pkcs12 -in "$tmp/m3.p12" -passin "pass:$pass" -nodes -noout 2>/dev/null \
+	&& ok "the PKCS#12 is still there" || bad "the PKCS#12 was written over"
+cp "$tmp/m3.p12" "$tmp/m3.pem"
+expect 0 "fetch again with --force" oe cert fetch "$m3" --user nina --out "$tmp/m3.pem" --force
+openssl x509 -in "$tmp/m3.pem" -noout 2>/dev/null && [ "$(stat -c %a "$tmp/m3.pem")" = 644 ] \
+	&& ok "--force: the certificate replaced the file (0644)" || bad "--force: $(stat -c %a "$tmp/m3.pem")"
+ln -s "$tmp/elsewhere.p12" "$tmp/link.p12"
+for force in "" --force; do
+	expect 1 "--out through a symbolic link ${force:-without --force}" \
+		oe cert fetch "$m3" --user nina --out "$tmp/link.p12" $force
+	has "$tmp/err" "link.p12 is a symbolic link" "${force:-without --force}: says it is a link"
+done
+[ -e "$tmp/elsewhere.p12" ] && bad "written through the link" || ok "nothing written through the link"
+rm "$tmp/link.p12"
+# A request left pending leaves no file behind, nor does --out.
+expect 3 "a pending request with --out" oe --json cert request --user nina --generate --ca manual --out "$tmp/pending.p12"
+[ -e "$tmp/pending.p12" ] && bad "a file was left for a pending request" || ok "no file for a pending request"
+if [ "$(id -u)" = 0 ]; then
+	# Root naming a file of another user's that anyone may write: not
+	# written into; with --force replaced by a file of root's own.
+	: >"$tmp/theirs.p12"
+	chown nobody "$tmp/theirs.p12"
+	chmod 666 "$tmp/theirs.p12"
+	before=$(tokens)
+	expect 1 "--out naming another user's file" oe --json cert request --user gen2 --generate --out "$tmp/theirs.p12"
+	[ ! -s "$tmp/theirs.p12" ] && [ "$(tokens)" = "$before" ] && ok "nothing written into it, nothing asked for" \
+		|| bad "another user's file: $(stat -c '%U %a %s' "$tmp/theirs.p12"), tokens $(tokens) vs $before"
+	expect 0 "--force" oe --json cert request --user gen2 --generate --out "$tmp/theirs.p12" --force
+	pass=$(json 'd["pkcs12_password"]' <"$tmp/out")
+	[ "$(stat -c '%U %a' "$tmp/theirs.p12")" = "root 600" ] \
+		&& openssl pkcs12 -in "$tmp/theirs.p12" -passin "pass:$pass" -nodes -noout 2>/dev/null \
+		&& ok "replaced by root's own 0600 PKCS#12" || bad "--force: $(stat -c '%U %a' "$tmp/theirs.p12")"
+fi
+ls -A "$tmp" | grep -q '^\.' && bad "files left behind: $(ls -A "$tmp" | grep '^\.')" || ok "no temporary files left"
 # Six fetches at once (as six forked daemon clients would): the key leaves once.
 expect 3 "generated key, pending, for a race" oe --json cert request --user race --generate --ca manual
 m5=$(json 'd["serial"]' <"$tmp/out")

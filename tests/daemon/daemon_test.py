@@ -412,11 +412,22 @@ admin_group = {ADMIN_GROUP}
               "CLI: right OTP on stdin, manual CA: exit 3, pending: %s" % r)
         pending = json.loads(r["out"])["serial"] if r["rc"] == 3 else "none"
         run(cli, "-c", conf, "ca", "approve", pending, env=cenv)
-        out = os.path.join(tmp, "fetched.pem")
-        open(out, "w").close()
-        os.chown(out, pwd.getpwnam(OTHER_USER).pw_uid, -1)
+        # --out files go in a directory of the user's: each is written as
+        # a new file there that then takes its name.
+        home = os.path.join(tmp, "other-home")
+        os.mkdir(home)
+        os.chown(home, pwd.getpwnam(OTHER_USER).pw_uid, -1)
+        out = os.path.join(home, "fetched.pem")
         r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", pending, "--out", out], ""))
         check(r["rc"] == 0, "CLI: fetch after approval, within the grant: %s" % r)
+        r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", pending, "--out", out], ""))
+        check(r["rc"] == 1 and "exists; --force replaces it" in r["err"],
+              "CLI: an existing --out is refused: %s" % r)
+        r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", pending, "--out", out,
+                                                 "--force"], ""))
+        check(r["rc"] == 0 and os.listdir(home) == ["fetched.pem"],
+              "CLI: --force replaces it, nothing else left in the directory: %s %s"
+              % (r, os.listdir(home)))
         v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(tmp, "state", "ca2",
                             "ca.pem"), out], capture_output=True, text=True)
         check(v.returncode == 0, "CLI: the fetched certificate verifies")
@@ -424,9 +435,6 @@ admin_group = {ADMIN_GROUP}
         check(r["rc"] == 0 and pending in r["out"], "CLI: cert list shows it")
 
         # A key made by the daemon, as the user, into the user's own file.
-        home = os.path.join(tmp, "other-home")
-        os.mkdir(home)
-        os.chown(home, pwd.getpwnam(OTHER_USER).pw_uid, -1)
         p12 = os.path.join(home, "mine.p12")
         r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "request", "--generate",
                                                  "--out", p12], ""))
