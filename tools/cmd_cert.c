@@ -3,7 +3,9 @@
  *
  * Users go through otpenrolld, which knows who they are from the socket
  * and asks for an OTP when their login grant has expired.  Root may add
- * --user U to act for U on the store directly (audited as root).
+ * --user U to act for U on the store directly (audited as root); anyone
+ * else's --user goes to the daemon, which lets [daemon] admin_group
+ * members act for U and refuses the rest.
  */
 #include "config.h"
 
@@ -215,19 +217,35 @@ deliver(struct cli *cli, const oe_cert *c, const char *out, bool force, struct c
 	return ret;
 }
 
-/* --user: only root, directly on the store. */
+/*
+ * --user: root acts for U directly on the store.  Anyone else asks the
+ * daemon to (via()), which knows who [daemon] admin_group admits and
+ * refuses the others itself.
+ */
+static bool
+direct(const char *user)
+{
+	return user != NULL && cli_is_root();
+}
+
 static int
-direct(struct cli *cli, const char *user, oe_ctx **ctx)
+store_ctx(struct cli *cli, oe_ctx **ctx)
 {
 	int ret;
 
-	if (!cli_is_root())
-		return cli_error(cli, EXIT_REFUSED,
-				 "--user is for root; users act for themselves through otpenrolld");
-	if ((*ctx = cli_ctx(cli, &ret)) == NULL)
-		return ret;
-	(void)user;
-	return EXIT_DONE;
+	*ctx = cli_ctx(cli, &ret);
+	return *ctx ? EXIT_DONE : ret;
+}
+
+/* A request to the daemon for op, on behalf of user (NULL: oneself). */
+static json_t *
+via(const char *op, const char *user)
+{
+	json_t *req = json_pack("{s:s}", "op", op);
+
+	if (req && user)
+		json_object_set_new(req, "user", json_string(user));
+	return req;
 }
 
 static int
@@ -263,7 +281,8 @@ request(struct cli *cli, int argc, char **argv)
 				"  --ca NAME           a [ca NAME] other than [enroll] default_ca\n"
 				"  --out FILE          certificate (PEM) or PKCS#12 (mode 0600) file\n"
 				"  --force             replace FILE if it exists (it is refused otherwise)\n"
-				"  --user U            root only: act for U directly on the store\n"
+				"  --user U            act for U: root on the store directly, admin_group\n"
+				"                      members through otpenrolld\n"
 				"\nWithout a recent OTP login you are asked for a one-time password.\n");
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -300,20 +319,20 @@ request(struct cli *cli, int argc, char **argv)
 		free(att);
 		return EXIT_REFUSED;
 	}
-	if (user) {
+	if (direct(user)) {
 		oe_cert_req r = { .user = user, .ca = ca, .csr = csr, .csr_len = csr_len,
 				  .attestation = att, .attestation_len = att_len,
 				  .key_type = generate ? key_type : NULL };
 		oe_ctx *ctx = NULL;
 		oe_rc rc;
-		if ((ret = direct(cli, user, &ctx)) != EXIT_DONE)
+		if ((ret = store_ctx(cli, &ctx)) != EXIT_DONE)
 			goto out;
 		if ((rc = oe_cert_request(ctx, &r, &c)) != OE_OK) {
 			ret = cli_fail(cli, rc);
 			goto out;
 		}
 	} else {
-		json_t *req = json_pack("{s:s}", "op", "cert_request"), *reply;
+		json_t *req = via("cert_request", user), *reply;
 		char *b64;
 		if (csr && (b64 = proto_b64_encode(csr, csr_len)) != NULL) {
 			json_object_set_new(req, "csr_b64", json_string(b64));
@@ -360,7 +379,8 @@ fetch(struct cli *cli, int argc, char **argv)
 	if (cli_wants_help(argc, argv))
 		return cli_help(me, "  --out FILE   certificate (PEM) or PKCS#12 (mode 0600) file\n"
 				    "  --force      replace FILE if it exists (it is refused otherwise)\n"
-				    "  --user U     root only: act for U directly on the store\n");
+				    "  --user U     act for U: root on the store directly, admin_group\n"
+				    "               members through otpenrolld\n");
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == 'o')
@@ -376,11 +396,11 @@ fetch(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, me, "one SERIAL expected");
 	if (out_check(cli, out, force, &o) != 0)
 		return EXIT_REFUSED;
-	if (user) {
+	if (direct(user)) {
 		oe_ctx *ctx = NULL;
 		oe_token *t = NULL;
 		oe_rc rc;
-		if ((ret = direct(cli, user, &ctx)) != EXIT_DONE)
+		if ((ret = store_ctx(cli, &ctx)) != EXIT_DONE)
 			goto out;
 		if ((rc = oe_token_get(ctx, argv[optind], &t)) != OE_OK) {
 			ret = cli_fail(cli, rc);
@@ -397,9 +417,9 @@ fetch(struct cli *cli, int argc, char **argv)
 			goto out;
 		}
 	} else {
-		json_t *reply = daemon_call(cli, json_pack("{s:s, s:s}", "op", "cert_fetch", "serial",
-							  argv[optind]), &ret);
-		if (reply == NULL)
+		json_t *req = via("cert_fetch", user), *reply;
+		json_object_set_new(req, "serial", json_string(argv[optind]));
+		if ((reply = daemon_call(cli, req, &ret)) == NULL)
 			goto out;
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);
@@ -424,7 +444,8 @@ list(struct cli *cli, int argc, char **argv)
 	int opt, ret;
 
 	if (cli_wants_help(argc, argv))
-		return cli_help(me, "  --user U   root only: U's tokens, directly from the store\n");
+		return cli_help(me, "  --user U   U's tokens: root from the store directly, admin_group\n"
+				    "             members through otpenrolld\n");
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'u')
@@ -433,12 +454,12 @@ list(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage(cli, me, "unexpected argument \"%s\"", argv[optind]);
-	if (user) {
+	if (direct(user)) {
 		oe_ctx *ctx = NULL;
 		oe_token **t = NULL;
 		size_t n = 0;
 		oe_rc rc;
-		if ((ret = direct(cli, user, &ctx)) != EXIT_DONE)
+		if ((ret = store_ctx(cli, &ctx)) != EXIT_DONE)
 			return ret;
 		if ((rc = oe_token_list(ctx, user, &t, &n)) != OE_OK)
 			return cli_fail(cli, rc);
@@ -448,7 +469,7 @@ list(struct cli *cli, int argc, char **argv)
 				json_array_append_new(certs, cli_token_json(t[i]));
 		oe_token_list_free(t, n);
 	} else {
-		if ((reply = daemon_call(cli, json_pack("{s:s}", "op", "cert_list"), &ret)) == NULL)
+		if ((reply = daemon_call(cli, via("cert_list", user), &ret)) == NULL)
 			return ret;
 		certs = json_incref(json_object_get(reply, "certs"));
 		json_decref(reply);
@@ -491,7 +512,8 @@ upload(struct cli *cli, int argc, char **argv)
 	int opt, ret;
 
 	if (cli_wants_help(argc, argv))
-		return cli_help(me, "  --user U   root only: act for U directly on the store\n");
+		return cli_help(me, "  --user U   act for U: root on the store directly, admin_group\n"
+				    "             members through otpenrolld\n");
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'u')
@@ -502,10 +524,10 @@ upload(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, me, "one FILE expected");
 	if ((data = cli_read_file(cli, argv[optind], INPUT_MAX, &len)) == NULL)
 		return EXIT_REFUSED;
-	if (user) {
+	if (direct(user)) {
 		oe_ctx *ctx = NULL;
 		oe_rc rc;
-		if ((ret = direct(cli, user, &ctx)) != EXIT_DONE)
+		if ((ret = store_ctx(cli, &ctx)) != EXIT_DONE)
 			goto out;
 		if ((rc = oe_cert_upload(ctx, user, data, len, &c)) != OE_OK) {
 			ret = cli_fail(cli, rc);
@@ -513,10 +535,10 @@ upload(struct cli *cli, int argc, char **argv)
 		}
 	} else {
 		char *b64 = proto_b64_encode(data, len);
-		json_t *reply = daemon_call(cli, json_pack("{s:s, s:s}", "op", "cert_upload",
-							  "cert_b64", b64 ? b64 : ""), &ret);
+		json_t *req = via("cert_upload", user), *reply;
+		json_object_set_new(req, "cert_b64", json_string(b64 ? b64 : ""));
 		free(b64);
-		if (reply == NULL)
+		if ((reply = daemon_call(cli, req, &ret)) == NULL)
 			goto out;
 		c = cert_from_json(json_object_get(reply, "cert"));
 		json_decref(reply);

@@ -433,6 +433,21 @@ admin_group = {ADMIN_GROUP}
         check(v.returncode == 0, "CLI: the fetched certificate verifies")
         r = as_user(OTHER_USER, lambda: cli_run(["cert", "list"], ""))
         check(r["rc"] == 0 and pending in r["out"], "CLI: cert list shows it")
+        # --user from the command line goes to the daemon, which decides:
+        # an admin_group member may act for another user, others may not.
+        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "list", "--user", TEST_USER],
+                                                ""))
+        certs = json.loads(r["out"]) if r["rc"] == 0 else []
+        check(len(certs) == 2 and all(c["user"] == TEST_USER for c in certs),
+              "CLI: an admin_group member lists the user's certificates with --user: %s" % r)
+        theirs = os.path.join(home, "theirs.pem")
+        r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", serial, "--user", TEST_USER,
+                                                 "--out", theirs], ""))
+        check(r["rc"] == 0 and os.path.exists(theirs),
+              "CLI: an admin_group member fetches the user's certificate with --user: %s" % r)
+        r = as_user(TEST_USER, lambda: cli_run(["cert", "list", "--user", OTHER_USER], ""))
+        check(r["rc"] == 1 and "only root and members of admin_group" in r["err"],
+              "CLI: --user of a user outside admin_group: the daemon's refusal shown: %s" % r)
 
         # A key made by the daemon, as the user, into the user's own file.
         p12 = os.path.join(home, "mine.p12")
