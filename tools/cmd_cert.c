@@ -78,19 +78,24 @@ cert_from_json(json_t *o)
 	return c;
 }
 
+/* The daemon's socket; NULL after reporting why (*ret set). */
 static const char *
-socket_path(struct cli *cli)
+socket_path(struct cli *cli, int *ret)
 {
 	const char *env = getenv("OTPENROLL_SOCKET"), *p = NULL;
-	int ret;
 
+	*ret = EXIT_DONE;
 	if (env)
 		return env;
 	/* Users may not be able to read every file the admin keeps; the
-	 * socket's name is all they need from the configuration. */
-	if (access(cli->config ? cli->config : OE_DEFAULT_CONFIG, R_OK) == 0 &&
-	    cli_ctx(cli, &ret) != NULL)
+	 * socket's name is all they need from the configuration.  One they
+	 * can read but that does not load is an error, not a reason to try
+	 * the default socket. */
+	if (access(cli->config ? cli->config : OE_DEFAULT_CONFIG, R_OK) == 0) {
+		if (cli_ctx(cli, ret) == NULL)
+			return NULL;
 		p = oe_config_get(cli->ctx, "daemon", "socket");
+	}
 	return p ? p : DEFAULT_SOCKET;
 }
 
@@ -100,11 +105,14 @@ daemon_call(struct cli *cli, json_t *req, int *ret)
 {
 	char err[512];
 	json_t *reply;
-	const char *status;
+	const char *status, *path;
 
-	*ret = EXIT_DONE;
+	if ((path = socket_path(cli, ret)) == NULL) {
+		json_decref(req);
+		return NULL;
+	}
 	json_object_set_new(req, "v", json_integer(PROTO_VERSION));
-	reply = client_call(socket_path(cli), req, err, sizeof(err));
+	reply = client_call(path, req, err, sizeof(err));
 	json_decref(req);
 	if (reply == NULL) {
 		*ret = cli_error(cli, EXIT_REFUSED, "%s", err);

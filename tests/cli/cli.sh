@@ -114,6 +114,11 @@ printf '[store]\nurl = sqlite:%s/oe.db\nkeyfile = x\n' "$tmp" >"$tmp/bad.conf"
 expect 2 "unknown key" "$bin" -c "$tmp/bad.conf" token list
 grep -q "bad.conf line 3: \[store\] unknown key \"keyfile\"" "$tmp/err" && ok "names file, line, key" || bad "config message: $(cat "$tmp/err")"
 expect 2 "missing config" "$bin" -c "$tmp/none.conf" token list
+# A user command reads the socket's name from the configuration: one
+# that does not load is a configuration error, and no daemon is asked.
+expect 2 "a user command with a bad config" env -u OTPENROLL_SOCKET "$bin" -c "$tmp/bad.conf" cert list
+grep -q 'unknown key "keyfile"' "$tmp/err" && ! grep -q otpenrolld "$tmp/err" \
+	&& ok "says why, without trying a socket" || bad "user command, bad config: $(cat "$tmp/err")"
 # A store backend directory without the backend: a configuration error
 # naming the file it looked for and the key that moves it.
 sed "s|^backend_dir = .*|backend_dir = $tmp/nowhere|" "$conf" >"$tmp/nobackend.conf"
