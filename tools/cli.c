@@ -1,6 +1,7 @@
 /* cli.c - shared plumbing of the otpenroll command. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -131,6 +132,24 @@ cli_operand(struct cli *cli, const struct command *me, int argc, char **argv,
 	if ((*ctx = cli_ctx(cli, ret)) == NULL)
 		return NULL;
 	return argv[1];
+}
+
+int
+cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	/* strtoull takes a sign, spaces and nothing at all, and wraps
+	 * "-1" round to ULLONG_MAX: only digits go through. */
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 bool

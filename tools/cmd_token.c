@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -122,7 +123,8 @@ add_otp(struct cli *cli, int argc, char **argv)
 	unsigned char *secret = NULL;
 	size_t secret_len = 0;
 	const char *hex = NULL, *file = NULL;
-	char *serial = NULL, *uri = NULL, *end;
+	char *serial = NULL, *uri = NULL;
+	uint64_t n;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int c, ret;
@@ -154,22 +156,23 @@ add_otp(struct cli *cli, int argc, char **argv)
 			file = optarg;
 			break;
 		case 'd':
-			p.digits = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || (p.digits != 6 && p.digits != 8))
+			if (cli_parse_uint(optarg, 6, 8, &n) != 0 || n == 7)
 				return cli_usage(cli, me, "--digits must be 6 or 8");
+			p.digits = (unsigned)n;
 			break;
 		case 'p':
-			p.period = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || p.period == 0 || p.period > 3600)
+			if (cli_parse_uint(optarg, 1, 3600, &n) != 0)
 				return cli_usage(cli, me, "--period must be 1 to 3600 seconds");
+			p.period = (unsigned)n;
 			break;
 		case 'A':
 			p.algorithm = optarg;
 			break;
 		case 'n':
-			p.counter = strtoull(optarg, &end, 10);
-			if (*end)
-				return cli_usage(cli, me, "--counter must be a number");
+			/* The store keeps it signed, with the window added. */
+			if (cli_parse_uint(optarg, 0, INT64_MAX / 2, &p.counter) != 0)
+				return cli_usage(cli, me, "--counter must be a number from 0 to %" PRId64,
+						 INT64_MAX / 2);
 			break;
 		case 'D':
 			p.description = optarg;

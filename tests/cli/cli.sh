@@ -95,6 +95,23 @@ expect 0 "revoke an OTP token" oe token revoke "$serial"
 [ "$(oe --json token show "$serial" | json 'd["rollout_state"]')" = revoked ] && ok "revoked" || bad "revoke"
 expect 1 "revoke twice" oe token revoke "$serial"
 
+# Numbers are whole and in range, or refused naming the option: none
+# is cut down to one that fits (4294967326 is 30 modulo 2^32).
+for bad in "--period 4294967326" "--period 0" "--period +30" "--digits 4294967304" "--digits 6x" \
+	"--counter -1" "--counter 18446744073709551616" "--counter 9223372036854775807" "--counter ="; do
+	# shellcheck disable=SC2086
+	expect 2 "add-otp $bad" oe token add-otp --user numbers --type hotp ${bad%% *} "${bad#* }"
+	grep -q -- "${bad%% *} must be" "$tmp/err" && ok "the message names ${bad%% *}" \
+		|| bad "$bad: $(cat "$tmp/err")"
+done
+[ "$(oe --json token list --user numbers | json 'len(d)')" = 0 ] && ok "no token for the bad numbers" \
+	|| bad "tokens made from bad numbers: $(oe --json token list --user numbers)"
+expect 0 "add-otp with numbers in range" oe --json token add-otp --user numbers --type totp --period 3600 --digits 8
+expect 0 "add-otp hotp --counter" oe --json token add-otp --user numbers --type hotp --counter 4611686018427387903
+[ "$(oe --json token list --user numbers | json 'sorted((t["type"], t["digits"], t.get("period"), t["counter"]) for t in d)')" \
+	= "[('hotp', 6, None, 4611686018427387903), ('totp', 8, 3600, 0)]" ] && ok "kept as given" \
+	|| bad "numbers: $(oe --json token list --user numbers)"
+
 expect 2 "unknown command" oe frobnicate
 expect 2 "unknown token command" oe token frobnicate
 expect 2 "unknown option" oe token list --bogus
