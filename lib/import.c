@@ -7,7 +7,8 @@
  * pam_oath stores the counter of the last accepted HOTP code (with that
  * code in LASTOTP) and, for TOTP, the last code and when it was used; we
  * turn both into "the lowest moving factor still acceptable", so no code
- * accepted by pam_oath is accepted again here.
+ * accepted by pam_oath is accepted again here.  A TOTP last code is placed
+ * by its TIME alone, so a line with one and no TIME that parses is bad.
  *
  * All lines go in one transaction: a bad line names itself and nothing
  * is imported.  A line whose secret one of the user's OTP tokens already
@@ -71,24 +72,25 @@ hotp:
 	return 0;
 }
 
-/* TOTP: the step after the one at which LASTOTP was accepted. */
-static uint64_t
-totp_next_step(const struct uf_line *l)
+/* pam_oath's TIME (local time); -1 if s is not one. */
+static int
+parse_stamp(const char *s, time_t *t)
 {
 	struct tm tm = { 0 };
-	const char *end;
-	time_t t;
-	uint64_t step, factor;
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SL", &tm);
 
-	if (l->lastotp == NULL || l->stamp == NULL)
-		return 0;
-	end = strptime(l->stamp, "%Y-%m-%dT%H:%M:%SL", &tm);
 	if (end == NULL || *end != '\0')
-		return 0;
+		return -1;
 	tm.tm_isdst = -1; /* pam_oath writes local time */
-	if ((t = mktime(&tm)) == (time_t)-1)
-		return 0;
-	step = otp_totp_step(t, l->period);
+	return (*t = mktime(&tm)) == (time_t)-1 ? -1 : 0;
+}
+
+/* TOTP: the step after the one at which LASTOTP was accepted at t. */
+static uint64_t
+totp_next_step(const struct uf_line *l, time_t t)
+{
+	uint64_t step = otp_totp_step(t, l->period), factor;
+
 	if (otp_match(l->secret, l->secret_len, l->digits, OTP_SHA1,
 		      step > LASTOTP_SEARCH ? step - LASTOTP_SEARCH : 0,
 		      step + LASTOTP_SEARCH, l->lastotp, &factor) == 1)
@@ -101,6 +103,7 @@ import_parse_line(char *line, struct uf_line *l)
 {
 	static const char ws[] = " \t\r\n";
 	char *save = NULL, *type, *pin, *hex, *counter;
+	time_t stamp = 0;
 
 	memset(l, 0, sizeof(*l));
 	type = strtok_r(line, ws, &save);
@@ -131,10 +134,19 @@ import_parse_line(char *line, struct uf_line *l)
 		return "counter is not a number";
 	if (l->lastotp && strcmp(l->lastotp, "-") == 0)
 		l->lastotp = NULL;
-	if (strcmp(l->type, "hotp") == 0)
+	if (l->stamp && parse_stamp(l->stamp, &stamp) != 0)
+		return "TIME is not pam_oath's YYYY-MM-DDTHH:MM:SSL";
+	if (strcmp(l->type, "hotp") == 0) {
 		l->counter += l->lastotp ? 1 : 0;
-	else
-		l->counter = totp_next_step(l);
+	} else if (l->lastotp == NULL) {
+		l->counter = 0;
+	} else {
+		/* Only its time places a TOTP last code: without one the
+		 * token would start at step 0 and take that code again. */
+		if (l->stamp == NULL)
+			return "a TOTP line with LASTOTP needs the TIME it was used";
+		l->counter = totp_next_step(l, stamp);
+	}
 	return NULL;
 }
 

@@ -228,6 +228,12 @@ printf 'HOTP gina - %s\nHOTP hank pin %s\n' $key $key >"$tmp/pin"
 expect 1 "a PIN line refuses the whole import" oe token import "$tmp/pin"
 grep -q "line 2" "$tmp/err" && ok "the line is named" || bad "PIN line message"
 [ "$(oe --json token list --user gina | json 'len(d)')" = 0 ] && ok "gina absent" || bad "partial import"
+# A TOTP last code whose time does not parse could not be placed, so
+# the code pam_oath accepted last would be accepted again.
+printf 'HOTP/T30 jane - %s\nHOTP/T30 kurt - %s 0 123456 garbage\n' $key $key >"$tmp/stamp"
+expect 1 "a last code with a TIME that does not parse" oe token import "$tmp/stamp"
+grep -q "stamp line 2: .*TIME" "$tmp/err" && ok "the file and line are named" || bad "TIME message: $(cat "$tmp/err")"
+[ "$(oe --json token list --user jane | json 'len(d)')" = 0 ] && ok "jane absent" || bad "partial import"
 printf 'HOTP ivan - nothex\n' >"$tmp/hex"
 expect 1 "malformed line" oe token import "$tmp/hex"
 grep -q "hex line 1: secret" "$tmp/err" && ok "bad secret named" || bad "bad secret message: $(cat "$tmp/err")"

@@ -81,6 +81,30 @@ test_totp_last_code(void **state)
 	assert_int_equal(l.counter, (uint64_t)now / 30 + 1);
 }
 
+/* A TOTP last code is spent only at the step its time places it: without
+ * a time that parses, the token would start at step 0 and take it again. */
+static void
+test_totp_last_code_needs_time(void **state)
+{
+	struct uf_line l;
+	const char *why;
+
+	(void)state;
+	why = parse("HOTP/T30 alice - " KEY " 0 123456 garbage", &l);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "TIME"));
+	why = parse("HOTP/T30 alice - " KEY " 0 123456", &l);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "TIME"));
+	assert_non_null(parse("HOTP/T30 alice - " KEY " 0 123456 2026-01-01T00:00:00", &l));
+	assert_non_null(parse("HOTP alice - " KEY " 7 162583 2026-13-01T00:00:00L", &l));
+	/* No last code: nothing to place. */
+	assert_null(parse("HOTP/T30 alice - " KEY " 0 -", &l));
+	assert_int_equal(l.counter, 0);
+	assert_null(parse("HOTP/T30 alice - " KEY " 0 - 2026-01-01T00:00:00L", &l));
+	assert_int_equal(l.counter, 0);
+}
+
 static void
 test_file(void **state)
 {
@@ -158,6 +182,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_totp_last_code),
+		cmocka_unit_test(test_totp_last_code_needs_time),
 		cmocka_unit_test(test_file),
 	};
 	int rc;
