@@ -294,8 +294,18 @@ ca_crl(struct cli *cli, int argc, char **argv)
 		return cli_fail(cli, rc);
 	if (out)
 		ret = cli_write_file(cli, out, crl, len, 0644, true) == 0 ? EXIT_DONE : EXIT_REFUSED;
+	else if (cli->json) /* PEM: DER needs --out */
+		ret = EXIT_DONE;
 	else
 		ret = fwrite(crl, 1, len, stdout) == len ? EXIT_DONE : EXIT_REFUSED;
+	if (ret == EXIT_DONE && cli->json) {
+		json_t *o = json_pack("{s:s, s:s}", "ca", argv[optind], "format", der ? "der" : "pem");
+		if (o && out)
+			json_object_set_new(o, "file", json_string(out));
+		else if (o)
+			json_object_set_new(o, "crl_pem", json_stringn((const char *)crl, len));
+		cli_print_json(o);
+	}
 	free(crl);
 	return ret;
 }

@@ -524,6 +524,17 @@ n1=$(openssl crl -in "$tmp/crl.pem" -noout -crlnumber | cut -d= -f2)
 expect 0 "ca crl --der" oe ca crl local --der --out "$tmp/crl.der"
 n2=$(openssl crl -inform DER -in "$tmp/crl.der" -noout -crlnumber | cut -d= -f2)
 [ $((16#$n2)) -gt $((16#$n1)) ] && ok "CRL number grows ($n1 -> $n2)" || bad "CRL number $n1 $n2"
+# --json: one object, the PEM in it or the file named.
+expect 0 "ca crl --json" oe --json ca crl local
+json 'd["crl_pem"]' <"$tmp/out" >"$tmp/crl-json.pem" 2>/dev/null
+[ "$(json 'd["ca"], d["format"]' <"$tmp/out" 2>/dev/null)" = "local pem" ] &&
+	openssl crl -in "$tmp/crl-json.pem" -noout 2>/dev/null && ok "the PEM inside a JSON object" \
+	|| bad "ca crl --json: $(head -c 300 "$tmp/out")"
+expect 0 "ca crl --json --der --out" oe --json ca crl local --der --out "$tmp/crl-json.der"
+[ "$(json 'd["ca"], d["format"], d["file"]' <"$tmp/out" 2>/dev/null)" = "local der $tmp/crl-json.der" ] &&
+	openssl crl -inform DER -in "$tmp/crl-json.der" -noout 2>/dev/null && ok "the file named in a JSON object" \
+	|| bad "ca crl --json --out: $(head -c 300 "$tmp/out")"
+expect 2 "ca crl --json --der without --out" oe --json ca crl local --der
 sqlite3 "$tmp/oe.db" "SELECT event FROM outbox WHERE payload LIKE '%$alice%'" | grep -q token_revoke && ok "token_revoke event" || bad "revoke event"
 openssl verify -crl_check -CRLfile "$tmp/crl.pem" -CAfile "$tmp/ca/ca.pem" "$tmp/alice.pem" >/dev/null 2>&1 \
 	&& bad "revoked cert still verifies with the CRL" || ok "revoked cert fails verification with the CRL"
