@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,13 +86,19 @@ parse_since(const char *s, time_t *out)
 
 	if (*s == '\0')
 		return -1;
+	errno = 0;
 	v = strtoll(s, &e, 10);
+	if (errno == ERANGE)
+		return -1;
 	if (e != s && *e == '\0' && v >= 0) {
 		*out = (time_t)v;
 		return 0;
 	}
 	if (e != s && v >= 0 && e[1] == '\0' && strchr("smhd", *e)) {
 		long long mult = *e == 's' ? 1 : *e == 'm' ? 60 : *e == 'h' ? 3600 : 86400;
+		/* An age in seconds must fit, or v * mult overflows. */
+		if (v > LLONG_MAX / mult)
+			return -1;
 		*out = time(NULL) - (time_t)(v * mult);
 		return 0;
 	}

@@ -277,5 +277,7 @@ expect 0 "audit --since in the future" oe --json audit --since 2099-01-01
 [ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "--since filters" || bad "--since"
 expect 0 "audit --since 1h" oe --json audit --since 1h
 expect 2 "audit --since nonsense" oe audit --since yesterday-ish
+expect 2 "audit --since an age too long to count" oe audit --since 999999999999999999d
+expect 2 "audit --since a time too large to read" oe audit --since 99999999999999999999
 
 finish
