@@ -121,9 +121,13 @@ daemon_call(struct cli *cli, json_t *req, int *ret)
 	status = proto_str(reply, "status");
 	if (status == NULL || strcmp(status, "ok") != 0) {
 		json_t *code = json_object_get(reply, "exit");
+		json_int_t exit_code = json_is_integer(code) ? json_integer_value(code) : EXIT_REFUSED;
 		const char *msg = proto_str(reply, "error");
-		*ret = cli_error(cli, json_is_integer(code) ? (int)json_integer_value(code) : 1, "%s",
-				 msg ? msg : "otpenrolld refused the request");
+		/* The daemon's exit passes on only as one of the contract's
+		 * failures: a refusal never ends in success. */
+		if (exit_code != EXIT_USAGE && exit_code != EXIT_PENDING)
+			exit_code = EXIT_REFUSED;
+		*ret = cli_error(cli, (int)exit_code, "%s", msg ? msg : "otpenrolld refused the request");
 		json_decref(reply);
 		return NULL;
 	}

@@ -280,4 +280,27 @@ expect 2 "audit --since nonsense" oe audit --since yesterday-ish
 expect 2 "audit --since an age too long to count" oe audit --since 999999999999999999d
 expect 2 "audit --since a time too large to read" oe audit --since 99999999999999999999
 
+# A daemon's error reply is a failure whatever exit it names: an exit
+# outside the contract's codes is 1.
+python3 - "$tmp/fake.sock" <<'PY' &
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+for code in (0, 7, -1, "2", 2, 3):
+    c, _ = s.accept()
+    f = c.makefile("rb")
+    f.read(struct.unpack(">I", f.read(4))[0])
+    body = json.dumps({"v": 1, "status": "error", "exit": code, "error": "refused by the fake"}).encode()
+    c.sendall(struct.pack(">I", len(body)) + body)
+    c.close()
+PY
+fake=$!
+for _ in $(seq 100); do [ -S "$tmp/fake.sock" ] && break; sleep 0.05; done
+for want in "1 0" "1 7" "1 -1" '1 "2"' "2 2" "3 3"; do
+	OTPENROLL_SOCKET=$tmp/fake.sock expect "${want%% *}" "an error reply with exit ${want#* }" "$bin" cert list
+	grep -q "refused by the fake" "$tmp/err" && ok "its message shown" || bad "error reply: $(cat "$tmp/err")"
+done
+wait $fake
+
 finish
