@@ -149,18 +149,28 @@ out_check(struct cli *cli, const char *out, bool force, struct cli_out *o)
 }
 
 /* A PKCS#12 that could not be written is shown rather than lost: the
- * key inside exists nowhere else any more. */
+ * key inside exists nowhere else any more.  With --json it goes inside
+ * the object, so that standard output is still one JSON document. */
 static void
-pkcs12_rescue(const oe_cert *c)
+pkcs12_rescue(struct cli *cli, const oe_cert *c)
 {
 	char *b64 = proto_b64_encode(c->pkcs12, c->pkcs12_len);
 
-	fprintf(stderr, "the PKCS#12 of %s could not be saved; it follows in base64 (decode with "
-			"`base64 -d > FILE.p12`), its password is %s\n",
-		c->serial, c->pkcs12_password);
-	if (b64) {
-		fputs(b64, stdout);
-		fputc('\n', stdout);
+	if (cli->json) {
+		json_t *o = cli_cert_json(c);
+		fprintf(stderr, "the PKCS#12 of %s could not be saved; it is in pkcs12_b64 (base64), "
+				"its password in pkcs12_password\n", c->serial);
+		if (o && b64)
+			json_object_set_new(o, "pkcs12_b64", json_string(b64));
+		cli_print_json(o);
+	} else {
+		fprintf(stderr, "the PKCS#12 of %s could not be saved; it follows in base64 (decode "
+				"with `base64 -d > FILE.p12`), its password is %s\n",
+			c->serial, c->pkcs12_password);
+		if (b64) {
+			fputs(b64, stdout);
+			fputc('\n', stdout);
+		}
 	}
 	free(b64);
 }
@@ -179,11 +189,11 @@ deliver(struct cli *cli, const oe_cert *c, const char *out, bool force, struct c
 			snprintf(name, sizeof(name), "%s.p12", c->serial);
 			out = name;
 			if (cli_write_file(cli, out, c->pkcs12, c->pkcs12_len, 0600, force) != 0) {
-				pkcs12_rescue(c);
+				pkcs12_rescue(cli, c);
 				return EXIT_REFUSED;
 			}
 		} else if (cli_out_commit(cli, dest, c->pkcs12, c->pkcs12_len, 0600) != 0) {
-			pkcs12_rescue(c);
+			pkcs12_rescue(cli, c);
 			return EXIT_REFUSED;
 		}
 	} else if (c->cert_pem && out) {

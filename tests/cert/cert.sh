@@ -459,6 +459,23 @@ if [ "$(id -u)" = 0 ]; then
 		&& ok "replaced by root's own 0600 PKCS#12" || bad "--force: $(stat -c '%U %a' "$tmp/theirs.p12")"
 fi
 ls -A "$tmp" | grep -q '^\.' && bad "files left behind: $(ls -A "$tmp" | grep '^\.')" || ok "no temporary files left"
+# A PKCS#12 that cannot be saved (here: SERIAL.p12, its default name, is
+# there already) is shown instead; with --json, inside the JSON object.
+expect 3 "generated key, pending, to rescue" oe --json cert request --user rescue --generate --ca manual
+m7=$(json 'd["serial"]' <"$tmp/out")
+expect 0 "approve it" oe ca approve "$m7"
+mkdir "$tmp/cwd"
+: >"$tmp/cwd/$m7.p12"
+expect 1 "fetch into a name that is taken, --json" env -C "$tmp/cwd" "$bin" -c "$conf" --json cert fetch "$m7" --user rescue
+python3 - "$tmp/out" "$tmp/rescued.p12" <<'PY' && ok "the rescued PKCS#12 comes inside the JSON object" || bad "rescue: $(head -c 300 "$tmp/out")"
+import base64, json, sys
+d = json.load(open(sys.argv[1]))
+open(sys.argv[2], "wb").write(base64.b64decode(d["pkcs12_b64"], validate=True))
+open(sys.argv[2] + ".pass", "w").write(d["pkcs12_password"])
+PY
+openssl pkcs12 -in "$tmp/rescued.p12" -passin "file:$tmp/rescued.p12.pass" -nodes -noout 2>/dev/null \
+	&& ok "and opens with its password" || bad "the rescued PKCS#12 does not open"
+has "$tmp/err" "could not be saved" "the message says why it is shown"
 # Six fetches at once (as six forked daemon clients would): the key leaves once.
 expect 3 "generated key, pending, for a race" oe --json cert request --user race --generate --ca manual
 m5=$(json 'd["serial"]' <"$tmp/out")
