@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,28 +15,68 @@
 #include "client.h"
 #include "proto.h"
 
+/* The terminal whose echo is off while a code is typed, and its modes
+ * before: what a signal that ends the command gives back first, so that
+ * Ctrl-C at the prompt does not leave the shell typing blind. */
+static volatile sig_atomic_t quiet_fd = -1;
+static struct termios quiet_saved;
+static const int quiet_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define N_QUIET_SIGNALS (sizeof(quiet_signals) / sizeof(quiet_signals[0]))
+
+static void
+restore_and_raise(int sig)
+{
+	int e = errno;
+
+	if (quiet_fd >= 0)
+		tcsetattr(quiet_fd, TCSANOW, &quiet_saved);
+	errno = e;
+	raise(sig); /* SA_RESETHAND: the default action now, as if never caught */
+}
+
+static void
+say(int fd, const char *text)
+{
+	if (write(fd, text, strlen(text)) < 0) {
+		/* a courtesy only; reading works without it */
+	}
+}
+
 int
 client_read_secret(const char *prompt, char *buf, size_t len)
 {
-	struct termios old, quiet;
-	int tty = -1, echo_off = 0;
+	struct sigaction on_signal = { .sa_handler = restore_and_raise, .sa_flags = SA_RESETHAND };
+	struct sigaction old_act[N_QUIET_SIGNALS];
+	bool caught[N_QUIET_SIGNALS] = { false };
+	struct termios quiet;
+	int tty = -1, term = -1, echo_off = 0;
 	FILE *in = stdin;
-	size_t n;
+	size_t n, i;
 
-	if (isatty(STDIN_FILENO) && (tty = open("/dev/tty", O_RDWR | O_CLOEXEC)) >= 0) {
+	if (isatty(STDIN_FILENO)) {
+		/* The controlling terminal, or standard input when there is
+		 * none (/dev/tty does not open): a terminal either way, and
+		 * the code is read from it without echo. */
+		tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+		term = tty >= 0 ? tty : STDIN_FILENO;
 		/* Echo off before the prompt: a code typed (or pasted) the
 		 * moment the prompt shows is then neither echoed nor flushed
 		 * away with what was typed before it. */
-		if (tcgetattr(tty, &old) == 0) {
-			quiet = old;
+		if (tcgetattr(term, &quiet_saved) == 0) {
+			quiet = quiet_saved;
 			quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 			quiet.c_lflag |= ICANON;
-			echo_off = tcsetattr(tty, TCSAFLUSH, &quiet) == 0;
+			quiet_fd = term;
+			sigemptyset(&on_signal.sa_mask);
+			for (i = 0; i < N_QUIET_SIGNALS; i++)
+				caught[i] = sigaction(quiet_signals[i], NULL, &old_act[i]) == 0 &&
+					    old_act[i].sa_handler != SIG_IGN &&
+					    sigaction(quiet_signals[i], &on_signal, NULL) == 0;
+			echo_off = tcsetattr(term, TCSAFLUSH, &quiet) == 0;
 		}
-		if (write(tty, prompt, strlen(prompt)) < 0) {
-			/* the prompt is a courtesy; reading still works */
-		}
-		in = fdopen(tty, "r");
+		say(tty >= 0 ? tty : STDERR_FILENO, prompt);
+		if (tty >= 0)
+			in = fdopen(tty, "r"); /* NULL: no code read */
 	}
 	if (in == NULL || fgets(buf, (int)len, in) == NULL) {
 		buf[0] = '\0';
@@ -43,17 +85,19 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 		n = strcspn(buf, "\r\n");
 		buf[n] = '\0';
 	}
-	if (tty >= 0) {
+	if (term >= 0) {
 		if (echo_off)
-			tcsetattr(tty, TCSADRAIN, &old);
-		if (write(tty, "\n", 1) < 0) {
-			/* nothing to do */
-		}
-		if (in != stdin)
-			fclose(in); /* closes tty */
-		else
-			close(tty);
+			tcsetattr(term, TCSADRAIN, &quiet_saved);
+		quiet_fd = -1;
+		for (i = 0; i < N_QUIET_SIGNALS; i++)
+			if (caught[i])
+				sigaction(quiet_signals[i], &old_act[i], NULL);
+		say(tty >= 0 ? tty : STDERR_FILENO, "\n");
 	}
+	if (in != NULL && in != stdin)
+		fclose(in); /* closes tty */
+	else if (tty >= 0)
+		close(tty);
 	return n > 0 ? 0 : -1;
 }
 

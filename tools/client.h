@@ -15,7 +15,9 @@
  */
 json_t *client_call(const char *socket_path, json_t *req, char *err, size_t errlen);
 
-/* Read one line of secret input (no echo on a terminal) into buf. */
+/* Read one line of secret input into buf: without echo on a terminal
+ * (the controlling one, else standard input), whose modes a SIGINT,
+ * SIGTERM, SIGHUP or SIGQUIT meanwhile restores before it acts. */
 int client_read_secret(const char *prompt, char *buf, size_t len);
 
 #endif

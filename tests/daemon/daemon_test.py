@@ -9,6 +9,7 @@ to run clients under other uids); skips otherwise.
 """
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import pty
@@ -21,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -532,6 +534,71 @@ admin_group = {ADMIN_GROUP}
         check(sent and os.WEXITSTATUS(status) == 0 and b"BEGIN CERTIFICATE" in seen,
               "CLI on a terminal: asked for the OTP, then served: %r" % seen[-200:])
         check(sent and code.encode() not in seen, "the code typed on the terminal is not echoed")
+
+        def on_pty(args, typed, ctty=True):
+            """The CLI as OTHER_USER on a new terminal (its controlling one
+            unless not ctty, then only its standard input and output); typed
+            is written once it asks for a password.  (what it wrote, its wait
+            status, the terminal's lflag after it ended)."""
+            master, slave = os.openpty()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.close(master)
+                    os.setsid()
+                    if ctty:
+                        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                    for n in (0, 1, 2):
+                        os.dup2(slave, n)
+                    pw = pwd.getpwnam(OTHER_USER)
+                    os.setgroups([])
+                    os.setgid(pw.pw_gid)
+                    os.setuid(pw.pw_uid)
+                    os.chdir("/")
+                    os.execve(cli, [cli] + args, cenv)
+                finally:
+                    os._exit(127)
+            # The terminal stays open here, so its end is the child's.
+            seen, sent, status = b"", False, None
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                if select.select([master], [], [], 0.1)[0]:
+                    seen += os.read(master, 4096)
+                    if not sent and b"password" in seen.lower():
+                        os.write(master, typed)
+                        sent = True
+                    continue
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = st
+                    break
+            if status is None:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+            while select.select([master], [], [], 0)[0]:
+                seen += os.read(master, 4096)
+            lflag = termios.tcgetattr(slave)[3]
+            os.close(master)
+            os.close(slave)
+            return seen, status, lflag
+        # Ctrl-C at the prompt: the terminal gets its echo back, and the
+        # CLI ends by the signal, as it would have without a prompt.
+        forget_grant(OTHER_USER)
+        seen, status, lflag = on_pty(["cert", "fetch", pending], b"\x03")
+        check(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT,
+              "CLI: Ctrl-C at the OTP prompt ends it by SIGINT (%s): %r" % (status, seen[-200:]))
+        check(lflag & termios.ECHO, "CLI: after Ctrl-C at the OTP prompt the terminal echoes again")
+        # Standard input a terminal that is not the controlling one (no
+        # /dev/tty): the code is still read without echo.
+        forget_grant(OTHER_USER)
+        code = hotp(3)
+        seen, status, lflag = on_pty(["cert", "fetch", pending], code.encode() + b"\n",
+                                     ctty=False)
+        check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+              and b"BEGIN CERTIFICATE" in seen and code.encode() not in seen,
+              "CLI: without /dev/tty, the code on a terminal is read without echo: %r"
+              % seen[-300:])
+        check(lflag & termios.ECHO, "CLI: and that terminal echoes again afterwards")
 
         # pam_otpenroll with [daemon] socket set asks the daemon, which
         # checks on its own store connection; replay is still refused.
