@@ -1,12 +1,17 @@
 /*
  * cfg.c - load and validate otpenroll.conf.
  *
- * inih does the INI syntax.  It is fed through our own line reader, which
- * counts lines (so every message can name one), refuses over-long lines
- * instead of letting inih split them, and refuses NUL bytes.
+ * The INI syntax is read here, a line at a time, so that every line is
+ * either understood or refused with its number: "[section]" alone on its
+ * line (a comment may follow), "key = value", blank lines and comments
+ * starting with ';' or '#'; a ';' after a space ends a value, as in
+ * "url = sqlite:/x.db   ; the default".  Leading space means nothing:
+ * there are no continuation lines, which would read an indented key as
+ * more of the value above.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -17,7 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
 
 #include "cfg.h"
 #include "store/url_redact.h"
@@ -123,10 +127,10 @@ struct parse {
 	struct cfg *cfg;
 	const char *p, *end; /* unread input */
 	int line;
+	const char *section; /* the current section's name, or NULL */
 	char *err;
 	size_t errlen;
 	bool failed;
-	int fail_line;
 };
 
 static void
@@ -146,35 +150,6 @@ perr(struct parse *ps, int line, const char *fmt, ...)
 	va_end(ap);
 	snprintf(ps->err, ps->errlen, "%s line %d: %s", ps->cfg->path, line, msg);
 	ps->failed = true;
-	ps->fail_line = line;
-}
-
-/* fgets-like reader for inih over the in-memory file. */
-static char *
-reader(char *str, int num, void *stream)
-{
-	struct parse *ps = stream;
-	const char *nl;
-	size_t len;
-
-	if (ps->failed || ps->p >= ps->end)
-		return NULL;
-	ps->line++;
-	nl = memchr(ps->p, '\n', (size_t)(ps->end - ps->p));
-	len = nl ? (size_t)(nl - ps->p) : (size_t)(ps->end - ps->p);
-	if (memchr(ps->p, '\0', len) != NULL) {
-		perr(ps, ps->line, "NUL byte in line");
-		return NULL;
-	}
-	if (len > CFG_MAX_LINE || len + 2 > (size_t)num) {
-		perr(ps, ps->line, "line longer than %d characters", CFG_MAX_LINE);
-		return NULL;
-	}
-	memcpy(str, ps->p, len);
-	str[len] = '\n';
-	str[len + 1] = '\0';
-	ps->p += len + (nl ? 1 : 0);
-	return str;
 }
 
 static const struct secdef *
@@ -281,26 +256,50 @@ get_section(struct cfg *cfg, const char *name, int line)
 	return s;
 }
 
-static int
-handler(void *user, const char *section, const char *key, const char *value)
+/* A [section] header: known, and its name well formed. */
+static void
+on_section(struct parse *ps, const char *name)
 {
-	struct parse *ps = user;
+	const struct secdef *sd;
+	const char *instance;
+	struct cfg_section *s;
+
+	if ((sd = find_secdef(name, &instance)) == NULL) {
+		perr(ps, ps->line, "unknown section [%s]", name);
+		return;
+	}
+	if (instance) {
+		size_t n = strlen(instance);
+		if (n > 64 || strspn(instance, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					       "0123456789_.-") != n) {
+			perr(ps, ps->line,
+			     "[%s]: \"%s\" is not a %s name (up to 64 letters, digits, '_', '-', '.')",
+			     name, instance, sd->name);
+			return;
+		}
+	}
+	if ((s = get_section(ps->cfg, name, ps->line)) == NULL) {
+		perr(ps, ps->line, "out of memory");
+		return;
+	}
+	ps->section = s->name;
+}
+
+static void
+on_key(struct parse *ps, const char *key, const char *value)
+{
+	const char *section = ps->section;
 	const struct secdef *sd;
 	const struct keydef *kd = NULL;
 	const char *instance;
 	struct cfg_section *s;
 	struct cfg_kv *kv;
 
-	if (ps->failed)
-		return 0;
-	if (*section == '\0') {
+	if (section == NULL) {
 		perr(ps, ps->line, "key \"%s\" outside any [section]", key);
-		return 0;
+		return;
 	}
-	if ((sd = find_secdef(section, &instance)) == NULL) {
-		perr(ps, ps->line, "unknown section [%s]", section);
-		return 0;
-	}
+	sd = find_secdef(section, &instance);
 	if (sd->keys)
 		kd = find_key(sd->keys, key);
 	else /* [ca NAME]: any CA key for now, checked by type later */
@@ -308,17 +307,17 @@ handler(void *user, const char *section, const char *key, const char *value)
 			kd = find_key(ca_tables[i], key);
 	if (kd == NULL) {
 		perr(ps, ps->line, "[%s] unknown key \"%s\"", section, key);
-		return 0;
+		return;
 	}
 	if (!check_value(ps, ps->line, section, kd, value))
-		return 0;
+		return;
 	if ((s = get_section(ps->cfg, section, ps->line)) == NULL)
 		goto nomem;
 	for (size_t i = 0; i < s->nkv; i++)
 		if (strcmp(s->kv[i].key, key) == 0) {
 			perr(ps, ps->line, "[%s] %s set twice (first on line %d)",
 			     section, key, s->kv[i].line);
-			return 0;
+			return;
 		}
 	if ((kv = realloc(s->kv, (s->nkv + 1) * sizeof(*kv))) == NULL)
 		goto nomem;
@@ -333,10 +332,103 @@ handler(void *user, const char *section, const char *key, const char *value)
 		goto nomem;
 	}
 	s->nkv++;
-	return 1;
+	return;
 nomem:
 	perr(ps, ps->line, "out of memory");
-	return 0;
+}
+
+static char *
+skip_space(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+static void
+strip_end(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+}
+
+/* One line, its newline gone (and a CR before it, with the other
+ * trailing space). */
+static void
+parse_line(struct parse *ps, char *line)
+{
+	char *s = skip_space(line), *e, *key, *value;
+
+	strip_end(s);
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return;
+	if (*s == '[') {
+		if ((e = strchr(s, ']')) == NULL) {
+			perr(ps, ps->line, "syntax error: \"[\" without \"]\"");
+			return;
+		}
+		*e = '\0';
+		value = skip_space(e + 1);
+		if (*value != '\0' && *value != ';' && *value != '#') {
+			perr(ps, ps->line,
+			     "syntax error: \"%s\" after [%s]; a key goes on a line of its own",
+			     value, s + 1);
+			return;
+		}
+		key = skip_space(s + 1);
+		strip_end(key);
+		on_section(ps, key);
+		return;
+	}
+	if ((e = strchr(s, '=')) == NULL) {
+		perr(ps, ps->line, "syntax error: expected \"key = value\" or \"[section]\"");
+		return;
+	}
+	*e = '\0';
+	key = s;
+	strip_end(key);
+	if (*key == '\0' || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(key)) {
+		perr(ps, ps->line, "syntax error: \"%s\" is not a key name", key);
+		return;
+	}
+	value = skip_space(e + 1);
+	for (char *p = value; *p; p++)
+		if (*p == ';' && (p == value || isspace((unsigned char)p[-1]))) {
+			*p = '\0';
+			break;
+		}
+	strip_end(value);
+	on_key(ps, key, value);
+}
+
+/* Each line of the in-memory file in turn, until one is refused. */
+static void
+parse_lines(struct parse *ps)
+{
+	char line[CFG_MAX_LINE + 1];
+
+	if (ps->end - ps->p >= 3 && memcmp(ps->p, "\xEF\xBB\xBF", 3) == 0)
+		ps->p += 3; /* a UTF-8 byte order mark, as some editors write */
+	while (!ps->failed && ps->p < ps->end) {
+		const char *nl = memchr(ps->p, '\n', (size_t)(ps->end - ps->p));
+		size_t len = nl ? (size_t)(nl - ps->p) : (size_t)(ps->end - ps->p);
+
+		ps->line++;
+		if (memchr(ps->p, '\0', len) != NULL) {
+			perr(ps, ps->line, "NUL byte in line");
+			return;
+		}
+		if (len > CFG_MAX_LINE) {
+			perr(ps, ps->line, "line longer than %d characters", CFG_MAX_LINE);
+			return;
+		}
+		memcpy(line, ps->p, len);
+		line[len] = '\0';
+		ps->p += len + (nl ? 1 : 0);
+		parse_line(ps, line);
+	}
 }
 
 static const struct cfg_kv *
@@ -479,7 +571,6 @@ parse_buffer(const char *name, const char *text, size_t len, char *err,
 	     size_t errlen)
 {
 	struct parse ps = { 0 };
-	int rc;
 
 	ps.err = err;
 	ps.errlen = errlen;
@@ -491,15 +582,7 @@ parse_buffer(const char *name, const char *text, size_t len, char *err,
 	}
 	ps.p = text;
 	ps.end = text + len;
-	rc = ini_parse_stream(reader, &ps, handler, &ps);
-	/* inih reports its first syntax error only at the end; an earlier
-	 * line is the one to name. */
-	if (rc > 0 && (!ps.failed || rc < ps.fail_line)) {
-		ps.failed = false;
-		perr(&ps, rc, "syntax error: expected \"key = value\" or \"[section]\"");
-	}
-	else if (rc < 0 && !ps.failed)
-		perr(&ps, ps.line, "cannot parse");
+	parse_lines(&ps);
 	for (size_t i = 0; i < ps.cfg->nsec && !ps.failed; i++)
 		if (strncmp(ps.cfg->sec[i].name, "ca ", 3) == 0)
 			check_ca_section(&ps, &ps.cfg->sec[i]);

@@ -30,8 +30,9 @@ struct cfg {
 	size_t nsec;
 };
 
-/* Longest accepted line, in bytes, newline excluded. */
-#define CFG_MAX_LINE 190
+/* Longest accepted line, in bytes, newline excluded (a cipher list is
+ * a long value). */
+#define CFG_MAX_LINE 4096
 /* Largest accepted file. */
 #define CFG_MAX_FILE (1024 * 1024)
 

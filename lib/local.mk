@@ -8,10 +8,8 @@ EXTRA_DIST += lib/libotpenroll.map lib/otpenroll.pc.in
 
 # SQLite is not among them: the sqlite store backend below is a module
 # of its own (lib/store/store.h says why).
-LIB_DEP_CFLAGS = $(OATH_CFLAGS) $(CRYPTO_CFLAGS) \
-	$(INIH_CFLAGS) $(JANSSON_CFLAGS)
-LIB_DEP_LIBS = $(OATH_LIBS) $(CRYPTO_LIBS) \
-	$(INIH_LIBS) $(JANSSON_LIBS)
+LIB_DEP_CFLAGS = $(OATH_CFLAGS) $(CRYPTO_CFLAGS) $(JANSSON_CFLAGS)
+LIB_DEP_LIBS = $(OATH_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
 
 noinst_LTLIBRARIES += lib/libotpenroll-core.la
 connectorsdir = $(pkglibdir)/connectors

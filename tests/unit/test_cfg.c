@@ -95,11 +95,52 @@ test_remote_ca_sections(void **state)
 	      "\"trusted_ca\" does not apply to type local");
 }
 
+/* What the syntax takes: comments, inline ones after a space, CRLF, a
+ * byte order mark, indented keys, empty sections, long values. */
+static void
+test_syntax(void **state)
+{
+	char err[512] = "", text[2048], ciphers[700] = "";
+	struct cfg *c;
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		strcat(ciphers, i ? ":ECDHE-RSA-AES256-GCM-SHA384" : "ECDHE-ECDSA-AES256-GCM-SHA384");
+	snprintf(text, sizeof(text),
+		 "\xEF\xBB\xBF; top\r\n# also a comment\n[otp]   ; the OTP section\r\n"
+		 "  window = 4 ; indented, commented\r\n\tmax_fail=7\n"
+		 "issuer = ACME;Corp\nlock_seconds =   ; the default\n[users]\n[enroll]  # none\n"
+		 "[ca cmp]\ntype = cmp\nurl = https://ca/pkix/\ntls_ciphers = %s\n",
+		 ciphers);
+	c = load(text, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(cfg_uint(c, "otp", "window", 0), 4);
+	assert_int_equal(cfg_uint(c, "otp", "max_fail", 0), 7);
+	assert_string_equal(cfg_get(c, "otp", "issuer"), "ACME;Corp");
+	assert_null(cfg_get(c, "otp", "lock_seconds")); /* empty: the default */
+	assert_non_null(cfg_section(c, "users"));
+	assert_string_equal(cfg_get(c, "ca cmp", "tls_ciphers"), ciphers);
+	cfg_free(c);
+}
+
 static void
 test_errors_name_line_and_key(void **state)
 {
 	(void)state;
-	fails("[store]\nurl = x\n[bogus]\nk = v\n", "test.conf line 4", "unknown section [bogus]");
+	fails("[store]\nurl = x\n[bogus]\nk = v\n", "test.conf line 3", "unknown section [bogus]");
+	/* A section is checked at its header, keys or none. */
+	fails("[store]\nurl = x\n[bogus]\n", "test.conf line 3", "unknown section [bogus]");
+	fails("[smtp  ]\n", "line 1", "unknown section [smtp]");
+	fails("[ca foo]\n", "line 1", "[ca foo] needs a type");
+	fails("[ca a b]\ntype = local\n", "line 1", "\"a b\" is not a ca name");
+	fails("[smtp x/y]\nhost = h\n", "line 1", "\"x/y\" is not a smtp name");
+	/* Nothing after a header but a comment: a key there would be lost. */
+	fails("[otp] max_fail = 1\n", "line 1", "\"max_fail = 1\" after [otp]");
+	fails("[otp]]\n", "line 1", "after [otp]");
+	fails("[otp]\nwindow = 2\n\tmax_fail = x\n", "line 3", "[otp] max_fail");
+	fails("[otp]\nmax fail = 3\n", "line 2", "\"max fail\" is not a key name");
+	fails("[otp]\n= 3\n", "line 2", "\"\" is not a key name");
 	fails("[store]\nurl = x\nkeyfile = y\n", "test.conf line 3", "unknown key \"keyfile\"");
 	fails("url = x\n", "line 1", "outside any [section]");
 	fails("[otp]\nwindow = 3\n\nwindow = 4\n", "line 4", "set twice (first on line 2)");
@@ -107,18 +148,18 @@ test_errors_name_line_and_key(void **state)
 	fails("[otp]\nmax_fail = -1\n", "line 2", "max_fail");
 	fails("[otp]\nlock_seconds = ten\n", "line 2", "lock_seconds");
 	fails("[enroll]\nattestation = maybe\n", "line 2", "ignore|verify|require");
-	fails("[ca x]\ndir = /tmp\n", "line 2", "[ca x] needs a type");
+	fails("[ca x]\ndir = /tmp\n", "line 1", "[ca x] needs a type");
 	fails("[ca x]\ntype = local\nclient_pkcs12 = /p\n", "line 3",
 	      "\"client_pkcs12\" does not apply to type local");
 	fails("[ca x]\ntype = acme\n", "line 2", "type");
-	fails("[smtp]\nhost = x\n", "line 2", "unknown section [smtp]");
+	fails("[smtp]\nhost = x\n", "line 1", "unknown section [smtp]");
 	fails("[store]\nthis line has no equals sign\n", "line 2", "syntax error");
 	fails("[store\nurl = x\n", "line 1", "syntax error");
 	{
-		char text[400];
+		char text[CFG_MAX_LINE + 64];
 		memset(text, 0, sizeof(text));
 		strcpy(text, "[store]\nurl = ");
-		memset(text + strlen(text), 'a', 250);
+		memset(text + strlen(text), 'a', CFG_MAX_LINE);
 		fails(text, "line 2", "longer than");
 	}
 	{
@@ -222,6 +263,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_example),
 		cmocka_unit_test(test_remote_ca_sections),
+		cmocka_unit_test(test_syntax),
 		cmocka_unit_test(test_errors_name_line_and_key),
 		cmocka_unit_test(test_url_redacted),
 		cmocka_unit_test(test_checked_at_load),
