@@ -248,6 +248,7 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 	now = time(NULL); /* after the lock: the window is judged when we hold it */
 	rc = store_query(st,
 			 "SELECT " TOK_COLUMNS " FROM tokens WHERE owner = ? AND active = 1"
+			 " AND rollout_state <> 'revoked'"
 			 " AND type IN ('hotp', 'totp') ORDER BY serial",
 			 arg, 1, user_token_row, &u);
 	if (rc != OE_OK || u.nomem) {
@@ -349,6 +350,7 @@ oe_user_has_otp(oe_ctx *ctx, const char *user, bool *has)
 		return rc;
 	rc = store_query(st,
 			 "SELECT " TOK_COLUMNS " FROM tokens WHERE owner = ? AND active = 1"
+			 " AND rollout_state <> 'revoked'"
 			 " AND type IN ('hotp', 'totp') LIMIT 1",
 			 arg, 1, user_token_row, &u);
 	if (rc != OE_OK)

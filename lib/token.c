@@ -564,6 +564,13 @@ change_token(oe_ctx *ctx, const char *serial, const char *sql,
 		rc = ctx_fail(ctx, OE_ENOTFOUND, "no token with serial %s", serial);
 		goto bad;
 	}
+	/* Revoking switched it off for good: a token someone revoked
+	 * (a lost phone, say) must not log in again by a slip. */
+	if (strcmp(action, "token_enable") == 0 &&
+	    strcmp(c.list[0]->rollout_state, "revoked") == 0) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s is revoked; enroll a new one", serial);
+		goto bad;
+	}
 	if ((rc = store_exec(st, sql, arg, narg, &changes)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto bad;

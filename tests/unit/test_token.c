@@ -323,6 +323,34 @@ test_verification(void **state)
 	oe_ctx_free(c);
 }
 
+/* A revoked OTP token stays off: it cannot be enabled again, and a row
+ * that says active anyway does not log in. */
+static void
+test_revoked_stays_off(void **state)
+{
+	oe_ctx *c = ctx_new();
+	oe_auth_info info;
+	struct store *store;
+	char *s, sql[128];
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	s = add(c, "alice", "hotp");
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(0), &info), OE_OK);
+	assert_int_equal(oe_token_revoke(c, s, NULL), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(1), &info), OE_ENOTOKEN);
+	assert_int_equal(oe_token_set_active(c, s, true), OE_EPERM);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "revoked"));
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM tokens WHERE active = 1"), 0);
+	assert_int_equal(oe_token_set_active(c, s, false), OE_OK); /* off is fine */
+	assert_int_equal(ctx_store(c, &store), OE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE tokens SET active = 1 WHERE serial = '%s'", s);
+	assert_int_equal(store_exec(store, sql, NULL, 0, NULL), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "alice", hotp(1), &info), OE_ENOTOKEN);
+	free(s);
+	oe_ctx_free(c);
+}
+
 static void
 test_duplicate_secret(void **state)
 {
@@ -514,6 +542,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_and_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_stays_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_until_unlocked, setup, teardown),
