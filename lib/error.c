@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "utf8.h"
 
 /*
  * No default case: a code added to oe_rc and forgotten here is a compiler
@@ -68,11 +69,16 @@ ctx_fail(oe_ctx *ctx, oe_rc rc, const char *fmt, ...)
 	 * before it could say so) still gives the caller a reason. */
 	if (ctx->errmsg[0] == '\0')
 		snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%s", oe_strerror(rc));
-	/* A message may carry a CA's or a file's words; it goes to logs and
-	 * terminals as one line. */
-	for (char *p = ctx->errmsg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	/* A message may carry a CA's or a file's words; it goes to logs,
+	 * terminals and JSON as one line of UTF-8. */
+	for (unsigned char *p = (unsigned char *)ctx->errmsg; *p;) {
+		size_t n = utf8_len(p);
+		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
 	return rc;
 }
 

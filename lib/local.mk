@@ -26,6 +26,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/keyfile.c lib/keyfile.h \
 	lib/seal.c lib/seal.h \
 	lib/util.c lib/util.h \
+	lib/utf8.c lib/utf8.h \
 	lib/readfile.c \
 	lib/dlsafe.c lib/dlsafe.h \
 	lib/store/store.c lib/store/store.h \

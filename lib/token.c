@@ -15,6 +15,7 @@
 #include "event.h"
 #include "seal.h"
 #include "token.h"
+#include "utf8.h"
 #include "util.h"
 
 static char *
@@ -142,7 +143,7 @@ tok_check_otp_params(oe_ctx *ctx, const oe_otp_params *p, size_t secret_len)
 		return ctx_fail(ctx, OE_EINVAL, "token type missing");
 	if (!util_valid_user(p->user))
 		return ctx_fail(ctx, OE_EINVAL,
-				"invalid user name \"%s\" (1-64 characters, no spaces, ':' or '/')",
+				"invalid user name \"%s\" (1-64 characters of UTF-8, no spaces, ':' or '/')",
 				p->user ? p->user : "");
 	if (strcmp(p->type, "totp") != 0 && strcmp(p->type, "hotp") != 0)
 		return ctx_fail(ctx, OE_EINVAL, "token type \"%s\" is not totp or hotp",
@@ -166,6 +167,8 @@ tok_check_otp_params(oe_ctx *ctx, const oe_otp_params *p, size_t secret_len)
 				TOK_SECRET_MIN, TOK_SECRET_MAX, secret_len);
 	if (p->description && strlen(p->description) > 256)
 		return ctx_fail(ctx, OE_EINVAL, "description longer than 256 characters");
+	if (p->description && !utf8_valid(p->description))
+		return ctx_fail(ctx, OE_EINVAL, "the description is not UTF-8");
 	return OE_OK;
 }
 

@@ -113,8 +113,9 @@ oe_user_email(oe_ctx *ctx, const char *user, char **email)
 	if ((tmpl = cfg_get(ctx->cfg, "users", "email")) == NULL)
 		return ctx_fail(ctx, OE_ENOTFOUND, "%s has no mail address and [users] email is not set",
 				user);
-	/* Fill {user} in; a user name never holds '@' spaces or CR/LF
-	 * (util_valid_user), and the result is checked like any address. */
+	/* Fill {user} in; a user name never holds spaces or CR/LF
+	 * (util_valid_user), and the result is checked like any address:
+	 * a name with an '@' of its own makes no valid one. */
 	{
 		size_t tags = 0;
 		for (const char *p = strstr(tmpl, "{user}"); p; p = strstr(p + 6, "{user}"))

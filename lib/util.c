@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "utf8.h"
 #include "util.h"
 
 char *
@@ -105,6 +106,9 @@ util_valid_user(const char *s)
 	size_t n;
 
 	if (s == NULL || (n = strlen(s)) == 0 || n > 64)
+		return false;
+	/* UTF-8, as the events, the audit and every JSON answer carry it. */
+	if (!utf8_valid(s))
 		return false;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;

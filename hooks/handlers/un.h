@@ -19,14 +19,14 @@
 #include <libesmtp.h>
 
 #include "handler.h"
+#include "utf8.h"
 
 #define UN_TEXT_MAX (512 * 1024)     /* a message, a preview */
 #define UN_PASSWORD_MAX 1024         /* a password_file */
 #define UN_RCPT_MAX 32               /* addresses of option.to */
 #define UN_SECTION_MAX 64            /* an [smtp NAME]'s NAME */
 
-/* un_text.c */
-size_t un_utf8_len(const unsigned char *p);
+/* un_text.c (and utf8_len() from lib/utf8.c) */
 void un_text_clean(char *s, bool header);
 void un_text_shown(char *out, size_t outlen, const char *s, size_t n);
 bool un_ascii_alnum(int c);

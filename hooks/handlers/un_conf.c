@@ -148,8 +148,8 @@ un_body_file_read(const oe_hook_host *h, const char *path, char **out, char *err
 
 	if (file_read(path, "option.body_file", false, UN_FILE_MAX, out, &n, err, errlen) != 0)
 		return -1;
-	for (const unsigned char *p = (unsigned char *)*out; *p; p += un_utf8_len(p))
-		if (un_utf8_len(p) == 0) {
+	for (const unsigned char *p = (unsigned char *)*out; *p; p += utf8_len(p))
+		if (utf8_len(p) == 0) {
 			snprintf(err, errlen, "option.body_file %s: not UTF-8 (byte %zu)", path,
 				 (size_t)(p - (unsigned char *)*out));
 			goto bad;

@@ -142,7 +142,7 @@ put_subject(struct hbuf *b, const char *s)
 		size_t n = 0;
 
 		while (s[n]) {
-			size_t k = un_utf8_len((const unsigned char *)s + n);
+			size_t k = utf8_len((const unsigned char *)s + n);
 
 			if (k == 0)
 				k = 1;

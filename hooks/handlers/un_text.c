@@ -14,31 +14,6 @@
 
 /* ---- text ---- */
 
-/* The length of the UTF-8 sequence at p (1 to 4), 0 when it is not one. */
-size_t
-un_utf8_len(const unsigned char *p)
-{
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
-			return 0; /* overlong, or a surrogate */
-		return 3;
-	}
-	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-			return 0;
-		if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /*
  * In place: bytes that are not UTF-8 become '?'; for a header, every
  * control character (CR and LF among them) becomes a space.
@@ -49,7 +24,7 @@ un_text_clean(char *s, bool header)
 	unsigned char *p = (unsigned char *)s;
 
 	while (*p) {
-		size_t n = un_utf8_len(p);
+		size_t n = utf8_len(p);
 
 		if (n == 0) {
 			*p++ = '?';

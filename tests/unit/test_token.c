@@ -351,6 +351,34 @@ test_revoked_stays_off(void **state)
 	oe_ctx_free(c);
 }
 
+/* Names and descriptions are UTF-8, as every event and JSON answer
+ * carries them; other bytes are refused, not dropped later. */
+static void
+test_utf8_only(void **state)
+{
+	oe_ctx *c = ctx_new();
+	oe_otp_params p = { .user = "caf\xe9", .type = "totp" };
+	char *s = NULL, *uri = NULL;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	assert_int_equal(oe_token_add_otp(c, &p, &s, &uri), OE_EINVAL);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "UTF-8"));
+	/* The message shows the name with '?' for what is not UTF-8. */
+	assert_non_null(strstr(oe_ctx_errmsg(c), "\"caf?\""));
+	assert_int_equal(oe_user_set_email(c, "caf\xe9", "a@example.com"), OE_EINVAL);
+	p.user = "caf\xc3\xa9";
+	p.description = "bad\xff";
+	assert_int_equal(oe_token_add_otp(c, &p, &s, &uri), OE_EINVAL);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "description is not UTF-8"));
+	p.description = "ok \xe2\x9c\x93";
+	assert_int_equal(oe_token_add_otp(c, &p, &s, &uri), OE_OK);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM tokens"), 1);
+	free(s);
+	free(uri);
+	oe_ctx_free(c);
+}
+
 static void
 test_duplicate_secret(void **state)
 {
@@ -543,6 +571,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_stays_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_utf8_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_until_unlocked, setup, teardown),
