@@ -988,14 +988,21 @@ oe_ca_approve(oe_ctx *ctx, const char *serial, oe_cert **out)
 	}
 	if ((rc = cert_record_issued(ctx, st, &r, reply.cert, reply.issuer, "ca_approve")) != OE_OK)
 		goto bad_tx;
-	if ((rc = store_commit(st)) != OE_OK) {
-		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		goto out;
-	}
+	/* The answer before the commit, as in oe_cert_request(): an
+	 * approval reported as failed must not have happened. */
 	if (out) {
 		cert_row_clear(&r);
-		if ((rc = cert_row_load(ctx, st, serial, &r)) == OE_OK)
-			rc = result_from_row(ctx, &r, out);
+		if ((rc = cert_row_load(ctx, st, serial, &r)) != OE_OK ||
+		    (rc = result_from_row(ctx, &r, out)) != OE_OK)
+			goto bad_tx;
+	}
+	if ((rc = store_commit(st)) != OE_OK) {
+		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		if (out) {
+			oe_cert_free(*out);
+			*out = NULL;
+		}
+		goto out;
 	}
 	goto out;
 bad_tx:
@@ -1191,16 +1198,19 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 	}
 	if ((rc = begin_insert(ctx, st, user)) != OE_OK)
 		goto out;
-	if ((rc = insert_cert_token(ctx, st, serial, user, NULL, NULL, &o)) != OE_OK) {
+	/* The answer before the commit: an upload reported as failed must
+	 * leave no token behind. */
+	if ((rc = insert_cert_token(ctx, st, serial, user, NULL, NULL, &o)) != OE_OK ||
+	    (rc = cert_row_load(ctx, st, serial, &r)) != OE_OK ||
+	    (rc = result_from_row(ctx, &r, out)) != OE_OK) {
 		store_rollback(st);
 		goto out;
 	}
 	if ((rc = store_commit(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
-		goto out;
+		oe_cert_free(*out);
+		*out = NULL;
 	}
-	if ((rc = cert_row_load(ctx, st, serial, &r)) == OE_OK)
-		rc = result_from_row(ctx, &r, out);
 out:
 	cert_row_clear(&r);
 	outcome_clear(&o);

@@ -13,6 +13,9 @@
  *    only key went with the error;
  *  - a certificate from a CSR: OE_OK hands out the certificate; an error
  *    leaves no token;
+ *  - a certificate uploaded: the same;
+ *  - a pending request approved: OE_OK hands out the certificate; an
+ *    error leaves the request pending;
  *  - an OTP token enrolled: OE_OK names a token that is there with its
  *    token_init event; an error leaves no token;
  *  - an OTP login: OE_OK means the code is used up (it is refused the
@@ -231,26 +234,120 @@ check_error(const char *what, long n, oe_ctx *c, oe_rc rc)
 
 /* ---- what is run ---- */
 
-static unsigned char csr_der[1024];
-static size_t csr_len;
+static unsigned char csr_der[1024], cert_der[1024];
+static size_t csr_len, cert_len;
 
+/* A P-256 request, and a certificate of that key for a day. */
 static void
 make_csr(void)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509_REQ *r = X509_REQ_new();
-	unsigned char *p = csr_der;
-	int len;
+	X509 *x = X509_new();
+	unsigned char *p = csr_der, *q = cert_der;
+	int len, xlen;
 
-	if (k == NULL || r == NULL || !X509_REQ_set_pubkey(r, k) || !X509_REQ_sign(r, k, EVP_sha256()) ||
+	if (k == NULL || r == NULL || x == NULL || !X509_REQ_set_pubkey(r, k) ||
+	    !X509_REQ_sign(r, k, EVP_sha256()) ||
 	    (len = i2d_X509_REQ(r, NULL)) <= 0 || (size_t)len > sizeof(csr_der) ||
-	    i2d_X509_REQ(r, &p) != len) {
+	    i2d_X509_REQ(r, &p) != len || !X509_set_version(x, X509_VERSION_3) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 7) ||
+	    !X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+					(const unsigned char *)"uploaded", -1, -1, 0) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(x)) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 86400) || !X509_set_pubkey(x, k) ||
+	    !X509_sign(x, k, EVP_sha256()) || (xlen = i2d_X509(x, NULL)) <= 0 ||
+	    (size_t)xlen > sizeof(cert_der) || i2d_X509(x, &q) != xlen) {
 		fputs("test_oom: no request made\n", stderr);
 		exit(1);
 	}
 	csr_len = (size_t)len;
+	cert_len = (size_t)xlen;
+	X509_free(x);
 	X509_REQ_free(r);
 	EVP_PKEY_free(k);
+}
+
+/* A certificate uploaded, allocation n failing. */
+static bool
+upload_run(long n)
+{
+	const char *what = "certificate uploaded";
+	char user[32], serial[128];
+	oe_cert *out = NULL;
+	oe_ctx *c = ctx_fresh();
+	oe_rc rc;
+	bool came;
+	size_t have;
+
+	snprintf(user, sizeof(user), "u%ld", n);
+	arm(n);
+	rc = oe_cert_upload(c, user, cert_der, cert_len, &out);
+	came = disarm();
+	have = check_tokens(what, n, user, serial, sizeof(serial));
+	if (rc == OE_OK) {
+		if (out == NULL || out->cert_pem == NULL || have != 1)
+			problem("%s, allocation %ld failed: OE_OK without the certificate stored",
+				what, n);
+	} else {
+		check_error(what, n, c, rc);
+		if (have != 0)
+			problem("%s, allocation %ld failed: an error (%s), and token %s stored", what,
+				n, oe_ctx_errmsg(c), serial);
+	}
+	oe_cert_free(out);
+	oe_ctx_free(c);
+	return came;
+}
+
+/* A pending request at the manual CA approved, allocation n failing. */
+static bool
+approve_run(long n)
+{
+	const char *what = "request approved";
+	char user[32];
+	oe_cert_req req = { 0 };
+	oe_cert *out = NULL, *now = NULL;
+	oe_ctx *c = ctx_fresh();
+	oe_rc rc;
+	bool came;
+
+	snprintf(user, sizeof(user), "a%ld", n);
+	req.user = user;
+	req.ca = "manual";
+	req.csr = csr_der;
+	req.csr_len = csr_len;
+	if (oe_cert_request(c, &req, &out) != OE_OK || strcmp(out->rollout_state, "pending") != 0) {
+		fprintf(stderr, "test_oom: no pending request: %s\n", oe_ctx_errmsg(c));
+		exit(1);
+	}
+	oe_ctx_free(c);
+	c = ctx_fresh();
+	arm(n);
+	rc = oe_ca_approve(c, out->serial, &now);
+	came = disarm();
+	if (rc == OE_OK) {
+		if (now == NULL || now->cert_pem == NULL || strcmp(now->rollout_state, "enrolled") != 0)
+			problem("%s, allocation %ld failed: OE_OK without the certificate", what, n);
+	} else {
+		oe_ctx *f = ctx_fresh();
+		oe_cert *got = NULL;
+
+		check_error(what, n, c, rc);
+		if (now != NULL)
+			problem("%s, allocation %ld failed: an error, and a result", what, n);
+		if (oe_cert_fetch(f, out->serial, &got) != OE_OK ||
+		    strcmp(got->rollout_state, "pending") != 0)
+			problem("%s, allocation %ld failed: an error (%s), and the request is %s",
+				what, n, oe_ctx_errmsg(c), got ? got->rollout_state : "gone");
+		oe_cert_free(got);
+		oe_ctx_free(f);
+	}
+	oe_cert_free(now);
+	oe_cert_free(out);
+	oe_ctx_free(c);
+	return came;
 }
 
 /* One request, allocation n failing: true when the failure came. */
@@ -446,6 +543,20 @@ run_csr(long n, void *arg)
 }
 
 static bool
+run_upload(long n, void *arg)
+{
+	(void)arg;
+	return upload_run(n);
+}
+
+static bool
+run_approve(long n, void *arg)
+{
+	(void)arg;
+	return approve_run(n);
+}
+
+static bool
 run_otp_add(long n, void *arg)
 {
 	(void)arg;
@@ -505,11 +616,14 @@ main(int argc, char **argv)
 	fprintf(f, "[store]\nurl = sqlite:%s/oe.db\nkey_file = %s/secret.key\nbackend_dir = %s\n"
 		   "[otp]\nwindow = 0\nmax_fail = 1000\n"
 		   "[enroll]\nmax_tokens_per_user = 5\n"
-		   "[ca local]\ntype = local\ndir = %s/ca\nsubject = CN={user}\n",
-		dir, dir, OE_TEST_STOREDIR, dir);
+		   "[ca local]\ntype = local\ndir = %s/ca\nsubject = CN={user}\n"
+		   "[ca manual]\ntype = local\ndir = %s/manual\nsubject = CN={user}\n"
+		   "approval = manual\n",
+		dir, dir, OE_TEST_STOREDIR, dir, dir);
 	fclose(f);
 	c = ctx_fresh();
-	if (oe_init(c, NULL) != OE_OK || oe_ca_init(c, "local", "CN=OOM CA", "ec256") != OE_OK) {
+	if (oe_init(c, NULL) != OE_OK || oe_ca_init(c, "local", "CN=OOM CA", "ec256") != OE_OK ||
+	    oe_ca_init(c, "manual", "CN=OOM manual CA", "ec256") != OE_OK) {
 		fprintf(stderr, "test_oom: %s\n", oe_ctx_errmsg(c));
 		return 1;
 	}
@@ -533,6 +647,8 @@ main(int argc, char **argv)
 	sweep("OTP token enrolled", stride, run_otp_add, NULL);
 	sweep("OTP login", stride, run_otp_auth, &next);
 	sweep("certificate from a CSR", stride, run_csr, NULL);
+	sweep("certificate uploaded", stride, run_upload, NULL);
+	sweep("request approved", stride, run_approve, NULL);
 	sweep("certificate, key made here", 8 * stride, run_keygen, NULL);
 	if (problems == 0)
 		sh("rm -rf '%s'", dir);
