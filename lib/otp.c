@@ -83,7 +83,9 @@ otp_well_formed(const char *code, unsigned digits)
 {
 	size_t n = strnlen(code, OTP_MAX_INPUT + 1);
 
-	if (n != digits)
+	/* digits comes from the store's row: one damaged by hand must not
+	 * let a long code past the buffers sized for OTP_MAX_DIGITS. */
+	if (n != digits || digits < 6 || digits > OTP_MAX_DIGITS)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (code[i] < '0' || code[i] > '9')

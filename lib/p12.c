@@ -182,7 +182,8 @@ p12_build(oe_ctx *ctx, EVP_PKEY *key, X509 *cert, X509 *ca_cert,
 		goto out;
 	}
 	if ((*password = strdup(pass)) == NULL || (*out = malloc((size_t)n)) == NULL) {
-		free(*password);
+		if (*password)
+			util_free_secret(*password, strlen(*password));
 		*password = NULL;
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;

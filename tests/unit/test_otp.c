@@ -111,6 +111,9 @@ test_match_window(void **state)
 	assert_false(otp_well_formed("12345 ", 6));
 	assert_true(otp_well_formed("123456", 6));
 	assert_true(otp_well_formed("12345678", 8));
+	/* A row's digits out of range (a store edited by hand) takes no code. */
+	assert_false(otp_well_formed("1234567890", 10));
+	assert_int_equal(otp_match(key, 20, 12, OTP_SHA1, 0, 9, "123456789012", &f), 0);
 	assert_int_equal(otp_generate(key, 20, 0, 5, OTP_SHA1, (char[9]){ 0 }), -1);
 }
 
