@@ -1170,6 +1170,10 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 		rc = ctx_fail(ctx, OE_EPERM, "uploaded certificate has expired");
 		goto out;
 	}
+	if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+		rc = ctx_fail(ctx, OE_EPERM, "uploaded certificate is not valid yet");
+		goto out;
+	}
 	o.state = "enrolled";
 	o.cert_pem = pem_of(write_cert, cert);
 	o.cert_serial = serial_text(cert);
@@ -1198,6 +1202,27 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 	}
 	if ((rc = begin_insert(ctx, st, user)) != OE_OK)
 		goto out;
+	/* The same certificate twice is one token, counted once against
+	 * the quota; asked under the write lock, so two uploads at once
+	 * cannot both pass. */
+	{
+		struct store_val arg[] = { SV_T(user), SV_T(o.cert_pem) };
+		int64_t n = 0;
+
+		if ((rc = store_query_int(st, "SELECT COUNT(*) FROM tokens WHERE owner = ?"
+					  " AND type = 'certificate' AND cert = ?",
+					  arg, 2, &n)) != OE_OK) {
+			ctx_fail(ctx, rc, "%s", store_errmsg(st));
+			store_rollback(st);
+			goto out;
+		}
+		if (n > 0) {
+			rc = ctx_fail(ctx, OE_EEXISTS, "%s already has this certificate (serial %s)",
+				      user, o.cert_serial);
+			store_rollback(st);
+			goto out;
+		}
+	}
 	/* The answer before the commit: an upload reported as failed must
 	 * leave no token behind. */
 	if ((rc = insert_cert_token(ctx, st, serial, user, NULL, NULL, &o)) != OE_OK ||

@@ -620,6 +620,27 @@ open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
 PY
 expect 1 "upload an expired certificate" oe cert upload "$tmp/old.pem" --user ursula
 has "$tmp/err" "expired" "says expired"
+python3 - "$tmp/young.pem" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+k = ec.generate_private_key(ec.SECP256R1())
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "young")])
+t = datetime.datetime.utcnow() + datetime.timedelta(days=2)
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(2).not_valid_before(t).not_valid_after(t + datetime.timedelta(days=1))
+     .sign(k, hashes.SHA256()))
+open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+PY
+expect 1 "upload a certificate not valid yet" oe cert upload "$tmp/young.pem" --user ursula
+has "$tmp/err" "not valid yet" "says not valid yet"
+n_ursula=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")
+expect 1 "upload the same certificate again" oe cert upload "$tmp/bob.pem" --user ursula
+has "$tmp/err" "ursula already has this certificate" "says it is there already"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")" = "$n_ursula" ] &&
+	ok "refused uploads leave no token" || bad "a refused upload left a token"
 
 # At most max_tokens_per_user (3) open certificate tokens per user.
 for i in 1 2; do oe cert request --user quota --csr "$tmp/alice.csr" >/dev/null 2>&1; done
