@@ -15,7 +15,7 @@ OE_TEST_STOREDIR_FLAG = -DOE_TEST_STOREDIR='"$(abs_top_builddir)/lib/store/.libs
 	-DOE_TEST_CONNECTORDIR='"$(abs_top_builddir)/lib/ca/.libs"' \
 	-DOE_TEST_UNITDIR='"$(abs_top_builddir)/tests/unit/.libs"'
 
-EXTRA_DIST += tests/missing.sh tests/harness.py
+EXTRA_DIST += tests/missing.sh tests/harness.py tests/oom.h
 # What configure could not find shows as SKIP (tests/missing.sh).
 tests/unit/cmocka-missing.sh: $(srcdir)/tests/missing.sh
 	@mkdir -p tests/unit

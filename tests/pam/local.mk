@@ -9,6 +9,11 @@ tests_pam_test_pam_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PAMTEST_CFLAGS) $(OE
 tests_pam_test_pam_LDADD = lib/libotpenroll.la $(CMOCKA_LIBS) $(PAMTEST_LIBS) $(PAM_LIBS)
 tests_pam_test_race_CFLAGS = $(AM_CFLAGS) $(PAMTEST_CFLAGS) $(OE_TEST_STOREDIR_FLAG)
 tests_pam_test_race_LDADD = lib/libotpenroll.la $(PAM_LIBS)
+# Its own malloc stands in for the C library's (tests/oom.h).
+check_PROGRAMS += tests/pam/test_pam_oom
+TESTS += tests/pam/test_pam_oom
+tests_pam_test_pam_oom_CFLAGS = $(AM_CFLAGS) $(OATH_CFLAGS) $(PAMTEST_CFLAGS) $(OE_TEST_STOREDIR_FLAG)
+tests_pam_test_pam_oom_LDADD = lib/libotpenroll.la $(OATH_LIBS) $(PAM_LIBS)
 endif
 TESTS += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh
 EXTRA_DIST += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh \
