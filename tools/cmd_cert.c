@@ -501,7 +501,16 @@ list(struct cli *cli, int argc, char **argv)
 		return cli_error(cli, EXIT_REFUSED, "no list in the reply");
 	}
 	if (cli->json) {
+		/* The daemon sends seconds; the JSON of a direct list (root's)
+		 * has the time as text: one shape either way. */
+		for (size_t i = 0; i < json_array_size(certs); i++) {
+			json_t *o = json_array_get(certs, i), *na = json_object_get(o, "not_after");
+			if (json_is_integer(na))
+				json_object_set_new(o, "not_after",
+						    cli_time_json((time_t)json_integer_value(na)));
+		}
 		cli_print_json(certs);
+		json_decref(certs);
 		return EXIT_DONE;
 	}
 	printf("%-18s %-9s %-10s %-20s %s\n", "SERIAL", "STATE", "CA", "NOT_AFTER", "SUBJECT");

@@ -442,6 +442,15 @@ admin_group = {ADMIN_GROUP}
         certs = json.loads(r["out"]) if r["rc"] == 0 else []
         check(len(certs) == 2 and all(c["user"] == TEST_USER for c in certs),
               "CLI: an admin_group member lists the user's certificates with --user: %s" % r)
+        # not_after is the text a direct (root's) list gives, not seconds.
+        direct = json.loads(subprocess.run([cli, "-c", conf, "--json", "cert", "list",
+                                            "--user", TEST_USER], capture_output=True,
+                                           text=True, env=cenv).stdout or "[]")
+        check(sorted(c["not_after"] or "" for c in certs) ==
+              sorted(c["not_after"] or "" for c in direct) and
+              any(isinstance(c["not_after"], str) for c in certs),
+              "CLI: not_after reads the same through the daemon as directly: %s %s"
+              % (certs, direct))
         theirs = os.path.join(home, "theirs.pem")
         r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", serial, "--user", TEST_USER,
                                                  "--out", theirs], ""))
@@ -465,8 +474,18 @@ admin_group = {ADMIN_GROUP}
             v = subprocess.run(["openssl", "pkcs12", "-in", p12, "-passin", "pass:" + pw,
                                 "-nodes", "-noout"], capture_output=True, text=True)
             check(v.returncode == 0, "it opens with the password shown: %s" % v.stderr.strip())
-        # An existing certificate, uploaded through the daemon.
-        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "upload", out], ""))
+        # An existing certificate, uploaded through the daemon; one the
+        # user holds as a token already (the one fetched above) is refused.
+        r = as_user(OTHER_USER, lambda: cli_run(["cert", "upload", out], ""))
+        check(r["rc"] == 1 and "already has this certificate" in r["err"],
+              "CLI: uploading a certificate the user has already is refused: %s" % r)
+        own = os.path.join(home, "own.pem")
+        subprocess.run(["openssl", "req", "-x509", "-new", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null",
+                        "-subj", "/CN=own", "-days", "2", "-out", own],
+                       check=True, capture_output=True)
+        os.chmod(own, 0o644)
+        r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "upload", own], ""))
         up = json.loads(r["out"]) if r["rc"] == 0 else {}
         check(up.get("rollout_state") == "enrolled" and up.get("user") == OTHER_USER,
               "CLI: cert upload through the daemon records an enrolled token: %s" % r)
@@ -850,7 +869,7 @@ admin_group = {ADMIN_GROUP}
         select.select([idle_ready_r], [], [], 20)
         os.close(idle_ready_r)
         os.close(idle_ready_w)
-        for _ in range(100):  # its session forked
+        for _ in range(400):  # its session forked (slow on a busy machine)
             if processes_with(conf) >= 5:
                 break
             time.sleep(0.05)
