@@ -25,7 +25,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/cfg.c lib/cfg.h \
 	lib/keyfile.c lib/keyfile.h \
 	lib/seal.c lib/seal.h \
-	lib/util.c lib/util.h \
+	lib/util.c lib/util.h lib/number.c \
 	lib/utf8.c lib/utf8.h \
 	lib/readfile.c \
 	lib/dlsafe.c lib/dlsafe.h \

@@ -84,22 +84,6 @@ util_unhex_alloc(const char *hex, size_t *len)
 	return out;
 }
 
-int
-util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 bool
 util_valid_user(const char *s)
 {

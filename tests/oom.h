@@ -8,6 +8,7 @@
  *   arm(n)     the n-th allocation from now fails (-1: count them only)
  *   disarm()   whether it came; allocations succeed again
  *   counted    allocations since arm()
+ *   problem()  report a run that broke the rule, counted in problems
  *
  * OE_OWN_ALLOCATOR is defined when AddressSanitizer brings its own
  * allocator, which this cannot stand in for.
@@ -16,8 +17,10 @@
 #define OE_TEST_OOM_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define OE_OWN_ALLOCATOR 1
@@ -91,6 +94,24 @@ disarm(void)
 {
 	fail_at = 0;
 	return hit;
+}
+
+static int problems;
+
+static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+problem(const char *fmt, ...)
+{
+	extern char *program_invocation_short_name;
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	problems++;
 }
 
 #endif

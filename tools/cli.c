@@ -134,24 +134,6 @@ cli_operand(struct cli *cli, const struct command *me, int argc, char **argv,
 	return argv[1];
 }
 
-int
-cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	/* strtoull takes a sign, spaces and nothing at all, and wraps
-	 * "-1" round to ULLONG_MAX: only digits go through. */
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 bool
 cli_wants_help(int argc, char **argv)
 {

@@ -59,8 +59,6 @@ int cli_help(const struct command *cmd, const char *options);
  */
 const char *cli_operand(struct cli *cli, const struct command *me, int argc, char **argv,
 			const char *what, const char *options, oe_ctx **ctx, int *ret);
-/* A decimal number in [min,max], digits only; 0, or -1 if it is not. */
-int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse --help anywhere in argv: 1 when present. */
 bool cli_wants_help(int argc, char **argv);
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "util.h"
 
 #define SECRET_FILE_MAX 1024
 
@@ -156,12 +157,12 @@ add_otp(struct cli *cli, int argc, char **argv)
 			file = optarg;
 			break;
 		case 'd':
-			if (cli_parse_uint(optarg, 6, 8, &n) != 0 || n == 7)
+			if (util_parse_uint(optarg, 6, 8, &n) != 0 || n == 7)
 				return cli_usage(cli, me, "--digits must be 6 or 8");
 			p.digits = (unsigned)n;
 			break;
 		case 'p':
-			if (cli_parse_uint(optarg, 1, 3600, &n) != 0)
+			if (util_parse_uint(optarg, 1, 3600, &n) != 0)
 				return cli_usage(cli, me, "--period must be 1 to 3600 seconds");
 			p.period = (unsigned)n;
 			break;
@@ -170,7 +171,7 @@ add_otp(struct cli *cli, int argc, char **argv)
 			break;
 		case 'n':
 			/* The store keeps it signed, with the window added. */
-			if (cli_parse_uint(optarg, 0, INT64_MAX / 2, &p.counter) != 0)
+			if (util_parse_uint(optarg, 0, INT64_MAX / 2, &p.counter) != 0)
 				return cli_usage(cli, me, "--counter must be a number from 0 to %" PRId64,
 						 INT64_MAX / 2);
 			break;

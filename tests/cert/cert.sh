@@ -604,36 +604,28 @@ expect 1 "upload a weak certificate" oe cert upload "$tmp/weak.pem" --user ursul
 openssl req -x509 -new -newkey rsa:4096 -nodes -keyout /dev/null -subj /CN=big -days 2 -out "$tmp/big.pem" 2>/dev/null
 expect 1 "upload a certificate whose key is outside key_types" oe cert upload "$tmp/big.pem" --user ursula
 has "$tmp/err" "rsa4096 is not allowed here" "says the key type is not allowed"
-python3 - "$tmp/old.pem" <<'PY'
+# A self-signed P-256 certificate FILE, CN NAME, valid for a day from
+# FROM days from now (OpenSSL 3.0's req starts a certificate now).
+selfsigned() {
+	python3 - "$1" "$2" "$3" <<'PY'
 import sys, datetime
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 k = ec.generate_private_key(ec.SECP256R1())
-n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
-t = datetime.datetime(2020, 1, 1)
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sys.argv[2])])
+t = datetime.datetime.utcnow() + datetime.timedelta(days=int(sys.argv[3]))
 c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
-     .serial_number(1).not_valid_before(t).not_valid_after(t + datetime.timedelta(days=1))
-     .sign(k, hashes.SHA256()))
+     .serial_number(x509.random_serial_number()).not_valid_before(t)
+     .not_valid_after(t + datetime.timedelta(days=1)).sign(k, hashes.SHA256()))
 open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
 PY
+}
+selfsigned "$tmp/old.pem" old -2000
 expect 1 "upload an expired certificate" oe cert upload "$tmp/old.pem" --user ursula
 has "$tmp/err" "expired" "says expired"
-python3 - "$tmp/young.pem" <<'PY'
-import sys, datetime
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-k = ec.generate_private_key(ec.SECP256R1())
-n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "young")])
-t = datetime.datetime.utcnow() + datetime.timedelta(days=2)
-c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
-     .serial_number(2).not_valid_before(t).not_valid_after(t + datetime.timedelta(days=1))
-     .sign(k, hashes.SHA256()))
-open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
-PY
+selfsigned "$tmp/young.pem" young 2
 expect 1 "upload a certificate not valid yet" oe cert upload "$tmp/young.pem" --user ursula
 has "$tmp/err" "not valid yet" "says not valid yet"
 n_ursula=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")

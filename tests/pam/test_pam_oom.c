@@ -33,23 +33,6 @@
 static const char secret[] = "12345678901234567890";
 static const char *answer;
 static char tmp[64] = "/tmp/oe-pamoom.XXXXXX";
-static int problems;
-
-static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-problem(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("test_pam_oom: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	problems++;
-}
-
 static int
 conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
 {

@@ -54,23 +54,6 @@
 
 /* ---- checks ---- */
 
-static int problems;
-
-static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-problem(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("test_oom: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	problems++;
-}
-
 static char dir[64], conf[128];
 
 static oe_ctx *
