@@ -149,9 +149,11 @@ cli_wants_help(int argc, char **argv)
 void
 cli_print_json(json_t *v)
 {
+	/* A JSON answer that could not be built is a failure, never an
+	 * empty success a script would take as done. */
 	if (v == NULL) {
 		fprintf(stderr, "otpenroll: out of memory\n");
-		return;
+		exit(EXIT_REFUSED);
 	}
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);

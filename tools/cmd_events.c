@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util.h"
 #include "hooks.h"
 
 static int user_set(struct cli *, int, char **);
@@ -157,23 +158,21 @@ retry(struct cli *cli, int argc, char **argv)
 {
 	const struct command *me = self("retry");
 	const char *arg;
-	char *end;
-	long long id;
+	uint64_t id;
 	oe_ctx *ctx;
 	oe_rc rc;
 	int ret;
 
 	if ((arg = cli_operand(cli, me, argc, argv, "ID", NULL, &ctx, &ret)) == NULL)
 		return ret;
-	id = strtoll(arg, &end, 10);
-	if (*arg == '\0' || *end != '\0' || id <= 0)
+	if (util_parse_uint(arg, 1, INT64_MAX, &id) != 0)
 		return cli_usage(cli, me, "ID must be a positive number");
 	if ((rc = oe_outbox_retry(ctx, (int64_t)id)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)
 		cli_print_json(json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "queued"));
 	else
-		printf("event %lld queued again\n", id);
+		printf("event %llu queued again\n", (unsigned long long)id);
 	return EXIT_DONE;
 }
 

@@ -269,6 +269,8 @@ expect 0 "events outbox --state dead" oe --json events outbox --state dead
 expect 0 "retry a dead event" oe events retry 2
 [ "$(sqlite3 "$tmp/oe.db" "SELECT state || attempts FROM outbox WHERE id = 2")" = queued0 ] && ok "queued again, attempts reset" || bad "retry state"
 expect 2 "retry needs a number" oe events retry two
+expect 2 "retry needs a number that fits" oe events retry 99999999999999999999
+expect 2 "retry needs a positive number" oe events retry 0
 
 # The audit log.
 expect 0 "audit" oe audit
