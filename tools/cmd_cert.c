@@ -509,8 +509,7 @@ list(struct cli *cli, int argc, char **argv)
 				json_object_set_new(o, "not_after",
 						    cli_time_json((time_t)json_integer_value(na)));
 		}
-		cli_print_json(certs);
-		json_decref(certs);
+		cli_print_json(certs); /* and lets go of it */
 		return EXIT_DONE;
 	}
 	printf("%-18s %-9s %-10s %-20s %s\n", "SERIAL", "STATE", "CA", "NOT_AFTER", "SUBJECT");
