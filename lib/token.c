@@ -535,12 +535,13 @@ oe_token_get(oe_ctx *ctx, const char *serial, oe_token **out)
 
 /*
  * Run one UPDATE or DELETE on a token in its own transaction, with an
- * audit row and optionally an event carrying the token's snapshot.
+ * audit row and optionally an event carrying the token's snapshot.  A
+ * token in rollout state `refused` (if given) is left as it is: OE_EPERM.
  */
 static oe_rc
 change_token(oe_ctx *ctx, const char *serial, const char *sql,
 	     const struct store_val *arg, int narg, const char *action,
-	     const char *event)
+	     const char *event, const char *refused)
 {
 	struct collect c = { 0 };
 	struct store_val key[] = { SV_T(serial) };
@@ -567,11 +568,8 @@ change_token(oe_ctx *ctx, const char *serial, const char *sql,
 		rc = ctx_fail(ctx, OE_ENOTFOUND, "no token with serial %s", serial);
 		goto bad;
 	}
-	/* Revoking switched it off for good: a token someone revoked
-	 * (a lost phone, say) must not log in again by a slip. */
-	if (strcmp(action, "token_enable") == 0 &&
-	    strcmp(c.list[0]->rollout_state, "revoked") == 0) {
-		rc = ctx_fail(ctx, OE_EPERM, "token %s is revoked; enroll a new one", serial);
+	if (refused && strcmp(c.list[0]->rollout_state, refused) == 0) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s is %s; enroll a new one", serial, refused);
 		goto bad;
 	}
 	if ((rc = store_exec(st, sql, arg, narg, &changes)) != OE_OK) {
@@ -612,7 +610,10 @@ oe_token_set_active(oe_ctx *ctx, const char *serial, bool active)
 
 	return change_token(ctx, serial,
 			    "UPDATE tokens SET active = ?, updated = ? WHERE serial = ?",
-			    arg, 3, active ? "token_enable" : "token_disable", NULL);
+			    arg, 3, active ? "token_enable" : "token_disable", NULL,
+			    /* Revoking switched it off for good: a token someone
+			     * revoked (a lost phone) must not log in again by a slip. */
+			    active ? "revoked" : NULL);
 }
 
 oe_rc
@@ -627,7 +628,7 @@ oe_token_delete(oe_ctx *ctx, const char *serial)
 	if ((rc = event_pre_token(ctx, "token_delete", serial, NULL)) != OE_OK)
 		return rc;
 	return change_token(ctx, serial, "DELETE FROM tokens WHERE serial = ?", arg, 1,
-			    "token_delete", "token_delete");
+			    "token_delete", "token_delete", NULL);
 }
 
 oe_rc
@@ -638,5 +639,5 @@ oe_token_unlock(oe_ctx *ctx, const char *serial)
 	return change_token(ctx, serial,
 			    "UPDATE tokens SET failcount = 0, locked_until = 0, updated = ?"
 			    " WHERE serial = ?",
-			    arg, 2, "token_unlock", NULL);
+			    arg, 2, "token_unlock", NULL, NULL);
 }
