@@ -127,7 +127,11 @@ struct parse {
 	struct cfg *cfg;
 	const char *p, *end; /* unread input */
 	int line;
-	const char *section; /* the current section's name, or NULL */
+	/* The current section, known from its header: its definition and
+	 * its index in cfg->sec (which grows, so no pointer); sd NULL
+	 * before the first header. */
+	const struct secdef *sd;
+	size_t sec;
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -282,26 +286,26 @@ on_section(struct parse *ps, const char *name)
 		perr(ps, ps->line, "out of memory");
 		return;
 	}
-	ps->section = s->name;
+	ps->sd = sd;
+	ps->sec = (size_t)(s - ps->cfg->sec);
 }
 
 static void
 on_key(struct parse *ps, const char *key, const char *value)
 {
-	const char *section = ps->section;
-	const struct secdef *sd;
 	const struct keydef *kd = NULL;
-	const char *instance;
 	struct cfg_section *s;
+	const char *section;
 	struct cfg_kv *kv;
 
-	if (section == NULL) {
+	if (ps->sd == NULL) {
 		perr(ps, ps->line, "key \"%s\" outside any [section]", key);
 		return;
 	}
-	sd = find_secdef(section, &instance);
-	if (sd->keys)
-		kd = find_key(sd->keys, key);
+	s = &ps->cfg->sec[ps->sec];
+	section = s->name;
+	if (ps->sd->keys)
+		kd = find_key(ps->sd->keys, key);
 	else /* [ca NAME]: any CA key for now, checked by type later */
 		for (size_t i = 0; ca_tables[i] && kd == NULL; i++)
 			kd = find_key(ca_tables[i], key);
@@ -311,8 +315,6 @@ on_key(struct parse *ps, const char *key, const char *value)
 	}
 	if (!check_value(ps, ps->line, section, kd, value))
 		return;
-	if ((s = get_section(ps->cfg, section, ps->line)) == NULL)
-		goto nomem;
 	for (size_t i = 0; i < s->nkv; i++)
 		if (strcmp(s->kv[i].key, key) == 0) {
 			perr(ps, ps->line, "[%s] %s set twice (first on line %d)",
