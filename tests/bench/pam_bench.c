@@ -21,7 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static char answer[16];
+#include "../pam/answer.h"
+
+static char answer[16]; /* conv_answer points here */
 
 static void
 secret_of(unsigned i, unsigned char out[20])
@@ -40,24 +42,9 @@ code_of(unsigned user, uint64_t counter, char out[16])
 }
 
 static int
-conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
-{
-	struct pam_response *r = calloc((size_t)n, sizeof(*r));
-
-	(void)data;
-	if (r == NULL)
-		return PAM_BUF_ERR;
-	for (int i = 0; i < n; i++)
-		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON)
-			r[i].resp = strdup(answer);
-	*resp = r;
-	return PAM_SUCCESS;
-}
-
-static int
 login(const char *service, unsigned user)
 {
-	struct pam_conv c = { conv, NULL };
+	struct pam_conv c = { answer_conv, NULL };
 	pam_handle_t *pamh = NULL;
 	char name[32];
 	int rc;
@@ -166,6 +153,7 @@ race(const char *service, unsigned rounds, unsigned racers)
 int
 main(int argc, char **argv)
 {
+	conv_answer = answer;
 	oath_init();
 	if (argc == 3 && strcmp(argv[1], "usersfile") == 0) {
 		unsigned n = (unsigned)atoi(argv[2]);

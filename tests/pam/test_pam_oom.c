@@ -38,38 +38,20 @@ main(void)
 	return 77;
 }
 #else
+#include "answer.h"
 
 static const char secret[] = "12345678901234567890";
-static const char *answer;
 static char tmp[64] = "/tmp/oe-pamoom.XXXXXX";
-static int
-conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
-{
-	struct pam_response *r = calloc((size_t)n, sizeof(*r));
-
-	(void)data;
-	if (r == NULL)
-		return PAM_BUF_ERR;
-	for (int i = 0; i < n; i++)
-		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF && (r[i].resp = strdup(answer)) == NULL) {
-			for (int j = 0; j < i; j++)
-				free(r[j].resp);
-			free(r);
-			return PAM_BUF_ERR;
-		}
-	*resp = r;
-	return PAM_SUCCESS;
-}
 
 /* One login with code, allocation n of pam_authenticate() failing. */
 static int
 login(const char *code, long n)
 {
-	struct pam_conv c = { conv_fn, NULL };
+	struct pam_conv c = { answer_conv, NULL };
 	pam_handle_t *pamh = NULL;
 	int rc;
 
-	answer = code;
+	conv_answer = code;
 	if (pam_start("otpoom", "alice", &c, &pamh) != PAM_SUCCESS) {
 		fputs("test_pam_oom: pam_start failed\n", stderr);
 		exit(99);

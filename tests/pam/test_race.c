@@ -20,6 +20,8 @@
 
 #include "otpenroll.h"
 
+#include "answer.h"
+
 #define RACERS 16
 #define ROUNDS 30
 #define TOTP_ROUNDS 8
@@ -28,27 +30,10 @@
 #define TOTP_BACK 4
 #define KEY_HEX "3132333435363738393031323334353637383930"
 
-static const char *answer;
-
-static int
-conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
-{
-	struct pam_response *r = calloc((size_t)n, sizeof(*r));
-
-	(void)data;
-	if (r == NULL)
-		return PAM_BUF_ERR;
-	for (int i = 0; i < n; i++)
-		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF)
-			r[i].resp = strdup(answer);
-	*resp = r;
-	return PAM_SUCCESS;
-}
-
 static int
 race_one(int gate, int ready, const char *service, const char *user)
 {
-	struct pam_conv c = { conv_fn, NULL };
+	struct pam_conv c = { answer_conv, NULL };
 	pam_handle_t *pamh = NULL;
 	char b = 0;
 	int rc;
@@ -115,7 +100,7 @@ race_rounds(const char *label, const char *conf, const char *service, const char
 			return -1;
 		pclose(f);
 		code[strcspn(code, "\n")] = '\0';
-		answer = code;
+		conv_answer = code;
 		if (pipe(gate) != 0)
 			return -1;
 		for (int i = 0; i < RACERS; i++) {
