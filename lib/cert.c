@@ -1166,6 +1166,13 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 	    (rc = csr_check_key(ctx, X509_get0_pubkey(cert))) != OE_OK ||
 	    (rc = check_quota(ctx, st, user)) != OE_OK)
 		goto out;
+	{
+		char why[160];
+		if (x509_check_uploaded(cert, why, sizeof(why)) != 0) {
+			rc = ctx_fail(ctx, OE_EPERM, "%s", why);
+			goto out;
+		}
+	}
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
 		rc = ctx_fail(ctx, OE_EPERM, "uploaded certificate has expired");
 		goto out;

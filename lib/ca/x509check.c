@@ -144,3 +144,27 @@ x509_check_client_cert(X509 *cert, char *why, size_t len)
 	}
 	return 0;
 }
+
+int
+x509_check_uploaded(X509 *cert, char *why, size_t len)
+{
+	/* Also computes the cached flags the calls below read. */
+	uint32_t flags = X509_get_extension_flags(cert);
+	uint32_t ku = X509_get_key_usage(cert);
+	uint32_t eku = X509_get_extended_key_usage(cert);
+
+	if (flags & EXFLAG_INVALID)
+		snprintf(why, len, "uploaded certificate has malformed or repeated extensions");
+	else if (flags & EXFLAG_CA)
+		snprintf(why, len, "uploaded certificate is a CA certificate (basicConstraints CA:TRUE)");
+	else if (ku != UINT32_MAX && (ku & KU_KEY_CERT_SIGN))
+		snprintf(why, len, "uploaded certificate may sign certificates (Key Usage keyCertSign)");
+	else if (ku != UINT32_MAX && !(ku & (KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT)))
+		snprintf(why, len, "uploaded certificate's Key Usage has neither digitalSignature"
+				   " nor keyAgreement, so it cannot authenticate a client");
+	else if (eku != UINT32_MAX && !(eku & XKU_SSL_CLIENT))
+		snprintf(why, len, "uploaded certificate's Extended Key Usage does not include clientAuth");
+	else
+		return 0;
+	return -1;
+}

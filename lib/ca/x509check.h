@@ -27,4 +27,15 @@ oe_rc x509_check_attestation(oe_ctx *ctx, const unsigned char *data, size_t len,
  */
 int x509_check_client_cert(X509 *cert, char *why, size_t len);
 
+/*
+ * An uploaded certificate must be an end entity's that may authenticate
+ * a TLS client: not a CA's (basicConstraints CA:TRUE, or Key Usage
+ * keyCertSign), its extensions well formed, and where it has Key Usage
+ * or Extended Key Usage, they allow it (what `openssl verify -purpose
+ * sslclient` asks of a leaf).  Looser than x509_check_client_cert: a
+ * certificate without those extensions is not refused, as no verifier
+ * would refuse it.  Returns 0 when it passes, else -1 with why.
+ */
+int x509_check_uploaded(X509 *cert, char *why, size_t len);
+
 #endif

@@ -628,11 +628,40 @@ has "$tmp/err" "expired" "says expired"
 selfsigned "$tmp/young.pem" young 2
 expect 1 "upload a certificate not valid yet" oe cert upload "$tmp/young.pem" --user ursula
 has "$tmp/err" "not valid yet" "says not valid yet"
+# Only an end entity's certificate that may authenticate a TLS client:
+# what `openssl verify -purpose sslclient` asks of a leaf, and not a
+# CA's.  req -x509 makes a CA certificate unless told otherwise.
+leaf() { # FILE CN [-addext EXTENSION]...
+	f=$1 cn=$2
+	shift 2
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
+		-subj "/CN=$cn" -days 2 -out "$f" "$@" 2>/dev/null
+}
+ee="basicConstraints=critical,CA:FALSE"
+n_ursula=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")
+leaf "$tmp/ca-up.pem" ca
+expect 1 "upload a CA certificate" oe cert upload "$tmp/ca-up.pem" --user ursula
+has "$tmp/err" "is a CA certificate (basicConstraints CA:TRUE)" "says it is a CA's"
+leaf "$tmp/sign-up.pem" signer -addext $ee -addext keyUsage=critical,digitalSignature,keyCertSign
+expect 1 "upload a certificate with keyCertSign" oe cert upload "$tmp/sign-up.pem" --user ursula
+has "$tmp/err" "may sign certificates (Key Usage keyCertSign)" "says it may sign certificates"
+leaf "$tmp/enc-up.pem" enc -addext $ee -addext keyUsage=critical,dataEncipherment
+expect 1 "upload a certificate whose Key Usage cannot sign" oe cert upload "$tmp/enc-up.pem" --user ursula
+has "$tmp/err" "neither digitalSignature nor keyAgreement" "names the Key Usage it lacks"
+leaf "$tmp/srv-up.pem" srv -addext $ee -addext extendedKeyUsage=serverAuth
+expect 1 "upload a server certificate" oe cert upload "$tmp/srv-up.pem" --user ursula
+has "$tmp/err" "Extended Key Usage does not include clientAuth" "says clientAuth is missing"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")" = "$n_ursula" ] &&
+	ok "refused uploads leave no token" || bad "a refused upload left a token"
+leaf "$tmp/plain-up.pem" plain -addext $ee
+openssl verify -purpose sslclient -partial_chain -CAfile "$tmp/plain-up.pem" "$tmp/plain-up.pem" >/dev/null 2>&1 \
+	&& ok "openssl takes a leaf without usage extensions for a client" || bad "openssl refused the plain leaf"
+expect 0 "upload a leaf without usage extensions" oe cert upload "$tmp/plain-up.pem" --user ursula
 n_ursula=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")
 expect 1 "upload the same certificate again" oe cert upload "$tmp/bob.pem" --user ursula
 has "$tmp/err" "ursula already has this certificate" "says it is there already"
 [ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")" = "$n_ursula" ] &&
-	ok "refused uploads leave no token" || bad "a refused upload left a token"
+	ok "a refused second upload leaves no token" || bad "a refused second upload left a token"
 
 # At most max_tokens_per_user (3) open certificate tokens per user.
 for i in 1 2; do oe cert request --user quota --csr "$tmp/alice.csr" >/dev/null 2>&1; done

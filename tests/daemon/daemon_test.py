@@ -482,7 +482,8 @@ admin_group = {ADMIN_GROUP}
         own = os.path.join(home, "own.pem")
         subprocess.run(["openssl", "req", "-x509", "-new", "-newkey", "ec",
                         "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null",
-                        "-subj", "/CN=own", "-days", "2", "-out", own],
+                        "-subj", "/CN=own", "-days", "2", "-out", own,
+                        "-addext", "basicConstraints=critical,CA:FALSE"],
                        check=True, capture_output=True)
         os.chmod(own, 0o644)
         r = as_user(OTHER_USER, lambda: cli_run(["--json", "cert", "upload", own], ""))

@@ -564,7 +564,8 @@ def test_injection():
     openssl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-nodes", "-keyout", os.path.join(env.dir, "up.key"), "-out", cert, "-days", "5",
             "-subj", "/CN=%s/O=x" % evil, "-addext", "keyUsage=critical,digitalSignature",
-            "-addext", "extendedKeyUsage=clientAuth")
+            "-addext", "extendedKeyUsage=clientAuth",
+            "-addext", "basicConstraints=critical,CA:FALSE")
     env.rule("inject", mail_rule(
         "subject-tag", option__to="tokenowner", option__subject="Certificate {subject} recorded",
         option__body="Subject: {subject}\n  Bcc: {subject}") +
