@@ -26,6 +26,7 @@
 
 struct user_tokens {
 	struct tok_row row[MAX_USER_TOKENS];
+	bool unreadable[MAX_USER_TOKENS]; /* its secret could not be checked */
 	size_t n;
 	int nomem;
 };
@@ -232,6 +233,8 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 	size_t usable = 0;
 	uint64_t factor = 0;
 	const struct tok_row *hit = NULL;
+	char broken[sizeof(ctx->errmsg)] = "";
+	size_t nbroken = 0;
 	oe_rc rc;
 
 	if (info)
@@ -278,8 +281,16 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 			continue; /* a locked token is not even asked */
 		usable++;
 		if ((m = match_token(ctx, &u.row[i], code, now, &factor)) < 0) {
-			rc = OE_ECRYPTO;
-			goto bad;
+			/* This token cannot be checked (its sealed secret is
+			 * damaged): it matches nothing, and is not counted as
+			 * failed, but the user's other tokens still are asked. */
+			snprintf(broken, sizeof(broken), "%s", ctx->errmsg);
+			u.unreadable[i] = true;
+			nbroken++;
+			if ((rc = audit_add(ctx, st, "auth", user, u.row[i].t.serial, "error",
+					    "secret does not decrypt with the store key")) != OE_OK)
+				goto bad;
+			continue;
 		}
 		if (m)
 			hit = &u.row[i];
@@ -314,7 +325,7 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 	}
 	if (hit == NULL) {
 		for (size_t i = 0; i < u.n; i++)
-			if (u.row[i].t.locked_until <= now &&
+			if (u.row[i].t.locked_until <= now && !u.unreadable[i] &&
 			    (rc = on_failure(ctx, st, &u.row[i], now, info)) != OE_OK)
 				goto bad;
 	}
@@ -322,7 +333,16 @@ oe_auth_otp(oe_ctx *ctx, const char *user, const char *code, oe_auth_info *info)
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
 	}
-	rc = hit ? OE_OK : ctx_fail(ctx, OE_EAUTH, "wrong or already used code for %s", user);
+	if (hit)
+		rc = OE_OK;
+	else if (nbroken == usable)
+		/* Nothing could be checked: an error, not a wrong code. */
+		rc = ctx_fail(ctx, OE_ECRYPTO, "%s", broken);
+	else if (nbroken)
+		rc = ctx_fail(ctx, OE_EAUTH, "wrong or already used code for %s (and %s)", user,
+			      broken);
+	else
+		rc = ctx_fail(ctx, OE_EAUTH, "wrong or already used code for %s", user);
 	goto out;
 bad:
 	store_rollback(st);

@@ -323,6 +323,66 @@ test_verification(void **state)
 	oe_ctx_free(c);
 }
 
+/*
+ * A token whose sealed secret does not open (its row damaged, or a secret
+ * copied over from another token, which the serial bound into the seal
+ * gives away) cannot be checked: it matches nothing and is not counted as
+ * failed, but it does not stop the user's other tokens from being asked.
+ * With no other token it is an error, not a wrong code.
+ */
+static void
+test_unreadable_secret(void **state)
+{
+	static const unsigned char other[] = "abcdefghijabcdefghij";
+	oe_otp_params p = { .user = "dora", .type = "hotp", .secret = other, .secret_len = 20 };
+	char *damaged, *good = NULL, *uri = NULL, code[10];
+	oe_ctx *c = ctx_new();
+	oe_auth_info info;
+	struct store *st;
+	oe_token *t;
+
+	(void)state;
+	assert_int_equal(oe_init(c, NULL), OE_OK);
+	damaged = add(c, "dora", "hotp");
+	assert_int_equal(oe_token_add_otp(c, &p, &good, &uri), OE_OK);
+	free(uri);
+	assert_int_equal(ctx_store(c, &st), OE_OK);
+	{
+		struct store_val arg[] = { SV_T(good), SV_T(damaged) };
+		assert_int_equal(store_exec(st, "UPDATE tokens SET secret = (SELECT secret FROM tokens"
+					    " WHERE serial = ?) WHERE serial = ?", arg, 2, NULL), OE_OK);
+	}
+	/* A wrong code: wrong for the token that can be checked. */
+	assert_int_equal(oe_auth_otp(c, "dora", "000000", &info), OE_EAUTH);
+	assert_non_null(strstr(oe_ctx_errmsg(c), "wrong or already used code for dora"));
+	assert_non_null(strstr(oe_ctx_errmsg(c), "does not decrypt"));
+	assert_string_equal(info.serial, good);
+	assert_int_equal(info.failcount, 1);
+	assert_int_equal(oe_token_get(c, damaged, &t), OE_OK);
+	assert_int_equal(t->failcount, 0);
+	oe_token_free(t);
+	assert_int_equal(count(c, "SELECT COUNT(*) FROM audit WHERE action = 'auth'"
+			       " AND result = 'error' AND username = 'dora'"), 1);
+	/* The right code of the other token logs in, whichever is asked first. */
+	assert_int_equal(oath_hotp_generate((const char *)other, 20, 0, 6, false,
+					    OATH_HOTP_DYNAMIC_TRUNCATION, code), OATH_OK);
+	assert_int_equal(oe_auth_otp(c, "dora", code, &info), OE_OK);
+	assert_string_equal(info.serial, good);
+	assert_int_equal(oe_grant_check(c, "dora", NULL), OE_OK);
+	/* The damaged one alone: an error naming it, and no failure counted. */
+	assert_int_equal(oe_token_set_active(c, good, false), OE_OK);
+	assert_int_equal(oe_auth_otp(c, "dora", hotp(0), &info), OE_ECRYPTO);
+	assert_non_null(strstr(oe_ctx_errmsg(c), damaged));
+	assert_non_null(strstr(oe_ctx_errmsg(c), "does not decrypt"));
+	assert_int_equal(oe_token_get(c, damaged, &t), OE_OK);
+	assert_int_equal(t->failcount, 0);
+	assert_int_equal(t->counter, 0);
+	oe_token_free(t);
+	free(damaged);
+	free(good);
+	oe_ctx_free(c);
+}
+
 /* A revoked OTP token stays off: it cannot be enabled again, and a row
  * that says active anyway does not log in. */
 static void
@@ -570,6 +630,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_and_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_not_in_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_stays_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_utf8_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_secret, setup, teardown),
