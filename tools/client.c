@@ -19,7 +19,9 @@
  * before: what a signal that ends the command gives back first, so that
  * Ctrl-C at the prompt does not leave the shell typing blind. */
 static volatile sig_atomic_t quiet_fd = -1;
-static struct termios quiet_saved;
+static struct termios quiet_saved, quiet_on;
+static const char *quiet_prompt;
+static int quiet_prompt_fd = -1;
 static const int quiet_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 #define N_QUIET_SIGNALS (sizeof(quiet_signals) / sizeof(quiet_signals[0]))
 
@@ -42,12 +44,48 @@ say(int fd, const char *text)
 	}
 }
 
+/*
+ * Ctrl-Z at the prompt: the shell gets its terminal back as it was
+ * (echo on) while the command is stopped; on `fg` echo goes off again
+ * and the prompt is shown anew, since the terminal dropped what was
+ * typed before the Ctrl-Z.  Only async-signal-safe calls.
+ */
+static void
+suspend_quietly(int sig)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, again = { .sa_handler = suspend_quietly,
+								     .sa_flags = SA_RESTART };
+	sigset_t only;
+	int e = errno;
+
+	if (quiet_fd >= 0)
+		tcsetattr(quiet_fd, TCSANOW, &quiet_saved);
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	sigemptyset(&only);
+	sigaddset(&only, sig);
+	sigprocmask(SIG_UNBLOCK, &only, NULL);
+	raise(sig); /* stopped here until SIGCONT */
+	sigprocmask(SIG_BLOCK, &only, NULL);
+	sigemptyset(&again.sa_mask);
+	sigaction(sig, &again, NULL);
+	if (quiet_fd >= 0) {
+		tcsetattr(quiet_fd, TCSAFLUSH, &quiet_on);
+		if (quiet_prompt != NULL && quiet_prompt_fd >= 0) {
+			say(quiet_prompt_fd, "\n");
+			say(quiet_prompt_fd, quiet_prompt);
+		}
+	}
+	errno = e;
+}
+
 int
 client_read_secret(const char *prompt, char *buf, size_t len)
 {
 	struct sigaction on_signal = { .sa_handler = restore_and_raise, .sa_flags = SA_RESETHAND };
-	struct sigaction old_act[N_QUIET_SIGNALS];
-	bool caught[N_QUIET_SIGNALS] = { false };
+	struct sigaction on_stop = { .sa_handler = suspend_quietly, .sa_flags = SA_RESTART };
+	struct sigaction old_act[N_QUIET_SIGNALS], old_stop;
+	bool caught[N_QUIET_SIGNALS] = { false }, caught_stop = false;
 	struct termios quiet;
 	int tty = -1, term = -1, echo_off = 0;
 	FILE *in = stdin;
@@ -66,12 +104,19 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 			quiet = quiet_saved;
 			quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 			quiet.c_lflag |= ICANON;
+			quiet_on = quiet;
+			quiet_prompt = prompt;
+			quiet_prompt_fd = tty >= 0 ? tty : STDERR_FILENO;
 			quiet_fd = term;
 			sigemptyset(&on_signal.sa_mask);
 			for (i = 0; i < N_QUIET_SIGNALS; i++)
 				caught[i] = sigaction(quiet_signals[i], NULL, &old_act[i]) == 0 &&
 					    old_act[i].sa_handler != SIG_IGN &&
 					    sigaction(quiet_signals[i], &on_signal, NULL) == 0;
+			sigemptyset(&on_stop.sa_mask);
+			caught_stop = sigaction(SIGTSTP, NULL, &old_stop) == 0 &&
+				      old_stop.sa_handler != SIG_IGN &&
+				      sigaction(SIGTSTP, &on_stop, NULL) == 0;
 			echo_off = tcsetattr(term, TCSAFLUSH, &quiet) == 0;
 		}
 		say(tty >= 0 ? tty : STDERR_FILENO, prompt);
@@ -86,12 +131,27 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 		buf[n] = '\0';
 	}
 	if (term >= 0) {
+		/* Held off while the terminal is given back: a Ctrl-Z now
+		 * would turn echo off again behind the restore, a Ctrl-C end
+		 * the command between the two.  Delivered, if they came, with
+		 * the handlers from before. */
+		sigset_t hold, before;
+		sigemptyset(&hold);
+		for (i = 0; i < N_QUIET_SIGNALS; i++)
+			sigaddset(&hold, quiet_signals[i]);
+		sigaddset(&hold, SIGTSTP);
+		sigprocmask(SIG_BLOCK, &hold, &before);
 		if (echo_off)
 			tcsetattr(term, TCSADRAIN, &quiet_saved);
 		quiet_fd = -1;
+		quiet_prompt = NULL;
+		quiet_prompt_fd = -1;
 		for (i = 0; i < N_QUIET_SIGNALS; i++)
 			if (caught[i])
 				sigaction(quiet_signals[i], &old_act[i], NULL);
+		if (caught_stop)
+			sigaction(SIGTSTP, &old_stop, NULL);
+		sigprocmask(SIG_SETMASK, &before, NULL);
 		say(tty >= 0 ? tty : STDERR_FILENO, "\n");
 	}
 	if (in != NULL && in != stdin)

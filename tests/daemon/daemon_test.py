@@ -608,10 +608,94 @@ admin_group = {ADMIN_GROUP}
         check(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT,
               "CLI: Ctrl-C at the OTP prompt ends it by SIGINT (%s): %r" % (status, seen[-200:]))
         check(lflag & termios.ECHO, "CLI: after Ctrl-C at the OTP prompt the terminal echoes again")
+        # Ctrl-Z at the prompt, under job control as a shell runs it: while
+        # it is stopped, the shell's terminal echoes; on `fg` the prompt
+        # comes again, the code is read without echo, and the command ends.
+        # A stand-in for the shell (this test's child: session leader,
+        # the terminal's controlling process) runs the CLI as a job in its
+        # own process group, as bash does, and reports what it saw.
+        forget_grant(OTHER_USER)
+        code = hotp(3)
+        master, slave = os.openpty()
+        rpipe, wpipe = os.pipe()
+        shell = os.fork()
+        if shell == 0:
+            try:
+                os.close(master)
+                os.close(rpipe)
+                os.setsid()
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                job = os.fork()
+                if job == 0:
+                    try:
+                        os.setpgid(0, 0)
+                        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+                        for n in (0, 1, 2):
+                            os.dup2(slave, n)
+                        pw = pwd.getpwnam(OTHER_USER)
+                        os.setgroups([])
+                        os.setgid(pw.pw_gid)
+                        os.setuid(pw.pw_uid)
+                        os.chdir("/")
+                        os.execve(cli, [cli, "cert", "fetch", pending], cenv)
+                    finally:
+                        os._exit(127)
+                os.setpgid(job, job)
+                os.tcsetpgrp(slave, job)
+                seen = {}
+                _, st = os.waitpid(job, os.WUNTRACED)
+                seen["stopped"] = os.WIFSTOPPED(st)
+                if seen["stopped"]:
+                    seen["echo_while_stopped"] = bool(termios.tcgetattr(slave)[3] & termios.ECHO)
+                    os.tcsetpgrp(slave, job)  # fg
+                    os.kill(-job, signal.SIGCONT)
+                    _, st = os.waitpid(job, 0)
+                seen["exit"] = os.WEXITSTATUS(st) if os.WIFEXITED(st) else -1
+                seen["echo_after"] = bool(termios.tcgetattr(slave)[3] & termios.ECHO)
+                os.write(wpipe, json.dumps(seen).encode())
+            finally:
+                os._exit(0)
+        os.close(wpipe)
+        out, prompts, sent = b"", 0, 0
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+                prompts = out.lower().count(b"password")
+                if prompts == 1 and sent == 0:
+                    os.write(master, b"\x1a")  # Ctrl-Z
+                    sent = 1
+                elif prompts == 2 and sent == 1:
+                    os.write(master, code.encode() + b"\n")
+                    sent = 2
+                continue
+            if os.waitpid(shell, os.WNOHANG)[0]:
+                break
+        else:
+            # Stuck: the stand-in goes, and with it the terminal's
+            # session, whose hangup ends the job too.
+            os.kill(shell, signal.SIGKILL)
+            os.waitpid(shell, 0)
+        with os.fdopen(rpipe, "rb") as f:
+            report = f.read()
+        os.close(master)
+        os.close(slave)
+        seen = json.loads(report) if report else {}
+        check(seen.get("stopped") and seen.get("echo_while_stopped"),
+              "CLI: Ctrl-Z at the OTP prompt stops it with the terminal echoing: %s %r"
+              % (seen, out[-200:]))
+        check(prompts == 2 and seen.get("exit") == 0 and b"BEGIN CERTIFICATE" in out
+              and code.encode() not in out and seen.get("echo_after"),
+              "CLI: on fg the prompt comes again and the code is read without echo: %s %r"
+              % (seen, out[-300:]))
         # Standard input a terminal that is not the controlling one (no
         # /dev/tty): the code is still read without echo.
         forget_grant(OTHER_USER)
-        code = hotp(3)
+        code = hotp(4)
         seen, status, lflag = on_pty(["cert", "fetch", pending], code.encode() + b"\n",
                                      ctty=False)
         check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
