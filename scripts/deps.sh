@@ -10,7 +10,7 @@ OE_PACKAGES=(
 	libpam-oath sqlite3 openssl python3 clang libclang-rt-14-dev
 	util-linux valgrind passwd python3-aiosmtpd postfix
 	python3-cryptography curl faketime systemd man-db
-	postgresql libpq-dev
+	postgresql libpq-dev strace
 )
 
 oe_install_deps() {

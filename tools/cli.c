@@ -413,6 +413,34 @@ cli_out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace)
 	return 0;
 }
 
+/* fsync the directory that holds path; 0, or -1 with *err. */
+static int
+sync_dir_of(const char *path, int *err)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = NULL;
+	int fd, rc = 0;
+
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (asprintf(&dir, "%.*s", slash == path ? 1 : (int)(slash - path), path) < 0)
+		dir = NULL;
+	if (dir == NULL) {
+		*err = ENOMEM;
+		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	/* EINVAL: a file system that has nothing to sync for a directory. */
+	if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) {
+		*err = errno;
+		rc = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int
 cli_out_commit(struct cli *cli, struct cli_out *o, const void *data, size_t len, int mode)
 {
@@ -443,6 +471,11 @@ cli_out_commit(struct cli *cli, struct cli_out *o, const void *data, size_t len,
 		cli_out_abort(o);
 		return cli_error(cli, -1, "%s: %s", o->path, strerror(e));
 	}
+	/* The new name is on disk only once its directory is: a PKCS#12
+	 * whose key the server has let go must survive a crash now. */
+	if (sync_dir_of(o->path, &e) != 0)
+		fprintf(stderr, "%s: warning: %s is written, but its directory did not sync: %s\n",
+			cli->prog, o->path, strerror(e));
 	free(o->tmp);
 	o->tmp = NULL;
 	o->reserved = false;

@@ -431,6 +431,29 @@ cp "$tmp/m3.p12" "$tmp/m3.pem"
 expect 0 "fetch again with --force" oe cert fetch "$m3" --user nina --out "$tmp/m3.pem" --force
 openssl x509 -in "$tmp/m3.pem" -noout 2>/dev/null && [ "$(stat -c %a "$tmp/m3.pem")" = 644 ] \
 	&& ok "--force: the certificate replaced the file (0644)" || bad "--force: $(stat -c %a "$tmp/m3.pem")"
+# The new name is made durable: after the rename, the directory that
+# holds it is synced (what a crash would otherwise lose is the PKCS#12
+# whose key the store has let go).  Seen in the system calls.
+mkdir "$tmp/outdir"
+strace -f -qq -e trace=rename,renameat,renameat2,openat,fsync -o "$tmp/strace.out" \
+	"$bin" -c "$conf" cert fetch "$m3" --user nina --out "$tmp/outdir/m3.pem" >/dev/null 2>&1
+python3 - "$tmp/strace.out" "$tmp/outdir" <<'PY' && ok "--out syncs the directory after the rename" \
+	|| bad "--out: no directory sync after the rename: $(grep -E 'rename|outdir' "$tmp/strace.out" | tail -5)"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+renamed = next((i for i, l in enumerate(lines) if re.search(r'rename.*, "[^"]*/outdir/m3\.pem"\)\s*= 0', l)), None)
+if renamed is None:
+    sys.exit(1)
+fds = set()
+for l in lines[renamed + 1:]:
+    m = re.search(r'openat\(AT_FDCWD, "%s", [^)]*O_DIRECTORY[^)]*\)\s*= (\d+)' % re.escape(sys.argv[2]), l)
+    if m:
+        fds.add(m.group(1))
+    m = re.search(r"fsync\((\d+)\)\s*= 0", l)
+    if m and m.group(1) in fds:
+        sys.exit(0)
+sys.exit(1)
+PY
 ln -s "$tmp/elsewhere.p12" "$tmp/link.p12"
 for force in "" --force; do
 	expect 1 "--out through a symbolic link ${force:-without --force}" \
