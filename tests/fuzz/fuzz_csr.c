@@ -109,6 +109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *anchors = getenv("OE_FUZZ_ANCHORS");
 		(void)csr_check_key(ctx, X509_get0_pubkey(cert));
 		(void)x509_check_client_cert(cert, err, sizeof(err));
+		(void)x509_check_uploaded(cert, err, sizeof(err));
 		/* A bundle whose first certificate attests its own key. */
 		(void)x509_check_attestation(ctx, data, size, anchors ? anchors : "/nonexistent",
 					     X509_get0_pubkey(cert));

@@ -10,7 +10,7 @@ EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/fuzz_cfg.c tests/fuzz/fuzz_users
 	tests/fuzz/corpus/fuzz_csr/rsa-exponent1.der tests/fuzz/corpus/fuzz_csr/ec-infinity.der \
 	tests/fuzz/corpus/fuzz_csr/attestation-ec.pem tests/fuzz/corpus/fuzz_csr/attestation-rsa.pem \
 	tests/fuzz/anchors/attestation-root.pem \
-	tests/fuzz/corpus/fuzz_csr/cert.pem tests/fuzz/corpus/fuzz_csr/rsa.der \
+	tests/fuzz/corpus/fuzz_csr/cert.pem tests/fuzz/corpus/fuzz_csr/leaf-serverauth.der tests/fuzz/corpus/fuzz_csr/rsa.der \
 	tests/fuzz/corpus/fuzz_csr/ed25519.pem tests/fuzz/corpus/fuzz_csr/p384-ext.pem \
 	tests/fuzz/corpus/fuzz_csr/explicit-ec.pem tests/fuzz/corpus/fuzz_csr/rsa-pss.pem \
 	tests/fuzz/corpus/fuzz_csr/old-header.pem tests/fuzz/corpus/fuzz_csr/ec-compressed.pem \
