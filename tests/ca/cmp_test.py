@@ -460,6 +460,59 @@ def test_rejection():
     srv.stop()
 
 
+def test_generated_key():
+    """A key made on our side (--generate) through CMP, end to end: the
+    request the CA did not get is kept with its CSR; the certificate the
+    server then answers with is issued for that CSR's key (read back
+    from the store, as OpenSSL's server answers only with a certificate
+    fixed beforehand); the poller submits it, and the PKCS#12 built when
+    the certificate arrives opens with the password shown, holding the
+    key the certificate is for."""
+    port = free_port()
+    conf = write_conf("generate", "http://127.0.0.1:%d/pkix/" % port, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "hana", "--generate")
+    check(rc == 1 and out and out["rollout_state"] == "failed" and "pkcs12_password" not in out,
+          "--generate with the CMP server down: failed, kept, no PKCS#12 yet", (rc, out, err))
+    serial = out["serial"] if out else ""
+    rows = db(conf, "SELECT request FROM tokens WHERE serial = ?", serial)
+    req = os.path.join(tmp, "hana-generated.csr")
+    with open(req, "w") as f:
+        f.write(rows[0][0] if rows and rows[0][0] else "")
+    ext = os.path.join(tmp, "hana.ext")
+    with open(ext, "w") as f:
+        f.write("keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    cert = os.path.join(tmp, "hana-generated.pem")
+    r = subprocess.run(["openssl", "x509", "-req", "-in", req, "-CA", P.ca.pem, "-CAkey",
+                        P.ca.key_pem, "-CAcreateserial", "-days", "30", "-extfile", ext,
+                        "-out", cert], capture_output=True, text=True)
+    check(r.returncode == 0, "the kept request is a CSR the CA can sign", r.stderr)
+    srv = pbm_server("generate", cert, port=port)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(rc == 0 and out and out[0]["rollout_state"] == "enrolled"
+          and srv.received()[:2] == ["P10CR", "CERTCONF"],
+          "the poller submits the generated key's request: issued", (rc, out, err, srv.received()))
+    p12 = os.path.join(tmp, "hana.p12")
+    rc, out, err = oe_json(conf, "cert", "fetch", serial, "--user", "hana", "--out", p12)
+    pw = out.get("pkcs12_password", "") if out else ""
+    check(rc == 0 and pw and os.stat(p12).st_mode & 0o777 == 0o600,
+          "fetch: the PKCS#12, 0600, with its password", (rc, out, err))
+    keypem = subprocess.run(["openssl", "pkcs12", "-in", p12, "-passin", "pass:" + pw,
+                             "-nocerts", "-nodes"], capture_output=True, text=True)
+    certpem = subprocess.run(["openssl", "pkcs12", "-in", p12, "-passin", "pass:" + pw,
+                              "-clcerts", "-nokeys"], capture_output=True, text=True)
+    pub_key = subprocess.run(["openssl", "pkey", "-pubout"], input=keypem.stdout,
+                             capture_output=True, text=True).stdout
+    pub_cert = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=certpem.stdout,
+                              capture_output=True, text=True).stdout
+    check(keypem.returncode == 0 and pub_key and pub_key == pub_cert
+          and same_cert(certpem.stdout, cert),
+          "the PKCS#12 holds the CA's certificate and the key it is for",
+          (keypem.stderr, certpem.stderr))
+    check(db(conf, "SELECT secret IS NULL FROM tokens WHERE serial = ?", serial) == [(1,)],
+          "the key is let go once the PKCS#12 was fetched")
+    srv.stop()
+
+
 def test_failures():
     req, cert = user_cert("gina", "gina")
     srv = pbm_server("wrong", cert)
@@ -522,6 +575,7 @@ def main():
         test_backlog()
         test_daemon_restart()
         test_rejection()
+        test_generated_key()
         test_failures()
     finally:
         for s in servers:
