@@ -555,11 +555,12 @@ admin_group = {ADMIN_GROUP}
               "CLI on a terminal: asked for the OTP, then served: %r" % seen[-200:])
         check(sent and code.encode() not in seen, "the code typed on the terminal is not echoed")
 
-        def on_pty(args, typed, ctty=True):
+        def on_pty(args, typed, ctty=True, sig=None):
             """The CLI as OTHER_USER on a new terminal (its controlling one
             unless not ctty, then only its standard input and output); typed
-            is written once it asks for a password.  (what it wrote, its wait
-            status, the terminal's lflag after it ended)."""
+            is written once it asks for a password (or signal sig is sent
+            to it then).  (what it wrote, its wait status, the terminal's
+            lflag after it ended)."""
             master, slave = os.openpty()
             pid = os.fork()
             if pid == 0:
@@ -585,7 +586,10 @@ admin_group = {ADMIN_GROUP}
                 if select.select([master], [], [], 0.1)[0]:
                     seen += os.read(master, 4096)
                     if not sent and b"password" in seen.lower():
-                        os.write(master, typed)
+                        if sig is None:
+                            os.write(master, typed)
+                        else:
+                            os.kill(pid, sig)
                         sent = True
                     continue
                 done, st = os.waitpid(pid, os.WNOHANG)
@@ -608,6 +612,14 @@ admin_group = {ADMIN_GROUP}
         check(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT,
               "CLI: Ctrl-C at the OTP prompt ends it by SIGINT (%s): %r" % (status, seen[-200:]))
         check(lflag & termios.ECHO, "CLI: after Ctrl-C at the OTP prompt the terminal echoes again")
+        # Killed at the prompt (SIGTERM, SIGQUIT): the same.
+        for sig in (signal.SIGTERM, signal.SIGQUIT):
+            forget_grant(OTHER_USER)
+            seen, status, lflag = on_pty(["cert", "fetch", pending], b"", sig=sig)
+            check(os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig
+                  and lflag & termios.ECHO,
+                  "CLI: %s at the OTP prompt ends it by that signal, the terminal echoing"
+                  " again (%s, echo %s)" % (sig.name, status, bool(lflag & termios.ECHO)))
         # Ctrl-Z at the prompt, under job control as a shell runs it: while
         # it is stopped, the shell's terminal echoes; on `fg` the prompt
         # comes again, the code is read without echo, and the command ends.
