@@ -517,18 +517,22 @@ admin_group = {ADMIN_GROUP}
             subprocess.run(["sqlite3", "-cmd", ".timeout 10000", dbpath,
                             "DELETE FROM grants WHERE username = '%s'" % user], check=True)
 
+        def exec_cli_as_other(args):
+            """In a child: become OTHER_USER and run the CLI with args."""
+            pw = pwd.getpwnam(OTHER_USER)
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os.chdir("/")
+            os.execve(cli, [cli] + args, cenv)
+
         # On a terminal the one-time password is read without echo.
         forget_grant(OTHER_USER)
         code = hotp(2)
         pid, fd = pty.fork()
         if pid == 0:
             try:
-                pw = pwd.getpwnam(OTHER_USER)
-                os.setgroups([])
-                os.setgid(pw.pw_gid)
-                os.setuid(pw.pw_uid)
-                os.chdir("/")
-                os.execve(cli, [cli, "cert", "fetch", pending], cenv)
+                exec_cli_as_other(["cert", "fetch", pending])
             finally:
                 os._exit(127)
         seen, sent = b"", False
@@ -571,12 +575,7 @@ admin_group = {ADMIN_GROUP}
                         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
                     for n in (0, 1, 2):
                         os.dup2(slave, n)
-                    pw = pwd.getpwnam(OTHER_USER)
-                    os.setgroups([])
-                    os.setgid(pw.pw_gid)
-                    os.setuid(pw.pw_uid)
-                    os.chdir("/")
-                    os.execve(cli, [cli] + args, cenv)
+                    exec_cli_as_other(args)
                 finally:
                     os._exit(127)
             # The terminal stays open here, so its end is the child's.
@@ -645,12 +644,7 @@ admin_group = {ADMIN_GROUP}
                         signal.signal(signal.SIGTTOU, signal.SIG_DFL)
                         for n in (0, 1, 2):
                             os.dup2(slave, n)
-                        pw = pwd.getpwnam(OTHER_USER)
-                        os.setgroups([])
-                        os.setgid(pw.pw_gid)
-                        os.setuid(pw.pw_uid)
-                        os.chdir("/")
-                        os.execve(cli, [cli, "cert", "fetch", pending], cenv)
+                        exec_cli_as_other(["cert", "fetch", pending])
                     finally:
                         os._exit(127)
                 os.setpgid(job, job)
