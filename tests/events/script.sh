@@ -178,8 +178,11 @@ names=$(tr '\0' '\n' <"$tmp/rec/environ" | cut -d= -f1 | LC_ALL=C sort | tr '\n'
 [ "$names" = "OE_DELIVERY_ID OE_EVENT OE_ROLLOUT_STATE OE_RULE OE_SERIAL OE_TIME OE_TOKENTYPE OE_USER PATH " ] &&
 	ok "nothing else in the environment (no CALLER_SECRET, no empty OE_*)" || bad "environment: $names"
 has "$tmp/rec/info" "^fd0=/dev/null$" "stdin is /dev/null"
-[ "$(sed -n 's/^fd1=//p' "$tmp/rec/info")" = "$(sed -n 's/^fd2=//p' "$tmp/rec/info")" ] &&
-	has "$tmp/rec/info" "^fd1=pipe:" "stdout and stderr: one pipe"
+fd1=$(sed -n 's/^fd1=//p' "$tmp/rec/info")
+case $fd1 in
+pipe:*) [ "$fd1" = "$(sed -n 's/^fd2=//p' "$tmp/rec/info")" ] ;;
+*) false ;;
+esac && ok "stdout and stderr: one pipe" || { bad "stdout and stderr: not one pipe"; cat "$tmp/rec/info"; }
 has "$tmp/rec/info" "^fds=0,1,2,3$" "no other descriptor (3 is the program's own listing)"
 has "$tmp/rec/info" "^own group=True$" "the program leads its own process group"
 has "$tmp/err" "script rec: recorded 6 arguments" "stdout is logged"
