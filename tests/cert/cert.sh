@@ -60,7 +60,9 @@ openssl x509 -in "$tmp/ca-rsa/ca.pem" -noout -text | grep -q "Public-Key: (3072 
 	&& ok "--key-type rsa3072 makes an RSA-3072 CA" || bad "RSA CA key size"
 expect 0 "ca init (manual approval CA)" oe ca init manual --subject "CN=Manual CA"
 expect 1 "a second ca init is refused" oe ca init local --subject "CN=Again"
+has "$tmp/err" "already has a CA in $tmp/ca" "says the CA is there already"
 expect 2 "ca init without --subject" oe ca init local
+has "$tmp/err" "NAME and --subject are required" "says --subject is required"
 openssl x509 -in "$tmp/ca/ca.pem" -noout -text >"$tmp/ca.txt"
 has "$tmp/ca.txt" "Basic Constraints: critical" "CA basicConstraints critical"
 has "$tmp/ca.txt" "CA:TRUE" "CA:TRUE"
@@ -272,6 +274,7 @@ expect 1 "a point off the curve" oe cert request --user carol --csr "$tmp/offcur
 has "$tmp/err" "no usable public key" "off the curve: no usable key"
 echo "not a csr" >"$tmp/junk.csr"
 expect 1 "garbage" oe cert request --user carol --csr "$tmp/junk.csr"
+has "$tmp/err" "not a PKCS#10 request" "says it is not a PKCS#10 request"
 expect 2 "neither --csr nor --generate" oe cert request --user carol
 [ "$(tokens)" = "$before" ] && ok "no token left behind by refusals" || bad "tokens left: $(tokens) vs $before"
 
@@ -358,6 +361,7 @@ for kt in ec256 rsa2048 rsa3072; do
 		&& ok "$kt: no key kept" || bad "$kt: key kept"
 done
 expect 2 "--key-type without --generate" oe cert request --user x --csr "$tmp/alice.csr" --key-type ec256
+has "$tmp/err" "--key-type goes with --generate" "says --key-type goes with --generate"
 # Where the PKCS#12 cannot go, nothing is asked for: no key is made and lost.
 before=$(tokens)
 expect 1 "--out in a missing directory is refused first" oe cert request --user genlost --generate --out "$tmp/no/such/dir/x.p12"
@@ -372,12 +376,14 @@ expect 0 "ca approve" oe ca approve "$m1"
 expect 0 "cert fetch" oe cert fetch "$m1" --user mona --out "$tmp/m1.pem"
 openssl verify -CAfile "$tmp/ca2/ca.pem" "$tmp/m1.pem" >/dev/null 2>&1 && ok "approved cert verifies" || bad "approved verify"
 expect 1 "approve twice" oe ca approve "$m1"
+has "$tmp/err" "token $m1 is enrolled, not pending" "says it is enrolled, not pending"
 expect 1 "fetching another user's token" oe cert fetch "$m1" --user alice
 expect 3 "second request pending" oe --json cert request --user mona --csr "$tmp/alice.csr" --ca manual
 m2=$(json 'd["serial"]' <"$tmp/out")
 expect 0 "ca deny" oe ca deny "$m2"
 [ "$(oe --json token show "$m2" | json 'd["rollout_state"]')" = denied ] && ok "denied" || bad "deny state"
 expect 1 "approve after deny" oe ca approve "$m2"
+has "$tmp/err" "token $m2 is denied, not pending" "says it is denied, not pending"
 # A stored request altered in the store (a signature bit) is not signed
 # on approval: it is parsed and verified again, and the token waits on.
 expect 3 "a pending request to alter in the store" oe --json cert request --user altered --csr "$tmp/alice.csr" --ca manual
@@ -528,9 +534,12 @@ sqlite3 "$tmp/oe.db" "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox BEGIN SEL
 before=$(tokens)
 issued=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs")
 expect 1 "a request while events cannot be written" oe cert request --user outage2 --csr "$tmp/alice.csr"
+has "$tmp/err" "injected failure" "the request fails on the outbox"
 [ "$(tokens)" = "$before" ] && ok "no token without its token_init" || bad "a token without its event"
 expect 1 "ca approve while events cannot be written" oe ca approve "$m6"
+has "$tmp/err" "injected failure" "the approval fails on the outbox"
 expect 1 "ca deny while events cannot be written" oe ca deny "$m6"
+has "$tmp/err" "injected failure" "the denial fails on the outbox"
 [ "$(oe --json token show "$m6" | json 'd["rollout_state"]')" = pending ] && ok "still pending" || bad "changed without its event"
 [ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM local_ca_certs")" = "$issued" ] \
 	&& ok "the CA recorded nothing either" || bad "the CA issued without the token's change"
@@ -551,6 +560,7 @@ expect 0 "revoke with keyCompromise" oe token revoke "$alice" --reason keyCompro
 expect 1 "revoke again" oe token revoke "$alice"
 bobserial=$(oe --json token list --user bob | json 'd[0]["serial"]')
 expect 2 "unknown reason" oe token revoke "$bobserial" --reason grumpy
+has "$tmp/err" "reason grumpy is not an RFC 5280 reason" "says the reason is not RFC 5280's"
 expect 2 "removeFromCRL does not revoke" oe token revoke "$bobserial" --reason removeFromCRL
 has "$tmp/err" "delta CRL" "says it belongs in a delta CRL"
 [ "$(oe --json token show "$bobserial" | json 'd["rollout_state"]')" = enrolled ] \
@@ -630,6 +640,7 @@ expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursu
 [ "$(json 'd["rollout_state"]' <"$tmp/out")" = enrolled ] && ok "uploaded is enrolled" || bad "upload state"
 openssl req -x509 -new -newkey rsa:1024 -nodes -keyout /dev/null -subj /CN=w -days 2 -out "$tmp/weak.pem" 2>/dev/null
 expect 1 "upload a weak certificate" oe cert upload "$tmp/weak.pem" --user ursula
+has "$tmp/err" "RSA key of 1024 bits is too weak" "says the key is too weak"
 openssl req -x509 -new -newkey rsa:4096 -nodes -keyout /dev/null -subj /CN=big -days 2 -out "$tmp/big.pem" 2>/dev/null
 expect 1 "upload a certificate whose key is outside key_types" oe cert upload "$tmp/big.pem" --user ursula
 has "$tmp/err" "rsa4096 is not allowed here" "says the key type is not allowed"

@@ -60,8 +60,11 @@ expect 2 "bad --digits" oe token add-otp --user x --type totp --digits 7
 grep -q '^Usage: otpenroll token add-otp .*--secret-hex H' "$tmp/err" \
 	&& ok "the usage after an error shows --secret-hex" || bad "usage after an error: $(cat "$tmp/err")"
 expect 2 "missing --type" oe token add-otp --user x
+has "$tmp/err" "--user and --type are required" "says --type is required"
 expect 2 "bad type" oe token add-otp --user x --type sms
+has "$tmp/err" "--type must be totp or hotp" "says the type must be totp or hotp"
 expect 1 "invalid user name" oe token add-otp --user "a b" --type totp
+has "$tmp/err" 'invalid user name "a b"' "says the user name is invalid"
 
 expect 0 "token list" oe token list
 head -1 "$tmp/out" | grep -q '^SERIAL *TYPE *USER *ACTIVE *STATE *FAILS *LOCKED' && ok "list header" || bad "list header"
@@ -91,9 +94,11 @@ expect 1 "unknown serial" oe token show NOSUCH
 grep -q "no token with serial NOSUCH" "$tmp/err" && ok "unknown serial message" || bad "unknown serial message"
 expect 0 "delete" oe token delete "$bob"
 expect 1 "deleted is gone" oe token show "$bob"
+has "$tmp/err" "no token with serial $bob" "says there is no such token"
 expect 0 "revoke an OTP token" oe token revoke "$serial"
 [ "$(oe --json token show "$serial" | json 'd["rollout_state"]')" = revoked ] && ok "revoked" || bad "revoke"
 expect 1 "revoke twice" oe token revoke "$serial"
+has "$tmp/err" "token $serial is already revoked" "says it is revoked already"
 
 # Numbers are whole and in range, or refused naming the option: none
 # is cut down to one that fits (4294967326 is 30 modulo 2^32).
