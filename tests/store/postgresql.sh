@@ -126,6 +126,7 @@ totp=$(json 'd["serial"]' <"$tmp/out")
 [ "$(q "SELECT length(secret) > 20 AND position('\\x3132333435'::bytea in secret) = 0 FROM tokens WHERE serial = '$hotp'")" = t ] \
 	&& ok "the secret is stored sealed" || bad "stored secret"
 expect 1 "the same secret twice for one user" oe token add-otp --user bob --type hotp --secret-file "$tmp/hotp.hex"
+has "$tmp/err" "user bob already has OTP token $hotp with this secret" "says bob has a token with this secret"
 login "HOTP code 0" bob "$(oathtool --hotp -c 0 $key)" accepted
 login "HOTP code 0 replayed" bob "$(oathtool --hotp -c 0 $key)" refused
 login "HOTP code 1" bob "$(oathtool --hotp -c 1 $key)" accepted
@@ -195,6 +196,7 @@ expect 0 "ca deny" oe ca deny "$nick"
 [ "$(oe --json token show "$nick" | json 'd["rollout_state"]')" = denied ] && ok "denied" || bad "deny"
 expect 0 "revoke" oe token revoke "$alice" --reason keyCompromise
 expect 1 "revoke twice" oe token revoke "$alice"
+has "$tmp/err" "token $alice is revoked; only an issued certificate can be revoked" "says it is revoked already"
 expect 0 "ca crl" oe ca crl local --out "$tmp/crl.pem"
 openssl verify -crl_check -CRLfile "$tmp/crl.pem" -CAfile "$tmp/ca/ca.pem" "$tmp/alice.pem" >"$tmp/v" 2>&1 \
 	&& bad "the revoked certificate verifies with the CRL" || has "$tmp/v" "certificate revoked" "the CRL revokes it"
