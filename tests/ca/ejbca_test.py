@@ -413,7 +413,7 @@ def test_oauth(peer):
     rc2, out2, err2, _ = request(conf, "kim")
     tokens = [r for r in peer.requests() if r["path"] == "/oauth/token"][before:]
     enrol = [r for r in peer.requests() if r["path"].endswith("pkcs10enroll")][-2:]
-    check(rc1 == 0 and rc2 == 0 and all(r["auth"] == "oauth" for r in enrol),
+    check(rc1 == 0 and rc2 == 0 and len(enrol) == 2 and all(r["auth"] == "oauth" for r in enrol),
           "OAuth: requests go with a Bearer token", (rc1, err1, rc2, err2, enrol))
     check(len(tokens) == 1, "the token is fetched once and cached across processes", tokens)
     conf = write_conf("oauth-bad", peer.url, "ca_file = " + P.both,
