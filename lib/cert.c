@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "audit.h"
 #include "ca/ca.h"
@@ -1149,6 +1150,7 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 	char serial[TOK_SERIAL_MAX];
 	struct outcome o = { 0 };
 	struct cert_row r = { 0 };
+	const char *upload_dir;
 	X509 *cert = NULL;
 	struct store *st;
 	oe_rc rc;
@@ -1162,8 +1164,20 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 		return ctx_fail(ctx, OE_EINVAL, "invalid user name");
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		return rc;
-	if ((rc = csr_parse_cert(ctx, "uploaded certificate", data, len, &cert)) != OE_OK ||
-	    (rc = csr_check_key(ctx, X509_get0_pubkey(cert))) != OE_OK ||
+	upload_dir = cfg_str(ctx->cfg, "enroll", "upload_ca_dir", NULL);
+	if (upload_dir && *upload_dir == '\0')
+		upload_dir = NULL; /* "upload_ca_dir =": none, as when not set */
+	/* With trust anchors for uploads, only a certificate that chains to
+	 * one (intermediates may follow it in the file) for TLS clients;
+	 * without, any, self-signed too, as it is only recorded. */
+	if (upload_dir)
+		rc = x509_verify_bundle(ctx, "uploaded certificate", data, len, upload_dir,
+					"upload_ca_dir", X509_PURPOSE_SSL_CLIENT, &cert);
+	else
+		rc = csr_parse_cert(ctx, "uploaded certificate", data, len, &cert);
+	if (rc != OE_OK)
+		goto out;
+	if ((rc = csr_check_key(ctx, X509_get0_pubkey(cert))) != OE_OK ||
 	    (rc = check_quota(ctx, st, user)) != OE_OK)
 		goto out;
 	{

@@ -55,7 +55,7 @@ static const struct keydef enroll_keys[] = {
 	STR("default_ca"), UINT("grant_ttl", 0, 86400), STR("key_types"),
 	UINT("max_tokens_per_user", 0, 10000),
 	ENUM("attestation", "ignore|verify|require"), STR("attestation_ca_dir"),
-	CODEDIR("connector_dir"), END
+	STR("upload_ca_dir"), CODEDIR("connector_dir"), END
 };
 static const struct keydef users_keys[] = { STR("email"), END };
 static const struct keydef events_keys[] = {

@@ -22,7 +22,7 @@ has_suffix(const char *s, const char *suffix)
 }
 
 static oe_rc
-load_anchors(oe_ctx *ctx, const char *dir, X509_STORE *store)
+load_anchors(oe_ctx *ctx, const char *dir, const char *dir_key, X509_STORE *store)
 {
 	char path[4096];
 	struct dirent *de;
@@ -30,7 +30,7 @@ load_anchors(oe_ctx *ctx, const char *dir, X509_STORE *store)
 	DIR *d;
 
 	if ((d = opendir(dir)) == NULL)
-		return ctx_fail(ctx, OE_ECONFIG, "attestation_ca_dir %s cannot be read", dir);
+		return ctx_fail(ctx, OE_ECONFIG, "[enroll] %s %s cannot be read", dir_key, dir);
 	while ((de = readdir(d)) != NULL && count < MAX_ANCHORS) {
 		FILE *f;
 		X509 *c;
@@ -49,13 +49,14 @@ load_anchors(oe_ctx *ctx, const char *dir, X509_STORE *store)
 	}
 	closedir(d);
 	if (count == 0)
-		return ctx_fail(ctx, OE_ECONFIG, "attestation_ca_dir %s holds no certificates", dir);
+		return ctx_fail(ctx, OE_ECONFIG, "[enroll] %s %s holds no certificates", dir_key,
+				dir);
 	return OE_OK;
 }
 
 oe_rc
-x509_check_attestation(oe_ctx *ctx, const unsigned char *data, size_t len,
-		       const char *anchor_dir, EVP_PKEY *csr_key)
+x509_verify_bundle(oe_ctx *ctx, const char *what, const unsigned char *data, size_t len,
+		   const char *anchor_dir, const char *dir_key, int purpose, X509 **out)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
@@ -64,12 +65,14 @@ x509_check_attestation(oe_ctx *ctx, const unsigned char *data, size_t len,
 	BIO *bio = NULL;
 	oe_rc rc;
 
+	if (out)
+		*out = NULL;
 	if (store == NULL || vctx == NULL || chain == NULL) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (len > CSR_MAX_INPUT) {
-		rc = ctx_fail(ctx, OE_ELIMIT, "attestation: larger than %d bytes", CSR_MAX_INPUT);
+		rc = ctx_fail(ctx, OE_ELIMIT, "%s: larger than %d bytes", what, CSR_MAX_INPUT);
 		goto out;
 	}
 	if (memmem(data, len, "-----BEGIN ", 11) != NULL) {
@@ -83,28 +86,28 @@ x509_check_attestation(oe_ctx *ctx, const unsigned char *data, size_t len,
 				X509_free(c);
 		ERR_clear_error();
 		if (leaf == NULL) {
-			rc = ctx_fail(ctx, OE_EPARSE, "attestation: no PEM certificate");
+			rc = ctx_fail(ctx, OE_EPARSE, "%s: no PEM certificate", what);
 			goto out;
 		}
-	} else if ((rc = csr_parse_cert(ctx, "attestation", data, len, &leaf)) != OE_OK) {
+	} else if ((rc = csr_parse_cert(ctx, what, data, len, &leaf)) != OE_OK) {
 		goto out;
 	}
-	if ((rc = load_anchors(ctx, anchor_dir, store)) != OE_OK)
+	if ((rc = load_anchors(ctx, anchor_dir, dir_key, store)) != OE_OK)
 		goto out;
-	if (!X509_STORE_CTX_init(vctx, store, leaf, chain)) {
+	if (!X509_STORE_CTX_init(vctx, store, leaf, chain) ||
+	    (purpose && !X509_STORE_CTX_set_purpose(vctx, purpose))) {
 		rc = ctx_fail(ctx, OE_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (X509_verify_cert(vctx) != 1) {
 		int err = X509_STORE_CTX_get_error(vctx);
-		rc = ctx_fail(ctx, OE_EPERM, "attestation certificate rejected: %s",
-			      X509_verify_cert_error_string(err));
+		rc = ctx_fail(ctx, OE_EPERM, "%s rejected: %s (trust anchors: [enroll] %s)", what,
+			      X509_verify_cert_error_string(err), dir_key);
 		goto out;
 	}
-	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), csr_key) != 1) {
-		rc = ctx_fail(ctx, OE_EPERM,
-			      "attestation certificate is for another key than the request");
-		goto out;
+	if (out) {
+		*out = leaf;
+		leaf = NULL;
 	}
 	rc = OE_OK;
 out:
@@ -114,6 +117,24 @@ out:
 	sk_X509_pop_free(chain, X509_free);
 	X509_STORE_CTX_free(vctx);
 	X509_STORE_free(store);
+	return rc;
+}
+
+oe_rc
+x509_check_attestation(oe_ctx *ctx, const unsigned char *data, size_t len,
+		       const char *anchor_dir, EVP_PKEY *csr_key)
+{
+	X509 *leaf = NULL;
+	oe_rc rc;
+
+	if ((rc = x509_verify_bundle(ctx, "attestation certificate", data, len, anchor_dir,
+				     "attestation_ca_dir", 0, &leaf)) != OE_OK)
+		return rc;
+	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), csr_key) != 1)
+		rc = ctx_fail(ctx, OE_EPERM,
+			      "attestation certificate is for another key than the request");
+	ERR_clear_error();
+	X509_free(leaf);
 	return rc;
 }
 

@@ -12,6 +12,17 @@
 #include "internal.h"
 
 /*
+ * The certificate in data (PEM: it first, then any intermediates; or one
+ * DER certificate) must chain to a trust anchor in anchor_dir (*.pem,
+ * *.crt; dir_key names the [enroll] key that set it, for messages), be
+ * within its validity and, with purpose (an X509_PURPOSE_*, 0 for none),
+ * fit it.  what names the input in messages.  *leaf (if not NULL) gets
+ * the certificate, the caller's to free.
+ */
+oe_rc x509_verify_bundle(oe_ctx *ctx, const char *what, const unsigned char *data, size_t len,
+			 const char *anchor_dir, const char *dir_key, int purpose, X509 **leaf);
+
+/*
  * The attestation (PEM bundle: the attestation certificate first, then
  * any intermediates, or one DER certificate) must chain to a trust
  * anchor in anchor_dir (*.pem, *.crt), be within its validity and carry

@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/anchors"
 conf="$tmp/oe.conf"
-write_conf() { # attestation mode
+write_conf() { # attestation mode [another [enroll] line]
 	cat >"$conf" <<CONF
 [store]
 url = sqlite:$tmp/oe.db
@@ -25,6 +25,7 @@ key_types = ec256, ec384, rsa2048, rsa3072
 max_tokens_per_user = 3
 attestation = $1
 attestation_ca_dir = $tmp/anchors
+${2:-}
 [ca local]
 type = local
 dir = $tmp/ca
@@ -706,6 +707,54 @@ expect 1 "upload the same certificate again" oe cert upload "$tmp/bob.pem" --use
 has "$tmp/err" "ursula already has this certificate" "says it is there already"
 [ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")" = "$n_ursula" ] &&
 	ok "a refused second upload leaves no token" || bad "a refused second upload left a token"
+
+# With [enroll] upload_ca_dir, an upload must chain to one of its trust
+# anchors (intermediates may follow it in the file) and fit a TLS
+# client; only the certificate itself is recorded.
+mkdir "$tmp/upload-anchors"
+cp "$tmp/anchor.pem" "$tmp/upload-anchors/"
+write_conf ignore "upload_ca_dir = $tmp/upload-anchors"
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+	>"$tmp/leaf.ext"
+printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tmp/srv.ext"
+issued() { # name signer extfile: a certificate for a new key, signed by signer
+	csr "$1" "$ec" "/CN=$1"
+	openssl x509 -req -in "$tmp/$1.csr" -CA "$tmp/$2.pem" -CAkey "$tmp/$2.key" -CAcreateserial \
+		-days 30 -extfile "$3" -out "$tmp/$1.pem" 2>/dev/null
+}
+issued up-chain inter "$tmp/leaf.ext"
+cat "$tmp/up-chain.pem" "$tmp/inter.pem" >"$tmp/up-chain.bundle"
+expect 0 "upload_ca_dir: a certificate with its intermediate, chaining to the anchor" \
+	oe --json cert upload "$tmp/up-chain.bundle" --user vera
+json 'd["cert_pem"]' <"$tmp/out" 2>/dev/null >"$tmp/up-recorded.pem"
+[ "$(grep -c 'BEGIN CERTIFICATE' "$tmp/up-recorded.pem")" = 1 ] &&
+	[ "$(openssl x509 -in "$tmp/up-recorded.pem" -noout -fingerprint -sha256 2>/dev/null)" = \
+	  "$(openssl x509 -in "$tmp/up-chain.pem" -noout -fingerprint -sha256)" ] \
+	&& ok "the certificate alone is recorded, not the intermediate" \
+	|| bad "recorded: $(head -c 200 "$tmp/up-recorded.pem")"
+n_vera=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'vera'")
+issued up-alone inter "$tmp/leaf.ext"
+expect 1 "upload_ca_dir: without the intermediate it needs" oe cert upload "$tmp/up-alone.pem" --user vera
+has "$tmp/err" "uploaded certificate rejected: unable to get local issuer certificate (trust anchors: .enroll. upload_ca_dir)" \
+	"says it does not chain, and to which anchors"
+issued up-rogue rogue "$tmp/leaf.ext"
+expect 1 "upload_ca_dir: from another CA" oe cert upload "$tmp/up-rogue.pem" --user vera
+has "$tmp/err" "uploaded certificate rejected: " "says it is rejected"
+issued up-srv inter "$tmp/srv.ext"
+cat "$tmp/up-srv.pem" "$tmp/inter.pem" >"$tmp/up-srv.bundle"
+expect 1 "upload_ca_dir: a server certificate under the anchor" oe cert upload "$tmp/up-srv.bundle" --user vera
+has "$tmp/err" "rejected: unsuitable certificate purpose" "says the purpose is wrong"
+expect 1 "upload_ca_dir: a self-signed certificate" oe cert upload "$tmp/plain-up.pem" --user vera
+has "$tmp/err" "self-signed certificate" "says it is self-signed"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'vera'")" = "$n_vera" ] &&
+	ok "upload_ca_dir: the refused uploads left no token" || bad "upload_ca_dir: a refused upload left a token"
+write_conf ignore "upload_ca_dir = $tmp/no-such-dir"
+expect 2 "upload_ca_dir that cannot be read" oe cert upload "$tmp/up-chain.bundle" --user walt
+has "$tmp/err" ".enroll. upload_ca_dir $tmp/no-such-dir cannot be read" "names the key and the directory"
+write_conf ignore "upload_ca_dir ="
+expect 0 "upload_ca_dir left empty: no anchors asked, as when it is not set" \
+	oe cert upload "$tmp/plain-up.pem" --user walt
+write_conf ignore
 
 # At most max_tokens_per_user (3) open certificate tokens per user.
 for i in 1 2; do oe cert request --user quota --csr "$tmp/alice.csr" >/dev/null 2>&1; done
