@@ -192,6 +192,15 @@ static const char *const migration_10[] = {
 	NULL
 };
 
+/* Version 11: a certificate a remote CA issued whose recording failed
+ * here (PEM, then the issuing CA's when the CA sent it), kept with its
+ * request so that the next poll records it instead of asking the CA
+ * again, which would issue a second certificate. */
+static const char *const migration_11[] = {
+	"ALTER TABLE tokens ADD COLUMN kept_cert TEXT",
+	NULL
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
@@ -203,6 +212,7 @@ static const char *const *const migrations[] = {
 	migration_8,
 	migration_9,
 	migration_10,
+	migration_11,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -113,7 +113,7 @@ oe_rc store_query_int(struct store *st, const char *sql,
 const char *store_errmsg(const struct store *st);
 
 /* Schema (lib/store/schema.c): create or migrate; version in meta. */
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 oe_rc store_schema_apply(struct store *st, int create);
 /* Read and write the meta table. */
 oe_rc store_meta_get(struct store *st, const char *name, char **value);

@@ -104,10 +104,12 @@ has "$tmp/err" "not initialised; run \`otpenroll init\` first" "and says to run 
 [ -z "$(q "SELECT to_regclass('meta')")" ] && ok "nothing was created" || bad "tables made without init"
 expect 0 "init" oe init
 expect 0 "init again" oe init
-[ "$(q "SELECT value FROM meta WHERE name = 'schema_version'")" = 10 ] && ok "schema version 10" \
+[ "$(q "SELECT value FROM meta WHERE name = 'schema_version'")" = 11 ] && ok "schema version 11" \
 	|| bad "schema version: $(q "SELECT value FROM meta")"
 [ "$(q "SELECT data_type FROM information_schema.columns WHERE table_name = 'tokens' AND column_name = 'secret'")" = bytea ] \
 	&& ok "secrets in a bytea column" || bad "secret column type"
+[ "$(q "SELECT data_type FROM information_schema.columns WHERE table_name = 'tokens' AND column_name = 'kept_cert'")" = text ] \
+	&& ok "a kept certificate's column (migration 11)" || bad "kept_cert column"
 [ "$(q "SELECT is_identity FROM information_schema.columns WHERE table_name = 'outbox' AND column_name = 'id'")" = YES ] \
 	&& ok "outbox ids numbered by the server" || bad "outbox id column"
 q "SELECT indexname FROM pg_indexes WHERE tablename = 'tokens'" | grep -qx tokens_due \
