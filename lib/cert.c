@@ -53,7 +53,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 {
 	struct cert_row *r = arg;
 
-	if (ncol < 15)
+	if (ncol < 16)
 		return 1;
 	r->found = 1;
 	r->serial = col_text(&col[0], &r->nomem);
@@ -76,6 +76,7 @@ cert_row_fill(void *arg, const struct store_val *col, int ncol)
 	r->attempts = col[12].i > 0 ? (unsigned)col[12].i : 0;
 	r->announced = col[13].i != 0;
 	r->issuer = col_text(&col[14], &r->nomem);
+	r->kept = col_text(&col[15], &r->nomem);
 	return 1;
 }
 
@@ -93,6 +94,7 @@ cert_row_clear(struct cert_row *r)
 	free(r->cookie);
 	free(r->message);
 	free(r->issuer);
+	free(r->kept);
 	if (r->key)
 		util_free_secret(r->key, r->key_len);
 	memset(r, 0, sizeof(*r));
@@ -737,7 +739,8 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 		goto out;
 	if ((rc = conn->ops->submit(conn, &creq, &reply)) != OE_OK ||
 	    (rc = apply_reply(ctx, csr->key, conn->ops->in_process, &reply, &o)) != OE_OK) {
-		if (remote)
+		/* Unless the CA issued a certificate for it: kept below. */
+		if (remote && !(reply.result == CA_ISSUED && reply.cert))
 			drop_submitting(ctx, st, serial);
 		goto out;
 	}
@@ -805,6 +808,14 @@ oe_cert_request(oe_ctx *ctx, const oe_cert_req *req, oe_cert **out)
 bad_tx:
 	store_rollback(st);
 out:
+	/* A remote CA's certificate is not lost to a failure here (no
+	 * memory for it, no PKCS#12, the store's write): it stays with the
+	 * request, and the next poll records it without asking again.
+	 * (Once the answer has committed, rc is an error only for a
+	 * denial.) */
+	if (rc != OE_OK && remote && reply.result == CA_ISSUED && reply.cert)
+		(void)cert_keep_issued(ctx, st, serial, "failed", ca_cfg, reply.cert, reply.issuer,
+				       time(NULL) + ctx_poll_interval(ctx), rc);
 	if (p12)
 		util_free_secret(p12, p12_len);
 	if (p12_password)
@@ -916,7 +927,8 @@ cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert
 		rc = cert_transition(ctx, st, r, "enrolled",
 				"cert = ?, cert_serial = ?, not_after = ?, subject = ?,"
 				" issuer = CASE WHEN secret IS NOT NULL THEN ? END,"
-				" request = NULL, ca_cookie = NULL, status_message = NULL, ",
+				" request = NULL, ca_cookie = NULL, status_message = NULL,"
+				" kept_cert = NULL, ",
 				set, 5, action, NULL);
 	}
 out:
@@ -925,6 +937,67 @@ out:
 	free(subject);
 	free(ipem);
 	return rc;
+}
+
+/* A certificate and, if given, its issuer, as one PEM text. */
+static int
+write_issued(BIO *b, void *x)
+{
+	X509 **pair = x;
+
+	return PEM_write_bio_X509(b, pair[0]) && (pair[1] == NULL || PEM_write_bio_X509(b, pair[1]));
+}
+
+oe_rc
+cert_keep_issued(oe_ctx *ctx, struct store *st, const char *serial, const char *state,
+		 const char *ca, X509 *cert, X509 *issuer, time_t next, oe_rc rc)
+{
+	X509 *pair[2] = { cert, issuer };
+	char *kept = pem_of(write_issued, pair), *hex = serial_text(cert);
+	char why[sizeof(ctx->errmsg)], msg[sizeof(ctx->errmsg)], kerr[sizeof(ctx->errmsg)] = "";
+	int64_t changes = 0;
+	oe_rc krc;
+
+	snprintf(why, sizeof(why), "%s", *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
+	/* What matters to whoever reads it comes first: a long reason is
+	 * cut at the end.  It is also the token's status_message. */
+	ctx_fail(ctx, rc,
+		 "[ca %s] issued certificate %s for token %s; recording it failed, so it is kept"
+		 " and the next poll records it: %s", ca, hex ? hex : "(serial unknown)", serial,
+		 why);
+	snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+	if (kept == NULL || hex == NULL) {
+		krc = OE_ENOMEM;
+		snprintf(kerr, sizeof(kerr), "out of memory");
+	} else if ((krc = store_begin(st)) != OE_OK) {
+		snprintf(kerr, sizeof(kerr), "%s", store_errmsg(st));
+	} else {
+		struct store_val arg[] = { SV_T(kept), SV_T(msg), SV_I(next), SV_I(time(NULL)),
+					   SV_T(serial), SV_T(state) };
+		krc = store_exec(st,
+				 "UPDATE tokens SET kept_cert = ?, status_message = ?, next_poll = ?,"
+				 " poll_attempts = poll_attempts + 1, claimed_until = 0, updated = ?"
+				 " WHERE serial = ? AND rollout_state = ?",
+				 arg, 6, &changes);
+		if (krc != OE_OK)
+			snprintf(kerr, sizeof(kerr), "%s", store_errmsg(st));
+		else if (changes != 1) {
+			krc = OE_EBUSY;
+			snprintf(kerr, sizeof(kerr), "the token is no longer %s", state);
+		}
+		if (krc != OE_OK)
+			store_rollback(st);
+		else if ((krc = store_commit(st)) != OE_OK)
+			snprintf(kerr, sizeof(kerr), "%s", store_errmsg(st));
+	}
+	if (krc != OE_OK)
+		ctx_fail(ctx, rc,
+			 "[ca %s] issued certificate %s for token %s; recording it failed and it could"
+			 " not be kept (%.160s): it is valid at the CA and recorded nowhere here: %s",
+			 ca, hex ? hex : "(serial unknown)", serial, kerr, why);
+	free(kept);
+	free(hex);
+	return krc;
 }
 
 oe_rc

@@ -18,7 +18,8 @@
 
 #define CERT_COLUMNS                                                       \
 	"serial, owner, ca, rollout_state, subject, cert, cert_serial, not_after," \
-	" request, ca_cookie, secret, status_message, poll_attempts, announced, issuer"
+	" request, ca_cookie, secret, status_message, poll_attempts, announced, issuer," \
+	" kept_cert"
 
 struct cert_row {
 	char *serial, *user, *ca, *state, *subject, *cert, *cert_serial;
@@ -30,6 +31,8 @@ struct cert_row {
 	int announced;      /* its token_init is written */
 	char *issuer;       /* PEM: the issuing CA the CA sent with the
 			     * certificate, kept while the key waits */
+	char *kept;         /* PEM: what the CA issued when recording it
+			     * failed (cert_keep_issued), else NULL */
 	int found, nomem;
 };
 
@@ -74,6 +77,19 @@ oe_rc cert_mark_revoked(oe_ctx *ctx, struct store *st, struct cert_row *r, const
  * the PKCS#12 of a key generated here. */
 oe_rc cert_record_issued(oe_ctx *ctx, struct store *st, struct cert_row *r, X509 *cert,
 			 X509 *issuer, const char *action);
+
+/*
+ * The CA issued cert (with issuer, or NULL) for the request of token
+ * serial, still in state, and recording that failed with rc, the error
+ * on ctx.  Asking the CA again would issue a second certificate, so it
+ * is kept with the request in a write of its own (a compare-and-set on
+ * state, ending the claim; due at next) and the next poll records it
+ * from there.  The error on ctx says so, or, when even that write
+ * fails, names the token and the certificate's serial for an admin to
+ * find it at the CA.  OE_OK when it was kept.
+ */
+oe_rc cert_keep_issued(oe_ctx *ctx, struct store *st, const char *serial, const char *state,
+		       const char *ca, X509 *cert, X509 *issuer, time_t next, oe_rc rc);
 
 /* The subject [ca NAME] gives user. */
 oe_rc cert_subject(oe_ctx *ctx, const char *ca, const char *user, X509_NAME **out);

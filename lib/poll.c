@@ -10,7 +10,10 @@
  * state (and, while pending, on its cookie), so a poll racing `ca
  * approve`, another poller or a restart changes the token once.  A CA
  * that gives no answer leaves the token as it was, asked again after a
- * backoff that doubles up to an hour: a request is never lost.
+ * backoff that doubles up to an hour: a request is never lost.  Nor is
+ * a certificate the CA issued when writing it fails here: it is kept
+ * with the request, and the next poll records it from there instead of
+ * asking the CA again, which would issue a second one.
  *
  * Synchronising: the certificates a CA issued to enrolled tokens are
  * looked up at the CA; one revoked there is revoked here, with its
@@ -24,6 +27,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "audit.h"
@@ -288,6 +292,21 @@ enum polled {
 	POLLED_STOP,        /* the caller wants no more */
 };
 
+/* What the CA issued for r and recording it failed (cert_keep_issued),
+ * as the CA's answer again; 0 when it does not parse. */
+static int
+kept_reply(const struct cert_row *r, struct ca_reply *reply)
+{
+	BIO *b = BIO_new_mem_buf(r->kept, -1);
+
+	reply->result = CA_ISSUED;
+	reply->cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	reply->issuer = reply->cert ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	ERR_clear_error();
+	return reply->cert != NULL;
+}
+
 /* A token not asked about and why: reschedule, report. */
 static enum polled
 not_asked(oe_ctx *ctx, struct store *st, struct cert_row *r, const char *old, const char *why,
@@ -337,6 +356,17 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 	/* Every write below is the claim holder's. */
 	if (!claim(ctx, st, &r))
 		goto out; /* another poller has it */
+	if (r.kept) {
+		/* The CA answered already: asked again, it would issue a
+		 * second certificate.  Its [ca] need not even open. */
+		if (!kept_reply(&r, &reply)) {
+			done = not_asked(ctx, st, &r, old, "the certificate kept for it does not parse",
+					 true, fn, arg);
+			goto out;
+		}
+		ctx_clear_error(ctx);
+		goto answered;
+	}
 	if (rc != OE_OK) {
 		done = not_asked(ctx, st, &r, old, msg, true, fn, arg);
 		goto out;
@@ -378,9 +408,18 @@ poll_one(oe_ctx *ctx, struct store *st, const char *serial, bool skip, oe_ca_eve
 			 *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
 	}
 	cert_check_reply(csr->key, &reply);
+answered:
 	if ((rc = record_answer(ctx, st, &r, &reply, &next, &state)) != OE_OK) {
+		/* An issued certificate is kept, for the next poll to record. */
+		time_t due = time(NULL) + backoff(ctx, r.attempts + 1);
+
+		next = 0;
+		if (reply.result == CA_ISSUED &&
+		    cert_keep_issued(ctx, st, r.serial, r.state, r.ca, reply.cert, reply.issuer, due,
+				     rc) == OE_OK)
+			next = due;
 		snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
-		done = report(fn, arg, &r, old, old, "error", msg, 0) ? POLLED_STOP : POLLED_ANSWER;
+		done = report(fn, arg, &r, old, old, "error", msg, next) ? POLLED_STOP : POLLED_ANSWER;
 		goto out;
 	}
 	done = reply.result == CA_UNREACHABLE ? POLLED_NO_ANSWER : POLLED_ANSWER;

@@ -8,7 +8,8 @@ Shared-secret (PBM) and signature protection; p10cr, cr (raVerified);
 a `waiting` server (-poll_count, -check_after) polled to the end by
 `ca poll` and by otpenrolld across a restart; rejection (-pkistatus) ->
 denied; revocation through rr; `ca check` (genm); a wrong secret and an
-unreachable server.
+unreachable server; a certificate whose recording fails here (kept,
+recorded by the next poll without a second p10cr or pollReq).
 """
 import json
 import os
@@ -377,6 +378,69 @@ def test_other_key():
     srv.stop()
 
 
+def test_unrecorded():
+    """The server issues and recording the answer here fails (a store
+    error, injected by a trigger on the write to enrolled): the
+    certificate is kept with the request and the next poll records it
+    from there, without a second p10cr (a second certificate) or a
+    pollReq into the transaction the certConf closed."""
+    req, cert = user_cert("lena", "lena")
+    srv = pbm_server("unrecorded", cert, "-poll_count", "3", "-check_after", "1")
+    conf = write_conf("unrecorded", srv.url, *pbm())
+    fail = lambda: db(conf, "CREATE TRIGGER no_enrolled BEFORE UPDATE OF rollout_state ON tokens"
+                      " WHEN NEW.rollout_state = 'enrolled' BEGIN SELECT RAISE(ABORT, 'injected');"
+                      " END")
+    heal = lambda: db(conf, "DROP TRIGGER no_enrolled")
+    # The failed attempt's claim lapses, as it would 25 minutes later.
+    lapse = lambda s: db(conf, "UPDATE tokens SET claimed_until = 0 WHERE serial = ?", s)
+    state = lambda s: db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s)
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "lena", "--csr", req)
+    s = out["serial"] if out else "-"
+    fail()
+    for _ in range(8):
+        time.sleep(1.1)
+        rc, out, err = oe_json(conf, "ca", "poll")
+        if not out or out[0]["outcome"] != "pending":
+            break
+    heal()
+    seen = srv.received()
+    check(rc == 1 and out and out[0]["outcome"] == "error" and "injected" in out[0]["message"]
+          and "kept" in out[0]["message"] and state(s) == [("pending",)] and
+          seen[0] == "P10CR" and seen[-1] == "CERTCONF" and seen.count("P10CR") == 1,
+          "a pollReq gets the certificate, recording it fails: reported, kept",
+          (rc, out, err, state(s), seen))
+    lapse(s)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    got = db(conf, "SELECT rollout_state, cert FROM tokens WHERE serial = ?", s)
+    check(got and got[0][0] == "enrolled" and same_cert(got[0][1] or "", cert) and
+          srv.received() == seen,
+          "the next poll records the kept certificate; the server is not asked again",
+          (rc, out, err, got and got[0][0], srv.received()))
+    srv.stop()
+
+    # A failed request submitted again by the poller.
+    req, cert = user_cert("lena2", "lena")
+    port = free_port()
+    conf = write_conf("unrecorded", "http://127.0.0.1:%d/pkix/" % port, *pbm())
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "lena", "--csr", req)
+    s = out["serial"] if out else "-"
+    srv = pbm_server("unrecorded2", cert, port=port)
+    fail()
+    rc, out, err = oe_json(conf, "ca", "poll")
+    heal()
+    check(rc == 1 and out and out[0]["outcome"] == "error" and "kept" in out[0]["message"] and
+          state(s) == [("failed",)] and srv.received() == ["P10CR", "CERTCONF"],
+          "submitted by ca poll, issued, recording it fails: reported, kept",
+          (rc, out, err, state(s), srv.received()))
+    lapse(s)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    got = db(conf, "SELECT rollout_state, cert FROM tokens WHERE serial = ?", s)
+    check(got and got[0][0] == "enrolled" and same_cert(got[0][1] or "", cert) and
+          srv.received() == ["P10CR", "CERTCONF"],
+          "the next poll records it: no second p10cr", (rc, out, err, srv.received()))
+    srv.stop()
+
+
 def test_backlog():
     """More waiting requests than one batch (OE_CA_POLL_BATCH, 256):
     `ca poll` asks every remote one, however many wait for a local CA's
@@ -572,6 +636,7 @@ def main():
         test_lost_answer()
         test_check_after_big()
         test_other_key()
+        test_unrecorded()
         test_backlog()
         test_daemon_restart()
         test_rejection()

@@ -9,7 +9,9 @@ token cached in the store; a wrong PKCS#12 password, a legacy-encrypted
 PKCS#12, a client certificate without clientAuth; trusted_ca,
 trusted_serial and tls_min_version refusing servers; the server down
 (failed, kept, then issued) and offline (503); revocation; `ca sync`
-(revoked at the CA, expired); `ca check`.
+(revoked at the CA, expired); `ca check`; an issued answer whose
+recording fails here (kept, recorded by the next poll, never submitted
+or finalized again).
 """
 import json
 import os
@@ -70,6 +72,12 @@ class Peer:
         if not os.path.exists(self.log):
             return []
         return [json.loads(line) for line in open(self.log)]
+
+    def state(self):
+        r = subprocess.run(["curl", "-sS", "--cacert", P.tls_ca.pem,
+                            "https://127.0.0.1:%d/_test/state" % self.port],
+                           capture_output=True, text=True)
+        return json.loads(r.stdout)
 
     def control(self, path):
         r = subprocess.run(["curl", "-sS", "--cacert", P.tls_ca.pem, "-X", "POST",
@@ -572,6 +580,122 @@ def test_outage():
     peer.stop()
 
 
+def test_unrecorded(peer):
+    """EJBCA issues and recording the answer here fails (a store error,
+    injected by a trigger on the write to enrolled): the certificate is
+    kept with the request, and the next poll records it from there.
+    EJBCA is not asked again, which would issue a second certificate:
+    for the request's own answer (a key made here), for the poller's
+    submission of a failed request and for its finalize of an approved
+    one.  When even keeping it fails, the error names the token and the
+    certificate."""
+    conf = write_conf("unrecorded", peer.url, *mtls())
+    asked = lambda what: len([r for r in peer.requests() if r["path"].endswith(what)])
+    issued = lambda: list(peer.state()["certs"])
+    fail = lambda: db(conf, "CREATE TRIGGER no_enrolled BEFORE UPDATE OF rollout_state ON tokens"
+                      " WHEN NEW.rollout_state = 'enrolled' BEGIN SELECT RAISE(ABORT, 'injected');"
+                      " END")
+    heal = lambda: db(conf, "DROP TRIGGER no_enrolled")
+    # The failed attempt's claim lapses, as it would 25 minutes later.
+    lapse = lambda s: db(conf, "UPDATE tokens SET claimed_until = 0 WHERE serial = ?", s)
+    row = lambda s: [(st, (cs or "").lstrip("0")) for st, cs in
+                     db(conf, "SELECT rollout_state, cert_serial FROM tokens WHERE serial = ?", s)]
+
+    # The request's own answer; its key was made here.
+    n, before = asked("/pkcs10enroll"), issued()
+    fail()
+    rc, out, err = oe_json(conf, "cert", "request", "--user", "olga", "--generate")
+    heal()
+    new = [c for c in issued() if c not in before]
+    serial = db(conf, "SELECT serial FROM tokens WHERE owner = 'olga'")
+    s = serial[0][0] if serial else "-"
+    check(rc == 1 and "injected" in err and len(new) == 1 and new[0] in err and
+          "kept" in err and asked("/pkcs10enroll") == n + 1 and
+          row(s) == [("failed", "")],
+          "issued at once, recording it fails: the user is told, the certificate is kept",
+          (rc, out, err, new, row(s)))
+    lapse(s)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(new and row(s) == [("enrolled", new[0])] and asked("/pkcs10enroll") == n + 1 and
+          issued() == before + new,
+          "the next poll records the kept certificate, the CA's first; no second submission",
+          (rc, out, err, row(s), asked("/pkcs10enroll"), issued()[len(before):]))
+    check(db(conf, "SELECT COUNT(*) FROM tokens WHERE serial = ? AND kept_cert IS NULL", s)
+          == [(1,)] and db(conf, "SELECT COUNT(*) FROM outbox WHERE event = 'token_init' AND"
+                              " payload LIKE '%\"olga\"%'") == [(1,)],
+          "and lets it go; the token is announced once", db(conf, "SELECT event FROM outbox"))
+    p12 = os.path.join(tmp, "olga.p12")
+    rc, out, err = oe_json(conf, "cert", "fetch", "--user", "olga", s, "--out", p12)
+    check(rc == 0 and out and out.get("pkcs12_password") and new and
+          (out.get("cert_serial") or "").lstrip("0") == new[0] and
+          any("ManagementCA" in c for c in p12_ca_subjects(p12, out["pkcs12_password"])),
+          "the key made here goes out in a PKCS#12 with it, chained to the issuing CA",
+          (rc, out, err))
+
+    # The poller submits a failed request again; EJBCA issues.
+    conf = write_conf("unrecorded", peer.url, *mtls(), "certificate_profile = OFFLINE")
+    rc, out, err, _ = request(conf, "pia")
+    s = out["serial"] if out else "-"
+    conf = write_conf("unrecorded", peer.url, *mtls())
+    n, before = asked("/pkcs10enroll"), issued()
+    fail()
+    rc, out, err = oe_json(conf, "ca", "poll")
+    heal()
+    new = [c for c in issued() if c not in before]
+    msg = (out[0].get("message") or "") if out else ""
+    check(rc == 1 and out and out[0]["outcome"] == "error" and "injected" in msg and
+          len(new) == 1 and new[0] in msg and asked("/pkcs10enroll") == n + 1 and
+          row(s) == [("failed", "")],
+          "ca poll: submitted, issued, recording it fails: reported, the certificate kept",
+          (rc, out, err, new, row(s)))
+    lapse(s)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(new and row(s) == [("enrolled", new[0])] and asked("/pkcs10enroll") == n + 1 and
+          issued() == before + new,
+          "the next poll records it: the CA's first certificate, no second submission",
+          (rc, out, err, row(s), asked("/pkcs10enroll"), issued()[len(before):]))
+
+    # An approved request, finalized by the poller.
+    conf = write_conf("unrecorded", peer.url, *mtls(), "end_entity_profile = APPROVAL")
+    rc, out, err, _ = request(conf, "quin")
+    s = out["serial"] if out else "-"
+    rid = json.loads(db(conf, "SELECT ca_cookie FROM tokens WHERE serial = ?", s)[0][0])["request_id"]
+    peer.control("approve/%s" % rid)
+    finalize = "/certificate/%s/finalize" % rid
+    before = issued()
+    fail()
+    rc, out, err = oe_json(conf, "ca", "poll")
+    heal()
+    new = [c for c in issued() if c not in before]
+    check(rc == 1 and out and out[0]["outcome"] == "error" and len(new) == 1 and
+          asked(finalize) == 1 and row(s) == [("pending", "")],
+          "ca poll: finalized, recording it fails: reported, still pending, kept",
+          (rc, out, err, new, row(s)))
+    lapse(s)
+    rc, out, err = oe_json(conf, "ca", "poll")
+    check(new and row(s) == [("enrolled", new[0])] and asked(finalize) == 1,
+          "the next poll records it without a second finalize", (rc, out, err, row(s)))
+
+    # Keeping it fails too: said, with the token and the certificate.
+    conf = write_conf("unrecorded", peer.url, *mtls(), "certificate_profile = OFFLINE")
+    rc, out, err, _ = request(conf, "rosa")
+    s = out["serial"] if out else "-"
+    conf = write_conf("unrecorded", peer.url, *mtls())
+    before = issued()
+    fail()
+    db(conf, "CREATE TRIGGER no_keep BEFORE UPDATE OF kept_cert ON tokens"
+       " WHEN NEW.kept_cert IS NOT NULL BEGIN SELECT RAISE(ABORT, 'injected too'); END")
+    rc, out, err = oe_json(conf, "ca", "poll")
+    heal()
+    db(conf, "DROP TRIGGER no_keep")
+    new = [c for c in issued() if c not in before]
+    msg = (out[0].get("message") or "") if out else ""
+    check(rc == 1 and len(new) == 1 and new[0] in msg and s in msg and
+          "could not be kept" in msg and "injected too" in msg,
+          "the certificate cannot be kept either: the error names the token and its serial",
+          (rc, out, err, new))
+
+
 def test_revoke_and_sync(peer):
     conf = write_conf("sync", peer.url, *mtls())
     rc, out, err, _ = request(conf, "olga")
@@ -673,6 +797,7 @@ def main():
         test_oauth(peer)
         test_tls(peer)
         test_outage()
+        test_unrecorded(peer)
         test_revoke_and_sync(peer)
     finally:
         for p in peers:
