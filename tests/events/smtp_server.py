@@ -2,8 +2,11 @@
 """A loopback SMTP server for the usernotification tests (aiosmtpd).
 
 Every accepted message is stored as DIR/NNNN.eml; the log (JSON lines)
-records each connection, STARTTLS, AUTH attempt and message, so that a
-test can count sessions and Message-IDs.  Options make it offer
+records each TCP connection accepted, each connection that reaches SMTP
+(under --implicit: after its TLS handshake), each EHLO and message with
+whether it came under TLS (the transport's state at that moment), each
+AUTH attempt and recipient, so that a test can count sessions and
+Message-IDs.  Options make it offer
 STARTTLS (--cert/--key) and require AUTH (--auth USER:PASSWORD), refuse
 or defer recipients, take its time before it answers a message's data
 (--slow-data), or put a line after its answer to STARTTLS (--inject).
@@ -30,6 +33,7 @@ class Recorder:
         self.log_file = open(args.log, "a", buffering=1)
         self.seq = len([n for n in os.listdir(args.dir) if n.endswith(".eml")])
         self.connections = 0
+        self.accepted = 0
 
     def log(self, **event):
         self.log_file.write(json.dumps(event, sort_keys=True) + "\n")
@@ -38,7 +42,7 @@ class Recorder:
         session.host_name = hostname
         if self.args.pipelining:
             responses.insert(1, "250-PIPELINING")
-        self.log(event="ehlo", conn=server.conn_id, tls=session.ssl is not None or server.implicit)
+        self.log(event="ehlo", conn=server.conn_id, tls=server.tls_now())
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -67,7 +71,7 @@ class Recorder:
         os.rename(path + ".tmp", path)
         self.log(event="message", conn=server.conn_id, message_id=str(mid),
                  mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos,
-                 tls=session.ssl is not None or server.implicit,
+                 tls=server.tls_now(),
                  user=session.auth_data.login.decode() if session.authenticated else None,
                  file=os.path.basename(path))
         return "250 2.0.0 stored"
@@ -79,6 +83,17 @@ class Server(SMTP):
         self.recorder = recorder
         self.conn_id = None
         self.implicit = False
+        # Made for each TCP connection, before any TLS handshake: a
+        # connection that fails its handshake has an "accept" event and
+        # no "connect".
+        recorder.accepted += 1
+        recorder.log(event="accept", n=recorder.accepted)
+
+    def tls_now(self):
+        """Whether the connection is under TLS now: the transport is an SSL
+        one whose handshake is done (not what the listener was meant for)."""
+        obj = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return obj is not None and obj.version() is not None
 
     async def push(self, status):
         if self.recorder.args.inject and status.startswith("220 Ready to start TLS"):
