@@ -101,8 +101,11 @@ has "$tmp/err" "ca.key is accessible by group or others; chmod 600 it" "says why
 	&& ok "no token or event left behind" \
 	|| bad "failed local request left: $(sqlite3 "$tmp/oe.db" "SELECT serial, rollout_state FROM tokens WHERE owner = 'cfail'")"
 expect 2 "ca poll with two names" oe ca poll local rsa
+has "$tmp/err" "ca poll: at most one CA NAME expected" "says at most one name"
 expect 2 "ca poll with an unknown option" oe ca poll -x
+has "$tmp/err" "ca poll: unknown option -x" "says -x is unknown"
 expect 2 "ca sync without a name" oe ca sync
+has "$tmp/err" "ca sync: one CA NAME expected" "says a name is expected"
 expect 2 "ca poll of a CA that is not configured" oe ca poll nosuch
 has "$tmp/err" "no \[ca nosuch\] section" "says there is no such CA"
 expect 2 "ca sync of a CA that is not configured" oe ca sync nosuch

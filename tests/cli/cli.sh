@@ -118,9 +118,14 @@ expect 0 "add-otp hotp --counter" oe --json token add-otp --user numbers --type 
 	|| bad "numbers: $(oe --json token list --user numbers)"
 
 expect 2 "unknown command" oe frobnicate
+has "$tmp/err" 'unknown command "frobnicate"' "names the unknown command"
 expect 2 "unknown token command" oe token frobnicate
+has "$tmp/err" 'unknown .*command "frobnicate"' "names the unknown token command"
 expect 2 "unknown option" oe token list --bogus
+has "$tmp/err" "unrecognized option '--bogus'" "names the unknown option"
 expect 2 "no command" oe
+[ "$(head -n 1 "$tmp/err")" = "Usage: otpenroll [-c FILE] [--json] COMMAND [ARGS...]" ] &&
+	ok "prints the usage, with no other message before it" || bad "no command: $(cat "$tmp/err")"
 expect 0 "--version" oe --version
 for c in "" "init" "audit" "user set" "events outbox" "events retry" "token" "token add-otp" "token import" "token list" "token show" \
 	"token enable" "token disable" "token delete" "token unlock" "token revoke" "ca init" \
@@ -136,6 +141,7 @@ printf '[store]\nurl = sqlite:%s/oe.db\nkeyfile = x\n' "$tmp" >"$tmp/bad.conf"
 expect 2 "unknown key" "$bin" -c "$tmp/bad.conf" token list
 grep -q "bad.conf line 3: \[store\] unknown key \"keyfile\"" "$tmp/err" && ok "names file, line, key" || bad "config message: $(cat "$tmp/err")"
 expect 2 "missing config" "$bin" -c "$tmp/none.conf" token list
+has "$tmp/err" "$tmp/none.conf: No such file or directory" "names the missing file"
 # A user command reads the socket's name from the configuration: one
 # that does not load is a configuration error, and no daemon is asked.
 expect 2 "a user command with a bad config" env -u OTPENROLL_SOCKET "$bin" -c "$tmp/bad.conf" cert list
@@ -258,14 +264,18 @@ echo "     ($(cat "$tmp/out"); wall $(python3 -c "print(round($(date +%s.%N)-$st
 # Users' addresses and the outbox.
 expect 0 "user set --email" oe user set alice --email alice@example.org
 expect 2 "an address without a domain" oe user set alice --email alice@localhost
+has "$tmp/err" '"alice@localhost" is not a mail address' "says it is not a mail address"
 expect 2 "an address with a header in it" oe user set alice --email "$(printf 'a@b.c\r\nBcc: x@y.z')"
+has "$tmp/err" '"a@b\.c??Bcc: x@y\.z" is not a mail address' "says it is not a mail address, control characters shown as ?"
 expect 2 "user set without --email" oe user set alice
+has "$tmp/err" "user set: a USER and --email are required" "says --email is required"
 expect 0 "events outbox" oe --json events outbox --state queued
 python3 -c "import json,sys; d=json.load(open('$tmp/out')); sys.exit(not (d and d[0]['event'] == 'token_init' and d[0]['payload']['user'] and len(d[0]['delivery_id']) == 32))" \
 	&& ok "outbox entries carry event, payload snapshot and delivery id" || bad "outbox JSON"
 expect 0 "events outbox (text)" oe events outbox
 head -1 "$tmp/out" | grep -q '^ID *EVENT *STATE *ATTEMPTS' && ok "outbox header" || bad "outbox header"
 expect 2 "a bad --state" oe events outbox --state lost
+has "$tmp/err" "--state must be queued, retrying, delivered or dead" "names the states"
 expect 1 "retry of a queued event is refused" oe events retry 1
 grep -q "no retrying or dead outbox entry 1" "$tmp/err" && ok "retry message" || bad "retry message"
 sqlite3 "$tmp/oe.db" "UPDATE outbox SET state = 'dead', attempts = 10, last_error = 'smtp down' WHERE id = 2"
@@ -274,8 +284,11 @@ expect 0 "events outbox --state dead" oe --json events outbox --state dead
 expect 0 "retry a dead event" oe events retry 2
 [ "$(sqlite3 "$tmp/oe.db" "SELECT state || attempts FROM outbox WHERE id = 2")" = queued0 ] && ok "queued again, attempts reset" || bad "retry state"
 expect 2 "retry needs a number" oe events retry two
+has "$tmp/err" "events retry: ID must be a positive number" "says the ID must be a number"
 expect 2 "retry needs a number that fits" oe events retry 99999999999999999999
+has "$tmp/err" "^Usage: otpenroll events retry ID" "a usage error of retry's ID"
 expect 2 "retry needs a positive number" oe events retry 0
+has "$tmp/err" "events retry: ID must be a positive number" "says the ID must be positive"
 
 # The audit log.
 expect 0 "audit" oe audit
@@ -284,8 +297,11 @@ expect 0 "audit --since in the future" oe --json audit --since 2099-01-01
 [ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "--since filters" || bad "--since"
 expect 0 "audit --since 1h" oe --json audit --since 1h
 expect 2 "audit --since nonsense" oe audit --since yesterday-ish
+has "$tmp/err" 'audit: --since: "yesterday-ish" is not a time' "says it is not a time"
 expect 2 "audit --since an age too long to count" oe audit --since 999999999999999999d
+has "$tmp/err" 'audit: --since: "999999999999999999d"' "names --since and the value"
 expect 2 "audit --since a time too large to read" oe audit --since 99999999999999999999
+has "$tmp/err" 'audit: --since: "99999999999999999999"' "names --since and the value"
 
 # A daemon's error reply is a failure whatever exit it names: an exit
 # outside the contract's codes is 1.

@@ -81,6 +81,7 @@ printf '[rule y]\n; event = token_init\n\n[rule x]\nevent = token_init\nhandler 
 	bad_rule "a keyless rule before another" 1 'the section has no keys'
 printf '[rule x]\nevent = token_init\n' >"$rules/bad.conf"
 expect 2 "a broken rule stops root's token commands too" oe token add-otp --user z --type totp
+has "$tmp/err" "bad.conf line 1: \[rule x\] needs handler" "names the rule file, line and what is missing"
 rm -f "$rules/bad.conf"
 rule dup <<R
 [rule same]
@@ -195,7 +196,9 @@ expect 0 "events test: failcount" oe --json events test --event auth_failure --s
 expect 0 "events test: failcount 1" oe --json events test --event auth_failure --set failcount=1
 [ "$(json 'len(d)' <"$tmp/out")" = 0 ] && ok "failcount >1 does not match 1" || bad "failcount 1"
 expect 2 "events test: unknown field" oe events test --event token_init --set colour=red
+has "$tmp/err" '"colour" is not an event field' "says colour is not an event field"
 expect 2 "events test: unknown event" oe events test --event token_exploded
+has "$tmp/err" 'unknown event "token_exploded"' "says the event is unknown"
 
 expect 0 "a totp token" oe --json token add-otp --user alice --type totp
 alice=$(json 'd["serial"]' <"$tmp/out")
