@@ -47,7 +47,8 @@ oe_user_set_email(oe_ctx *ctx, const char *user, const char *email)
 	if (email && *email == '\0')
 		email = NULL;
 	if (email && !valid_email(email))
-		return ctx_fail(ctx, OE_EINVAL, "\"%s\" is not a mail address (local@domain)", email);
+		return ctx_fail(ctx, OE_EINVAL, "\"%s\" is not a mail address (local@domain, with a dot in"
+				" the domain)", email);
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		return rc;
 	if ((rc = store_begin(st)) != OE_OK)

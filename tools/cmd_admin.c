@@ -89,7 +89,7 @@ parse_since(const char *s, time_t *out)
 	errno = 0;
 	v = strtoll(s, &e, 10);
 	if (errno == ERANGE)
-		return -1;
+		return -2;
 	if (e != s && *e == '\0' && v >= 0) {
 		*out = (time_t)v;
 		return 0;
@@ -98,7 +98,7 @@ parse_since(const char *s, time_t *out)
 		long long mult = *e == 's' ? 1 : *e == 'm' ? 60 : *e == 'h' ? 3600 : 86400;
 		/* An age in seconds must fit, or v * mult overflows. */
 		if (v > LLONG_MAX / mult)
-			return -1;
+			return -2;
 		*out = time(NULL) - (time_t)(v * mult);
 		return 0;
 	}
@@ -153,7 +153,7 @@ audit(struct cli *cli, int argc, char **argv)
 	time_t since = 0;
 	oe_ctx *ctx;
 	oe_rc rc;
-	int c, ret;
+	int c, r, ret;
 
 	if (cli_wants_help(argc, argv))
 		return cli_help(me, "  --since T   epoch seconds, 2026-11-24, 2026-11-24T10:00:00, or an age:\n"
@@ -162,8 +162,10 @@ audit(struct cli *cli, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 's')
 			return cli_usage(cli, me, "bad option");
-		if (parse_since(optarg, &since) != 0)
-			return cli_usage(cli, me, "--since: \"%s\" is not a time", optarg);
+		if ((r = parse_since(optarg, &since)) != 0)
+			return cli_usage(cli, me, r == -2 ? "--since: \"%s\" is out of range"
+							  : "--since: \"%s\" is not a time",
+					 optarg);
 	}
 	if (optind != argc)
 		return cli_usage(cli, me, "unexpected argument \"%s\"", argv[optind]);

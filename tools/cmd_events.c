@@ -153,6 +153,15 @@ outbox(struct cli *cli, int argc, char **argv)
 	return EXIT_DONE;
 }
 
+/* Digits alone, and not all zeros: a number too large, not no number. */
+static bool
+too_large(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && strspn(s, "0123456789") == n && strspn(s, "0") < n;
+}
+
 static int
 retry(struct cli *cli, int argc, char **argv)
 {
@@ -166,7 +175,9 @@ retry(struct cli *cli, int argc, char **argv)
 	if ((arg = cli_operand(cli, me, argc, argv, "ID", NULL, &ctx, &ret)) == NULL)
 		return ret;
 	if (util_parse_uint(arg, 1, INT64_MAX, &id) != 0)
-		return cli_usage(cli, me, "ID must be a positive number");
+		return cli_usage(cli, me, too_large(arg) ? "ID %s is out of range"
+							 : "ID must be a positive number",
+				 arg);
 	if ((rc = oe_outbox_retry(ctx, (int64_t)id)) != OE_OK)
 		return cli_fail(cli, rc);
 	if (cli->json)

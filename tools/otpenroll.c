@@ -73,6 +73,7 @@ main(int argc, char **argv)
 {
 	struct cli cli = { .prog = "otpenroll" };
 	const struct command *cmd;
+	const char *group = NULL; /* "token" in `otpenroll token list` */
 	char prog[128];
 	int i = 1, rc;
 
@@ -112,14 +113,16 @@ main(int argc, char **argv)
 						fprintf(f, "  %-34s %s\n", c->usage, c->help);
 			return want_help ? EXIT_DONE : EXIT_USAGE;
 		}
+		group = argv[i];
 		cmd = find(argv[i], argv[i + 1]);
 		i++;
 	} else {
 		cmd = find(NULL, argv[i]);
 	}
 	if (cmd == NULL) {
-		fprintf(stderr, "otpenroll: unknown command \"%s\"\nTry `otpenroll --help'.\n",
-			argv[i]);
+		fprintf(stderr, "otpenroll%s%s: unknown command \"%s\"\nTry `otpenroll%s%s --help'.\n",
+			group ? " " : "", group ? group : "", argv[i], group ? " " : "",
+			group ? group : "");
 		return EXIT_USAGE;
 	}
 	snprintf(prog, sizeof(prog), "otpenroll %s%s%s", cmd->group ? cmd->group : "",

@@ -120,7 +120,8 @@ expect 0 "add-otp hotp --counter" oe --json token add-otp --user numbers --type 
 expect 2 "unknown command" oe frobnicate
 has "$tmp/err" 'unknown command "frobnicate"' "names the unknown command"
 expect 2 "unknown token command" oe token frobnicate
-has "$tmp/err" 'unknown .*command "frobnicate"' "names the unknown token command"
+has "$tmp/err" 'otpenroll token: unknown command "frobnicate"' "names the unknown token command"
+has "$tmp/err" "Try .otpenroll token --help" "points at the group's help"
 expect 2 "unknown option" oe token list --bogus
 has "$tmp/err" "unrecognized option '--bogus'" "names the unknown option"
 expect 2 "no command" oe
@@ -264,7 +265,7 @@ echo "     ($(cat "$tmp/out"); wall $(python3 -c "print(round($(date +%s.%N)-$st
 # Users' addresses and the outbox.
 expect 0 "user set --email" oe user set alice --email alice@example.org
 expect 2 "an address without a domain" oe user set alice --email alice@localhost
-has "$tmp/err" '"alice@localhost" is not a mail address' "says it is not a mail address"
+has "$tmp/err" '"alice@localhost" is not a mail address (local@domain, with a dot in the domain)' "says it is not a mail address, and what one is"
 expect 2 "an address with a header in it" oe user set alice --email "$(printf 'a@b.c\r\nBcc: x@y.z')"
 has "$tmp/err" '"a@b\.c??Bcc: x@y\.z" is not a mail address' "says it is not a mail address, control characters shown as ?"
 expect 2 "user set without --email" oe user set alice
@@ -286,6 +287,7 @@ expect 0 "retry a dead event" oe events retry 2
 expect 2 "retry needs a number" oe events retry two
 has "$tmp/err" "events retry: ID must be a positive number" "says the ID must be a number"
 expect 2 "retry needs a number that fits" oe events retry 99999999999999999999
+has "$tmp/err" "events retry: ID 99999999999999999999 is out of range" "says the ID is out of range"
 has "$tmp/err" "^Usage: otpenroll events retry ID" "a usage error of retry's ID"
 expect 2 "retry needs a positive number" oe events retry 0
 has "$tmp/err" "events retry: ID must be a positive number" "says the ID must be positive"
@@ -299,9 +301,9 @@ expect 0 "audit --since 1h" oe --json audit --since 1h
 expect 2 "audit --since nonsense" oe audit --since yesterday-ish
 has "$tmp/err" 'audit: --since: "yesterday-ish" is not a time' "says it is not a time"
 expect 2 "audit --since an age too long to count" oe audit --since 999999999999999999d
-has "$tmp/err" 'audit: --since: "999999999999999999d"' "names --since and the value"
+has "$tmp/err" 'audit: --since: "999999999999999999d" is out of range' "names --since and the value: out of range"
 expect 2 "audit --since a time too large to read" oe audit --since 99999999999999999999
-has "$tmp/err" 'audit: --since: "99999999999999999999"' "names --since and the value"
+has "$tmp/err" 'audit: --since: "99999999999999999999" is out of range' "names --since and the value: out of range"
 
 # A daemon's error reply is a failure whatever exit it names: an exit
 # outside the contract's codes is 1.
