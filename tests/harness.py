@@ -7,6 +7,7 @@ A test script imports it after putting this directory on sys.path:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from harness import check, failures, wait_for, free_port
 """
+import fcntl
 import json
 import os
 import socket
@@ -21,6 +22,26 @@ STORES = os.path.join(BUILD, "lib", "store", ".libs")
 
 # Every failed check, in order; a script exits 1 when it is not empty.
 failures = []
+
+
+def pam_wrapper_lock():
+    """Take turns with the machine's other pam_wrapper tests
+    (tests/pam/wrapper.h says why): the lock is held until this process
+    ends, and the tests it runs know it is held.  Waiting is bounded, so
+    that a holder that never lets go costs ten minutes."""
+    if os.environ.get("OE_PAMWRAP_LOCKED"):
+        return
+    f = open("/tmp/oe-pam-wrapper.lock", "a")
+    for _ in range(600):
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        print("/tmp/oe-pam-wrapper.lock still held after 600 s; going on without it")
+    pam_wrapper_lock.held = f  # open for as long as the process runs
+    os.environ["OE_PAMWRAP_LOCKED"] = "1"
 
 
 def check(cond, what, detail=None):

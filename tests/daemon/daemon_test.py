@@ -26,6 +26,9 @@ import termios
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import pam_wrapper_lock  # noqa: E402
+
 TOP_BUILD = os.environ.get("top_builddir", os.getcwd())
 # Where libpam finds its modules (configure found it).
 PERMIT = os.path.join(os.environ.get("OE_PAM_MODDIR") or "/lib/x86_64-linux-gnu/security",
@@ -189,6 +192,7 @@ def main():
         if shutil.which(tool) is None:
             print("SKIP: %s missing" % tool)
             return 77
+    pam_wrapper_lock()
     ensure_user(TEST_USER)
     ensure_user(OTHER_USER)
     # OTHER_USER administers: it may act for TEST_USER, not the reverse.

@@ -29,7 +29,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from harness import BUILD, OE, STORES, check, failures, free_port, listener, wait_for  # noqa: E402
+from harness import (BUILD, OE, STORES, check, failures, free_port, listener,  # noqa: E402
+                     pam_wrapper_lock, wait_for)
 
 SRC = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 HANDLERS = os.path.join(BUILD, "hooks", "handlers", ".libs")
@@ -1084,6 +1085,7 @@ def test_daemon_kill():
 
 
 def main():
+    pam_wrapper_lock()
     for f in (OE, SERVER):
         if not os.path.exists(f):
             print("FAIL missing " + f)

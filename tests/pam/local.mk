@@ -17,6 +17,6 @@ tests_pam_test_pam_oom_LDADD = lib/libotpenroll.la $(OATH_LIBS) $(PAM_LIBS)
 endif
 TESTS += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh
 EXTRA_DIST += tests/pam/pamtester.sh tests/pam/exports.sh tests/pam/hardening.sh tests/pam/fulldisk.sh tests/pam/loadset.sh \
-	tests/pam/login.sh tests/pam/answer.h
+	tests/pam/login.sh tests/pam/wrapper-lock.sh tests/pam/answer.h tests/pam/wrapper.h
 check_PROGRAMS += tests/pam/otp_setup
 tests_pam_otp_setup_LDADD = lib/libotpenroll.la

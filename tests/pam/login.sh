@@ -8,6 +8,8 @@ build=${top_builddir:?}
 for t in pamtester oathtool python3; do
 	command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }
 done
+# shellcheck source=tests/pam/wrapper-lock.sh
+. "${top_srcdir:?}/tests/pam/wrapper-lock.sh"
 tmp=$(mktemp -d)
 mkdir "$tmp/svc"
 oed=

@@ -31,6 +31,7 @@
 #include <security/pam_appl.h>
 
 #include "otpenroll.h"
+#include "wrapper.h"
 
 #define KEY_HEX "3132333435363738393031323334353637383930"
 #define PERMIT PAM_SYSTEM_MODDIR "/pam_permit.so"
@@ -59,15 +60,12 @@ write_file(const char *path, const char *fmt, ...)
 static void
 hotp(int n, char out[16])
 {
-	char cmd[256];
-	FILE *p;
+	char counter[16];
+	const char *argv[] = { "oathtool", "--hotp", "-c", counter, KEY_HEX, NULL };
 
-	snprintf(cmd, sizeof(cmd), "env -u LD_PRELOAD oathtool --hotp -c %d " KEY_HEX, n);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	assert_non_null(fgets(out, 16, p));
-	out[strcspn(out, "\n")] = '\0';
-	assert_int_equal(pclose(p), 0);
+	snprintf(counter, sizeof(counter), "%d", n);
+	assert_int_equal(wrapper_run(argv, out, 16), 0);
+	assert_true(out[0] != '\0');
 }
 
 static void
@@ -531,11 +529,15 @@ test_fails_closed(void **state)
 	token_is(0, 0);
 	/* A sealed secret that no longer opens (the row damaged, or copied
 	 * from another token): unavailable, never a pass, nothing moved. */
-	snprintf(path, sizeof(path),
-		 "env -u LD_PRELOAD sqlite3 -cmd '.timeout 5000' %s/oe.db"
-		 " \"UPDATE tokens SET secret = zeroblob(length(secret))"
-		 " WHERE serial = '%s'\"", tmp, serial);
-	assert_int_equal(system(path), 0);
+	{
+		char db[300], sql[300], none[8];
+		const char *argv[] = { "sqlite3", "-cmd", ".timeout 5000", db, sql, NULL };
+		snprintf(db, sizeof(db), "%s/oe.db", tmp);
+		snprintf(sql, sizeof(sql),
+			 "UPDATE tokens SET secret = zeroblob(length(secret)) WHERE serial = '%s'",
+			 serial);
+		assert_int_equal(wrapper_run(argv, none, sizeof(none)), 0);
+	}
 	snprintf(path, sizeof(path), "auth required %s config=%s/oe.conf\n", module, tmp);
 	stack(path);
 	assert_int_equal(auth("alice", code, NULL), PAM_AUTHINFO_UNAVAIL);
@@ -872,6 +874,8 @@ main(int argc, char **argv)
 	/* pam_wrapper must be preloaded before the program starts. */
 	if (getenv("OE_PAMWRAP") == NULL) {
 		const char *asan = getenv("OE_ASAN_RUNTIME");
+		if (wrapper_lock() != 0)
+			return 99;
 		char preload[1024];
 		snprintf(preload, sizeof(preload), "%s%slibpam_wrapper.so", asan ? asan : "",
 			 asan ? " " : "");

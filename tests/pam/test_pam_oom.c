@@ -39,6 +39,7 @@ main(void)
 }
 #else
 #include "answer.h"
+#include "wrapper.h"
 
 static const char secret[] = "12345678901234567890";
 static char tmp[64] = "/tmp/oe-pamoom.XXXXXX";
@@ -202,6 +203,8 @@ main(int argc, char **argv)
 		top ? top : ".", tmp);
 	fclose(f);
 	/* pam_wrapper must be preloaded before the program starts. */
+	if (wrapper_lock() != 0)
+		return 99;
 	setenv("PAM_WRAPPER_SERVICE_DIR", cmd, 1);
 	setenv("LD_PRELOAD", "libpam_wrapper.so", 1);
 	setenv("PAM_WRAPPER", "1", 1);

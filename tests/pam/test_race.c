@@ -7,14 +7,10 @@
  */
 #include "config.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +21,7 @@
 #include "otpenroll.h"
 
 #include "answer.h"
+#include "wrapper.h"
 
 #define RACERS 16
 #define ROUNDS 30
@@ -61,49 +58,6 @@ race_one(int gate, int ready, const char *service, const char *user)
 	return rc == PAM_SUCCESS ? 0 : rc == PAM_AUTH_ERR ? 1 : 3;
 }
 
-static int
-remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-/*
- * pam_wrapper's directory of racer pid, which it left behind: a racer
- * ends with _exit(), so pam_wrapper's own clean-up does not run.  Its
- * directories come from a few dozen names, /tmp/pam.X, for every process
- * on the machine; left to pile up, the next ones to start must clear
- * them away, and processes doing that at once have been seen to take
- * over each other's (a racer then reading another race's services).
- * Called while pid is a zombie, so the pid is still its own.
- */
-static void
-remove_wrapper_dir(pid_t pid)
-{
-	char path[300], buf[32];
-	struct dirent *de;
-	DIR *d = opendir("/tmp");
-
-	while (d && (de = readdir(d)) != NULL) {
-		FILE *f;
-		if (strncmp(de->d_name, "pam.", 4) != 0 || strlen(de->d_name) != 5)
-			continue;
-		snprintf(path, sizeof(path), "/tmp/%s/pid", de->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && strtol(buf, NULL, 10) == (long)pid) {
-			snprintf(path, sizeof(path), "/tmp/%s", de->d_name);
-			nftw(path, remove_one, 8, FTW_DEPTH | FTW_PHYS);
-		}
-		fclose(f);
-	}
-	if (d)
-		closedir(d);
-}
-
 /* The fail count of user's one token, through the library; -1 on error. */
 static int
 failcount(const char *conf, const char *user)
@@ -123,30 +77,35 @@ failcount(const char *conf, const char *user)
 
 /*
  * Race `service` for user over `rounds` rounds, with the code oathtool
- * prints for `how` followed by (first + round) * scale; the number of
+ * prints for `type` ("hotp" or "totp") at (first + round) * scale (a
+ * counter, or a time in seconds); the number of
  * rounds that did not have exactly one success, or -1 when a code
  * cannot be had.
  */
 static int
-race_rounds(const char *label, const char *conf, const char *service, const char *user,
-	    const char *how,
+race_rounds(const char *type, const char *conf, const char *service, const char *user,
 	    unsigned long long first, unsigned long long scale, int rounds)
 {
-	char cmd[256], code[16];
+	char code[16];
 	int bad_rounds = 0;
-	FILE *f;
 
 	for (int round = 0; round < rounds; round++) {
 		int gate[2], ready[2], wins = 0, errors = 0, fails;
 		pid_t pid[RACERS];
 
-		snprintf(cmd, sizeof(cmd), "env -u LD_PRELOAD oathtool %s%llu " KEY_HEX, how,
-			 (first + (unsigned long long)round) * scale);
-		f = popen(cmd, "r");
-		if (f == NULL || fgets(code, sizeof(code), f) == NULL)
+		unsigned long long at = (first + (unsigned long long)round) * scale;
+		char arg[40];
+		const char *key = KEY_HEX;
+		const char *hotp[] = { "oathtool", "--hotp", "-c", arg, key, NULL };
+		const char *totp[] = { "oathtool", "--totp", arg, key, NULL };
+
+		if (strcmp(type, "totp") == 0)
+			snprintf(arg, sizeof(arg), "--now=@%llu", at);
+		else
+			snprintf(arg, sizeof(arg), "%llu", at);
+		if (wrapper_run(strcmp(type, "totp") == 0 ? totp : hotp, code, sizeof(code)) != 0 ||
+		    code[0] == '\0')
 			return -1;
-		pclose(f);
-		code[strcspn(code, "\n")] = '\0';
 		conv_answer = code;
 		if (pipe(gate) != 0)
 			return -1;
@@ -174,7 +133,7 @@ race_rounds(const char *label, const char *conf, const char *service, const char
 			siginfo_t info;
 			int st = 0;
 			if (waitid(P_PID, (id_t)pid[i], &info, WEXITED | WNOWAIT) == 0)
-				remove_wrapper_dir(pid[i]);
+				wrapper_forget(pid[i]);
 			waitpid(pid[i], &st, 0);
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				wins++;
@@ -184,7 +143,7 @@ race_rounds(const char *label, const char *conf, const char *service, const char
 		/* Refused as replays: each counted one failure, after the
 		 * winner's success reset the count. */
 		fails = failcount(conf, user);
-		printf("%s round %d: %d of %d racers accepted, fail count %d%s\n", label, round, wins,
+		printf("%s round %d: %d of %d racers accepted, fail count %d%s\n", type, round, wins,
 		       RACERS, fails, errors ? " (others failed other than PAM_AUTH_ERR)" : "");
 		if (wins != 1 || errors || fails != RACERS - 1)
 			bad_rounds++;
@@ -240,21 +199,13 @@ main(int argc, char **argv)
 
 	(void)argc;
 	if (getenv("OE_PAMWRAP") != NULL) {
-		/* The lock is still held, by the descriptor kept across exec. */
 		snprintf(tmp, sizeof(tmp), "%s", getenv("OE_RACE_DIR"));
 		goto race;
 	}
 	if (system("command -v oathtool >/dev/null") != 0)
 		return 77;
-	/* One race at a time on the machine (this test runs on SQLite and,
-	 * from tests/store/postgresql.sh, on PostgreSQL, maybe at once under
-	 * make -j): 16 racers take 16 of pam_wrapper's few directory names,
-	 * and two races together run short of them. */
-	{
-		int lock = open("/tmp/oe-test-race.lock", O_RDWR | O_CREAT, 0600);
-		if (lock < 0 || flock(lock, LOCK_EX) != 0)
-			return 99;
-	}
+	if (wrapper_lock() != 0)
+		return 99;
 	if (mkdtemp(tmp) == NULL)
 		return 99;
 	/* HOTP with no look-ahead; TOTP with a window wide enough for a
@@ -303,14 +254,12 @@ main(int argc, char **argv)
 	}
 race:
 	snprintf(path, sizeof(path), "%s/oe.conf", tmp);
-	bad = race_rounds("hotp", path, "otprace", "alice",
-			  "--hotp -c ", 0, 1, ROUNDS);
+	bad = race_rounds("hotp", path, "otprace", "alice", 0, 1, ROUNDS);
 	/* One TOTP step per round: the code of a step is what oathtool
 	 * prints for the time it starts. */
 	step = (unsigned long long)time(NULL) / 30 - TOTP_BACK;
 	snprintf(path, sizeof(path), "%s/totp.conf", tmp);
-	bad_totp = race_rounds("totp", path, "otprace-totp", "tina",
-			       "--totp --now=@", step, 30, TOTP_ROUNDS);
+	bad_totp = race_rounds("totp", path, "otprace-totp", "tina", step, 30, TOTP_ROUNDS);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (bad < 0 || bad_totp < 0 || system(cmd) != 0)
 		return 99;

@@ -85,6 +85,8 @@ handler_dir = $build/hooks/handlers/.libs
 CONF
 # shellcheck source=tests/lib.sh
 . "${top_srcdir:?}/tests/lib.sh"
+# shellcheck source=tests/pam/wrapper-lock.sh
+. "${top_srcdir:?}/tests/pam/wrapper-lock.sh"
 echo "auth required $build/pam_module/.libs/pam_otpenroll.so config=$conf" >"$tmp/svc/login"
 # pt USER: pamtester authenticates USER through pam_wrapper, the code on stdin.
 pt() {
