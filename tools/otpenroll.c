@@ -128,7 +128,9 @@ main(int argc, char **argv)
 	snprintf(prog, sizeof(prog), "otpenroll %s%s%s", cmd->group ? cmd->group : "",
 		 cmd->group ? " " : "", cmd->name);
 	cli.prog = prog;
-	/* The command sees argv[0] = its name, like getopt expects. */
+	/* The command sees argv[0] = its whole name, like getopt expects,
+	 * which starts its messages with it. */
+	argv[i] = prog;
 	rc = cmd->run(&cli, argc - i, argv + i);
 	hooks_free(cli.hooks);
 	oe_ctx_free(cli.ctx);

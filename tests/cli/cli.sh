@@ -123,7 +123,7 @@ expect 2 "unknown token command" oe token frobnicate
 has "$tmp/err" 'otpenroll token: unknown command "frobnicate"' "names the unknown token command"
 has "$tmp/err" "Try .otpenroll token --help" "points at the group's help"
 expect 2 "unknown option" oe token list --bogus
-has "$tmp/err" "unrecognized option '--bogus'" "names the unknown option"
+has "$tmp/err" "^otpenroll token list: unrecognized option '--bogus'" "names the command and the unknown option"
 expect 2 "no command" oe
 [ "$(head -n 1 "$tmp/err")" = "Usage: otpenroll [-c FILE] [--json] COMMAND [ARGS...]" ] &&
 	ok "prints the usage, with no other message before it" || bad "no command: $(cat "$tmp/err")"
