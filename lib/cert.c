@@ -1112,6 +1112,15 @@ oe_ca_deny(oe_ctx *ctx, const char *serial)
 		rc = ctx_fail(ctx, OE_EPERM, "token %s is %s, not pending", serial, r.state);
 		goto bad;
 	}
+	if (r.kept) {
+		/* Denied here, a certificate valid at the CA would be
+		 * tracked nowhere. */
+		rc = ctx_fail(ctx, OE_EPERM,
+			      "token %s: its CA has issued the certificate already (kept for the next"
+			      " poll to record); revoke it once it is enrolled",
+			      serial);
+		goto bad;
+	}
 	{
 		struct store_val set[] = { SV_T("denied by an administrator") };
 		rc = cert_transition(ctx, st, &r, "denied",

@@ -671,6 +671,10 @@ def test_unrecorded(peer):
           asked(finalize) == 1 and row(s) == [("pending", "")],
           "ca poll: finalized, recording it fails: reported, still pending, kept",
           (rc, out, err, new, row(s)))
+    rc, out, err = oe(conf, "ca", "deny", s)
+    check(rc == 1 and "has issued the certificate already" in err and
+          row(s) == [("pending", "")],
+          "ca deny of a request whose certificate is kept: refused, still pending", (rc, err))
     lapse(s)
     rc, out, err = oe_json(conf, "ca", "poll")
     check(new and row(s) == [("enrolled", new[0])] and asked(finalize) == 1,
