@@ -1246,9 +1246,7 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 		return ctx_fail(ctx, OE_EINVAL, "invalid user name");
 	if ((rc = ctx_store(ctx, &st)) != OE_OK)
 		return rc;
-	upload_dir = cfg_str(ctx->cfg, "enroll", "upload_ca_dir", NULL);
-	if (upload_dir && *upload_dir == '\0')
-		upload_dir = NULL; /* "upload_ca_dir =": none, as when not set */
+	upload_dir = cfg_str(ctx->cfg, "enroll", "upload_ca_dir", NULL); /* NULL when empty too */
 	/* With trust anchors for uploads, only a certificate that chains to
 	 * one (intermediates may follow it in the file) for TLS clients;
 	 * without, any, self-signed too, as it is only recorded. */

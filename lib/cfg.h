@@ -47,7 +47,7 @@ struct cfg *cfg_load_mem(const char *name, const char *data, size_t len, char *e
 void cfg_free(struct cfg *cfg);
 
 const struct cfg_section *cfg_section(const struct cfg *cfg, const char *name);
-/* Value as written, or NULL when absent. */
+/* Value as written, or NULL when absent or empty ("key ="). */
 const char *cfg_get(const struct cfg *cfg, const char *section, const char *key);
 /* Value or def. */
 const char *cfg_str(const struct cfg *cfg, const char *section, const char *key,

@@ -687,6 +687,27 @@ leaf() { # FILE CN [-addext EXTENSION]...
 }
 ee="basicConstraints=critical,CA:FALSE"
 n_ursula=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")
+# A basicConstraints extension whose contents do not decode.
+python3 - "$tmp/badbc-up.pem" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtensionOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+k = ec.generate_private_key(ec.SECP256R1())
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bad-bc")])
+t = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(x509.random_serial_number()).not_valid_before(t)
+     .not_valid_after(t + datetime.timedelta(days=1))
+     .add_extension(x509.UnrecognizedExtension(ExtensionOID.BASIC_CONSTRAINTS, b"\x04\x00"),
+                    critical=True)
+     .sign(k, hashes.SHA256()))
+open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+PY
+expect 1 "upload a certificate whose basicConstraints does not decode" \
+	oe cert upload "$tmp/badbc-up.pem" --user ursula
+has "$tmp/err" "malformed or repeated extensions" "says its extensions are malformed"
 leaf "$tmp/ca-up.pem" ca
 expect 1 "upload a CA certificate" oe cert upload "$tmp/ca-up.pem" --user ursula
 has "$tmp/err" "is a CA certificate (basicConstraints CA:TRUE)" "says it is a CA's"
