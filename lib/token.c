@@ -537,11 +537,13 @@ oe_token_get(oe_ctx *ctx, const char *serial, oe_token **out)
  * Run one UPDATE or DELETE on a token in its own transaction, with an
  * audit row and optionally an event carrying the token's snapshot.  A
  * token in rollout state `refused` (if given) is left as it is: OE_EPERM.
+ * A statement with a condition of its own that leaves the token as it is
+ * fails OE_EPERM, "token SERIAL: " and `unchanged`.
  */
 static oe_rc
 change_token(oe_ctx *ctx, const char *serial, const char *sql,
 	     const struct store_val *arg, int narg, const char *action,
-	     const char *event, const char *refused)
+	     const char *event, const char *refused, const char *unchanged)
 {
 	struct collect c = { 0 };
 	struct store_val key[] = { SV_T(serial) };
@@ -574,6 +576,10 @@ change_token(oe_ctx *ctx, const char *serial, const char *sql,
 	}
 	if ((rc = store_exec(st, sql, arg, narg, &changes)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
+		goto bad;
+	}
+	if (changes == 0 && unchanged) {
+		rc = ctx_fail(ctx, OE_EPERM, "token %s: %s", serial, unchanged);
 		goto bad;
 	}
 	if ((rc = audit_add(ctx, st, action, c.list[0]->user, serial, "success", NULL)) != OE_OK)
@@ -613,7 +619,7 @@ oe_token_set_active(oe_ctx *ctx, const char *serial, bool active)
 			    arg, 3, active ? "token_enable" : "token_disable", NULL,
 			    /* Revoking switched it off for good: a token someone
 			     * revoked (a lost phone) must not log in again by a slip. */
-			    active ? "revoked" : NULL);
+			    active ? "revoked" : NULL, NULL);
 }
 
 oe_rc
@@ -627,8 +633,13 @@ oe_token_delete(oe_ctx *ctx, const char *serial)
 	ctx_clear_error(ctx);
 	if ((rc = event_pre_token(ctx, "token_delete", serial, NULL)) != OE_OK)
 		return rc;
-	return change_token(ctx, serial, "DELETE FROM tokens WHERE serial = ?", arg, 1,
-			    "token_delete", "token_delete", NULL);
+	/* A certificate its CA issued but that is not recorded yet (kept
+	 * for the next poll) would be valid at the CA and tracked nowhere. */
+	return change_token(ctx, serial,
+			    "DELETE FROM tokens WHERE serial = ? AND kept_cert IS NULL", arg, 1,
+			    "token_delete", "token_delete", NULL,
+			    "its CA has issued the certificate already (kept for the next poll to"
+			    " record); revoke it once it is enrolled");
 }
 
 oe_rc
@@ -639,5 +650,5 @@ oe_token_unlock(oe_ctx *ctx, const char *serial)
 	return change_token(ctx, serial,
 			    "UPDATE tokens SET failcount = 0, locked_until = 0, updated = ?"
 			    " WHERE serial = ?",
-			    arg, 2, "token_unlock", NULL, NULL);
+			    arg, 2, "token_unlock", NULL, NULL, NULL);
 }

@@ -675,6 +675,10 @@ def test_unrecorded(peer):
     check(rc == 1 and "has issued the certificate already" in err and
           row(s) == [("pending", "")],
           "ca deny of a request whose certificate is kept: refused, still pending", (rc, err))
+    rc, out, err = oe(conf, "token", "delete", s)
+    check(rc == 1 and "has issued the certificate already" in err and
+          row(s) == [("pending", "")],
+          "token delete of a request whose certificate is kept: refused, still there", (rc, err))
     lapse(s)
     rc, out, err = oe_json(conf, "ca", "poll")
     check(new and row(s) == [("enrolled", new[0])] and asked(finalize) == 1,
