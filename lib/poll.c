@@ -414,11 +414,18 @@ answered:
 		time_t due = time(NULL) + backoff(ctx, r.attempts + 1);
 
 		next = 0;
-		if (reply.result == CA_ISSUED &&
-		    cert_keep_issued(ctx, st, r.serial, r.state, r.ca, reply.cert, reply.issuer, due,
-				     rc) == OE_OK)
-			next = due;
-		snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+		if (reply.result == CA_ISSUED) {
+			if (cert_keep_issued(ctx, st, r.serial, r.state, r.ca, reply.cert,
+					     reply.issuer, due, rc) == OE_OK)
+				next = due;
+			snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+		} else {
+			/* Any other answer is asked for again after the backoff,
+			 * not when the claim lapses 25 minutes on. */
+			snprintf(msg, sizeof(msg), "%s", ctx->errmsg);
+			if (reschedule(ctx, st, &r, msg, true, &next) != OE_OK)
+				next = 0;
+		}
 		done = report(fn, arg, &r, old, old, "error", msg, next) ? POLLED_STOP : POLLED_ANSWER;
 		goto out;
 	}

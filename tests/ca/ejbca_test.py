@@ -704,6 +704,35 @@ def test_unrecorded(peer):
           (rc, out, err, new))
 
 
+def test_unwritten_answer(peer):
+    """EJBCA answers "still pending" and writing that here fails (a
+    trigger on the write of the cookie): the request is rescheduled after
+    the backoff and let go at once, not held by the failed poll's claim
+    for 25 minutes; then asked again and written."""
+    conf = write_conf("unwritten", peer.url, *mtls(), "end_entity_profile = APPROVAL")
+    rc, out, err, _ = request(conf, "ruth")
+    s = out["serial"] if out else "-"
+    check(rc == 3, "pending at EJBCA", (rc, out, err))
+    db(conf, "CREATE TRIGGER no_cookie BEFORE UPDATE OF ca_cookie ON tokens"
+       " BEGIN SELECT RAISE(ABORT, 'injected pending'); END")
+    t0 = int(time.time())
+    rc, out, err = oe_json(conf, "ca", "poll")
+    db(conf, "DROP TRIGGER no_cookie")
+    st = db(conf, "SELECT rollout_state, claimed_until, next_poll, poll_attempts, status_message"
+            " FROM tokens WHERE serial = ?", s)
+    check(rc == 1 and out and out[0]["outcome"] == "error" and
+          "injected pending" in (out[0].get("message") or "") and st and
+          st[0][0] == "pending" and st[0][1] == 0 and t0 < st[0][2] <= int(time.time()) + 120 and
+          st[0][3] == 1 and "injected pending" in (st[0][4] or ""),
+          "writing the answer fails: reported, rescheduled after the backoff, the claim let go",
+          (rc, out, err, st))
+    rc, out, err = oe_json(conf, "ca", "poll")
+    st = db(conf, "SELECT rollout_state, claimed_until, poll_attempts FROM tokens WHERE serial = ?",
+            s)
+    check(rc == 0 and out and out[0]["outcome"] == "pending" and st == [("pending", 0, 0)],
+          "the next poll asks again and writes the answer", (rc, out, err, st))
+
+
 def test_revoke_and_sync(peer):
     conf = write_conf("sync", peer.url, *mtls())
     rc, out, err, _ = request(conf, "olga")
@@ -806,6 +835,7 @@ def main():
         test_tls(peer)
         test_outage()
         test_unrecorded(peer)
+        test_unwritten_answer(peer)
         test_revoke_and_sync(peer)
     finally:
         for p in peers:
