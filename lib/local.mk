@@ -96,6 +96,7 @@ if HAVE_POSTGRESQL
 stores_LTLIBRARIES += lib/store/postgresql.la
 endif
 lib_store_postgresql_la_SOURCES = lib/store/postgres.c lib/store/postgres.h lib/store/store.h \
+	lib/store/pgenv.c lib/store/pgenv.h \
 	lib/store/url_redact.c lib/store/url_redact.h
 lib_store_postgresql_la_CFLAGS = $(AM_CFLAGS) $(LIBPQ_CFLAGS)
 lib_store_postgresql_la_LIBADD = $(LIBPQ_LIBS)

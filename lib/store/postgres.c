@@ -35,9 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/auxv.h>
 
 #include <libpq-fe.h>
 
+#include "pgenv.h"
 #include "postgres.h"
 #include "url_redact.h"
 #include "store.h"
@@ -295,11 +297,41 @@ session(struct pg_store *s, int *has_meta)
 	return OE_OK;
 }
 
+extern char **environ;
+
+/*
+ * libpq reads the environment while it connects (settings the URL left
+ * out, ~/.pgpass, ~/.postgresql/): it is given one that holds only what
+ * pgenv.h lets through, for as long as that takes.  0 when there is no
+ * memory for it: then nothing is connected.
+ */
+static int
+connect_env_enter(char ***saved)
+{
+	char **env = pgenv_build(environ, getauxval(AT_SECURE) != 0);
+
+	if (env == NULL)
+		return 0;
+	*saved = environ;
+	environ = env;
+	return 1;
+}
+
+static void
+connect_env_leave(char **saved)
+{
+	char **env = environ;
+
+	environ = saved;
+	pgenv_free(env);
+}
+
 /* Outside a transaction, a connection that was lost is made again (the
  * server restarted, say); its prepared statements went with it. */
 static oe_rc
 ensure_connected(struct pg_store *s)
 {
+	char **saved;
 	int has_meta;
 
 	if (PQstatus(s->conn) == CONNECTION_OK)
@@ -307,7 +339,12 @@ ensure_connected(struct pg_store *s)
 	if (s->tx)
 		return fail(s, NULL, "connection lost");
 	forget_statements(s);
+	if (!connect_env_enter(&saved)) {
+		snprintf(s->base.err, sizeof(s->base.err), "store %s: out of memory", s->where);
+		return OE_ENOMEM;
+	}
 	PQreset(s->conn);
+	connect_env_leave(saved);
 	if (PQstatus(s->conn) != CONNECTION_OK)
 		return fail(s, NULL, "cannot connect");
 	return session(s, &has_meta);
@@ -378,7 +415,12 @@ pg_open(struct store **out, const char *location, int create, char *err, size_t 
 		 * after this, so it wins). */
 		const char *const keys[] = { "connect_timeout", "dbname", NULL };
 		const char *const vals[] = { "10", url, NULL };
-		s->conn = PQconnectdbParams(keys, vals, 1);
+		char **saved;
+
+		if (connect_env_enter(&saved)) {
+			s->conn = PQconnectdbParams(keys, vals, 1);
+			connect_env_leave(saved);
+		}
 	}
 	if (s->conn == NULL) {
 		snprintf(err, errlen, "out of memory");

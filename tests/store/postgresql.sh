@@ -10,7 +10,8 @@
 # rule, the audit log; 16 processes logging in with one code at once
 # (tests/pam/test_race: exactly one succeeds), the backend's unit tests
 # against the server (tests/unit/test_pgsql), no password in messages,
-# and a login failing closed when the server is gone.
+# the caller's PG* variables and HOME not steering the connection, and a
+# login failing closed when the server is gone.
 set -u
 build=${top_builddir:?}
 bin="$build/tools/otpenroll"
@@ -287,9 +288,48 @@ has "$tmp/err" "timeout expired" "given up by the connect timeout, not waited on
 kill "$silent" 2>/dev/null
 wait "$silent" 2>/dev/null
 
+# ---- the caller's environment does not steer the connection: the PAM
+# module runs in su's and sudo's, whose caller could point PGHOSTADDR at
+# a listener of theirs and be sent the password, or give a ~/.pgpass or
+# ~/.postgresql/root.crt of theirs ----
+python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept(); print("connected", flush=True); c.close()' >"$tmp/lure" &
+lure=$!
+for _ in $(seq 50); do [ -s "$tmp/lure" ] && break; sleep 0.1; done
+lport=$(head -n 1 "$tmp/lure")
+lured() {
+	PGHOSTADDR=127.0.0.1 PGHOST=127.0.0.1 PGPORT=$lport PGSSLMODE=disable PGCONNECT_TIMEOUT=2 \
+		PGSERVICEFILE=/nonexistent PGOPTIONS="-c search_path=nowhere" "$@"
+}
+expect 0 "a command with the caller's PGHOSTADDR, PGPORT, PGSSLMODE...: as the URL says" \
+	lured "$bin" -c "$conf" token list
+PGHOSTADDR=127.0.0.1 PGPORT=$lport PGSSLMODE=disable PGCONNECT_TIMEOUT=2 \
+	login "a login with the caller's PGHOSTADDR and PGPORT" bob "$(oathtool --hotp -c 3 $key)" accepted
+[ "$(grep -c connected "$tmp/lure")" = 0 ] && ok "the caller's listener was never reached" \
+	|| bad "connections to the caller's listener: $(grep -c connected "$tmp/lure")"
+kill "$lure" 2>/dev/null
+wait "$lure" 2>/dev/null
+mkdir "$tmp/home"
+printf '*:*:*:otpenroll:%s\n' "$pw" >"$tmp/home/.pgpass"
+chmod 600 "$tmp/home/.pgpass"
+sed "s|^url = .*|url = postgresql://otpenroll@/oe?host=$pg|" "$conf" >"$tmp/nopass.conf"
+if [ -e "$(getent passwd "$(id -u)" | cut -d: -f6)/.pgpass" ]; then
+	echo "skip a caller's HOME: $(id -un) has a .pgpass of its own"
+else
+	expect 1 "a caller's HOME holding a .pgpass: not read" \
+		env HOME="$tmp/home" "$bin" -c "$tmp/nopass.conf" token list
+	has "$tmp/err" "no password supplied" "the effective user's home is, which has none"
+	sed "s|^url = .*|url = postgresql://otpenroll@/oe?host=$pg\&passfile=$tmp/home/.pgpass|" "$conf" \
+		>"$tmp/passfile.conf"
+	expect 0 "the same file named by the URL's passfile" "$bin" -c "$tmp/passfile.conf" token list
+fi
+
 # ---- the server gone: fail closed ----
 asdb "$pgbin/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null
-login "a login with the server stopped" bob "$(oathtool --hotp -c 3 $key)" refused
+login "a login with the server stopped" bob "$(oathtool --hotp -c 4 $key)" refused
 expect 1 "a command with the server stopped" oe token list
 has "$tmp/err" "cannot connect" "says it cannot connect"
 finish

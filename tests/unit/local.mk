@@ -83,7 +83,7 @@ EXTRA_DIST += tests/unit/data/cmp-pollreq.der tests/unit/data/cmp-pollrep.der \
 if HAVE_POSTGRESQL
 check_PROGRAMS += tests/unit/test_pgsql
 TESTS += tests/unit/test_pgsql
-tests_unit_test_pgsql_SOURCES = tests/unit/test_pgsql.c lib/store/postgres.c
+tests_unit_test_pgsql_SOURCES = tests/unit/test_pgsql.c lib/store/postgres.c lib/store/pgenv.c
 tests_unit_test_pgsql_CFLAGS = $(UNIT_CFLAGS) $(LIBPQ_CFLAGS)
 tests_unit_test_pgsql_LDADD = $(UNIT_LDADD) $(LIBPQ_LIBS)
 endif

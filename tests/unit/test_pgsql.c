@@ -1,7 +1,8 @@
 /*
  * test_pgsql - the PostgreSQL store backend.  Without a server: the '?'
  * placeholders numbered outside quotes and comments, the URL shown with
- * its password hidden, SQLSTATEs as the project's codes.  With
+ * its password hidden, SQLSTATEs as the project's codes, the
+ * environment libpq connects in.  With
  * OE_TEST_PG_URL naming an empty database it may clear (as
  * tests/store/postgresql.sh does), the backend module itself: schema
  * only when creating, values of each type there and back, errors and
@@ -19,18 +20,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <pwd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "store/pgenv.h"
 #include "store/postgres.h"
 #include "store/url_redact.h"
 #include "store/store.h"
 #include "holder.h"
 
 /* ---- without a server ---- */
+
+/* The caller's PG* variables and HOME are not handed to libpq; in
+ * secure-execution mode nothing of the caller's is. */
+static void
+test_connect_env(void **state)
+{
+	char e0[] = "PATH=/bin", e1[] = "PGHOSTADDR=192.0.2.1", e2[] = "HOME=/home/mallory",
+	     e3[] = "PGPASSFILE=/tmp/p", e4[] = "KRB5CCNAME=/tmp/k", e5[] = "PG=1",
+	     e6[] = "XPGHOST=kept";
+	char *caller[] = { e0, e1, e2, e3, e4, e5, e6, NULL };
+	struct passwd *pw = getpwuid(geteuid());
+	char home[4200];
+	char **env;
+
+	(void)state;
+	assert_non_null(pw);
+	snprintf(home, sizeof(home), "HOME=%s", pw->pw_dir);
+	env = pgenv_build(caller, 0);
+	assert_non_null(env);
+	assert_string_equal(env[0], "PATH=/bin");
+	assert_string_equal(env[1], "KRB5CCNAME=/tmp/k");
+	assert_string_equal(env[2], "XPGHOST=kept");
+	assert_string_equal(env[3], home);
+	assert_null(env[4]);
+	pgenv_free(env);
+	env = pgenv_build(caller, 1);
+	assert_non_null(env);
+	assert_string_equal(env[0], home);
+	assert_null(env[1]);
+	pgenv_free(env);
+	env = pgenv_build(NULL, 0);
+	assert_non_null(env);
+	assert_string_equal(env[0], home);
+	assert_null(env[1]);
+	pgenv_free(env);
+}
 
 static void
 translated(const char *sql, const char *want, int want_n)
@@ -609,6 +648,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_connect_env),
 		cmocka_unit_test(test_translate),
 		cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_scrub),
