@@ -1304,22 +1304,32 @@ oe_cert_upload(oe_ctx *ctx, const char *user, const unsigned char *data, size_t 
 	if ((rc = begin_insert(ctx, st, user)) != OE_OK)
 		goto out;
 	/* The same certificate twice is one token, counted once against
-	 * the quota; asked under the write lock, so two uploads at once
-	 * cannot both pass. */
+	 * the quota; and it is one user's: a certificate is public, and
+	 * whoever found another's (issued here, or uploaded by them) must not
+	 * have it listed as theirs.  Asked under the write lock, so two
+	 * uploads at once cannot both pass. */
 	{
 		struct store_val arg[] = { SV_T(user), SV_T(o.cert_pem) };
-		int64_t n = 0;
+		int64_t mine = 0, anyone = 0;
 
 		if ((rc = store_query_int(st, "SELECT COUNT(*) FROM tokens WHERE owner = ?"
 					  " AND type = 'certificate' AND cert = ?",
-					  arg, 2, &n)) != OE_OK) {
+					  arg, 2, &mine)) != OE_OK ||
+		    (rc = store_query_int(st, "SELECT COUNT(*) FROM tokens"
+					  " WHERE type = 'certificate' AND cert = ?",
+					  arg + 1, 1, &anyone)) != OE_OK) {
 			ctx_fail(ctx, rc, "%s", store_errmsg(st));
 			store_rollback(st);
 			goto out;
 		}
-		if (n > 0) {
+		if (mine > 0)
 			rc = ctx_fail(ctx, OE_EEXISTS, "%s already has this certificate (serial %s)",
 				      user, o.cert_serial);
+		else if (anyone > 0)
+			rc = ctx_fail(ctx, OE_EPERM,
+				      "certificate %s is another user's token; it is not recorded"
+				      " for %s too", o.cert_serial, user);
+		if (rc != OE_OK) {
 			store_rollback(st);
 			goto out;
 		}

@@ -644,8 +644,13 @@ sqlite3 "$tmp/oe.db" "SELECT payload FROM outbox WHERE event = 'token_delete'" |
 	| grep -q '"ca":"manual".*"subject":"' && ok "token_delete carries ca and subject" || bad "token_delete payload"
 
 # Uploads.
-expect 0 "upload a certificate" oe --json cert upload "$tmp/bob.pem" --user ursula
-[ "$(json 'd["rollout_state"]' <"$tmp/out")" = enrolled ] && ok "uploaded is enrolled" || bad "upload state"
+# A certificate is public: another user's is not recorded as ursula's.
+expect 1 "upload a certificate issued here to another user" oe cert upload "$tmp/bob.pem" --user ursula
+has "$tmp/err" "certificate [0-9A-F]* is another user's token; it is not recorded for ursula too" \
+	"says it is another user's, without naming them"
+grep -q bob "$tmp/err" && bad "the message names the owner" || ok "the owner is not named"
+[ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")" = 0 ] &&
+	ok "and nothing is recorded for ursula" || bad "another user's certificate recorded for ursula"
 openssl req -x509 -new -newkey rsa:1024 -nodes -keyout /dev/null -subj /CN=w -days 2 -out "$tmp/weak.pem" 2>/dev/null
 expect 1 "upload a weak certificate" oe cert upload "$tmp/weak.pem" --user ursula
 has "$tmp/err" "RSA key of 1024 bits is too weak" "says the key is too weak"
@@ -725,12 +730,15 @@ has "$tmp/err" "Extended Key Usage does not include clientAuth" "says clientAuth
 leaf "$tmp/plain-up.pem" plain -addext $ee
 openssl verify -purpose sslclient -partial_chain -CAfile "$tmp/plain-up.pem" "$tmp/plain-up.pem" >/dev/null 2>&1 \
 	&& ok "openssl takes a leaf without usage extensions for a client" || bad "openssl refused the plain leaf"
-expect 0 "upload a leaf without usage extensions" oe cert upload "$tmp/plain-up.pem" --user ursula
+expect 0 "upload a leaf without usage extensions" oe --json cert upload "$tmp/plain-up.pem" --user ursula
+[ "$(json 'd["rollout_state"]' <"$tmp/out")" = enrolled ] && ok "uploaded is enrolled" || bad "upload state"
 n_ursula=$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")
-expect 1 "upload the same certificate again" oe cert upload "$tmp/bob.pem" --user ursula
+expect 1 "upload the same certificate again" oe cert upload "$tmp/plain-up.pem" --user ursula
 has "$tmp/err" "ursula already has this certificate" "says it is there already"
 [ "$(sqlite3 "$tmp/oe.db" "SELECT COUNT(*) FROM tokens WHERE owner = 'ursula'")" = "$n_ursula" ] &&
 	ok "a refused second upload leaves no token" || bad "a refused second upload left a token"
+expect 1 "upload ursula's certificate for another user" oe cert upload "$tmp/plain-up.pem" --user walt
+has "$tmp/err" "is another user's token; it is not recorded for walt too" "says it is another user's"
 
 # With [enroll] upload_ca_dir, an upload must chain to one of its trust
 # anchors (intermediates may follow it in the file) and fit a TLS
@@ -776,8 +784,9 @@ write_conf ignore "upload_ca_dir = $tmp/no-such-dir"
 expect 2 "upload_ca_dir that cannot be read" oe cert upload "$tmp/up-chain.bundle" --user walt
 has "$tmp/err" ".enroll. upload_ca_dir $tmp/no-such-dir cannot be read" "names the key and the directory"
 write_conf ignore "upload_ca_dir ="
+leaf "$tmp/walt-up.pem" walt -addext $ee
 expect 0 "upload_ca_dir left empty: no anchors asked, as when it is not set" \
-	oe cert upload "$tmp/plain-up.pem" --user walt
+	oe cert upload "$tmp/walt-up.pem" --user walt
 write_conf ignore
 
 # At most max_tokens_per_user (3) open certificate tokens per user.
