@@ -302,8 +302,11 @@ extern char **environ;
 /*
  * libpq reads the environment while it connects (settings the URL left
  * out, ~/.pgpass, ~/.postgresql/): it is given one that holds only what
- * pgenv.h lets through, for as long as that takes.  0 when there is no
- * memory for it: then nothing is connected.
+ * pgenv.h lets through, for as long as that takes.  libpq has no way to
+ * be told not to look, so the swap is process-wide: another thread of
+ * the host reading the environment meanwhile sees the reduced one, and
+ * a setenv() meanwhile is undone; hosts do neither while a login is
+ * checked.  0 when there is no memory for it: then nothing is connected.
  */
 static int
 connect_env_enter(char ***saved)
