@@ -1415,6 +1415,7 @@ oe_token_revoke_ex(oe_ctx *ctx, const char *serial, const char *reason, bool her
 	X509 *cert = NULL;
 	struct store *st;
 	int code;
+	bool told = false; /* a remote CA revoked it */
 	oe_rc rc;
 
 	if (ctx == NULL || serial == NULL)
@@ -1457,9 +1458,11 @@ oe_token_revoke_ex(oe_ctx *ctx, const char *serial, const char *reason, bool her
 	/* here_only leaves a remote CA alone (it revoked the certificate
 	 * itself, no longer knows it, or is out of reach for good); an
 	 * in-process CA's record is ours and is always written. */
-	if (conn && conn->ops->revoke && !conn->ops->in_process && !here_only &&
-	    (rc = conn->ops->revoke(conn, cert, code)) != OE_OK)
-		goto out;
+	if (conn && conn->ops->revoke && !conn->ops->in_process && !here_only) {
+		if ((rc = conn->ops->revoke(conn, cert, code)) != OE_OK)
+			goto out;
+		told = true;
+	}
 	if ((rc = store_begin(st)) != OE_OK) {
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 		goto out;
@@ -1481,6 +1484,16 @@ oe_token_revoke_ex(oe_ctx *ctx, const char *serial, const char *reason, bool her
 	if ((rc = store_commit(st)) != OE_OK)
 		ctx_fail(ctx, rc, "%s", store_errmsg(st));
 out:
+	if (rc != OE_OK && told) {
+		/* The CA and the store disagree until the next revoke (the
+		 * connectors take "revoked already" as done) or `ca sync`. */
+		char why[sizeof(ctx->errmsg)];
+
+		snprintf(why, sizeof(why), "%s", *ctx->errmsg ? ctx->errmsg : oe_strerror(rc));
+		ctx_fail(ctx, rc,
+			 "[ca %s] revoked the certificate of token %s, but recording it here failed;"
+			 " token revoke %s again records it: %s", r.ca, serial, serial, why);
+	}
 	X509_free(cert);
 	ca_close(conn);
 	cert_row_clear(&r);

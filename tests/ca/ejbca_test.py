@@ -745,6 +745,24 @@ def test_revoke_and_sync(peer):
     rev = [r for r in peer.requests() if "/revoke?" in r["path"]]
     check(rev and rev[-1]["status"] == 200 and "reason=KEY_COMPROMISE" in rev[-1]["path"],
           "PUT .../revoke?reason=KEY_COMPROMISE answered 200", rev[-1:])
+    # Revoked at EJBCA, recording it here fails: said so, with what to do;
+    # a second revoke records it (EJBCA answers that it is revoked already).
+    rc, out, err, _ = request(conf, "olga")
+    s6 = out["serial"]
+    db(conf, "CREATE TRIGGER no_revoked BEFORE UPDATE OF rollout_state ON tokens"
+       " WHEN NEW.rollout_state = 'revoked' BEGIN SELECT RAISE(ABORT, 'injected'); END")
+    n = len([r for r in peer.requests() if "/revoke?" in r["path"]])
+    rc, out, err = oe(conf, "token", "revoke", s6)
+    db(conf, "DROP TRIGGER no_revoked")
+    rev = [r for r in peer.requests() if "/revoke?" in r["path"]]
+    check(rc == 1 and len(rev) == n + 1 and rev[-1]["status"] == 200 and
+          "[ca ejbca] revoked the certificate of token %s, but recording it here failed;"
+          " token revoke %s again records it: " % (s6, s6) in err and "injected" in err and
+          db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s6) == [("enrolled",)],
+          "revoked at EJBCA, recording it fails: the message says so and what to do", (rc, err))
+    rc, out, err = oe(conf, "token", "revoke", s6)
+    check(rc == 0 and db(conf, "SELECT rollout_state FROM tokens WHERE serial = ?", s6)
+          == [("revoked",)], "token revoke again: recorded", (rc, err))
     # Revoked at the CA directly: sync notices, and only that changes.
     check(peer.control("revoke/" + cs2), "revoked at EJBCA itself")
     rc, out, err = oe_json(conf, "ca", "sync", "ejbca")
