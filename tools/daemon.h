@@ -25,10 +25,11 @@ struct daemon_cfg {
  * the listener already read (or NULL).  Returns the child's exit status. */
 int session_run(const struct daemon_cfg *dc, int fd, json_t *first);
 
-/* A background child of the listener (daemon_worker.c): run(dc) in a
- * forked process, its exit status run's answer; the pid, or -1. */
-pid_t worker_fork(const char *name, int (*run)(const struct daemon_cfg *dc),
-		  const struct daemon_cfg *dc);
+/* A background child of the listener (daemon_worker.c), just forked from
+ * parent: run(dc) with the worker's signal handling, which stops it
+ * when parent dies too; the child's exit status. */
+int worker_main(int (*run)(const struct daemon_cfg *dc), const struct daemon_cfg *dc,
+		pid_t parent);
 /* In a worker: whether SIGTERM or SIGINT asked it to stop. */
 bool worker_stopping(void);
 /* In a worker: sleep ms, less when asked to stop. */

@@ -150,13 +150,37 @@ count_exit(pid_t pid)
 
 static long now_ms(void);
 
+/*
+ * In a child just forked: the listener's descriptors go, but keep (the
+ * connection this child serves, or -1).  The listening socket held by a
+ * child would go on taking connections that no one accepts once the
+ * listener has died; a root client's connection held by one would not
+ * end when the listener closes it.
+ */
 static void
-start_worker(struct worker *w, const struct daemon_cfg *dc)
+close_listener_fds(const struct listener *l, int keep)
 {
+	close(l->lfd);
+	for (size_t i = 0; i < l->nwait; i++)
+		if (l->wait[i].fd != keep)
+			close(l->wait[i].fd);
+}
+
+static void
+start_worker(struct worker *w, const struct listener *l)
+{
+	pid_t parent = getpid();
+
 	w->died = 0;
 	w->started = now_ms();
-	if ((w->pid = worker_fork(w->name, w->run, dc)) < 0)
+	if ((w->pid = fork()) == 0) {
+		close_listener_fds(l, -1);
+		_exit(worker_main(w->run, l->dc, parent));
+	}
+	if (w->pid < 0) {
+		daemon_log(LOG_ERR, "cannot start the %s: %s", w->name, strerror(errno));
 		w->died = 1; /* tried again a second later */
+	}
 }
 
 static void
@@ -313,12 +337,7 @@ spawn(struct listener *l, int fd, uid_t uid, json_t *first)
 	e = errno;
 
 	if (pid == 0) {
-		close(l->lfd);
-		/* Other root clients see the end of their connection when the
-		 * listener closes it, not when this child exits. */
-		for (size_t i = 0; i < l->nwait; i++)
-			if (l->wait[i].fd != fd)
-				close(l->wait[i].fd);
+		close_listener_fds(l, fd);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
@@ -460,7 +479,7 @@ serve(struct listener *l)
 					   workers[i].name);
 				if (workers[i].on_death)
 					workers[i].on_death(l, workers[i].pid);
-				start_worker(&workers[i], l->dc);
+				start_worker(&workers[i], l);
 			}
 		now = now_ms();
 		/* Backwards: drop() moves the last entry, already seen, into i. */
@@ -630,7 +649,7 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &block, &l.mask);
 	daemon_log(LOG_INFO, "listening on %s", socket_path);
 	for (size_t i = 0; i < NWORKERS; i++)
-		start_worker(&workers[i], &dc);
+		start_worker(&workers[i], &l);
 	notify("READY=1");
 
 	serve(&l);

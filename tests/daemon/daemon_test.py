@@ -156,6 +156,39 @@ def processes_with(arg):
     return n
 
 
+def pids_with(arg):
+    """The running processes that have arg on their command line."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if arg.encode() in f.read().split(b"\0"):
+                    pids.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def proc_stat(pid):
+    """(state, parent pid) of a process, None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def children(pid):
+    """The live (not zombie) children of pid."""
+    kids = []
+    for p in os.listdir("/proc"):
+        st = proc_stat(int(p)) if p.isdigit() else None
+        if st and st[0] != "Z" and st[1] == pid:
+            kids.append(int(p))
+    return kids
+
+
 def ensure_user(name):
     try:
         pwd.getpwnam(name)
@@ -929,6 +962,62 @@ admin_group = {ADMIN_GROUP}
                   "another user is served meanwhile: %s" % (r and r.get("error")))
             os.kill(holder, signal.SIGKILL)
             os.waitpid(holder, 0)
+
+        # The background workers (dispatcher, poller) hold neither the
+        # listening socket nor the root connections the listener reads,
+        # and end with the listener.  A worker started again while a root
+        # client's first message is being read leaves that connection to
+        # the listener: its end comes with the reply.
+        with another_daemon("orphans") as (conf5, sock5):
+            for _ in range(400):
+                if processes_with(conf5) >= 3:
+                    break
+                time.sleep(0.05)
+            listener = [p for p in pids_with(conf5) if proc_stat(p)[1] == os.getpid()]
+            workers = children(listener[0]) if listener else []
+            check(len(listener) == 1 and len(workers) == 2,
+                  "a daemon runs its two workers: %s %s" % (listener, workers))
+            listener = listener[0] if listener else -1
+            s = connect(sock5)
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+            new = []
+            for _ in range(36):  # within root's 2 s to send its message
+                new = [p for p in children(listener) if p not in workers]
+                if new:
+                    break
+                time.sleep(0.05)
+            s.sendall(frame({"v": 1, "op": "cert_list"}))
+            r = recv_msg(s)
+            s.settimeout(3)
+            try:
+                end = s.recv(1)
+            except socket.timeout:
+                end = "no end within 3 s"
+            s.close()
+            check(new and r and r.get("status") == "ok" and end == b"",
+                  "a root client connected while a worker restarts gets its reply, then"
+                  " the end of the connection: %s, %s %r" % (new, r, end))
+            workers = children(listener)
+            os.kill(listener, signal.SIGKILL)
+            time.sleep(0.1)
+            t0 = time.monotonic()
+            try:
+                connect(sock5).close()
+                refused = "connected"
+            except ConnectionRefusedError:
+                refused = True
+            check(refused is True and time.monotonic() - t0 < 1,
+                  "once the listener is killed, a client's connect is refused at once: %s"
+                  % refused)
+            for _ in range(200):
+                alive = [p for p in workers if proc_stat(p) and proc_stat(p)[0] != "Z"]
+                if not alive:
+                    break
+                time.sleep(0.05)
+            check(not alive, "the workers end with the listener: %s still run" % alive)
+            for p in alive:
+                os.kill(p, signal.SIGKILL)
 
         # SIGTERM while a client is asked for its one-time password: the
         # daemon does not wait for a person to type; the client is told
