@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli_json.h"
 #include "otpenroll.h"
 
 /* Exit codes (the contract). */
@@ -64,13 +65,7 @@ bool cli_wants_help(int argc, char **argv);
 
 /* Print one JSON value on stdout (for --json), then free it. */
 void cli_print_json(json_t *v);
-/* ISO 8601 UTC, or "-" for 0. */
-const char *cli_time(time_t t, char buf[32]);
-json_t *cli_time_json(time_t t);
-
-/* Tokens and certificates as JSON objects or text. */
-json_t *cli_token_json(const oe_token *t);
-json_t *cli_cert_json(const oe_cert *c);
+/* Tokens and certificates as text (as JSON: cli_json.h). */
 void cli_print_token(const oe_token *t);
 void cli_print_cert(const oe_cert *c);
 

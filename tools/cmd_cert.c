@@ -500,24 +500,15 @@ list(struct cli *cli, int argc, char **argv)
 		json_decref(certs);
 		return cli_error(cli, EXIT_REFUSED, "no list in the reply");
 	}
+	/* The daemon's entries are cli_token_json()'s, as the direct ones. */
 	if (cli->json) {
-		/* The daemon sends seconds; the JSON of a direct list (root's)
-		 * has the time as text: one shape either way. */
-		for (size_t i = 0; i < json_array_size(certs); i++) {
-			json_t *o = json_array_get(certs, i), *na = json_object_get(o, "not_after");
-			if (json_is_integer(na))
-				json_object_set_new(o, "not_after",
-						    cli_time_json((time_t)json_integer_value(na)));
-		}
 		cli_print_json(certs); /* and lets go of it */
 		return EXIT_DONE;
 	}
 	printf("%-18s %-9s %-10s %-20s %s\n", "SERIAL", "STATE", "CA", "NOT_AFTER", "SUBJECT");
 	for (size_t i = 0; i < json_array_size(certs); i++) {
-		json_t *o = json_array_get(certs, i), *na = json_object_get(o, "not_after");
-		char b[32];
-		const char *when = json_is_string(na) ? json_string_value(na)
-				   : cli_time((time_t)json_integer_value(na), b);
+		json_t *o = json_array_get(certs, i);
+		const char *when = proto_str(o, "not_after") ? proto_str(o, "not_after") : "-";
 		printf("%-18s %-9s %-10s %-20s %s\n", proto_str(o, "serial"),
 		       proto_str(o, "rollout_state"), proto_str(o, "ca") ? proto_str(o, "ca") : "-",
 		       when, proto_str(o, "subject") ? proto_str(o, "subject") : "-");

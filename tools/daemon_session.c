@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "cli_json.h"
 #include "daemon.h"
 #include "hooks.h"
 #include "proto.h"
@@ -253,19 +254,17 @@ op_cert_list(struct session *s, json_t *req)
 	(void)req;
 	if ((rc = oe_token_list(s->ctx, s->user, &list, &n)) != OE_OK)
 		return lib_error(s, rc);
+	/* Each as `otpenroll --json token show` prints it: the command line
+	 * prints this list as it comes. */
 	arr = json_array();
 	for (size_t i = 0; arr && i < n; i++) {
-		oe_cert c = { 0 };
+		json_t *o;
 		if (strcmp(list[i]->type, "certificate") != 0)
 			continue;
-		c.serial = list[i]->serial;
-		c.user = list[i]->user;
-		c.ca = list[i]->ca;
-		c.rollout_state = list[i]->rollout_state;
-		c.subject = list[i]->subject;
-		c.cert_serial = list[i]->cert_serial;
-		c.not_after = list[i]->not_after;
-		json_array_append_new(arr, cert_object(&c));
+		if ((o = cli_token_json(list[i])) == NULL || json_array_append_new(arr, o) != 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
 	}
 	oe_token_list_free(list, n);
 	if (arr == NULL)

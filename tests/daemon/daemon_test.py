@@ -488,6 +488,20 @@ admin_group = {ADMIN_GROUP}
               any(isinstance(c["not_after"], str) for c in certs),
               "CLI: not_after reads the same through the daemon as directly: %s %s"
               % (certs, direct))
+        keys = lambda lst: sorted(sorted(c) for c in lst)
+        check(len(direct) == 2 and keys(certs) == keys(direct) and
+              {"serial", "type", "user", "active", "rollout_state", "failcount",
+               "locked"} <= set(certs[0] if certs else {}),
+              "CLI: a token in cert list --json has one shape through the daemon and directly:"
+              " %s %s" % (keys(certs), keys(direct)))
+        # A certificate token an admin has disabled shows as such to its owner.
+        run(cli, "-c", conf, "token", "disable", serial, env=cenv)
+        r = as_user(TEST_USER, lambda: cli_run(["--json", "cert", "list"], ""))
+        mine = {c["serial"]: c for c in json.loads(r["out"])} if r["rc"] == 0 else {}
+        check(mine.get(serial, {}).get("active") is False and
+              all(c["active"] is True for k, c in mine.items() if k != serial),
+              "CLI: the owner's cert list --json shows a disabled token as not active: %s" % r)
+        run(cli, "-c", conf, "token", "enable", serial, env=cenv)
         theirs = os.path.join(home, "theirs.pem")
         r = as_user(OTHER_USER, lambda: cli_run(["cert", "fetch", serial, "--user", TEST_USER,
                                                  "--out", theirs], ""))

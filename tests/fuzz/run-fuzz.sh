@@ -24,7 +24,7 @@ status=0
 for target in fuzz_cfg fuzz_usersfile fuzz_csr fuzz_proto fuzz_rules fuzz_ejbca fuzz_cmp fuzz_session; do
 	extra=
 	[ "$target" = fuzz_proto ] && extra="$src/tools/proto.c"
-	[ "$target" = fuzz_session ] && extra="$src/tools/proto.c $src/tools/daemon_auth.c"
+	[ "$target" = fuzz_session ] && extra="$src/tools/proto.c $src/tools/daemon_auth.c $src/tools/cli_json.c"
 	clang $flags -fsanitize=fuzzer "$src/tests/fuzz/$target.c" $extra "$out"/obj/*.o $deps \
 		-o "$out/$target"
 	mkdir -p "$out/corpus-$target"
