@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,8 +285,78 @@ cli_read_secret_file(struct cli *cli, const char *path, size_t max, size_t *len)
 	return read_file(cli, path, max, 1, len);
 }
 
-int
-cli_out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace)
+/*
+ * The --out files open and neither committed nor aborted: what a signal
+ * that ends the command (Ctrl-C at the OTP prompt, a hangup) removes
+ * before it acts, so that the next run does not find the name taken.
+ * Only this process's own (a forked child's signal removes nothing).
+ * The signals are held while an entry changes, so the handler never
+ * sees a file half given up, or one just renamed into place.
+ */
+static const int out_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define N_OUT_SIGNALS (sizeof(out_signals) / sizeof(out_signals[0]))
+static struct cli_out *volatile outs[2]; /* one at a time, in practice */
+static pid_t outs_pid;
+
+static void
+remove_outs_and_raise(int sig)
+{
+	int e = errno;
+
+	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]) && getpid() == outs_pid; i++) {
+		struct cli_out *o = outs[i];
+		if (o == NULL)
+			continue;
+		if (o->tmp)
+			unlink(o->tmp);
+		if (o->reserved)
+			unlink(o->path);
+	}
+	errno = e;
+	raise(sig); /* SA_RESETHAND: the default action now */
+}
+
+static void
+hold_out_signals(sigset_t *before)
+{
+	sigset_t hold;
+
+	sigemptyset(&hold);
+	for (size_t i = 0; i < N_OUT_SIGNALS; i++)
+		sigaddset(&hold, out_signals[i]);
+	sigprocmask(SIG_BLOCK, &hold, before);
+}
+
+/* Called with the signals held. */
+static void
+out_track(struct cli_out *o, bool on)
+{
+	static bool installed;
+
+	if (!installed) {
+		struct sigaction sa = { .sa_handler = remove_outs_and_raise,
+					.sa_flags = SA_RESETHAND }, old;
+		sigemptyset(&sa.sa_mask);
+		/* An ignored signal stays ignored; one with a handler of its
+		 * own (none here) is left to it. */
+		for (size_t i = 0; i < N_OUT_SIGNALS; i++)
+			if (sigaction(out_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+				sigaction(out_signals[i], &sa, NULL);
+		outs_pid = getpid();
+		installed = true;
+	}
+	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+		if (on && outs[i] == NULL) {
+			outs[i] = o;
+			return;
+		}
+		if (!on && outs[i] == o)
+			outs[i] = NULL;
+	}
+}
+
+static int
+out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace)
 {
 	const char *slash = strrchr(path, '/');
 	struct stat st;
@@ -330,6 +401,20 @@ cli_out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace)
 		return cli_error(cli, -1, "%s: cannot make a file beside it: %s", path, strerror(e));
 	}
 	return 0;
+}
+
+int
+cli_out_open(struct cli *cli, struct cli_out *o, const char *path, bool replace)
+{
+	sigset_t before;
+	int r;
+
+	/* Held from before the name is taken until it is tracked. */
+	hold_out_signals(&before);
+	if ((r = out_open(cli, o, path, replace)) == 0)
+		out_track(o, true);
+	sigprocmask(SIG_SETMASK, &before, NULL);
+	return r;
 }
 
 /* fsync the directory that holds path; 0, or -1 with *err. */
@@ -384,8 +469,21 @@ cli_out_commit(struct cli *cli, struct cli_out *o, const void *data, size_t len,
 		e = errno;
 	if (close(fd) != 0 && e == 0)
 		e = errno;
-	if (e == 0 && rename(o->tmp, o->path) != 0)
-		e = errno;
+	if (e == 0) {
+		sigset_t before;
+		/* Renamed, the file is the command's result: no signal may
+		 * take it for something to clean up. */
+		hold_out_signals(&before);
+		if (rename(o->tmp, o->path) != 0) {
+			e = errno;
+		} else {
+			free(o->tmp);
+			o->tmp = NULL;
+			o->reserved = false;
+			out_track(o, false);
+		}
+		sigprocmask(SIG_SETMASK, &before, NULL);
+	}
 	if (e != 0) {
 		cli_out_abort(o);
 		return cli_error(cli, -1, "%s: %s", o->path, strerror(e));
@@ -395,15 +493,15 @@ cli_out_commit(struct cli *cli, struct cli_out *o, const void *data, size_t len,
 	if (sync_dir_of(o->path, &e) != 0)
 		fprintf(stderr, "%s: warning: %s is written, but its directory did not sync: %s\n",
 			cli->prog, o->path, strerror(e));
-	free(o->tmp);
-	o->tmp = NULL;
-	o->reserved = false;
 	return 0;
 }
 
 void
 cli_out_abort(struct cli_out *o)
 {
+	sigset_t before;
+
+	hold_out_signals(&before);
 	if (o->fd >= 0)
 		close(o->fd);
 	o->fd = -1;
@@ -414,6 +512,8 @@ cli_out_abort(struct cli_out *o)
 	if (o->reserved)
 		unlink(o->path);
 	o->reserved = false;
+	out_track(o, false);
+	sigprocmask(SIG_SETMASK, &before, NULL);
 }
 
 int

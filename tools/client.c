@@ -24,6 +24,9 @@ static const char *quiet_prompt;
 static int quiet_prompt_fd = -1;
 static const int quiet_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 #define N_QUIET_SIGNALS (sizeof(quiet_signals) / sizeof(quiet_signals[0]))
+/* Their actions before the prompt: the default, or the command's own
+ * (the removal of an --out not yet written, cli.c). */
+static struct sigaction quiet_old[N_QUIET_SIGNALS];
 
 static void
 restore_and_raise(int sig)
@@ -32,8 +35,13 @@ restore_and_raise(int sig)
 
 	if (quiet_fd >= 0)
 		tcsetattr(quiet_fd, TCSANOW, &quiet_saved);
+	/* The action from before the prompt takes the signal now, as if
+	 * the prompt had never caught it. */
+	for (size_t i = 0; i < N_QUIET_SIGNALS; i++)
+		if (quiet_signals[i] == sig)
+			sigaction(sig, &quiet_old[i], NULL);
 	errno = e;
-	raise(sig); /* SA_RESETHAND: the default action now, as if never caught */
+	raise(sig);
 }
 
 static void
@@ -82,9 +90,9 @@ suspend_quietly(int sig)
 int
 client_read_secret(const char *prompt, char *buf, size_t len)
 {
-	struct sigaction on_signal = { .sa_handler = restore_and_raise, .sa_flags = SA_RESETHAND };
+	struct sigaction on_signal = { .sa_handler = restore_and_raise };
 	struct sigaction on_stop = { .sa_handler = suspend_quietly, .sa_flags = SA_RESTART };
-	struct sigaction old_act[N_QUIET_SIGNALS], old_stop;
+	struct sigaction old_stop;
 	bool caught[N_QUIET_SIGNALS] = { false }, caught_stop = false;
 	struct termios quiet;
 	int tty = -1, term = -1, echo_off = 0;
@@ -110,8 +118,8 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 			quiet_fd = term;
 			sigemptyset(&on_signal.sa_mask);
 			for (i = 0; i < N_QUIET_SIGNALS; i++)
-				caught[i] = sigaction(quiet_signals[i], NULL, &old_act[i]) == 0 &&
-					    old_act[i].sa_handler != SIG_IGN &&
+				caught[i] = sigaction(quiet_signals[i], NULL, &quiet_old[i]) == 0 &&
+					    quiet_old[i].sa_handler != SIG_IGN &&
 					    sigaction(quiet_signals[i], &on_signal, NULL) == 0;
 			sigemptyset(&on_stop.sa_mask);
 			caught_stop = sigaction(SIGTSTP, NULL, &old_stop) == 0 &&
@@ -148,7 +156,7 @@ client_read_secret(const char *prompt, char *buf, size_t len)
 		quiet_prompt_fd = -1;
 		for (i = 0; i < N_QUIET_SIGNALS; i++)
 			if (caught[i])
-				sigaction(quiet_signals[i], &old_act[i], NULL);
+				sigaction(quiet_signals[i], &quiet_old[i], NULL);
 		if (caught_stop)
 			sigaction(SIGTSTP, &old_stop, NULL);
 		sigprocmask(SIG_SETMASK, &before, NULL);

@@ -670,6 +670,32 @@ admin_group = {ADMIN_GROUP}
                   and lflag & termios.ECHO,
                   "CLI: %s at the OTP prompt ends it by that signal, the terminal echoing"
                   " again (%s, echo %s)" % (sig.name, status, bool(lflag & termios.ECHO)))
+        # Ended by a signal at the prompt, the command leaves no --out
+        # behind, neither the name it took nor the file beside it that
+        # was to take it; a file that was there before (--force) stays.
+        kept = os.path.join(home, "kept.pem")
+        with open(kept, "w") as f:
+            f.write("kept\n")
+        os.chown(kept, pwd.getpwnam(OTHER_USER).pw_uid, -1)
+        for sig, force in ((signal.SIGINT, False), (signal.SIGTERM, False),
+                           (signal.SIGHUP, False), (signal.SIGTERM, True)):
+            forget_grant(OTHER_USER)
+            before = sorted(os.listdir(home))
+            args = ["cert", "fetch", pending, "--out"] + ([kept, "--force"] if force else
+                                                          [os.path.join(home, "sig.pem")])
+            if sig == signal.SIGINT:
+                seen, status, _ = on_pty(args, b"\x03")
+            else:
+                seen, status, _ = on_pty(args, b"", sig=sig)
+            with open(kept) as f:
+                kept_text = f.read()
+            check(b"password" in seen.lower() and os.WIFSIGNALED(status)
+                  and os.WTERMSIG(status) == sig and sorted(os.listdir(home)) == before
+                  and kept_text == "kept\n",
+                  "CLI: %s at the OTP prompt%s leaves the --out directory as it was: %s -> %s,"
+                  " %r %r" % (sig.name, " with --force" if force else "", before,
+                              sorted(os.listdir(home)), kept_text, seen[-200:]))
+        os.unlink(kept)
         # Ctrl-Z at the prompt, under job control as a shell runs it: while
         # it is stopped, the shell's terminal echoes; on `fg` the prompt
         # comes again, the code is read without echo, and the command ends.
