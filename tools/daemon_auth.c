@@ -30,14 +30,20 @@ answer(const char *result, const oe_auth_info *info)
 json_t *
 auth_handle(oe_ctx *ctx, json_t *req)
 {
+	static const char *const fields[] = { "user", "code", "service", NULL };
 	const char *user = proto_str(req, "user"), *code = proto_str(req, "code");
-	const char *service = proto_str(req, "service");
-	char actor[64];
+	const char *service = proto_str(req, "service"), *bad;
+	char actor[64], msg[64];
 	oe_auth_info info;
 	const char *result;
 	oe_rc rc;
 
 	memset(&info, 0, sizeof(info));
+	if ((bad = proto_not_str(req, fields)) != NULL) {
+		snprintf(msg, sizeof(msg), "field \"%s\" must be a string", bad);
+		return json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error",
+				 "exit", 2, "error", msg);
+	}
 	if (user == NULL || code == NULL || strlen(code) > CODE_MAX)
 		return json_pack("{s:i, s:s, s:i, s:s}", "v", PROTO_VERSION, "status", "error",
 				 "exit", 2, "error", "otp_auth needs user and code");

@@ -44,6 +44,7 @@ struct session {
 struct request {
 	const char *op;
 	bool gated; /* needs a fresh OTP grant of the caller */
+	const char *const fields[5]; /* the strings it reads, but op and user */
 	json_t *(*run)(struct session *s, json_t *req);
 };
 
@@ -130,7 +131,8 @@ ok_cert(const oe_cert *c)
 	return json_pack("{s:i, s:s, s:o}", "v", PROTO_VERSION, "status", "ok", "cert", o);
 }
 
-/* Decode an optional base64 field; *bad set when present but invalid. */
+/* Decode an optional base64 field (a string: handle() checked); *bad
+ * set when present but invalid. */
 static unsigned char *
 b64_field(json_t *req, const char *key, size_t *len, bool *bad)
 {
@@ -138,9 +140,9 @@ b64_field(json_t *req, const char *key, size_t *len, bool *bad)
 	unsigned char *data;
 
 	*len = 0;
-	if (json_object_get(req, key) == NULL)
+	if (text == NULL)
 		return NULL;
-	if (text == NULL || (data = proto_b64_decode(text, CSR_MAX, len)) == NULL) {
+	if ((data = proto_b64_decode(text, CSR_MAX, len)) == NULL) {
 		*bad = true;
 		return NULL;
 	}
@@ -273,11 +275,12 @@ op_cert_list(struct session *s, json_t *req)
 }
 
 static const struct request requests[] = {
-	{ "cert_request", true, op_cert_request },
-	{ "cert_fetch", true, op_cert_fetch },
-	{ "cert_upload", true, op_cert_upload },
-	{ "cert_list", false, op_cert_list },
-	{ NULL, false, NULL },
+	{ "cert_request", true, { "csr_b64", "attestation_b64", "key_type", "ca", NULL },
+	  op_cert_request },
+	{ "cert_fetch", true, { "serial", NULL }, op_cert_fetch },
+	{ "cert_upload", true, { "cert_b64", NULL }, op_cert_upload },
+	{ "cert_list", false, { NULL }, op_cert_list },
+	{ NULL, false, { NULL }, NULL },
 };
 
 static bool
@@ -391,8 +394,9 @@ wait_for_answer(int fd, int timeout_ms)
 static bool
 otp_gate(struct session *s, json_t **refusal)
 {
+	static const char *const answer_fields[] = { "op", "code", NULL };
 	char err[256], why[256];
-	const char *code;
+	const char *code, *op, *bad;
 	json_t *ask, *answer = NULL, *reply = NULL;
 	int r;
 
@@ -423,8 +427,10 @@ otp_gate(struct session *s, json_t **refusal)
 		return false;
 	}
 	code = proto_str(answer, "code");
-	if (code == NULL || !json_is_string(json_object_get(answer, "op")) ||
-	    strcmp(proto_str(answer, "op"), "otp") != 0) {
+	op = proto_str(answer, "op");
+	if ((bad = proto_not_str(answer, answer_fields)) != NULL) {
+		reply = error_reply(2, "field \"%s\" must be a string", bad);
+	} else if (code == NULL || op == NULL || strcmp(op, "otp") != 0) {
 		reply = error_reply(2, "expected {\"op\": \"otp\", \"code\": ...}");
 	} else {
 		struct login_seen before = { 0 };
@@ -458,16 +464,22 @@ otp_gate(struct session *s, json_t **refusal)
 static json_t *
 handle(struct session *s, json_t *req)
 {
+	static const char *const common[] = { "op", "user", NULL };
 	const struct request *r;
-	const char *op = proto_str(req, "op"), *for_user = proto_str(req, "user");
+	const char *op = proto_str(req, "op"), *for_user = proto_str(req, "user"), *bad;
 	json_t *refusal;
 
+	/* Before the OTP prompt: a malformed request costs no code. */
+	if ((bad = proto_not_str(req, common)) != NULL)
+		return error_reply(2, "field \"%s\" must be a string", bad);
 	if (op == NULL)
 		return error_reply(2, "request has no op");
 	for (r = requests; r->op && strcmp(r->op, op) != 0; r++)
 		;
 	if (r->op == NULL)
 		return error_reply(2, "unknown op \"%s\"", op);
+	if ((bad = proto_not_str(req, r->fields)) != NULL)
+		return error_reply(2, "field \"%s\" must be a string", bad);
 	s->user = s->caller;
 	if (for_user && strcmp(for_user, s->caller) != 0) {
 		if (!s->admin)

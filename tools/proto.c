@@ -317,6 +317,17 @@ proto_str(json_t *obj, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+const char *
+proto_not_str(json_t *obj, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		json_t *v = json_object_get(obj, *keys);
+		if (v != NULL && !json_is_string(v))
+			return *keys;
+	}
+	return NULL;
+}
+
 void
 proto_wipe_str(json_t *msg, const char *key)
 {

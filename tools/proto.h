@@ -51,5 +51,11 @@ unsigned char *proto_b64_decode(const char *text, size_t max, size_t *len);
 
 /* The string field key of obj, or NULL when absent or not a string. */
 const char *proto_str(json_t *obj, const char *key);
+/* The first of keys (NULL-terminated) that obj holds with a value other
+ * than a string (null too), or NULL.  A request whose field has the
+ * wrong type is malformed: read as absent, it would be served as
+ * another request (the default CA for the one named, the caller for the
+ * user named). */
+const char *proto_not_str(json_t *obj, const char *const *keys);
 
 #endif

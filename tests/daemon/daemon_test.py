@@ -577,6 +577,59 @@ admin_group = {ADMIN_GROUP}
             os.chdir("/")
             os.execve(cli, [cli] + args, cenv)
 
+        # A field the daemon reads that is there with another type than
+        # its own is a malformed request, named in the refusal (exit 2),
+        # never taken as absent: a CA named in a list is not the default
+        # CA, a "user" object not the caller.
+        csr = make_csr(tmp, "typed")
+        before = call(sock, {"v": 1, "op": "cert_list"})
+        cases = [
+            ({"op": "cert_request", "csr_b64": csr, "ca": ["manual"]}, "ca"),
+            ({"op": "cert_request", "csr_b64": csr, "ca": None}, "ca"),
+            ({"op": "cert_request", "csr_b64": csr, "key_type": 7}, "key_type"),
+            ({"op": "cert_request", "csr_b64": 5}, "csr_b64"),
+            ({"op": "cert_request", "csr_b64": csr, "attestation_b64": {}}, "attestation_b64"),
+            ({"op": "cert_list", "user": {"name": TEST_USER}}, "user"),
+            ({"op": "cert_request", "key_type": "ec256", "user": 5}, "user"),
+            ({"op": "cert_fetch", "serial": 5}, "serial"),
+            ({"op": "cert_upload", "cert_b64": [csr]}, "cert_b64"),
+            ({"op": 5}, "op"),
+            ({"op": "otp_auth", "user": TEST_USER, "code": "000000", "service": 5}, "service"),
+            ({"op": "otp_auth", "user": TEST_USER, "code": 123456, "service": "t"}, "code"),
+            ({"op": "otp_auth", "user": [TEST_USER], "code": "000000"}, "user"),
+        ]
+        for req, field in cases:
+            r = call(sock, dict(req, v=1))
+            check(r and r.get("status") == "error" and r.get("exit") == 2
+                  and 'field "%s" must be a string' % field in r.get("error", ""),
+                  "root: %s refused, naming %s: %s" % (json.dumps(req)[:90], field, r))
+        after = call(sock, {"v": 1, "op": "cert_list"})
+        check(before and after and len(after["certs"]) == len(before["certs"]),
+              "root: nothing is issued for a request with a field of the wrong type")
+        # A user's malformed request is refused before the OTP prompt; a
+        # code that is not a string is named too.
+        forget_grant(OTHER_USER)
+        r = as_user(OTHER_USER, lambda: call(sock, {"v": 1, "op": "cert_request",
+                                                    "csr_b64": csr, "ca": ["manual"]}))
+        check(r.get("status") == "error" and r.get("exit") == 2
+              and 'field "ca" must be a string' in r.get("error", ""),
+              "user: a field of the wrong type is refused before the OTP prompt: %s" % r)
+
+        def otp_not_a_string():
+            s = connect(sock)
+            try:
+                s.sendall(frame({"v": 1, "op": "cert_request", "csr_b64": csr}))
+                first = recv_msg(s)
+                s.sendall(frame({"v": 1, "op": "otp", "code": 123456}))
+                return [first, recv_msg(s)]
+            finally:
+                s.close()
+        r = as_user(OTHER_USER, otp_not_a_string)
+        check(isinstance(r, list) and r[0].get("status") == "otp_required"
+              and r[1].get("status") == "error" and r[1].get("exit") == 2
+              and 'field "code" must be a string' in r[1].get("error", ""),
+              "user: an OTP answer whose code is not a string is refused, naming it: %s" % r)
+
         # On a terminal the one-time password is read without echo.
         forget_grant(OTHER_USER)
         code = hotp(2)
