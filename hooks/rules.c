@@ -106,9 +106,10 @@ span(const char *line, size_t len, const char *set, bool reject)
 }
 
 /*
- * Whether an indented line reads as a rule's key = value: inih takes it
- * as more of the value above (how a long body goes on), so a rule would
- * silently lose the condition or option it was meant to have.
+ * Whether an indented line reads as a rule's key = value (or key: value,
+ * which inih reads the same): inih takes it as more of the value above
+ * (how a long body goes on), so a rule would silently lose the condition
+ * or option it was meant to have.
  */
 static bool
 looks_like_key(const char *line, size_t len, size_t *key_at, size_t *key_len)
@@ -120,12 +121,12 @@ looks_like_key(const char *line, size_t len, size_t *key_at, size_t *key_len)
 	line += i;
 	len -= i;
 	*key_at = i;
-	k = span(line, len, " \t=", true);
+	k = span(line, len, " \t=:", true);
 	*key_len = k;
 	if (line[0] == '[')
 		return true; /* a section header, taken as more of the value too */
 	eq = k + span(line + k, len - k, " \t", false);
-	if (eq >= len || line[eq] != '=')
+	if (eq >= len || (line[eq] != '=' && line[eq] != ':'))
 		return false;
 	if ((k > 10 && strncmp(line, "condition.", 10) == 0) ||
 	    (k > 7 && strncmp(line, "option.", 7) == 0))

@@ -76,6 +76,9 @@ printf '[rule x]\nevent = token_init\nhandler = badabi\naction = record\noption.
 printf '[rule x]\noption.line = %0250d\n' 0 | bad_rule "an over-long line" 2 'longer than 190'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.line = a\n  condition.user = alice\n' |
 	bad_rule "an indented key" 7 'indented line is read as more of a value; begin "condition.user"'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.line = a\n  condition.user: alice\n' |
+	bad_rule "an indented key: value, which inih reads as a key too" 7 \
+	'indented line is read as more of a value; begin "condition.user"'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n  [rule y]\n' |
 	bad_rule "an indented section" 6 'indented line is read as more of a value'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n[rule y]\n; event = token_init\n' |
