@@ -215,12 +215,15 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		     "'.', '_' and '-'", section);
 		return 0;
 	}
+	/* A key of a section other than the last rule's starts a rule: told
+	 * by the header's line, since inih hands the same name again for a
+	 * repeated header right after its first occurrence. */
 	r = ps->nrules ? &ps->rules[ps->nrules - 1] : NULL;
-	if (r == NULL || strcmp(r->name, section + 5) != 0) {
+	if (r == NULL || r->line != ps->section_line) {
 		for (size_t i = 0; i < ps->nrules; i++)
 			if (strcmp(ps->rules[i].name, section + 5) == 0) {
-				perr(ps, ps->line, "[%s] appears twice (first on line %d)", section,
-				     ps->rules[i].line);
+				perr(ps, ps->section_line, "[%s] appears twice (first on line %d)",
+				     section, ps->rules[i].line);
 				return 0;
 			}
 		if (ps->nrules >= RULES_MAX_RULES) {
@@ -234,7 +237,7 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		memset(r, 0, sizeof(*r));
 		if ((r->name = strdup(section + 5)) == NULL)
 			goto nomem;
-		r->line = ps->section_line ? ps->section_line : ps->line;
+		r->line = ps->section_line;
 		ps->nrules++;
 	}
 	if (ps->continuation && r->nkv > 0 && strcmp(r->kv[r->nkv - 1].key, key) == 0) {

@@ -79,6 +79,10 @@ printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noptio
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.line = a\n  condition.user: alice\n' |
 	bad_rule "an indented key: value, which inih reads as a key too" 7 \
 	'indented line is read as more of a value; begin "condition.user"'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n\n[rule x]\ncondition.user = alice\n' |
+	bad_rule "a rule's header repeated right after it" 7 '\[rule x\] appears twice (first on line 1)'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n[rule y]\nevent = token_init\n[rule x]\nactive = no\n' |
+	bad_rule "a rule's header repeated later" 8 '\[rule x\] appears twice (first on line 1)'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n  [rule y]\n' |
 	bad_rule "an indented section" 6 'indented line is read as more of a value'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n[rule y]\n; event = token_init\n' |
