@@ -189,6 +189,15 @@ reader(char *str, int num, void *stream)
 }
 
 static bool
+listed(const char *const *list, const char *s)
+{
+	for (; *list; list++)
+		if (strcmp(*list, s) == 0)
+			return true;
+	return false;
+}
+
+static bool
 plain_word(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 64)
@@ -241,6 +250,16 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		ps->nrules++;
 	}
 	if (ps->continuation && r->nkv > 0 && strcmp(r->kv[r->nkv - 1].key, key) == 0) {
+		/* Only event lists and option values read a newline as a
+		 * separator or as text; a condition would get an alternative
+		 * beginning with one, which matches nothing, and a word like
+		 * position a value no message can show on one line. */
+		if (strncmp(key, "condition.", 10) == 0 ||
+		    (listed(head_keys, key) && strcmp(key, "event") != 0)) {
+			perr(ps, ps->line, "[rule %s] %s takes one line; this indented line would "
+			     "continue it", r->name, key);
+			return 0;
+		}
 		kv = &r->kv[r->nkv - 1];
 		size_t a = strlen(kv->value), b = strlen(value);
 		char *v = realloc(kv->value, a + b + 2);
@@ -308,15 +327,6 @@ rule_clear(struct rule *r)
 	}
 	free(r->opts);
 	memset(r, 0, sizeof(*r));
-}
-
-static bool
-listed(const char *const *list, const char *s)
-{
-	for (; *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
 }
 
 static int

@@ -79,6 +79,17 @@ printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noptio
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\noption.line = a\n  condition.user: alice\n' |
 	bad_rule "an indented key: value, which inih reads as a key too" 7 \
 	'indented line is read as more of a value; begin "condition.user"'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.user = alice|\n  bob\n' |
+	bad_rule "a condition continued on an indented line" 7 \
+	'\[rule x\] condition.user takes one line; this indented line would continue it'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.rollout_state = pending|\n  enrolled\n' |
+	bad_rule "a fixed-vocabulary condition continued" 7 'condition.rollout_state takes one line'
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\ncondition.rollout_state = pending|\n  enrolled\n' >"$rules/bad.conf"
+expect 2 "a continued condition: refused" oe events list
+[ "$(wc -l <"$tmp/err")" -eq 1 ] && ok "in a one-line message" || { bad "a one-line message"; cat "$tmp/err"; }
+rm -f "$rules/bad.conf"
+printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\nposition = pre\n  x\noption.file = f\n' |
+	bad_rule "a one-word key continued" 6 'position takes one line'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n\n[rule x]\ncondition.user = alice\n' |
 	bad_rule "a rule's header repeated right after it" 7 '\[rule x\] appears twice (first on line 1)'
 printf '[rule x]\nevent = token_init\nhandler = recorder\naction = record\noption.file = f\n[rule y]\nevent = token_init\n[rule x]\nactive = no\n' |
