@@ -3,6 +3,9 @@
 # are set.  Each check prints "ok" or "FAIL"; the script ends with
 # `finish`, which prints the count and sets the exit status.
 fails=0
+# A check at the end of a pipeline (rule text piped into a helper) runs
+# in this shell, so that its failures are counted.
+shopt -s lastpipe
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 # otpenroll with the test's configuration.

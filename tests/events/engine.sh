@@ -35,9 +35,6 @@ expect 0 "no rules: events list" oe events list
 has "$tmp/out" "no rules" "an empty rules directory lists no rules"
 
 # ---- validation: each bad rule names file, line and key ----
-# The rule text is piped into bad_rule: lastpipe runs it in this shell,
-# so that its failures are counted.
-shopt -s lastpipe
 bad_rule() { # WHAT LINE PATTERN  (rule text on stdin)
 	rule bad
 	expect 2 "rejected: $1" oe events list
