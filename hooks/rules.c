@@ -524,6 +524,24 @@ add_option(struct parse *ps, struct rule *r, const struct raw_kv *kv)
 	return 0;
 }
 
+/* The line a handler's check() message is about: that of the option it
+ * begins with ("option.url: ..."), else the rule's header (an option
+ * missing, or a setting outside the rule). */
+static int
+check_line(const struct rule *r, const char *err)
+{
+	size_t n;
+
+	if (strncmp(err, "option.", 7) != 0)
+		return r->line;
+	err += 7;
+	n = strcspn(err, ": ");
+	for (size_t i = 0; i < r->nopts; i++)
+		if (strlen(r->opts[i].key) == n && strncmp(r->opts[i].key, err, n) == 0)
+			return r->opts[i].line;
+	return r->line;
+}
+
 static int
 build_rule(struct hooks *h, struct parse *ps, const struct raw_rule *raw, struct rule *r)
 {
@@ -561,7 +579,7 @@ build_rule(struct hooks *h, struct parse *ps, const struct raw_rule *raw, struct
 
 		host_job(&job, &ref, h, r, NULL, NULL, NULL);
 		if (r->handler->ops->check(&h->host, &job, err, sizeof(err)) != 0) {
-			perr(ps, raw->line, "[rule %s] %s", r->name,
+			perr(ps, check_line(r, err), "[rule %s] %s", r->name,
 			     *err ? err : "refused by its handler");
 			return -1;
 		}

@@ -86,6 +86,11 @@ hook "option.url = http://127.0.0.1/" "option.timeout = 0" | bad_rule "timeout 0
 hook "option.url = http://127.0.0.1/" "option.timeout = 10s" | bad_rule "timeout 10s" "option.timeout"
 hook "option.url = https://127.0.0.1/" "option.ca_file = $tmp/nosuch.pem" |
 	bad_rule "a missing ca_file" "option.ca_file: $tmp/nosuch.pem: No such file"
+# The handler's message names the line of the key it is about.
+hook "option.timeout = 5" "option.url = ftp://127.0.0.1/x" >"$rules/bad.conf"
+expect 2 "refused: a bad URL below another option" oe events list
+has "$tmp/err" "bad.conf line 6: \[rule x\] option.url: ftp is not http or https" "names option.url's line"
+rm -f "$rules/bad.conf"
 
 # ---- the rules ----
 rule hooks <<R
