@@ -29,6 +29,7 @@ HANDLER_COMMON = hooks/handlers/hbuf.c hooks/handlers/hbuf.h hooks/handlers/hopt
 hooks_handlers_usernotification_la_SOURCES = hooks/handlers/usernotification.c \
 	hooks/handlers/un.h hooks/handlers/un_text.c hooks/handlers/un_conf.c \
 	hooks/handlers/un_mail.c hooks/handlers/un_smtp.c lib/utf8.c lib/utf8.h \
+	lib/mailaddr.c lib/mailaddr.h \
 	hooks/handlers/tlsrelay.c hooks/handlers/tlsrelay.h $(HANDLER_COMMON)
 hooks_handlers_usernotification_la_CPPFLAGS = $(HANDLER_CPPFLAGS)
 hooks_handlers_usernotification_la_CFLAGS = $(AM_CFLAGS) $(ESMTP_CFLAGS) $(CRYPTO_CFLAGS)

@@ -27,6 +27,7 @@ lib_libotpenroll_core_la_SOURCES = \
 	lib/seal.c lib/seal.h \
 	lib/util.c lib/util.h lib/number.c \
 	lib/utf8.c lib/utf8.h \
+	lib/mailaddr.c lib/mailaddr.h \
 	lib/readfile.c \
 	lib/dlsafe.c lib/dlsafe.h \
 	lib/store/store.c lib/store/store.h \

@@ -1,7 +1,6 @@
 /* users.c - per-user settings: the mail address notifications go to. */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,28 +8,21 @@
 
 #include "audit.h"
 #include "cfg.h"
+#include "mailaddr.h"
 #include "store/store.h"
 #include "util.h"
 
-#define EMAIL_MAX 254
-
 /*
- * A plain addr-spec: local@domain, printable ASCII, no spaces, quotes,
- * angle brackets or CR/LF, since it will stand in a mail header.
+ * An address the usernotification handler will mail (the same check,
+ * lib/mailaddr.c), with a dot in the domain: a user's mail goes beyond
+ * this host.
  */
 static bool
 valid_email(const char *s)
 {
-	const char *at = strchr(s, '@');
-	size_t n = strlen(s);
+	const char *at = strrchr(s, '@');
 
-	if (n == 0 || n > EMAIL_MAX || at == NULL || at == s || at[1] == '\0' ||
-	    strchr(at + 1, '@') || strchr(at + 1, '.') == NULL)
-		return false;
-	for (; *s; s++)
-		if (!isgraph((unsigned char)*s) || strchr("<>()[]\\,;:\"", *s))
-			return false;
-	return true;
+	return mailaddr_valid(s) && strchr(at + 1, '.') != NULL;
 }
 
 oe_rc

@@ -4,7 +4,7 @@
  * seen outside it.
  *
  *     usernotification.c  the handler: check, deliver, preview
- *     un_text.c           UTF-8, control characters, mail addresses
+ *     un_text.c           UTF-8, control characters, address lists
  *     un_conf.c           [smtp NAME], body_file, password_file
  *     un_mail.c           the message: headers, subject, body
  *     un_smtp.c           one SMTP session, TLS, the server's answers
@@ -26,11 +26,11 @@
 #define UN_RCPT_MAX 32               /* addresses of option.to */
 #define UN_SECTION_MAX 64            /* an [smtp NAME]'s NAME */
 
-/* un_text.c (and utf8_len() from lib/utf8.c) */
+/* un_text.c (and utf8_len() from lib/utf8.c, mailaddr_valid() from
+ * lib/mailaddr.c) */
 void un_text_clean(char *s, bool header);
 void un_text_shown(char *out, size_t outlen, const char *s, size_t n);
 bool un_ascii_alnum(int c);
-bool un_addr_valid(const char *a);
 
 struct un_addrs {
 	char *a[UN_RCPT_MAX];

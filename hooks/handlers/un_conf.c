@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "handler.h"
+#include "mailaddr.h"
 #include "un.h"
 
 #define UN_FILE_MAX (64 * 1024)      /* a body_file */
@@ -254,7 +255,7 @@ un_server_load(const oe_hook_host *h, const oe_hook_job *job, struct un_server *
 			 srv->section, tls);
 		return -1;
 	}
-	if ((srv->from = conf(h, srv, "from")) == NULL || !un_addr_valid(srv->from)) {
+	if ((srv->from = conf(h, srv, "from")) == NULL || !mailaddr_valid(srv->from)) {
 		snprintf(err, errlen, "[%s] from: %s", srv->section,
 			 srv->from ? "not a mail address (local@domain)" : "not set");
 		return -1;

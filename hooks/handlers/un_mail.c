@@ -17,6 +17,7 @@
 
 #include "handler.h"
 #include "hbuf.h"
+#include "mailaddr.h"
 #include "un.h"
 
 #define UN_SUBJECT_MAX 900           /* bytes of a subject, beyond which it is cut */
@@ -280,7 +281,7 @@ un_mail_build(const oe_hook_host *h, oe_hook_job *job, const struct un_server *s
 			}
 			goto out;
 		}
-		if (!un_addr_valid(email)) {
+		if (!mailaddr_valid(email)) {
 			un_text_shown(shown, sizeof(shown), email, 64);
 			snprintf(job->error, sizeof(job->error),
 				 "the address of %.64s is not usable: \"%s\"", user, shown);

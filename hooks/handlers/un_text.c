@@ -1,7 +1,8 @@
 /*
  * un_text.c - the usernotification handler's text: what is not UTF-8
  * replaced, control characters kept out of header values and of what
- * messages quote; mail addresses checked, and lists of them parsed.
+ * messages quote; lists of mail addresses parsed (each checked by
+ * lib/mailaddr.c, as the library checks users' addresses).
  */
 #include "config.h"
 
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailaddr.h"
 #include "un.h"
 
 /* ---- text ---- */
@@ -55,39 +57,6 @@ un_ascii_alnum(int c)
 
 /* ---- addresses ---- */
 
-/*
- * A plain address, local@domain: no space, control or special character
- * (what `otpenroll user set --email` accepts), a domain of letters,
- * digits, '-' and non-empty dot-separated labels.  Nothing that could
- * end a header line or an SMTP command.
- */
-bool
-un_addr_valid(const char *a)
-{
-	const char *at = strrchr(a, '@'), *p;
-	size_t label = 0;
-
-	if (at == NULL || at == a || strlen(a) > 254 || at - a > 64 || at[1] == '\0')
-		return false;
-	for (p = a; p < at; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
-		    strchr("<>()[]\\,;:\"@", *p))
-			return false;
-	for (p = at + 1; *p; p++) {
-		if (*p == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if (un_ascii_alnum(*p) || *p == '-') {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return label > 0;
-}
-
 void
 un_addrs_clear(struct un_addrs *l)
 {
@@ -123,7 +92,7 @@ un_addrs_parse(struct un_addrs *l, const char *list, const char *what, char *err
 		}
 		memcpy(one, start, (size_t)(end - start));
 		one[end - start] = '\0';
-		if (!un_addr_valid(one)) {
+		if (!mailaddr_valid(one)) {
 			snprintf(err, errlen, "%s: \"%s\" is not a mail address", what, shown);
 			return -1;
 		}

@@ -268,6 +268,15 @@ expect 2 "an address without a domain" oe user set alice --email alice@localhost
 has "$tmp/err" '"alice@localhost" is not a mail address (local@domain, with a dot in the domain)' "says it is not a mail address, and what one is"
 expect 2 "an address with a header in it" oe user set alice --email "$(printf 'a@b.c\r\nBcc: x@y.z')"
 has "$tmp/err" '"a@b\.c??Bcc: x@y\.z" is not a mail address' "says it is not a mail address, control characters shown as ?"
+# What the mail handler would refuse at delivery is refused here, by the
+# same check (lib/mailaddr.c): mail for that user would go dead.
+expect 2 "an underscore in the domain" oe user set alice --email alice@mail_relay.example.org
+has "$tmp/err" '"alice@mail_relay.example.org" is not a mail address' "says it is not a mail address"
+long=$(printf 'a%.0s' $(seq 65))
+expect 2 "a local part over 64 characters" oe user set alice --email "$long@example.org"
+has "$tmp/err" "\"$long@example.org\" is not a mail address" "says it is not a mail address"
+expect 0 "a local part of 64 characters" oe user set alice --email "${long:1}@example.org"
+expect 0 "user set --email again" oe user set alice --email alice@example.org
 expect 2 "user set without --email" oe user set alice
 has "$tmp/err" "user set: a USER and --email are required" "says --email is required"
 expect 0 "events outbox" oe --json events outbox --state queued
