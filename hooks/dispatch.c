@@ -54,6 +54,7 @@ struct job_slot {
 	const struct rule *rule;
 	char delivery_id[128];
 	size_t entry;
+	char *progress;          /* the earlier attempt's note (set_progress) */
 };
 
 struct pass {
@@ -159,6 +160,44 @@ backoff(struct hooks *h, int attempts)
 				config_uint(h, "retry_max", DEFAULT_RETRY_MAX), attempts, rnd);
 }
 
+/*
+ * A rule a handler left a note for (set_progress: how far a delivery got)
+ * is listed as the word RULE=NOTE: owed still, and not settled.  The
+ * note of rule name in list, as a copy, or NULL.
+ */
+static char *
+note_of(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p;) {
+		size_t w = strcspn(p, " ");
+
+		if (w > n && strncmp(p, name, n) == 0 && p[n] == '=')
+			return strndup(p + n + 1, w - n - 1);
+		p += w;
+		p += *p == ' ';
+	}
+	return NULL;
+}
+
+/* Whether the word is the note of a rule the entry had a job for. */
+static bool
+note_of_job(const char *word, size_t len, const struct job_slot *jobs, const struct entry *e)
+{
+	const char *eq = memchr(word, '=', len);
+
+	if (eq == NULL || *word == '!')
+		return false;
+	for (size_t i = 0; i < e->njobs; i++) {
+		const char *name = jobs[e->first_job + i].ref.rule->name;
+
+		if (strlen(name) == (size_t)(eq - word) && strncmp(word, name, strlen(name)) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Whether the rule is settled for the entry: delivered, or failed for good. */
 static bool
 settled(const char *done, const char *name)
@@ -192,6 +231,8 @@ make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
 			    !rule_matches(r, e->snap.event, false, &e->snap))
 				continue;
 			if ((j = realloc(jobs, (n + 1) * sizeof(*jobs))) == NULL) {
+				for (size_t m = 0; m < n; m++)
+					free(jobs[m].progress);
 				free(jobs);
 				return NULL;
 			}
@@ -199,6 +240,8 @@ make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
 			memset(&jobs[n], 0, sizeof(*jobs));
 			jobs[n].rule = r;
 			jobs[n].entry = i;
+			/* Out of memory, no note: the retry does all again. */
+			jobs[n].progress = note_of(e->done, r->name);
 			snprintf(jobs[n].delivery_id, sizeof(jobs[n].delivery_id), "%s.%s",
 				 e->delivery_id, r->name);
 			n++;
@@ -210,6 +253,8 @@ make_jobs(struct hooks *h, struct pass *p, size_t *njobs)
 		struct entry *e = &p->e[jobs[k].entry];
 		host_job(&jobs[k].job, &jobs[k].ref, h, jobs[k].rule, &e->snap,
 			 jobs[k].delivery_id, e->payload);
+		jobs[k].ref.keeps_progress = true;
+		jobs[k].ref.progress = jobs[k].progress;
 	}
 	*njobs = n;
 	return jobs ? jobs : calloc(1, sizeof(*jobs));
@@ -396,12 +441,36 @@ settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_
 
 	o->id = e->id;
 	*error = '\0';
-	for (size_t i = 0; i < e->njobs; i++)
-		len += strlen(jobs[e->first_job + i].ref.rule->name) + 2;
-	if ((*done = malloc(len)) != NULL)
-		snprintf(*done, len, "%s", e->done);
 	for (size_t i = 0; i < e->njobs; i++) {
-		oe_hook_job *j = &jobs[e->first_job + i].job;
+		const struct job_slot *s = &jobs[e->first_job + i];
+
+		len += strlen(s->ref.rule->name) + 2;
+		if (s->ref.new_progress)
+			len += strlen(s->ref.new_progress) + 1;
+	}
+	/* The earlier list less the notes of the rules run now, which
+	 * settle or leave a note again below. */
+	if ((*done = malloc(len)) != NULL) {
+		char *w = *done;
+
+		for (const char *p = e->done; *p;) {
+			size_t n = strcspn(p, " ");
+
+			if (n > 0 && !note_of_job(p, n, jobs, e)) {
+				if (w != *done)
+					*w++ = ' ';
+				memcpy(w, p, n);
+				w += n;
+			}
+			p += n;
+			p += *p == ' ';
+		}
+		*w = '\0';
+	}
+	for (size_t i = 0; i < e->njobs; i++) {
+		const struct job_slot *s = &jobs[e->first_job + i];
+		const oe_hook_job *j = &s->job;
+		const char *note = s->ref.new_progress ? s->ref.new_progress : s->progress;
 
 		if (j->status == OE_HOOK_OK || j->status == OE_HOOK_NONE) {
 			if (*done)
@@ -419,6 +488,9 @@ settle_entry(struct hooks *h, struct entry *e, struct job_slot *jobs, oe_outbox_
 					 **done ? " " : "", j->rule);
 		} else {
 			retry = true;
+			if (*done && note)
+				snprintf(*done + strlen(*done), len - strlen(*done), "%s%s=%s",
+					 **done ? " " : "", j->rule, note);
 		}
 		if (*error == '\0')
 			snprintf(error, errlen, "rule %s: %s", j->rule,
@@ -514,6 +586,10 @@ out:
 			free(done[i]);
 	}
 	free(p.e);
+	for (size_t k = 0; jobs && k < njobs; k++) {
+		free(jobs[k].progress);
+		free(jobs[k].ref.new_progress);
+	}
 	free(jobs);
 	free(out);
 	free(done);

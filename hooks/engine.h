@@ -135,6 +135,9 @@ struct job_ref {
 	struct hooks *h;
 	const struct rule *rule;
 	struct snapshot *snap;
+	bool keeps_progress;      /* a dispatched job: set_progress is kept */
+	const char *progress;     /* the earlier attempt's note, or NULL */
+	char *new_progress;       /* this attempt's (caller frees), or NULL */
 };
 
 void host_init(struct hooks *h);

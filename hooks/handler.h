@@ -96,7 +96,20 @@ struct oe_hook_host {
 	/* Check a template the engine has not seen (a body file): 0, or -1
 	 * with err naming the unknown tag or the lone brace. */
 	int (*check_template)(const oe_hook_host *h, const char *tmpl, char *err, size_t errlen);
+	/* What an earlier attempt of this job recorded with set_progress, or
+	 * NULL: how far a delivery got (the recipients a mail reached), so
+	 * that a retry does the rest only. */
+	const char *(*progress)(const oe_hook_job *job);
+	/* Record a note for the job's next attempt, in place of the earlier
+	 * one: printable ASCII without spaces, at most OE_HOOK_PROGRESS_MAX
+	 * bytes.  It is kept with the event only when the job ends
+	 * OE_HOOK_RETRY (otherwise the rule is settled and the note dropped);
+	 * 0, or -1 when it cannot be kept and the next attempt sees the
+	 * earlier note. */
+	int (*set_progress)(const oe_hook_job *job, const char *note);
 };
+
+#define OE_HOOK_PROGRESS_MAX 16384
 
 struct oe_handler_ops {
 	const char *name;              /* "usernotification"; the file's name */

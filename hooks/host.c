@@ -182,6 +182,32 @@ host_log(const oe_hook_host *host, int priority, const char *fmt, ...)
 	pthread_mutex_unlock(&h->host_lock);
 }
 
+static const char *
+host_progress(const oe_hook_job *job)
+{
+	return ref_of(job)->progress;
+}
+
+static int
+host_set_progress(const oe_hook_job *job, const char *note)
+{
+	struct job_ref *r = ref_of(job);
+	size_t n = note ? strlen(note) : 0;
+	char *copy;
+
+	if (!r->keeps_progress || note == NULL || n == 0 || n > OE_HOOK_PROGRESS_MAX)
+		return -1;
+	/* Kept as one word of the outbox's list of settled rules. */
+	for (const char *p = note; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return -1;
+	if ((copy = strdup(note)) == NULL)
+		return -1;
+	free(r->new_progress);
+	r->new_progress = copy;
+	return 0;
+}
+
 static int
 host_check_template(const oe_hook_host *host, const char *tmpl, char *err, size_t errlen)
 {
@@ -210,6 +236,8 @@ host_init(struct hooks *h)
 	h->host.user_email = host_user_email;
 	h->host.log = host_log;
 	h->host.check_template = host_check_template;
+	h->host.progress = host_progress;
+	h->host.set_progress = host_set_progress;
 }
 
 void
@@ -220,6 +248,9 @@ host_job(oe_hook_job *job, struct job_ref *ref, struct hooks *h, const struct ru
 	ref->h = h;
 	ref->rule = r;
 	ref->snap = s;
+	ref->keeps_progress = false;
+	ref->progress = NULL;
+	ref->new_progress = NULL;
 	job->rule = r->name;
 	job->action = r->action;
 	job->event = s ? s->event : NULL;

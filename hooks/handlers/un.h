@@ -71,6 +71,10 @@ struct un_mail {
 	size_t len, pos;         /* pos: how much libESMTP has read */
 	smtp_message_t msg;
 	smtp_recipient_t rcpt[UN_RCPT_MAX];
+	/* Per address of to, from the job's progress note: '+' accepted or
+	 * '-' refused for good on an earlier attempt (not asked again), 0
+	 * still owed. */
+	char earlier[UN_RCPT_MAX];
 };
 
 void un_mail_clear(struct un_mail *m);

@@ -237,6 +237,34 @@ subject_trim(char *subject)
 }
 
 /*
+ * Mark the recipients an earlier attempt settled, from the job's
+ * progress note (un_smtp.c writes it: ",", "+ADDRESS" accepted,
+ * "-ADDRESS" refused for good); how many.  A retry owes the mail only to
+ * the others: the same message, To header and Message-ID.
+ */
+static size_t
+mark_earlier(const oe_hook_host *h, const oe_hook_job *job, struct un_mail *m)
+{
+	const char *note = h->progress ? h->progress(job) : NULL;
+	size_t n = 0;
+
+	for (const char *p = note; p && *p;) {
+		size_t len = strcspn(p, ",");
+
+		for (size_t k = 0; len > 1 && (*p == '+' || *p == '-') && k < m->to.n; k++)
+			if (!m->earlier[k] && strlen(m->to.a[k]) == len - 1 &&
+			    strncmp(m->to.a[k], p + 1, len - 1) == 0) {
+				m->earlier[k] = *p;
+				n++;
+				break;
+			}
+		p += len;
+		p += *p == ',';
+	}
+	return n;
+}
+
+/*
  * Everything one job sends.  OE_HOOK_OK, or the status the job gets
  * (with job->error set) when there is no mail to send.
  */
@@ -295,6 +323,12 @@ un_mail_build(const oe_hook_host *h, oe_hook_job *job, const struct un_server *s
 		if (*job->error == '\0')
 			snprintf(job->error, sizeof(job->error),
 				 "option.to: neither tokenowner nor email:ADDRESS,...");
+		goto out;
+	}
+	if (mark_earlier(h, job, m) == m->to.n) {
+		snprintf(job->error, sizeof(job->error),
+			 "every recipient had its answer on an earlier attempt");
+		st = OE_HOOK_NONE;
 		goto out;
 	}
 	if (reply_to &&

@@ -590,9 +590,35 @@ status_shown(const smtp_status_t *st, char *out, size_t outlen)
 }
 
 /*
+ * A mail to be retried keeps, as its job's progress note, the recipients
+ * settled so far: accepted (when the message was) or refused for good,
+ * now or on an earlier attempt.  The retry asks for the others only.
+ */
+static void
+mail_note(const oe_hook_host *h, const struct un_mail *m, bool accepted)
+{
+	char note[UN_RCPT_MAX * 256];
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->to.n; i++) {
+		int c = m->earlier[i] ? 0 : smtp_recipient_status(m->rcpt[i])->code / 100;
+		char mark = m->earlier[i] ? m->earlier[i] : c == 5 ? '-' : c == 2 && accepted ? '+' : 0;
+
+		if (mark)
+			n += (size_t)snprintf(note + n, sizeof(note) - n, "%s%c%s", n ? "," : "",
+					      mark, m->to.a[i]);
+	}
+	if (n > 0 && (h->set_progress == NULL || h->set_progress(m->job, note) != 0))
+		h->log(h, LOG_WARNING, "rule %s: cannot keep which recipients had the mail: "
+		       "a retry sends it to all again", m->job->rule);
+}
+
+/*
  * The outcome of one mail once the session is over.  Without an
  * accepted recipient the answer to DATA (pipelined, it is sent anyway)
- * says nothing: the recipients' answers do.
+ * says nothing: the recipients' answers do.  A 4xx for one recipient is
+ * worth another attempt, for that recipient, even when the others have
+ * the mail.
  */
 static void
 mail_settle(const oe_hook_host *h, struct session *ss, struct un_mail *m, const char *why)
@@ -601,12 +627,19 @@ mail_settle(const oe_hook_host *h, struct session *ss, struct un_mail *m, const 
 	const smtp_status_t *rp = smtp_reverse_path_status(m->msg);
 	const char *where = ss->srv->where;
 	oe_hook_job *job = m->job;
-	size_t ok = 0, temp = 0, perm = 0, bad = m->to.n, deferred = m->to.n;
+	size_t asked = 0, ok = 0, temp = 0, perm = 0, bad = m->to.n, deferred = m->to.n;
+	size_t ok_before = 0;
 	char shown[160];
 
 	for (size_t i = 0; i < m->to.n; i++) {
-		int c = smtp_recipient_status(m->rcpt[i])->code / 100;
+		int c;
 
+		if (m->earlier[i]) {
+			ok_before += m->earlier[i] == '+';
+			continue;
+		}
+		c = smtp_recipient_status(m->rcpt[i])->code / 100;
+		asked++;
 		ok += c == 2;
 		temp += c == 4;
 		perm += c == 5;
@@ -616,13 +649,25 @@ mail_settle(const oe_hook_host *h, struct session *ss, struct un_mail *m, const 
 			deferred = i;
 	}
 	job->status = OE_HOOK_RETRY;
-	if (ms && ms->code / 100 == 2) {
+	if (ms && ms->code / 100 == 2 && temp > 0) {
+		status_shown(smtp_recipient_status(m->rcpt[deferred]), shown, sizeof(shown));
+		msg(job->error, sizeof(job->error), "%s: accepted for %zu of %zu recipients; "
+		    "recipient %s deferred: %s", where, ok_before + ok, m->to.n,
+		    m->to.a[deferred], shown);
+	} else if (ms && ms->code / 100 == 2) {
 		job->status = OE_HOOK_OK;
 		if (bad < m->to.n) {
 			status_shown(smtp_recipient_status(m->rcpt[bad]), shown, sizeof(shown));
 			h->log(h, LOG_WARNING, "%s: rule %s: accepted for %zu of %zu recipients; "
-			       "%s: %s", where, job->rule, ok, m->to.n, m->to.a[bad], shown);
+			       "%s: %s", where, job->rule, ok_before + ok, m->to.n, m->to.a[bad],
+			       shown);
 		}
+	} else if (ok == 0 && perm == asked && ok_before > 0) {
+		/* The rest refused for good: those accepted earlier have it. */
+		job->status = OE_HOOK_OK;
+		status_shown(smtp_recipient_status(m->rcpt[bad]), shown, sizeof(shown));
+		h->log(h, LOG_WARNING, "%s: rule %s: accepted for %zu of %zu recipients; %s: %s",
+		       where, job->rule, ok_before, m->to.n, m->to.a[bad], shown);
 	} else if (rp && rp->code / 100 == 5 && ss->srv->username && !ss->auth_ok) {
 		/* Most likely "530 authentication required": worth another
 		 * attempt once the credentials or the server are right. */
@@ -640,11 +685,11 @@ mail_settle(const oe_hook_host *h, struct session *ss, struct un_mail *m, const 
 	} else if (rp && rp->code / 100 == 4) {
 		status_shown(rp, shown, sizeof(shown));
 		msg(job->error, sizeof(job->error), "%s: sender deferred: %s", where, shown);
-	} else if (ok == 0 && perm == m->to.n) {
-		status_shown(smtp_recipient_status(m->rcpt[0]), shown, sizeof(shown));
+	} else if (ok == 0 && perm == asked) {
+		status_shown(smtp_recipient_status(m->rcpt[bad]), shown, sizeof(shown));
 		job->status = OE_HOOK_FAIL;
 		msg(job->error, sizeof(job->error), "%s: recipient %s refused: %s", where,
-		    m->to.a[0], shown);
+		    m->to.a[bad], shown);
 	} else if (ok == 0 && temp > 0) {
 		status_shown(smtp_recipient_status(m->rcpt[deferred]), shown, sizeof(shown));
 		msg(job->error, sizeof(job->error), "%s: recipient %s deferred: %s", where,
@@ -659,6 +704,8 @@ mail_settle(const oe_hook_host *h, struct session *ss, struct un_mail *m, const 
 	} else {
 		msg(job->error, sizeof(job->error), "%s", why);
 	}
+	if (job->status == OE_HOOK_RETRY)
+		mail_note(h, m, ms && ms->code / 100 == 2);
 }
 
 /*
@@ -759,7 +806,8 @@ un_session_run(const oe_hook_host *h, const struct un_server *srv, struct un_mai
 			goto out;
 		}
 		for (size_t k = 0; k < m->to.n; k++)
-			if ((m->rcpt[k] = smtp_add_recipient(m->msg, m->to.a[k])) == NULL) {
+			if (!m->earlier[k] &&
+			    (m->rcpt[k] = smtp_add_recipient(m->msg, m->to.a[k])) == NULL) {
 				msg(err, sizeof(err), "%s: libESMTP: out of memory",
 				    srv->where);
 				goto out;

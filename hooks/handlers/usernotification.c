@@ -34,7 +34,11 @@
  * Outcome of a job: accepted by the server is delivered; no connection,
  * a timeout, a TLS or authentication problem or a 4xx answer is worth
  * another attempt; a 5xx answer for the sender, for every recipient or
- * for the message, or an owner without an address, is final.  An event
+ * for the message, or an owner without an address, is final.  A mail
+ * the server took for some recipients and deferred (4xx) for others is
+ * retried for those only: the recipients settled so far (accepted, or
+ * refused with 5xx) are the job's progress note (oe_hook_host
+ * set_progress), and the retry is the same message, To and Message-ID.  An event
  * that concerns no token has no token owner: nothing to deliver, and the
  * rule is done with it (tokenowner only).
  *

@@ -508,9 +508,11 @@ CONFIG = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.POINTER(Host), ctypes.c_char_p
 HAS = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(Host), ctypes.c_char_p)
 EMAIL = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.POINTER(Host), ctypes.c_char_p)
 LOG = ctypes.CFUNCTYPE(None, ctypes.POINTER(Host), ctypes.c_int, ctypes.c_char_p)
+# The services after log are left NULL: a host may lack them.
 Host._fields_ = [("abi", ctypes.c_uint), ("engine", ctypes.c_void_p), ("option", OPTION),
                  ("field", OPTION), ("render", RENDER), ("config", CONFIG), ("has_section", HAS),
-                 ("user_email", EMAIL), ("log", LOG)]
+                 ("user_email", EMAIL), ("log", LOG), ("check_template", ctypes.c_void_p),
+                 ("progress", ctypes.c_void_p), ("set_progress", ctypes.c_void_p)]
 CHECK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Host), ctypes.POINTER(Job),
                          ctypes.c_char_p, ctypes.c_size_t)
 DELIVER = ctypes.CFUNCTYPE(None, ctypes.POINTER(Host), ctypes.POINTER(Job), ctypes.c_size_t)
@@ -874,6 +876,39 @@ def test_answers():
     smtp.stop()
 
 
+def test_partial():
+    """A recipient deferred while others take the mail: owed, and only it."""
+    first = Smtp("partial", "--reject", "nobody", "--defer", "later")
+    env = Env("partial", smtp_section("default", first.port))
+    env.rule("p", mail_rule("p", option__to="email:alice@example.com, nobody@example.com, "
+                            "later@example.com", option__subject="s", option__body="b"))
+    env.oe("token", "add-otp", "--user", "pat", "--type", "totp")
+    env.dispatch()
+    box = env.outbox()
+    check(len(box) == 1 and box[0]["state"] == "retrying" and
+          re.search(r"recipient later@example\.com deferred: 451", box[0]["last_error"] or ""),
+          "250, 550 and 451 for three recipients: retrying for the deferred one", box)
+    check([m["rcpt_tos"] for m in first.events("message")] == [["alice@example.com"]],
+          "the mail went to the accepted recipient", first.events("message"))
+    mid = first.message()["Message-ID"]
+    first.stop()
+    # The same server, no longer deferring: the retry goes to later@ alone.
+    again = Smtp("partial2", "--reject", "nobody", port=first.port)
+    time.sleep(2.2)  # retry_min
+    env.dispatch()
+    box = env.outbox()
+    check(len(box) == 1 and box[0]["state"] == "delivered",
+          "the retry delivers the event", box)
+    check([e["to"] for e in again.events("rcpt")] == ["later@example.com"],
+          "the retry asks for the deferred recipient only", again.events("rcpt"))
+    check([m["rcpt_tos"] for m in again.events("message")] == [["later@example.com"]] and
+          again.message()["Message-ID"] == mid and
+          "alice@example.com" in again.message()["To"],
+          "the same mail, same Message-ID and To, to the deferred recipient",
+          (again.events("message"), mid))
+    again.stop()
+
+
 def test_parallel():
     """A mail server that hangs does not hold up another handler's jobs."""
     # The server accepts and greets, then says nothing more until the
@@ -1102,7 +1137,7 @@ def main():
               "ALL_PROXY"):
         os.environ.pop(v, None)
     tests = [test_check, test_story, test_daemon_story, test_no_owner, test_content, test_injection, test_tls, test_answers,
-             test_parallel, test_outage, test_dead, test_kill, test_daemon_kill]
+             test_partial, test_parallel, test_outage, test_dead, test_kill, test_daemon_kill]
     try:
         for t in tests:
             print("# " + t.__doc__.split("\n")[0], flush=True)
