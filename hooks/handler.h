@@ -48,6 +48,10 @@ enum oe_hook_status {
 enum oe_hook_render {
 	OE_RENDER_TEXT = 0,   /* a body: the template's own newlines stay */
 	OE_RENDER_HEADER = 1, /* one line: no CR, LF or other control byte */
+	OE_RENDER_URL = 2,    /* one line, and tag values percent-encoded but
+			       * for RFC 3986's unreserved characters, so
+			       * that none adds a path segment, a query
+			       * parameter or a fragment */
 };
 
 typedef struct oe_hook_host oe_hook_host;
@@ -78,7 +82,7 @@ struct oe_hook_host {
 	const char *(*field)(const oe_hook_job *job, const char *name);
 	/* A template with {tags} filled from the job's event; the caller
 	 * frees the result.  Tag values are inserted as data: they never
-	 * carry control characters in either flavour.  NULL when out of
+	 * carry control characters in any flavour.  NULL when out of
 	 * memory. */
 	char *(*render)(const oe_hook_job *job, const char *tmpl, enum oe_hook_render how);
 	/* A configuration value ("smtp default", "host"), or NULL. */

@@ -95,6 +95,22 @@ control(unsigned char c)
 	return c < 0x20 || c == 0x7f;
 }
 
+/* A byte of a tag's value in a URL: RFC 3986 unreserved, or %XX. */
+static void
+put_url(struct out *o, unsigned char c)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '.' || c == '_' || c == '~') {
+		put(o, (char)c);
+		return;
+	}
+	put(o, '%');
+	put(o, hex[c >> 4]);
+	put(o, hex[c & 15]);
+}
+
 char *
 tmpl_render(struct hooks *h, struct snapshot *s, const char *tmpl, enum oe_hook_render how)
 {
@@ -113,14 +129,17 @@ tmpl_render(struct hooks *h, struct snapshot *s, const char *tmpl, enum oe_hook_
 			if (end && (size_t)(end - p - 1) < sizeof(name)) {
 				memcpy(name, p + 1, (size_t)(end - p - 1));
 				name[end - p - 1] = '\0';
-				if ((v = snap_field(h, s, name)) != NULL)
+				if ((v = snap_field(h, s, name)) != NULL && how == OE_RENDER_URL)
+					for (; *v; v++)
+						put_url(&o, (unsigned char)*v);
+				else if (v != NULL)
 					for (; *v; v++)
 						put(&o, control((unsigned char)*v) ? ' ' : *v);
 				p = end;
 				continue;
 			}
 		}
-		if (how == OE_RENDER_HEADER && control((unsigned char)*p))
+		if (how != OE_RENDER_TEXT && control((unsigned char)*p))
 			put(&o, ' ');
 		else if (*p != '\r') /* line ends are the handler's to write */
 			put(&o, *p);

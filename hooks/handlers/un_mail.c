@@ -272,9 +272,9 @@ enum oe_hook_status
 un_mail_build(const oe_hook_host *h, oe_hook_job *job, const struct un_server *srv, time_t now,
 	      struct un_mail *m)
 {
-	const char *to = h->option(job, "to"), *reply_to = h->option(job, "reply_to");
+	const char *to = h->option(job, "to");
 	const char *body_file = h->option(job, "body_file");
-	char *subject = NULL, *body = NULL, *tmpl = NULL;
+	char *subject = NULL, *body = NULL, *tmpl = NULL, *reply_to = NULL;
 	struct un_addrs rt = { 0 };
 	struct hbuf b = HBUF_INIT(UN_TEXT_MAX);
 	enum oe_hook_status st = OE_HOOK_FAIL;
@@ -331,7 +331,14 @@ un_mail_build(const oe_hook_host *h, oe_hook_job *job, const struct un_server *s
 		st = OE_HOOK_NONE;
 		goto out;
 	}
-	if (reply_to &&
+	/* A template ({email}): one line, and checked once rendered; empty
+	 * (an owner without an address) it adds no Reply-To. */
+	if (h->option(job, "reply_to") &&
+	    (reply_to = h->render(job, h->option(job, "reply_to"), OE_RENDER_HEADER)) == NULL) {
+		st = OE_HOOK_RETRY;
+		goto nomem;
+	}
+	if (reply_to && reply_to[strspn(reply_to, " \t")] != '\0' &&
 	    un_addrs_parse(&rt, reply_to, "option.reply_to", job->error, sizeof(job->error)) != 0)
 		goto out;
 
@@ -371,6 +378,7 @@ out:
 	free(subject);
 	free(body);
 	free(tmpl);
+	free(reply_to);
 	free(hbuf_take(&b));
 	un_addrs_clear(&rt);
 	if (st != OE_HOOK_OK)

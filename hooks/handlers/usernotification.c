@@ -9,7 +9,7 @@
  *     option.smtp = default            ; the [smtp default] section
  *     option.subject = Certificate request {serial} is pending
  *     option.body = Hello {user}, ...  ; or option.body_file = /etc/otpenroll/pending.txt
- *     option.reply_to = helpdesk@example.com
+ *     option.reply_to = helpdesk@example.com   ; a template: {email} the owner
  *
  *     [smtp default]
  *     host = mail.example.com
@@ -94,7 +94,10 @@ un_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 			goto out;
 		un_addrs_clear(&l);
 	}
-	if (reply_to && un_addrs_parse(&l, reply_to, "option.reply_to", err, errlen) != 0)
+	/* A template's addresses are known once it is rendered (un_mail.c);
+	 * its tags have been checked. */
+	if (reply_to && strchr(reply_to, '{') == NULL &&
+	    un_addrs_parse(&l, reply_to, "option.reply_to", err, errlen) != 0)
 		goto out;
 	if (un_server_load(h, job, &srv, err, errlen) != 0)
 		goto out;

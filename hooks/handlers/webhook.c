@@ -13,7 +13,10 @@
  * added.  X-Otpenroll-Delivery carries the delivery id, the same on every
  * attempt, so that a receiver can drop a duplicate; X-Otpenroll-Event
  * names the event.  Extra headers are "Name: value" items separated by
- * ';' or line ends, each value a one-line template.
+ * ';' or line ends, each value a one-line template.  The URL is a
+ * template too, its tags in the path or the query (not in the scheme or
+ * host, which the rule fixes) and their values percent-encoded, so that
+ * "/hook/{serial}?user={user}" reaches that path whatever a value holds.
  *
  * Post: 2xx is delivered; 408, 429, 5xx and transport errors are worth
  * another attempt; any other answer is final.  Pre: 2xx allows, anything
@@ -208,6 +211,25 @@ out:
 	return ret;
 }
 
+/*
+ * Tags only in the path or the query: in the scheme, the credentials or
+ * the host an event's values would choose where the event goes.
+ */
+static int
+url_tags_check(const char *url, char *err, size_t errlen)
+{
+	const char *auth = strstr(url, "://");
+	size_t end = auth ? (size_t)(auth - url) + 3 : 0;
+
+	end += strcspn(url + end, "/?#");
+	if (memchr(url, '{', end) != NULL) {
+		snprintf(err, errlen, "option.url: a tag before the path (tags go in the path "
+			 "or the query)");
+		return -1;
+	}
+	return 0;
+}
+
 /* The URL as messages show it: without user name and password. */
 static char *
 url_shown(const char *url)
@@ -228,7 +250,7 @@ url_shown(const char *url)
 /* ---- requests ---- */
 
 struct wh_request {
-	const char *url;
+	char *url;                            /* option.url rendered */
 	char *shown;                          /* url without credentials */
 	long timeout;
 	const char *ca_file;
@@ -240,6 +262,7 @@ struct wh_request {
 static void
 request_free(struct wh_request *rq)
 {
+	free(rq->url);
 	free(rq->shown);
 	for (size_t i = 0; i < rq->nhdr; i++)
 		free(rq->hdr[i]);
@@ -314,8 +337,10 @@ request_build(const oe_hook_host *h, oe_hook_job *job, struct wh_request *rq)
 	char err[200];
 
 	memset(rq, 0, sizeof(*rq));
-	rq->url = h->option(job, "url");
 	rq->ca_file = h->option(job, "ca_file");
+	if (h->option(job, "url") &&
+	    (rq->url = h->render(job, h->option(job, "url"), OE_RENDER_URL)) == NULL)
+		goto nomem;
 	if (url_check(rq->url, job->error, sizeof(job->error)) != 0 ||
 	    hopt_timeout(h->option(job, "timeout"), &rq->timeout) != 0 ||
 	    hdrs_parse(&hs, h->option(job, "headers"), job->error, sizeof(job->error)) != 0) {
@@ -575,7 +600,9 @@ wh_check(const oe_hook_host *h, const oe_hook_job *job, char *err, size_t errlen
 	struct wh_hdrs hs;
 	long timeout;
 
-	if (url_check(h->option(job, "url"), err, errlen) != 0)
+	if ((h->option(job, "url") &&
+	     url_tags_check(h->option(job, "url"), err, errlen) != 0) ||
+	    url_check(h->option(job, "url"), err, errlen) != 0)
 		return -1;
 	if (hopt_timeout(h->option(job, "timeout"), &timeout) != 0) {
 		snprintf(err, errlen, "option.timeout: not a number of seconds from 1 to %d",

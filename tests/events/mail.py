@@ -876,6 +876,37 @@ def test_answers():
     smtp.stop()
 
 
+def test_reply_to():
+    """option.reply_to is a template, checked once rendered."""
+    smtp = Smtp("replyto")
+    env = Env("replyto", smtp_section("default", smtp.port))
+    env.oe("user", "set", "rita", "--email", "rita@example.org")
+    env.rule("r", mail_rule("r", condition__user="rita|ron", option__to="email:desk@example.com",
+                            option__reply_to="{email}", option__subject="s", option__body="b"))
+    r = env.oe("events", "list")
+    check(r.returncode == 0, "a reply_to of {email} loads", r.stderr)
+    env.oe("token", "add-otp", "--user", "rita", "--type", "totp")
+    env.dispatch()
+    check(len(smtp.files()) == 1 and smtp.message()["Reply-To"] == "rita@example.org",
+          "Reply-To is the owner's address", [smtp.message(i)["Reply-To"]
+                                               for i in range(len(smtp.files()))])
+    # ron has no address: {email} renders empty and the mail goes without Reply-To;
+    # one that renders to no address at all is refused for good.
+    env.oe("token", "add-otp", "--user", "ron", "--type", "totp")
+    env.dispatch()
+    check(len(smtp.files()) == 2 and smtp.message()["Reply-To"] is None,
+          "an empty Reply-To is left out", [e["state"] for e in env.outbox()])
+    env.rule("r", mail_rule("r", condition__user="rose", option__to="email:desk@example.com",
+                            option__reply_to="{user}", option__subject="s", option__body="b"))
+    env.oe("token", "add-otp", "--user", "rose", "--type", "totp")
+    env.dispatch()
+    last = [e for e in env.outbox() if e["payload"]["user"] == "rose"]
+    check(last and last[0]["state"] == "dead" and
+          'option.reply_to: "rose" is not a mail address' in (last[0]["last_error"] or ""),
+          "a Reply-To that renders to no address: dead, saying why", last)
+    smtp.stop()
+
+
 def test_partial():
     """A recipient deferred while others take the mail: owed, and only it."""
     first = Smtp("partial", "--reject", "nobody", "--defer", "later")
@@ -1137,7 +1168,7 @@ def main():
               "ALL_PROXY"):
         os.environ.pop(v, None)
     tests = [test_check, test_story, test_daemon_story, test_no_owner, test_content, test_injection, test_tls, test_answers,
-             test_partial, test_parallel, test_outage, test_dead, test_kill, test_daemon_kill]
+             test_reply_to, test_partial, test_parallel, test_outage, test_dead, test_kill, test_daemon_kill]
     try:
         for t in tests:
             print("# " + t.__doc__.split("\n")[0], flush=True)

@@ -342,4 +342,25 @@ R
 else
 	echo "SKIP https: no openssl command"
 fi
+
+# ---- option.url is a template: tag values percent-encoded ----
+rm -f "$rules"/*.conf
+port=$(cat "$tmp/http.port") # the plain HTTP server's
+rule tmpl <<R
+[rule hook-tmpl]
+event = token_init
+handler = webhook
+action = post
+option.url = http://127.0.0.1:$port/t/{serial}?user={user}&event={event}
+R
+expect 0 "a user whose name means something in a URL" oe --json token add-otp --user 'h&k?x#é%' --type totp
+tserial=$(json 'd["serial"]' <"$tmp/out")
+oe events dispatch --once >/dev/null 2>&1
+want="POST /t/$tserial?user=h%26k%3Fx%23%C3%A9%25&event=token_init"
+[ "$(grep "\"path\": \"/t/$tserial" "$tmp/http.log" | json 'd["method"] + " " + d["path"]')" = "$want" ] &&
+	ok "the URL rendered, each value percent-encoded" || bad "path: $(grep /t/ "$tmp/http.log")"
+printf '[rule x]\nevent = token_init\nhandler = webhook\naction = post\noption.url = http://{user}.example.com/\n' >"$rules/bad.conf"
+expect 2 "a tag in the URL's host is refused" oe events list
+has "$tmp/err" 'bad.conf line 5: \[rule x\] option.url: a tag before the path' "says where tags may go"
+rm -f "$rules/bad.conf"
 finish
